@@ -1,0 +1,1 @@
+"""dockvol: a REST service for Docker storage."""

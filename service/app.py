@@ -1,0 +1,101 @@
+"""The app factory: `service.app:create_app()` (gunicorn and `flask` run it)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from flask import Flask, g, request
+
+from .config import Settings
+from .domain.bind_paths import BindPolicy
+from .domain.volumes import Volumes
+from .engine.port import Engine
+from .errors import DockvolError
+from .http import health, problems
+from .http.auth import TokenStore
+from .http.fields import NameConverter, name_param_schema
+from .http.smorest import Api
+from .http.volumes import routes as volume_routes
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+@dataclass
+class Services:
+    """What the HTTP layer reaches through `current_app.extensions["dockvol"]`."""
+
+    settings: Settings
+    engine: Engine
+    auth: TokenStore
+    volumes: Volumes
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
+    test_config = dict(test_config or {})
+    settings: Settings = test_config.pop("SETTINGS", None) or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="dockvol",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.config.update(test_config)
+    logging.basicConfig(level=logging.INFO)
+
+    if engine is None:
+        from .engine.docker_engine import DockerEngine  # the SDK loads only when a real engine is wanted
+
+        engine = DockerEngine(settings.docker_host, settings.engine_timeout)
+    app.extensions["dockvol"] = Services(
+        settings=settings,
+        engine=engine,
+        auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
+        volumes=Volumes(engine, _bind_policy(settings, engine), settings.volume_drivers),
+    )
+
+    app.before_request(_take_request_id)
+    app.before_request(_require_json_body)
+    app.after_request(_give_request_id)
+    app.register_error_handler(DockvolError, problems.from_dockvol_error)
+    app.register_error_handler(Exception, problems.from_unexpected)
+
+    api = Api(app, spec_kwargs={"info": {"description": "A narrow, safe REST door to a Docker engine's storage."}})
+    app.url_map.converters["name"] = NameConverter
+    api.register_converter(NameConverter, name_param_schema)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(volume_routes.blp)
+    return app
+
+
+def _bind_policy(settings: Settings, engine: Engine) -> BindPolicy:
+    def engine_paths() -> list[str]:
+        host = settings.docker_host or "unix:///var/run/docker.sock"
+        socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+        return [socket, "/var/run/docker.sock", "/run/docker.sock", engine.info().data_root]
+
+    return BindPolicy(settings.bind_roots, engine_paths)
+
+
+def _take_request_id() -> None:
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _give_request_id(response):
+    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    return response
+
+
+def _require_json_body():
+    if request.method in BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
+        if not request.is_json:
+            return problems.problem(415, "unsupported-media-type", "Send the body as application/json.")
+    return None

@@ -1,0 +1,33 @@
+"""The labels dockvol puts on what it creates (prefix `dockvol.`, DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+PREFIX = "dockvol."
+MANAGED = "dockvol.managed"
+ANONYMOUS = "dockvol.anonymous"
+CREATE_ID = "dockvol.create-id"  # one-time label: tells "I created it" from "it was there"
+ROLE = "dockvol.role"
+BINDING = "dockvol.binding"
+GROUP = "dockvol.group"
+ENGINE_ANONYMOUS = "com.docker.volume.anonymous"  # set by engines with API 1.42 and later
+
+_ENGINE_PICKED_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+def user_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if not k.startswith(PREFIX)}
+
+
+def is_managed(labels: Mapping[str, str]) -> bool:
+    return labels.get(MANAGED) == "true"
+
+
+def is_anonymous(name: str, labels: Mapping[str, str]) -> bool:
+    """The engine picked the name. dockvol's own label decides for its volumes; for others,
+    the engine's label where it sets one, else the shape of the name (engine 20.10 sets none)."""
+    if ANONYMOUS in labels:
+        return labels[ANONYMOUS] == "true"
+    return ENGINE_ANONYMOUS in labels or bool(_ENGINE_PICKED_NAME.fullmatch(name))

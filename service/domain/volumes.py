@@ -1,0 +1,174 @@
+"""Volumes: what dockvol shows of them and the rules for creating, deleting and pruning."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+from ..engine.port import ContainerRecord, Engine, VolumeRecord
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from . import labels as L
+from .bind_paths import BindPolicy
+
+
+@dataclass(frozen=True)
+class VolumeUse:
+    container: str
+    binding: str | None
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    driver: str
+    driver_opts: Mapping[str, str]
+    labels: Mapping[str, str]
+    mountpoint: str
+    scope: str
+    created_at: str | None
+    anonymous: bool
+    managed: bool
+    used_by: tuple[VolumeUse, ...] = ()
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.used_by)
+
+
+@dataclass(frozen=True)
+class VolumeQuery:
+    labels: Sequence[str] = ()
+    driver: str | None = None
+    dangling: bool | None = None
+    anonymous: bool | None = None
+    managed: bool | None = None
+    name: str | None = None
+
+    def admits(self, v: Volume) -> bool:
+        return (
+            (self.dangling is None or self.dangling != v.in_use)
+            and (self.anonymous is None or self.anonymous == v.anonymous)
+            and (self.managed is None or self.managed == v.managed)
+            and (self.name is None or self.name in v.name)
+        )
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    volumes_deleted: list[str]
+    space_reclaimed: int
+    dry_run: bool
+
+
+def usage_index(containers: Iterable[ContainerRecord]) -> dict[str, list[VolumeUse]]:
+    """Volume name -> who mounts it, from one container listing."""
+    index: dict[str, list[VolumeUse]] = {}
+    for c in containers:
+        binding = c.labels.get(L.BINDING) if L.is_managed(c.labels) else None
+        for m in c.mounts:
+            if m.type == "volume" and m.name:
+                index.setdefault(m.name, []).append(VolumeUse(c.name, binding, m.target, m.read_only))
+    return index
+
+
+def to_volume(record: VolumeRecord, uses: Iterable[VolumeUse] = ()) -> Volume:
+    return Volume(
+        name=record.name,
+        driver=record.driver,
+        driver_opts=dict(record.driver_opts),
+        labels=L.user_labels(record.labels),
+        mountpoint=record.mountpoint,
+        scope=record.scope,
+        created_at=record.created_at,
+        anonymous=L.is_anonymous(record.name, record.labels),
+        managed=L.is_managed(record.labels),
+        used_by=tuple(sorted(uses, key=lambda u: (u.container, u.target))),
+    )
+
+
+class Volumes:
+    """The volume use cases. Each costs a fixed number of engine calls, whatever the host holds."""
+
+    def __init__(self, engine: Engine, bind_policy: BindPolicy, drivers: Sequence[str]) -> None:
+        self._engine = engine
+        self._bind_policy = bind_policy
+        self._drivers = tuple(drivers)
+
+    def list(self, query: VolumeQuery) -> list[Volume]:
+        engine_labels = list(query.labels) + ([f"{L.MANAGED}=true"] if query.managed else [])
+        records = self._engine.list_volumes(labels=engine_labels, driver=query.driver)
+        index = usage_index(self._engine.list_containers())
+        found = (to_volume(r, index.get(r.name, ())) for r in records)
+        return sorted((v for v in found if query.admits(v)), key=lambda v: v.name)
+
+    def get(self, name: str) -> Volume:
+        try:
+            record = self._engine.inspect_volume(name)
+        except NotFound:
+            raise NotFound(f"volume {name} does not exist") from None
+        index = usage_index(self._engine.list_containers(volume=name))
+        return to_volume(record, index.get(name, ()))
+
+    def create(
+        self, name: str | None, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> Volume:
+        driver_opts = self._checked_options(driver, driver_opts)
+        create_id = secrets.token_hex(16)
+        own = {L.MANAGED: "true", L.ANONYMOUS: str(name is None).lower(), L.CREATE_ID: create_id}
+        try:
+            record = self._engine.create_volume(name, driver, driver_opts, {**labels, **own})
+        except Conflict:
+            raise Conflict(f"volume {name} exists already") from None
+        if record.labels.get(L.CREATE_ID) != create_id:
+            raise Conflict(f"volume {name} exists already")
+        return to_volume(record)
+
+    def delete(self, name: str, precondition: Callable[[Volume], None] = lambda v: None) -> None:
+        volume = self.get(name)
+        precondition(volume)
+        if not volume.managed:
+            raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
+        if volume.in_use:
+            raise _in_use(volume)
+        try:
+            self._engine.remove_volume(name)
+        except NotFound:
+            raise NotFound(f"volume {name} does not exist") from None
+        except Conflict:  # a container took it between our look and the removal
+            raise _in_use(self.get(name)) from None
+
+    def prune(self, dry_run: bool, include_named: bool, labels: Sequence[str]) -> PruneResult:
+        selection = [f"{L.MANAGED}=true", *([] if include_named else [f"{L.ANONYMOUS}=true"]), *labels]
+        if not dry_run:
+            report = self._engine.prune_volumes(selection)
+            return PruneResult(sorted(report.volumes_deleted), report.space_reclaimed, False)
+        index = usage_index(self._engine.list_containers())
+        unused = [r.name for r in self._engine.list_volumes(labels=selection) if r.name not in index]
+        sizes = self._engine.volume_sizes() if unused else {}
+        return PruneResult(sorted(unused), sum(max(sizes.get(n, 0), 0) for n in unused), True)
+
+    def _checked_options(self, driver: str, opts: Mapping[str, str]) -> dict[str, str]:
+        if driver not in self._drivers:
+            raise InvalidInput("driver", f"driver {driver!r} is not enabled; enabled: {', '.join(self._drivers)}")
+        opts = dict(opts)
+        if driver != "local" or not opts:
+            return opts
+        unknown = set(opts) - {"type", "o", "device"}
+        if unknown:
+            raise InvalidInput("driver_opts", f"unknown option(s) for local: {', '.join(sorted(unknown))}")
+        mount_options = opts.get("o", "").split(",")
+        if opts.get("type") == "tmpfs" and not {"bind", "rbind"} & set(mount_options):
+            return opts
+        if opts.get("type") == "none" and {"bind", "rbind"} & set(mount_options) and "device" in opts:
+            # A bind mount in disguise: the same rules as a bind mount's source.
+            opts["device"] = self._bind_policy.prepare(opts["device"], "driver_opts.device")
+            return opts
+        raise Forbidden("local driver options may describe a tmpfs or a bind mount inside a bind root only")
+
+
+def _in_use(volume: Volume) -> Conflict:
+    users = ", ".join(sorted({u.container for u in volume.used_by})) or "a container"
+    return Conflict(f"volume {volume.name} is in use by {users}", used_by=list(volume.used_by))

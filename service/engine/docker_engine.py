@@ -1,0 +1,154 @@
+"""The real engine: the port over the docker SDK's low-level client.
+
+This is the only module that imports `docker`. SDK objects become our records here,
+and every SDK or transport failure becomes one of dockvol's errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Iterator, Mapping, Sequence
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from ..errors import Conflict, EngineFailure, EngineUnavailable, NotFound
+from .port import ContainerRecord, EngineInfo, MountRecord, PruneReport, VolumeRecord
+
+log = logging.getLogger(__name__)
+
+# From API 1.42 the engine's prune removes only anonymous volumes unless told `all`.
+PRUNE_ALL_SINCE = (1, 42)
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn whatever the SDK raises into dockvol's errors; engine text stays in the log."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise NotFound("not found in the engine") from exc
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise Conflict(str(exc.explanation or "conflict in the engine")) from exc
+        log.warning("engine error: %s", exc)
+        raise EngineFailure("the engine refused the request") from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        log.warning("engine unreachable: %s", exc)
+        raise EngineUnavailable("the engine is unreachable or did not answer in time") from exc
+    except docker.errors.DockerException as exc:
+        # Raised by the SDK itself, e.g. when the version negotiation cannot reach the engine.
+        log.warning("engine unreachable: %s", exc)
+        raise EngineUnavailable("the engine is unreachable or did not answer in time") from exc
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+class DockerEngine:
+    """Creates its client on first use, so the app starts while the engine is down."""
+
+    def __init__(self, base_url: str | None = None, timeout: float = 10.0) -> None:
+        self._base_url = base_url
+        self._timeout = timeout
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _api(self) -> docker.APIClient:
+        if self._client is None:
+            with self._lock, _translated():
+                if self._client is None:
+                    kwargs = docker.utils.kwargs_from_env()
+                    if self._base_url:
+                        kwargs["base_url"] = self._base_url
+                    self._client = docker.APIClient(version="auto", timeout=self._timeout, **kwargs)
+        return self._client
+
+    def info(self) -> EngineInfo:
+        with _translated():
+            api = self._api
+            data = api.info()
+        return EngineInfo(api.api_version, data.get("ServerVersion", ""), data.get("DockerRootDir", ""))
+
+    def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
+        filters: dict[str, object] = {}
+        if labels:
+            filters["label"] = list(labels)
+        if driver:
+            filters["driver"] = driver
+        with _translated():
+            data = self._api.volumes(filters=filters or None)
+        return [_volume(v) for v in data.get("Volumes") or ()]
+
+    def inspect_volume(self, name: str) -> VolumeRecord:
+        with _translated():
+            return _volume(self._api.inspect_volume(name))
+
+    def create_volume(
+        self, name: str | None, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> VolumeRecord:
+        with _translated():
+            data = self._api.create_volume(name, driver, dict(driver_opts), dict(labels))
+        return _volume(data)
+
+    def remove_volume(self, name: str) -> None:
+        with _translated():
+            self._api.remove_volume(name, force=False)
+
+    def prune_volumes(self, labels: Sequence[str]) -> PruneReport:
+        filters: dict[str, object] = {"label": list(labels)}
+        with _translated():
+            api = self._api
+            if _version(api.api_version) >= PRUNE_ALL_SINCE:
+                filters["all"] = True
+            data = api.prune_volumes(filters=filters)
+        return PruneReport(tuple(data.get("VolumesDeleted") or ()), int(data.get("SpaceReclaimed") or 0))
+
+    def volume_sizes(self) -> dict[str, int]:
+        with _translated():
+            data = self._api.df()
+        return {v["Name"]: int((v.get("UsageData") or {}).get("Size", -1)) for v in data.get("Volumes") or ()}
+
+    def list_containers(self, volume: str | None = None) -> list[ContainerRecord]:
+        filters = {"volume": volume} if volume else None
+        with _translated():
+            data = self._api.containers(all=True, filters=filters)
+        return [_container(c) for c in data]
+
+
+def _volume(data: Mapping) -> VolumeRecord:
+    return VolumeRecord(
+        name=data["Name"],
+        driver=data.get("Driver") or "local",
+        mountpoint=data.get("Mountpoint") or "",
+        scope=data.get("Scope") or "local",
+        created_at=data.get("CreatedAt"),
+        labels=dict(data.get("Labels") or {}),
+        driver_opts=dict(data.get("Options") or {}),
+    )
+
+
+def _container(data: Mapping) -> ContainerRecord:
+    names = data.get("Names") or [data["Id"]]
+    return ContainerRecord(
+        id=data["Id"],
+        name=names[0].lstrip("/"),
+        state=data.get("State") or "unknown",
+        labels=dict(data.get("Labels") or {}),
+        mounts=tuple(
+            MountRecord(
+                type=m.get("Type", ""),
+                target=m.get("Destination", ""),
+                name=m.get("Name") or None,
+                source=m.get("Source") or None,
+                read_only=not m.get("RW", True),
+                driver=m.get("Driver") or None,
+            )
+            for m in data.get("Mounts") or ()
+        ),
+    )

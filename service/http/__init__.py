@@ -1,0 +1,1 @@
+"""The HTTP layer: thin views over the domain use cases."""

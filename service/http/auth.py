@@ -1,0 +1,94 @@
+"""Bearer tokens and scopes. Tokens are kept and compared as sha256 digests, in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from ..config import SCOPES, ConfigError
+from ..errors import Forbidden, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+# Each scope includes the ones below it: admin > write > read.
+RANK = {scope: i for i, scope in enumerate(SCOPES)}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return any(RANK[s] >= RANK[scope] for s in self.scopes)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    digest: bytes
+    principal: Principal
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+class TokenStore:
+    def __init__(self, entries: Iterable[_Entry], disabled: bool = False) -> None:
+        self._entries = tuple(entries)
+        self.disabled = disabled
+
+    @classmethod
+    def from_settings(cls, tokens: Mapping[str, list[str]], tokens_file: str | None, disabled: bool) -> "TokenStore":
+        entries = [
+            _Entry(digest(t), Principal(f"token-{digest(t).hex()[:8]}", frozenset(scopes)))
+            for t, scopes in tokens.items()
+        ]
+        if tokens_file:
+            entries += _read_file(tokens_file)
+        if disabled:
+            log.warning("AUTHENTICATION IS DISABLED (DOCKVOL_AUTH_DISABLED=true): local development only")
+        elif not entries:
+            log.warning("no tokens configured: every API call will answer 401")
+        return cls(entries, disabled)
+
+    def authorize(self, header: str | None, scope: str) -> Principal:
+        """The caller, or Unauthenticated (401) / Forbidden (403)."""
+        if self.disabled:
+            return Principal("auth-disabled", frozenset(SCOPES))
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send 'Authorization: Bearer TOKEN'")
+        presented = digest(token.strip())
+        found = None
+        for entry in self._entries:  # no early exit: the time taken does not depend on which matched
+            if hmac.compare_digest(entry.digest, presented):
+                found = entry.principal
+        if found is None:
+            raise Unauthenticated("the token is not valid")
+        if not found.allows(scope):
+            raise Forbidden(f"this token lacks the '{scope}' scope")
+        return found
+
+
+def _read_file(path: str) -> list[_Entry]:
+    """A JSON list of {"name": ..., "sha256": hex digest of the token, "scopes": [...]}."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        entries = []
+        for item in data:
+            scopes = item["scopes"]
+            if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
+                raise ValueError(f"unknown scope in {scopes!r}")
+            hashed = bytes.fromhex(item["sha256"])
+            if len(hashed) != hashlib.sha256().digest_size:
+                raise ValueError("sha256 must be 64 hex digits")
+            entries.append(_Entry(hashed, Principal(str(item["name"]), frozenset(scopes))))
+        return entries
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"DOCKVOL_TOKENS_FILE {path}: {exc}") from None

@@ -1,0 +1,121 @@
+"""The one mapping from errors to `application/problem+json` responses (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, is_dataclass
+from http import HTTPStatus
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, g
+from werkzeug.exceptions import HTTPException
+
+from .. import errors
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+
+# dockvol's errors -> (status, problem type slug). Order matters: the first match wins.
+STATUS = (
+    (errors.Unauthenticated, 401, "unauthenticated"),
+    (errors.Forbidden, 403, "forbidden"),
+    (errors.NotFound, 404, "not-found"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.PreconditionFailed, 412, "precondition-failed"),
+    (errors.InvalidInput, 422, "invalid-input"),
+    (errors.EngineFailure, 502, "engine-failure"),
+    (errors.EngineUnavailable, 503, "engine-unavailable"),
+)
+
+
+class ProblemSchema(ma.Schema):
+    """What every error response carries (documentation only)."""
+
+    type = ma.fields.String(metadata={"description": "A URI naming the kind of problem"})
+    title = ma.fields.String(metadata={"description": "The HTTP status phrase"})
+    status = ma.fields.Integer()
+    detail = ma.fields.String(metadata={"description": "What went wrong, for a person"})
+    request_id = ma.fields.String()
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+        metadata={"description": "422 only: field (dotted path) -> messages"},
+    )
+    used_by = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "409 'in use' only: who uses the resource"}
+    )
+
+
+def problem(status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body = {
+        "type": f"urn:dockvol:problem:{slug}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "request_id": getattr(g, "request_id", None),
+        **{k: _jsonable(v) for k, v in extra.items()},
+    }
+    response = Response(json.dumps(body), status=status, content_type=CONTENT_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def from_dockvol_error(error: errors.DockvolError) -> Response:
+    for cls, status, slug in STATUS:
+        if isinstance(error, cls):
+            headers = {}
+            if status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="dockvol"'
+            if status == 503:
+                headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return problem(status, slug, error.detail, headers, **error.extra)
+    return from_unexpected(error)
+
+
+def from_http_exception(error: HTTPException) -> Response:
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    data = getattr(error, "data", None) or {}
+    extra: dict[str, Any] = {}
+    detail = error.description or error.name
+    if "messages" in data:  # webargs' validation errors, per location
+        extra["errors"] = _flatten(data["messages"])
+        detail = "The request does not match the schema." if error.code == 422 else "The request body is not valid JSON."
+    slug = error.name.lower().replace(" ", "-")
+    return problem(error.code or 500, slug, detail, headers, **extra)
+
+
+def from_unexpected(error: Exception) -> Response:
+    log.exception("unexpected error", exc_info=error)
+    return problem(500, "internal-error", "Something went wrong inside dockvol; the request id finds it in the log.")
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """{"json": {"mounts": {0: {"target": [..]}}}} -> {"mounts.0.target": [..]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if not prefix and key in ("json", "query", "querystring", "headers", "view_args", "path"):
+                name = ""
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            for k, v in _flatten(value, name).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "body"] = list(messages)
+    elif isinstance(messages, list):
+        for i, m in enumerate(messages):
+            out.update(_flatten(m, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out[prefix or "body"] = [str(messages)]
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value):
+        return asdict(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,99 @@
+"""Project-wide flask-smorest behaviour: import Api, Blueprint and Schema from here.
+
+- Schema refuses unknown fields everywhere, query strings included.
+- Errors are problem documents, and documented as such.
+- `Blueprint.protected(scope)` checks the bearer token before anything else runs
+  (so a 403 never reaches the engine) and documents 401/403 and the engine's 502/503.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import wraps
+from typing import Any, Callable
+
+import flask_smorest
+import marshmallow as ma
+from flask import current_app, request
+from flask_smorest.utils import prepare_response
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from ..errors import PreconditionFailed
+from . import problems
+
+
+class Schema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True
+
+
+class Parser(FlaskParser):
+    # Let each schema's own `unknown = RAISE` apply to query strings too: a typo is an error.
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = problems.ProblemSchema
+    DEFAULT_ERROR_CONTENT_TYPE = problems.CONTENT_TYPE
+
+    def init_app(self, app, **kwargs):
+        super().init_app(app, **kwargs)
+        self.spec.components.security_scheme(
+            "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A token from DOCKVOL_TOKENS or DOCKVOL_TOKENS_FILE"}
+        )
+
+    def handle_http_exception(self, error: HTTPException):
+        return problems.from_http_exception(error)
+
+    def _register_responses(self):
+        # As flask-smorest does, but error bodies are problem documents.
+        for status in list(problems.HTTPStatus) + ["DEFAULT_ERROR"]:
+            name = status if isinstance(status, str) else status.name
+            response: dict[str, Any] = {"description": "Error" if isinstance(status, str) else status.phrase}
+            if isinstance(status, str) or status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, self.DEFAULT_ERROR_CONTENT_TYPE)
+            self.spec.components.response(name, response, lazy=True)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
+    def protected(self, scope: str) -> Callable:
+        def decorator(func: Callable) -> Callable:
+            @wraps(func)
+            def checked(*args: Any, **kwargs: Any) -> Any:
+                auth = current_app.extensions["dockvol"].auth
+                auth.authorize(request.headers.get("Authorization"), scope)
+                return func(*args, **kwargs)
+
+            documented = self.doc(security=[{"bearerAuth": []}])(checked)
+            for status, text, headers in (
+                (401, "Missing or unknown bearer token", {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+                (403, f"The token lacks the '{scope}' scope, or policy refuses the request", None),
+                (502, "The engine failed the request", None),
+                (503, "The engine is unreachable or timed out", {"Retry-After": {"schema": {"type": "integer"}}}),
+            ):
+                documented = self.alt_response(
+                    status, schema=problems.ProblemSchema, description=text,
+                    content_type=problems.CONTENT_TYPE, headers=headers,
+                )(documented)
+            return documented
+
+        return decorator
+
+
+def etag_of(document: Any) -> str:
+    """A strong ETag for a representation: a digest of its canonical JSON."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
+
+
+def check_if_match(document: Any) -> None:
+    """Honour If-Match when the client sends one (412 on mismatch); absent, anything goes."""
+    if_match = request.if_match
+    if if_match and not if_match.star_tag and etag_of(document).strip('"') not in if_match:
+        raise PreconditionFailed("the resource changed since you read it (If-Match does not match)")

@@ -1,0 +1,77 @@
+"""/api/v1/volumes: read the request, call one use case, shape the answer."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+from flask.views import MethodView
+
+from ...domain.volumes import Volume, VolumeQuery, Volumes
+from ..pagination import HEADERS_DOC, paginate
+from ..smorest import Blueprint, check_if_match, etag_of
+from .schemas import PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema
+
+blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
+ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
+
+
+def _volumes() -> Volumes:
+    return current_app.extensions["dockvol"].volumes
+
+
+def _shown(volume: Volume) -> tuple[dict, dict[str, str]]:
+    document = VolumeSchema().dump(volume)
+    return document, {"ETag": etag_of(document)}
+
+
+@blp.route("")
+class VolumeCollection(MethodView):
+    @blp.protected("read")
+    @blp.arguments(VolumeQuerySchema, location="query", as_kwargs=True)
+    @blp.response(200, VolumeSchema(many=True), headers=HEADERS_DOC)
+    @blp.doc(summary="List volumes", operationId="listVolumes")
+    def get(self, page, page_size, label=(), **filters):
+        volumes = _volumes().list(VolumeQuery(labels=label, **filters))
+        return paginate(volumes, page, page_size)
+
+    @blp.protected("write")
+    @blp.arguments(VolumeCreateSchema, example={"name": "site-data", "labels": {"team": "web"}})
+    @blp.response(201, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.alt_response(409, response="CONFLICT", description="A volume of that name exists")
+    @blp.doc(summary="Create a volume", operationId="createVolume")
+    def post(self, spec):
+        volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
+        document, headers = _shown(volume)
+        headers["Location"] = url_for("volumes.VolumeItem", name=volume.name)
+        return document, headers
+
+
+@blp.route("/<name:name>")
+class VolumeItem(MethodView):
+    @blp.protected("read")
+    @blp.response(200, VolumeSchema, headers=ETAG_DOC)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Get one volume", operationId="getVolume")
+    def get(self, name):
+        return _shown(_volumes().get(name))
+
+    @blp.protected("write")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="In use: `used_by` says by whom")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
+    @blp.doc(
+        summary="Delete a volume dockvol created (never forced)", operationId="deleteVolume",
+        parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"}, "required": False}],
+    )
+    def delete(self, name):
+        _volumes().delete(name, precondition=lambda v: check_if_match(VolumeSchema().dump(v)))
+
+
+@blp.route("/prune")
+class VolumePrune(MethodView):
+    @blp.protected("admin")
+    @blp.arguments(PruneSchema, example={"dry_run": True, "include_named": False, "labels": ["team=web"]})
+    @blp.response(200, PruneResultSchema)
+    @blp.doc(summary="Remove unused volumes dockvol manages", operationId="pruneVolumes")
+    def post(self, spec):
+        return _volumes().prune(spec["dry_run"], spec["include_named"], spec["labels"])

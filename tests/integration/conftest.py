@@ -1,0 +1,53 @@
+"""Integration tier: the real adapter against the private engine that `make test` starts."""
+
+from __future__ import annotations
+
+import os
+
+import docker
+import pytest
+
+TEST_LABEL = "dockvol-test"
+IMAGE = os.environ.get("DOCKVOL_TEST_IMAGE", "busybox:stable")
+
+
+def engine_host() -> str:
+    host = os.environ.get("DOCKVOL_TEST_DOCKER_HOST")
+    if not host:
+        pytest.fail("DOCKVOL_TEST_DOCKER_HOST is not set: run the engine tiers through `make test`", pytrace=False)
+    return host
+
+
+class RealWorld:
+    """Containers made straight on the engine with the SDK, as `docker create` would."""
+
+    def __init__(self, engine, sdk) -> None:
+        self.engine = engine
+        self.sdk = sdk
+        self.made: list[str] = []
+
+    def container(self, name, volumes, read_only=False, labels=None):
+        mode = "ro" if read_only else "rw"
+        self.sdk.containers.create(
+            IMAGE, ["sleep", "300"], name=name, network_mode="none",
+            volumes={v: {"bind": t, "mode": mode} for v, t in volumes.items()},
+            labels={TEST_LABEL: "1", **(labels or {})},
+        )
+        self.made.append(name)
+
+    def remove_container(self, name):
+        self.sdk.containers.get(name).remove(force=True)
+        self.made.remove(name)
+
+    def cleanup(self, tag_label):
+        for name in list(self.made):
+            self.remove_container(name)
+        for v in self.sdk.volumes.list(filters={"label": tag_label}):
+            v.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def sdk():
+    client = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
+    yield client
+    client.close()

@@ -1,0 +1,17 @@
+"""The real adapter passes the same contract as the fake (see tests/unit)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.engine.docker_engine import DockerEngine
+from tests.contract.engine_contract import EngineContract
+from tests.integration.conftest import RealWorld, engine_host
+
+
+class TestDockerEngine(EngineContract):
+    @pytest.fixture
+    def world(self, sdk, tag):
+        world = RealWorld(DockerEngine(engine_host(), timeout=30), sdk)
+        yield world
+        world.cleanup(tag)

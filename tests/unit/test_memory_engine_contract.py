@@ -1,0 +1,25 @@
+"""The fake passes the same contract as the real engine (see tests/integration)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.engine.memory import InMemoryEngine
+from tests.contract.engine_contract import EngineContract
+
+
+class FakeWorld:
+    def __init__(self) -> None:
+        self.engine = InMemoryEngine()
+
+    def container(self, name, volumes, read_only=False):
+        self.engine.add_container(name, volumes, read_only=read_only)
+
+    def remove_container(self, name):
+        self.engine.remove_container(name)
+
+
+class TestInMemoryEngine(EngineContract):
+    @pytest.fixture
+    def world(self):
+        return FakeWorld()

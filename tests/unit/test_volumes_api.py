@@ -1,0 +1,352 @@
+"""/api/v1/volumes over the Flask test client and the in-memory engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import pytest
+
+from service.domain import labels as L
+
+PROBLEM = "application/problem+json"
+
+
+def make(client, headers, **body):
+    return client.post("/api/v1/volumes", json=body, headers=headers)
+
+
+def test_create_answers_201_with_location_etag_and_the_volume(client, as_writer, engine):
+    r = make(client, as_writer, name="site-data", labels={"team": "web"})
+    assert r.status_code == 201
+    assert r.headers["Location"] == "/api/v1/volumes/site-data"
+    assert r.headers["ETag"]
+    body = r.get_json()
+    assert body["name"] == "site-data"
+    assert body["labels"] == {"team": "web"}
+    assert (body["managed"], body["anonymous"], body["in_use"], body["used_by"]) == (True, False, False, [])
+    assert engine.volumes["site-data"].labels[L.MANAGED] == "true"
+
+
+def test_create_without_a_name_makes_an_anonymous_volume(client, as_writer):
+    body = make(client, as_writer).get_json()
+    assert re.fullmatch(r"[0-9a-f]{64}", body["name"])
+    assert body["anonymous"] is True
+
+
+def test_create_of_an_existing_name_is_409_and_leaves_it_alone(client, as_writer, engine):
+    make(client, as_writer, name="dup", labels={"v": "1"})
+    r = make(client, as_writer, name="dup", labels={"v": "2"})
+    assert r.status_code == 409
+    assert r.content_type == PROBLEM
+    assert engine.volumes["dup"].labels["v"] == "1"
+
+
+def test_concurrent_creates_of_one_name_give_exactly_one_201(client, app, as_writer):
+    statuses = []
+
+    def create():
+        with app.test_client() as c:
+            statuses.append(make(c, as_writer, name="race").status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] + [409] * 11
+
+
+def test_create_of_a_volume_someone_else_made_is_409(client, as_writer, engine):
+    engine.create_volume("theirs", "local", {}, {})
+    assert make(client, as_writer, name="theirs").status_code == 409
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "-dash"}, "name"),
+        ({"name": "a"}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"name": "a b"}, "name"),
+        ({"name": "ok\n"}, "name"),
+        ({"name": "x" * 256}, "name"),
+        ({"name": 5}, "name"),
+        ({"labels": ["a"]}, "labels"),
+        ({"labels": {"dockvol.managed": "false"}}, "labels"),
+        ({"labels": {"=bad": "x"}}, "labels"),
+        ({"privileged": True}, "privileged"),
+        ({"driver_opts": {"type": 5}}, "driver_opts"),
+        ({"driver": "no such/driver!"}, "driver"),
+    ],
+)
+def test_bad_create_bodies_are_422_and_create_nothing(client, as_writer, engine, body, field):
+    r = make(client, as_writer, **body)
+    assert r.status_code == 422, r.get_json()
+    problem = r.get_json()
+    assert r.content_type == PROBLEM
+    assert any(k == field or k.startswith(field + ".") for k in problem["errors"]), problem
+    assert engine.volumes == {}
+
+
+def test_a_driver_that_is_not_enabled_is_422(client, as_writer, engine):
+    r = make(client, as_writer, name="nfsvol", driver="nfs-plugin")
+    assert r.status_code == 422
+    assert "driver" in r.get_json()["errors"]
+    assert engine.volumes == {}
+
+
+def test_malformed_json_is_400(client, as_writer, engine):
+    r = client.post("/api/v1/volumes", data="{nope", content_type="application/json", headers=as_writer)
+    assert r.status_code == 400
+    assert r.content_type == PROBLEM
+    assert engine.volumes == {}
+
+
+def test_a_body_that_is_not_json_is_415(client, as_writer, engine):
+    r = client.post("/api/v1/volumes", data="name=x", content_type="application/x-www-form-urlencoded", headers=as_writer)
+    assert r.status_code == 415
+    assert engine.volumes == {}
+
+
+def test_an_oversized_body_is_413(client, as_writer, engine):
+    r = make(client, as_writer, name="big", labels={f"k{i}": "v" * 4000 for i in range(400)})
+    assert r.status_code == 413
+    assert r.content_type == PROBLEM
+    assert engine.volumes == {}
+
+
+class TestDriverOptions:
+    def test_a_bind_device_inside_a_root_is_resolved_and_created(self, client, as_writer, engine, bind_root):
+        device = bind_root / "site"
+        r = make(client, as_writer, name="bound", driver_opts={"type": "none", "o": "bind", "device": str(device)})
+        assert r.status_code == 201, r.get_json()
+        assert device.is_dir()
+        assert engine.volumes["bound"].driver_opts["device"] == str(device.resolve())
+
+    def test_a_bind_device_outside_the_roots_is_403(self, client, as_writer, engine, tmp_path):
+        outside = tmp_path / "elsewhere"
+        r = make(client, as_writer, name="bound", driver_opts={"type": "none", "o": "bind", "device": str(outside)})
+        assert r.status_code == 403
+        assert not outside.exists()
+        assert engine.volumes == {}
+
+    def test_a_bind_in_disguise_of_a_system_path_is_403(self, client, as_writer, engine):
+        r = make(client, as_writer, name="etc", driver_opts={"type": "none", "o": "rbind,ro", "device": "/etc"})
+        assert r.status_code == 403
+        assert engine.volumes == {}
+
+    def test_a_block_device_or_network_filesystem_is_403(self, client, as_writer, engine):
+        r = make(client, as_writer, name="nfs", driver_opts={"type": "nfs", "o": "addr=10.0.0.1", "device": ":/x"})
+        assert r.status_code == 403
+        assert engine.volumes == {}
+
+    def test_a_tmpfs_is_allowed(self, client, as_writer):
+        r = make(client, as_writer, name="scratch", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=64m"})
+        assert r.status_code == 201
+
+    def test_unknown_local_options_are_422(self, client, as_writer, engine):
+        r = make(client, as_writer, name="odd", driver_opts={"size": "1G"})
+        assert r.status_code == 422
+        assert engine.volumes == {}
+
+
+class TestList:
+    @pytest.fixture
+    def populated(self, client, as_writer, engine):
+        make(client, as_writer, name="alpha", labels={"team": "web"})
+        make(client, as_writer, name="beta", labels={"team": "db"})
+        anonymous = make(client, as_writer).get_json()["name"]
+        engine.create_volume("foreign", "local", {}, {"team": "web"})
+        engine.add_container("web1", {"alpha": "/data"}, labels={L.MANAGED: "true", L.BINDING: "web1"})
+        engine.add_container("other", {"alpha": "/backup", "foreign": "/f"}, read_only=True)
+        return anonymous
+
+    def names(self, client, headers, query=""):
+        r = client.get(f"/api/v1/volumes{query}", headers=headers)
+        assert r.status_code == 200, r.get_json()
+        return [v["name"] for v in r.get_json()]
+
+    def test_shows_who_uses_each_volume(self, client, as_reader, populated):
+        body = {v["name"]: v for v in client.get("/api/v1/volumes", headers=as_reader).get_json()}
+        assert body["alpha"]["in_use"] is True
+        assert body["alpha"]["used_by"] == [
+            {"container": "other", "binding": None, "target": "/backup", "read_only": True},
+            {"container": "web1", "binding": "web1", "target": "/data", "read_only": False},
+        ]
+        assert body["beta"]["in_use"] is False
+        assert body["foreign"]["managed"] is False
+
+    def test_is_sorted_by_name(self, client, as_reader, populated):
+        assert self.names(client, as_reader) == sorted(["alpha", "beta", "foreign", populated])
+
+    @pytest.mark.parametrize(
+        "query, expected",
+        [
+            ("?label=team=web", {"alpha", "foreign"}),
+            ("?label=team", {"alpha", "beta", "foreign"}),
+            ("?label=team=web&label=team=db", set()),
+            ("?dangling=true", {"beta", "ANON"}),
+            ("?dangling=false", {"alpha", "foreign"}),
+            ("?anonymous=true", {"ANON"}),
+            ("?managed=false", {"foreign"}),
+            ("?managed=true&anonymous=false", {"alpha", "beta"}),
+            ("?name=ph", {"alpha"}),
+            ("?name=.", set()),
+            ("?driver=local&name=eta", {"beta"}),
+        ],
+    )
+    def test_filters(self, client, as_reader, populated, query, expected):
+        expected = {populated if n == "ANON" else n for n in expected}
+        assert set(self.names(client, as_reader, query)) == expected
+
+    def test_paginates_with_x_pagination_and_link(self, client, as_reader, populated):
+        r = client.get("/api/v1/volumes?page=2&page_size=1&label=team", headers=as_reader)
+        assert [v["name"] for v in r.get_json()] == ["beta"]
+        meta = json.loads(r.headers["X-Pagination"])
+        assert (meta["total"], meta["total_pages"], meta["page"], meta["previous_page"], meta["next_page"]) == (3, 3, 2, 1, 3)
+        links = r.headers["Link"]
+        assert '<?' not in links
+        assert '/api/v1/volumes?page_size=1&label=team&page=3>; rel="next"' in links
+        assert 'page=1>; rel="prev"' in links
+        assert 'page=3>; rel="last"' in links
+
+    def test_a_page_past_the_end_is_empty(self, client, as_reader, populated):
+        r = client.get("/api/v1/volumes?page=9", headers=as_reader)
+        assert r.status_code == 200
+        assert r.get_json() == []
+
+    @pytest.mark.parametrize(
+        "query", ["?page_size=0", "?page_size=5000", "?page=0", "?page=x", "?dangling=maybe", "?label==x",
+                  "?label=a%0Ab", "?sort=name", "?name="]
+    )
+    def test_bad_query_parameters_are_422(self, client, as_reader, query):
+        r = client.get(f"/api/v1/volumes{query}", headers=as_reader)
+        assert r.status_code == 422
+        assert r.content_type == PROBLEM
+        assert r.get_json()["errors"]
+
+    def test_costs_a_fixed_number_of_engine_calls_whatever_the_host_holds(self, client, as_reader, engine):
+        def calls_for_listing():
+            engine.calls.clear()
+            assert client.get("/api/v1/volumes?page_size=1000", headers=as_reader).status_code == 200
+            return sum(engine.calls.values())
+
+        engine.create_volume("v0", "local", {}, {})
+        engine.add_container("c0", {"v0": "/d"})
+        small = calls_for_listing()
+        for i in range(1, 300):
+            engine.create_volume(f"v{i}", "local", {}, {})
+            engine.add_container(f"c{i}", {f"v{i}": "/d"})
+        assert calls_for_listing() == small == 2
+
+
+class TestGetAndDelete:
+    def test_get_shows_one_volume_with_an_etag(self, client, as_writer, as_reader):
+        created = make(client, as_writer, name="one")
+        r = client.get("/api/v1/volumes/one", headers=as_reader)
+        assert r.status_code == 200
+        assert r.get_json() == created.get_json()
+        assert r.headers["ETag"] == created.headers["ETag"]
+
+    def test_etag_changes_when_the_volume_does(self, client, as_writer, as_reader, engine):
+        make(client, as_writer, name="one")
+        before = client.get("/api/v1/volumes/one", headers=as_reader).headers["ETag"]
+        engine.add_container("user", {"one": "/d"})
+        after = client.get("/api/v1/volumes/one", headers=as_reader).headers["ETag"]
+        assert before != after
+
+    def test_get_of_a_missing_volume_is_404(self, client, as_reader):
+        r = client.get("/api/v1/volumes/nothing-here", headers=as_reader)
+        assert r.status_code == 404
+        assert r.content_type == PROBLEM
+        assert "nothing-here" in r.get_json()["detail"]
+
+    @pytest.mark.parametrize("path", ["/api/v1/volumes/..", "/api/v1/volumes/-x", "/api/v1/volumes/a%2Fb"])
+    def test_names_outside_the_rule_are_no_route(self, client, as_reader, engine, path):
+        assert client.get(path, headers=as_reader).status_code == 404
+        assert engine.calls["inspect_volume"] == 0
+
+    def test_delete_removes_the_volume(self, client, as_writer, engine):
+        make(client, as_writer, name="gone")
+        assert client.delete("/api/v1/volumes/gone", headers=as_writer).status_code == 204
+        assert "gone" not in engine.volumes
+
+    def test_delete_of_a_volume_in_use_is_409_with_used_by(self, client, as_writer, engine):
+        make(client, as_writer, name="busy")
+        engine.add_container("app1", {"busy": "/data"})
+        r = client.delete("/api/v1/volumes/busy", headers=as_writer)
+        assert r.status_code == 409
+        assert r.get_json()["used_by"] == [{"container": "app1", "binding": None, "target": "/data", "read_only": False}]
+        assert "busy" in engine.volumes
+
+    def test_delete_of_a_volume_dockvol_did_not_create_is_403(self, client, as_writer, engine):
+        engine.create_volume("theirs", "local", {}, {})
+        assert client.delete("/api/v1/volumes/theirs", headers=as_writer).status_code == 403
+        assert "theirs" in engine.volumes
+
+    def test_delete_honours_if_match(self, client, as_writer, as_reader, engine):
+        make(client, as_writer, name="guarded")
+        etag = client.get("/api/v1/volumes/guarded", headers=as_reader).headers["ETag"]
+        stale = {**as_writer, "If-Match": '"0000"'}
+        assert client.delete("/api/v1/volumes/guarded", headers=stale).status_code == 412
+        assert "guarded" in engine.volumes
+        fresh = {**as_writer, "If-Match": etag}
+        assert client.delete("/api/v1/volumes/guarded", headers=fresh).status_code == 204
+
+    def test_delete_of_a_missing_volume_is_404(self, client, as_writer):
+        assert client.delete("/api/v1/volumes/nothing-here", headers=as_writer).status_code == 404
+
+
+class TestPrune:
+    @pytest.fixture
+    def setup(self, client, as_writer, engine):
+        anonymous = [make(client, as_writer, labels={"env": e}).get_json()["name"] for e in ("dev", "prod")]
+        make(client, as_writer, name="named", labels={"env": "dev"})
+        make(client, as_writer, name="kept-busy")
+        used = make(client, as_writer).get_json()["name"]
+        engine.add_container("user", {used: "/d", "kept-busy": "/k"})
+        engine.create_volume("foreign", "local", {}, {})
+        engine.set_size(anonymous[0], 100)
+        engine.set_size("named", 20)
+        return anonymous
+
+    def prune(self, client, headers, **body):
+        r = client.post("/api/v1/volumes/prune", json=body, headers=headers)
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()
+
+    def test_dry_run_lists_and_changes_nothing(self, client, as_admin, engine, setup):
+        before = set(engine.volumes)
+        result = self.prune(client, as_admin, dry_run=True)
+        assert result == {"volumes_deleted": sorted(setup), "space_reclaimed": 100, "dry_run": True}
+        assert set(engine.volumes) == before
+
+    def test_prune_removes_exactly_what_the_dry_run_listed(self, client, as_admin, engine, setup):
+        planned = self.prune(client, as_admin, dry_run=True)
+        done = self.prune(client, as_admin)
+        assert done["volumes_deleted"] == planned["volumes_deleted"]
+        assert done["space_reclaimed"] == planned["space_reclaimed"]
+        assert done["dry_run"] is False
+        assert set(engine.volumes).isdisjoint(done["volumes_deleted"])
+        assert {"named", "kept-busy", "foreign"} <= set(engine.volumes)
+
+    def test_include_named_and_labels(self, client, as_admin, engine, setup):
+        result = self.prune(client, as_admin, include_named=True, labels=["env=dev"])
+        assert result["volumes_deleted"] == sorted([setup[0], "named"])
+        assert result["space_reclaimed"] == 120
+        assert setup[1] in engine.volumes
+
+    def test_prune_needs_admin(self, client, as_writer, engine, setup):
+        engine.calls.clear()
+        r = client.post("/api/v1/volumes/prune", json={}, headers=as_writer)
+        assert r.status_code == 403
+        assert sum(engine.calls.values()) == 0
+
+    @pytest.mark.parametrize("body", [{"dry_run": "perhaps"}, {"labels": "env"}, {"labels": ["=x"]}, {"force": True}])
+    def test_bad_prune_bodies_are_422(self, client, as_admin, engine, setup, body):
+        before = set(engine.volumes)
+        r = client.post("/api/v1/volumes/prune", json=body, headers=as_admin)
+        assert r.status_code == 422
+        assert set(engine.volumes) == before
