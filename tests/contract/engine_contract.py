@@ -13,10 +13,7 @@ import uuid
 import pytest
 
 from service.errors import Conflict, NotFound
-
-
-def unique(prefix: str = "t") -> str:
-    return f"dvtest-{prefix}-{uuid.uuid4().hex[:10]}"
+from tests.support import unique
 
 
 def names(volumes) -> set[str]:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import docker
 import pytest
 
-TEST_LABEL = "dockvol-test"
-IMAGE = os.environ.get("DOCKVOL_TEST_IMAGE", "busybox:stable")
-
-
-def engine_host() -> str:
-    host = os.environ.get("DOCKVOL_TEST_DOCKER_HOST")
-    if not host:
-        pytest.fail("DOCKVOL_TEST_DOCKER_HOST is not set: run the engine tiers through `make test`", pytrace=False)
-    return host
+from tests.support import IMAGE, TEST_LABEL, engine_host
 
 
 class RealWorld:

@@ -6,7 +6,8 @@ import pytest
 
 from service.engine.docker_engine import DockerEngine
 from tests.contract.engine_contract import EngineContract
-from tests.integration.conftest import RealWorld, engine_host
+from tests.integration.conftest import RealWorld
+from tests.support import engine_host
 
 
 class TestDockerEngine(EngineContract):

@@ -1,0 +1,28 @@
+# dockvol: `make run` starts the service, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test unit openapi venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+run: venv
+	deploy/run.sh
+
+test: venv
+	tests/run.sh
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit -q
+
+openapi: venv
+	$(BIN)/flask --app 'service.app:create_app()' openapi write --format=json openapi/openapi.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,13 @@
+"""gunicorn settings for dockvol (`gunicorn -c deploy/gunicorn.conf.py 'service.app:create_app()'`)."""
+
+import os
+
+bind = os.environ.get("DOCKVOL_LISTEN", "127.0.0.1:8080")
+worker_class = "gthread"
+workers = int(os.environ.get("DOCKVOL_WORKERS", "2"))
+threads = int(os.environ.get("DOCKVOL_THREADS", "8"))
+# A worker must outlive its slowest engine call, which DOCKVOL_ENGINE_TIMEOUT bounds.
+timeout = int(float(os.environ.get("DOCKVOL_ENGINE_TIMEOUT", "10"))) + 20
+graceful_timeout = 30
+accesslog = "-"
+errorlog = "-"

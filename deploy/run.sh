@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make run`: dockvol under gunicorn on 127.0.0.1:8080.
+# Uses DOCKER_HOST when an engine answers there, else starts the private engine (deploy/engine.sh).
+# With no tokens configured (and auth not disabled) it makes one, once, under .dockvol/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+STATE=.dockvol
+
+engine_answers() {
+    "$BIN/python" - <<'PY' 2>/dev/null
+import docker, sys
+try:
+    docker.from_env(timeout=3).ping()
+except Exception:
+    sys.exit(1)
+PY
+}
+
+if ! engine_answers; then
+    echo "run: no engine answers at ${DOCKER_HOST:-the default socket}; starting the private engine" >&2
+    deploy/engine.sh start
+    trap 'deploy/engine.sh stop' EXIT
+    export DOCKER_HOST
+    DOCKER_HOST=$(deploy/engine.sh host)
+fi
+
+if [ -z "${DOCKVOL_TOKENS:-}${DOCKVOL_TOKENS_FILE:-}" ] && [ "${DOCKVOL_AUTH_DISABLED:-false}" != true ]; then
+    mkdir -p "$STATE"
+    chmod 700 "$STATE"
+    if [ ! -f "$STATE/tokens.json" ]; then
+        "$BIN/python" - "$STATE" <<'PY'
+import hashlib, json, os, secrets, sys
+state = sys.argv[1]
+token = secrets.token_urlsafe(32)
+old = os.umask(0o077)
+with open(os.path.join(state, "token"), "w") as f:
+    f.write(token + "\n")
+with open(os.path.join(state, "tokens.json"), "w") as f:
+    json.dump([{"name": "local-admin", "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                "scopes": ["admin"]}], f)
+os.umask(old)
+PY
+        echo "run: made a token with scope admin; it is in $STATE/token" >&2
+    fi
+    export DOCKVOL_TOKENS_FILE=$STATE/tokens.json
+    cat >&2 <<MSG
+run: try it:
+  TOKEN=\$(cat $STATE/token)
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/v1/volumes
+MSG
+fi
+
+"$BIN/gunicorn" -c deploy/gunicorn.conf.py 'service.app:create_app()'

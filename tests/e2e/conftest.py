@@ -1,0 +1,104 @@
+"""End-to-end tier: dockvol under gunicorn, driven over HTTP on loopback, against the private engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+import requests
+
+from tests.support import TEST_LABEL, engine_host
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOKENS = {"e2e-reader": ["read"], "e2e-writer": ["write"], "e2e-admin": ["admin"]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """One gunicorn running the app; `stop()` ends it."""
+
+    def __init__(self, env: dict[str, str], log_path: pathlib.Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
+        self.log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(gunicorn), "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "service.app:create_app()"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()[-3000:]}")
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def service_env(docker_host: str, **extra: str) -> dict[str, str]:
+    return {"DOCKER_HOST": docker_host, "DOCKVOL_TOKENS": json.dumps(TOKENS), "DOCKVOL_WORKERS": "2", **extra}
+
+
+@pytest.fixture(scope="session")
+def start_service(tmp_path_factory):
+    """Start extra services with their own environment; all stop at the end of the session."""
+    started: list[Service] = []
+
+    def start(env: dict[str, str]) -> Service:
+        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log")
+        started.append(svc)
+        return svc
+
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture(scope="session")
+def service(start_service):
+    return start_service(service_env(engine_host()))
+
+
+@pytest.fixture(scope="session")
+def sdk():
+    client = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
+    yield client
+    for c in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        c.remove(force=True)
+    for v in client.volumes.list(filters={"label": TEST_LABEL}):
+        v.remove(force=True)
+    client.close()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+READER, WRITER, ADMIN = auth("e2e-reader"), auth("e2e-writer"), auth("e2e-admin")

@@ -1,0 +1,77 @@
+"""Every error is a problem document, and engine trouble maps to 502/503."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import EngineFailure
+
+PROBLEM = "application/problem+json"
+
+
+def test_unknown_route_is_404_problem(client):
+    r = client.get("/api/v1/nothing")
+    assert r.status_code == 404
+    assert r.content_type == PROBLEM
+    body = r.get_json()
+    assert {"type", "title", "status", "detail", "request_id"} <= set(body)
+    assert body["status"] == 404
+
+
+def test_wrong_method_is_405_with_allow(client, as_reader):
+    r = client.put("/api/v1/volumes", json={}, headers=as_reader)
+    assert r.status_code == 405
+    assert r.content_type == PROBLEM
+    assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_engine_down_is_503_with_retry_after(client, as_reader, engine):
+    engine.down = True
+    for path in ("/api/v1/volumes", "/api/v1/volumes/x1", "/readyz"):
+        r = client.get(path, headers=as_reader)
+        assert r.status_code == 503, path
+        assert r.content_type == PROBLEM
+        assert int(r.headers["Retry-After"]) > 0
+    engine.down = False
+    assert client.get("/readyz").status_code == 200
+
+
+def test_other_engine_failures_are_502_without_engine_text(client, as_reader, engine, monkeypatch):
+    def fail(*a, **k):
+        raise EngineFailure("the engine refused the request")
+
+    monkeypatch.setattr(engine, "list_volumes", fail)
+    r = client.get("/api/v1/volumes", headers=as_reader)
+    assert r.status_code == 502
+    assert r.get_json()["detail"] == "the engine refused the request"
+
+
+def test_an_unexpected_error_is_500_without_details(client, as_reader, engine, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("secret internals /var/lib/docker")
+
+    monkeypatch.setattr(engine, "list_volumes", boom)
+    r = client.get("/api/v1/volumes", headers=as_reader)
+    assert r.status_code == 500
+    text = r.get_data(as_text=True)
+    assert "secret" not in text and "Traceback" not in text
+    assert r.content_type == PROBLEM
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    made = client.get("/healthz").headers["X-Request-ID"]
+    assert len(made) == 32
+    assert client.get("/healthz", headers={"X-Request-ID": "bad id\x7f"}).headers["X-Request-ID"] != "bad id\x7f"
+
+
+def test_problem_carries_the_request_id(client):
+    r = client.get("/nothing", headers={"X-Request-ID": "trace-9"})
+    assert r.get_json()["request_id"] == "trace-9"
+
+
+@pytest.mark.parametrize("body", ["[]", '"x"', "1"])
+def test_json_that_is_not_an_object_is_422(client, as_writer, engine, body):
+    r = client.post("/api/v1/volumes", data=body, content_type="application/json", headers=as_writer)
+    assert r.status_code == 422
+    assert engine.volumes == {}
