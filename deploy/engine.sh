@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # A private Docker engine for the tests and for `make run`, on its own socket and data root.
 #
-#   deploy/engine.sh start    install (Debian's docker.io) if missing, start, wait, import the test image
-#   deploy/engine.sh stop     stop the engine this script started
-#   deploy/engine.sh status   exit 0 when the engine answers
-#   deploy/engine.sh host     print its DOCKER_HOST
+#   deploy/engine.sh start [ENGINE]    install if missing, start, wait, import the test image
+#   deploy/engine.sh stop [ENGINE]     stop the engine this script started
+#   deploy/engine.sh status [ENGINE]   exit 0 when the engine answers
+#   deploy/engine.sh host [ENGINE]     print its DOCKER_HOST
 #
-# DOCKVOL_ENGINE_DIR (default /tmp/dockvol-engine) holds the socket, data root, exec root, pid file and log.
-# The engine runs without a bridge, iptables or masquerading: containers get network `none`.
+# ENGINE is 20.10 (default: Debian 12's docker.io, API 1.41) or 26.1 (Debian 13's docker.io,
+# API 1.45: its package is fetched with apt-get download through a private apt state folder,
+# unpacked with dpkg -x, and its dockerd runs with Debian 12's containerd and runc).
+# DOCKVOL_ENGINE_DIR (default /tmp/dockvol-engine-ENGINE) holds the socket, data root, exec root,
+# pid file and log. The engine runs without a bridge, iptables or masquerading: containers get
+# network `none`.
 set -euo pipefail
 
-DIR=${DOCKVOL_ENGINE_DIR:-/tmp/dockvol-engine}
+ENGINE=${2:-${DOCKVOL_ENGINE:-20.10}}
+case "$ENGINE" in
+    20.10 | 26.1) ;;
+    *) echo "engine: unknown engine '$ENGINE' (20.10 or 26.1)" >&2; exit 2 ;;
+esac
+DIR=${DOCKVOL_ENGINE_DIR:-/tmp/dockvol-engine-$ENGINE}
 SOCK=$DIR/docker.sock
 HOST=unix://$SOCK
 PIDFILE=$DIR/dockerd.pid
@@ -36,6 +45,39 @@ install_packages() {
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The Debian archive this machine's apt already uses (so no host is named here).
+debian_uri() {
+    local uri=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '/^URIs:/ {u = $2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == "bookworm") {print u; exit}}' \
+            /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || { say "no Debian bookworm source in this machine's apt configuration"; exit 1; }
+    echo "$uri"
+}
+
+# Debian 13's dockerd, unpacked under $DIR/pkg; prints the path of the dockerd binary.
+unpack_trixie_dockerd() {
+    local pkg=$DIR/pkg apt=$DIR/apt
+    if [ ! -x "$pkg/usr/sbin/dockerd" ]; then
+        say "fetching Debian 13's docker.io into $pkg"
+        mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$pkg"
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_uri) trixie main" \
+            >"$apt/sources.list"
+        local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache::Archives=$apt/archives" -o Debug::NoLocking=1
+            -o APT::Sandbox::User=root)
+        apt-get "${opts[@]}" -q update >/dev/null
+        (cd "$apt" && apt-get "${opts[@]}" -q download docker.io >/dev/null)
+        dpkg -x "$apt"/docker.io_*.deb "$pkg"
+        rm -f "$apt"/docker.io_*.deb
+    fi
+    echo "$pkg/usr/sbin/dockerd"
+}
+
 import_image() {
     docker -H "$HOST" image inspect "$IMAGE" >/dev/null 2>&1 && return 0
     say "importing $IMAGE from Debian's busybox-static"
@@ -58,8 +100,10 @@ start() {
     if answers; then
         say "already running at $HOST"
     else
-        say "starting dockerd at $HOST"
-        setsid dockerd --host "$HOST" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$PIDFILE" \
+        local dockerd=dockerd
+        [ "$ENGINE" = 26.1 ] && dockerd=$(unpack_trixie_dockerd)
+        say "starting engine $ENGINE at $HOST"
+        PATH=$(dirname "$dockerd"):$PATH setsid "$dockerd" --host "$HOST" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$PIDFILE" \
             --bridge=none --iptables=false --ip-masq=false >"$DIR/dockerd.log" 2>&1 </dev/null &
         for _ in $(seq 1 120); do
             answers && break
@@ -72,7 +116,7 @@ start() {
         fi
     fi
     import_image
-    say "ready: DOCKER_HOST=$HOST (API $(docker -H "$HOST" version --format '{{.Server.APIVersion}}'))"
+    say "ready: engine $(docker -H "$HOST" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})') at $HOST"
 }
 
 stop() {

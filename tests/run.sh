@@ -1,23 +1,56 @@
 #!/usr/bin/env bash
-# The whole suite (`make test`): the unit tier, then the integration and end-to-end tiers
-# against a private engine that this script starts (and stops again if it started it).
-set -euo pipefail
+# The whole suite (`make test`): the unit tier once, then the integration and end-to-end tiers
+# once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that
+# this script starts and stops again. Any failure, or a tier that runs no test, fails the run.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+ENGINES=${DOCKVOL_ENGINES:-20.10 26.1}
+summary=()
+failed=0
+passed_total=0
+failed_total=0
 
-echo "== unit tier (in-memory engine)"
-"$PY" -m pytest tests/unit -q
+# count WORD LINE: the number before WORD in pytest's closing line (0 when absent).
+count() { echo "$2" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
 
-was_running=""
-deploy/engine.sh status && was_running=1
-deploy/engine.sh start
-[ -n "$was_running" ] || trap 'deploy/engine.sh stop' EXIT
-export DOCKVOL_TEST_DOCKER_HOST
-DOCKVOL_TEST_DOCKER_HOST=$(deploy/engine.sh host)
-api=$(docker -H "$DOCKVOL_TEST_DOCKER_HOST" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')
+# run LABEL PYTEST-ARGS...: run one tier and remember its closing line.
+run() {
+    local label=$1 out rc
+    shift
+    out=$(mktemp)
+    echo "== $label"
+    "$PY" -m pytest -q "$@" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    local closing
+    closing=$(grep -E '(passed|failed|error|no tests ran)' "$out" | tail -n 1)
+    summary+=("$label: $closing [exit $rc]")
+    passed_total=$((passed_total + $(count passed "$closing")))
+    failed_total=$((failed_total + $(count failed "$closing") + $(count error "$closing")))
+    rm -f "$out"
+    [ "$rc" = 0 ] || failed=1
+}
 
-echo "== integration tier (engine $api)"
-"$PY" -m pytest tests/integration -q
+run "unit (in-memory engine)" tests/unit
 
-echo "== end-to-end tier (gunicorn, engine $api)"
-"$PY" -m pytest tests/e2e -q
+for engine in $ENGINES; do
+    was_running=""
+    deploy/engine.sh status "$engine" && was_running=1
+    if ! deploy/engine.sh start "$engine"; then
+        summary+=("engine $engine: did not start")
+        failed=1
+        continue
+    fi
+    export DOCKVOL_TEST_DOCKER_HOST
+    DOCKVOL_TEST_DOCKER_HOST=$(deploy/engine.sh host "$engine")
+    version=$(docker -H "$DOCKVOL_TEST_DOCKER_HOST" version --format '{{.Server.Version}}, API {{.Server.APIVersion}}')
+    run "integration on engine $engine ($version)" tests/integration
+    run "end-to-end on engine $engine ($version)" tests/e2e
+    [ -n "$was_running" ] || deploy/engine.sh stop "$engine"
+done
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "total: $passed_total passed, $failed_total failed"
+exit "$failed"

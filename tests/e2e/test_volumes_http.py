@@ -112,3 +112,21 @@ def test_prune_dry_run_changes_nothing_and_prune_removes_what_it_listed(service,
     done = requests.post(service.url("/api/v1/volumes/prune"), json=body, headers=ADMIN, timeout=30).json()
     assert done["volumes_deleted"] == [named]
     sdk.containers.get(container).remove()
+
+
+def test_anonymous_volumes_are_recognised_alike_on_every_engine(service, sdk):
+    """Engine 23+ labels a container's anonymous volumes; 20.10 does not. dockvol answers alike."""
+    container = sdk.containers.create(IMAGE, ["true"], name=unique("anon"), network_mode="none",
+                                      volumes=["/data"], labels={TEST_LABEL: "e2e"})
+    (mount,) = container.attrs["Mounts"]
+    picked = sdk.volumes.create(labels={TEST_LABEL: "e2e"}).name  # `docker volume create`, no name
+    named = sdk.volumes.create(unique("named"), labels={TEST_LABEL: "e2e"}).name
+    listed = requests.get(service.url("/api/v1/volumes?anonymous=true&page_size=1000"), headers=READER, timeout=30)
+    by_name = {v["name"]: v for v in listed.json()}
+    assert mount["Name"] in by_name and picked in by_name and named not in by_name
+    assert by_name[mount["Name"]]["used_by"] == [
+        {"container": container.name, "binding": None, "target": "/data", "read_only": False}
+    ]
+    got = requests.get(service.url(f"/api/v1/volumes/{named}"), headers=READER, timeout=30).json()
+    assert got["anonymous"] is False
+    container.remove(v=True)
