@@ -47,3 +47,7 @@ class EngineFailure(DockvolError):
 
 class Unauthenticated(DockvolError):
     """No bearer token, or one dockvol does not know."""
+
+
+class EngineRejected(DockvolError):
+    """The engine refused a configuration as invalid (its 400), e.g. a command the image lacks."""

@@ -9,19 +9,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from datetime import datetime, timezone
 from typing import Iterator, Mapping, Sequence
 
 import docker
 import docker.errors
 import requests.exceptions
+from docker.types import Mount
 
-from ..errors import Conflict, EngineFailure, EngineUnavailable, NotFound
-from .port import ContainerRecord, EngineInfo, MountRecord, PruneReport, VolumeRecord
+from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
+from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PruneReport, VolumeRecord
 
 log = logging.getLogger(__name__)
 
 # From API 1.42 the engine's prune removes only anonymous volumes unless told `all`.
 PRUNE_ALL_SINCE = (1, 42)
+# Every container dockvol creates gets these, whatever it asked for.
+PIDS_LIMIT = 512
+SECURITY_OPT = ["no-new-privileges"]
 
 
 @contextlib.contextmanager
@@ -33,7 +38,10 @@ def _translated() -> Iterator[None]:
         raise NotFound("not found in the engine") from exc
     except docker.errors.APIError as exc:
         if exc.status_code == 409:
-            raise Conflict(str(exc.explanation or "conflict in the engine")) from exc
+            raise Conflict("the engine reports a conflict") from exc
+        if exc.status_code == 400:
+            log.warning("engine refused: %s", exc)
+            raise EngineRejected("the engine refused this configuration") from exc
         log.warning("engine error: %s", exc)
         raise EngineFailure("the engine refused the request") from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -114,11 +122,77 @@ class DockerEngine:
             data = self._api.df()
         return {v["Name"]: int((v.get("UsageData") or {}).get("Size", -1)) for v in data.get("Volumes") or ()}
 
-    def list_containers(self, volume: str | None = None) -> list[ContainerRecord]:
-        filters = {"volume": volume} if volume else None
+    def list_containers(
+        self, volume: str | None = None, labels: Sequence[str] = (), name: str | None = None
+    ) -> list[ContainerRecord]:
+        filters: dict[str, object] = {}
+        if volume:
+            filters["volume"] = volume
+        if labels:
+            filters["label"] = list(labels)
+        if name:
+            filters["name"] = "^/" + name.replace(".", r"\.") + "$"  # the engine matches a regexp
         with _translated():
-            data = self._api.containers(all=True, filters=filters)
-        return [_container(c) for c in data]
+            data = self._api.containers(all=True, filters=filters or None)
+        found = [_container(c) for c in data]
+        return [c for c in found if c.name == name] if name else found
+
+    def image_present(self, ref: str) -> bool:
+        try:
+            with _translated():
+                self._api.inspect_image(ref)
+            return True
+        except NotFound:
+            return False
+
+    def pull_image(self, ref: str) -> None:
+        repository, tag = docker.utils.parse_repository_tag(ref)
+        try:
+            with _translated():
+                self._api.pull(repository, tag=tag or "latest")
+        except (EngineFailure, EngineRejected) as exc:  # the engine answered; no registry did
+            raise NotFound(f"image {ref} could not be pulled") from exc
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        if spec.network == "host" or "host" in (spec.ipc, spec.pid):
+            raise EngineRejected("host namespaces are never used")
+        mounts = [
+            Mount(
+                m.target, m.source, type=m.type, read_only=m.read_only, no_copy=m.no_copy,
+                propagation=m.propagation if m.type == "bind" else None,
+                tmpfs_size=m.size_bytes if m.type == "tmpfs" else None,
+            )
+            for m in spec.mounts
+        ]
+        with _translated():
+            api = self._api
+            host_config = api.create_host_config(
+                mounts=mounts, network_mode=spec.network, ipc_mode=spec.ipc, pid_mode=spec.pid,
+                volumes_from=list(spec.volumes_from) or None,
+                restart_policy={"Name": "unless-stopped"} if spec.restart_unless_stopped else None,
+                privileged=False, security_opt=SECURITY_OPT, pids_limit=PIDS_LIMIT,
+            )
+            created = api.create_container(
+                spec.image, list(spec.command) if spec.command is not None else None, name=spec.name,
+                environment=dict(spec.environment), labels=dict(spec.labels), host_config=host_config,
+            )
+        return created["Id"]
+
+    def start_container(self, id_or_name: str) -> None:
+        with _translated():
+            self._api.start(id_or_name)
+
+    def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
+        with _translated():
+            self._api.stop(id_or_name, timeout=timeout)
+
+    def rename_container(self, id_or_name: str, new_name: str) -> None:
+        with _translated():
+            self._api.rename(id_or_name, new_name)
+
+    def remove_container(self, id_or_name: str) -> None:
+        with _translated():
+            self._api.remove_container(id_or_name, force=True, v=False)
 
 
 def _volume(data: Mapping) -> VolumeRecord:
@@ -135,10 +209,14 @@ def _volume(data: Mapping) -> VolumeRecord:
 
 def _container(data: Mapping) -> ContainerRecord:
     names = data.get("Names") or [data["Id"]]
+    created = data.get("Created")
     return ContainerRecord(
         id=data["Id"],
         name=names[0].lstrip("/"),
         state=data.get("State") or "unknown",
+        image=data.get("Image") or "",
+        created_at=datetime.fromtimestamp(created, timezone.utc).isoformat() if created else None,
+        network=(data.get("HostConfig") or {}).get("NetworkMode") or "",
         labels=dict(data.get("Labels") or {}),
         mounts=tuple(
             MountRecord(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import Counter
+from dataclasses import replace
 from typing import Mapping, Sequence
 
-from ..errors import Conflict, EngineUnavailable, NotFound
-from .port import ContainerRecord, EngineInfo, MountRecord, PruneReport, VolumeRecord
+from ..errors import Conflict, EngineRejected, EngineUnavailable, NotFound
+from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PruneReport, VolumeRecord
 
 
 def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
@@ -32,6 +33,8 @@ class InMemoryEngine:
         self.volumes: dict[str, VolumeRecord] = {}
         self.containers: dict[str, ContainerRecord] = {}
         self.sizes: dict[str, int] = {}
+        self.images: set[str] = {"busybox:stable"}
+        self.specs: dict[str, ContainerSpec] = {}  # what each container was created from
         self.calls: Counter[str] = Counter()
         self.down = False
         self._lock = threading.RLock()
@@ -121,11 +124,87 @@ class InMemoryEngine:
         with self._lock:
             return {n: self.sizes.get(n, 0) for n in self.volumes}
 
-    def list_containers(self, volume: str | None = None) -> list[ContainerRecord]:
+    def list_containers(
+        self, volume: str | None = None, labels: Sequence[str] = (), name: str | None = None
+    ) -> list[ContainerRecord]:
         self._call("list_containers")
         with self._lock:
             found = self._users(volume) if volume else list(self.containers.values())
-            return list(found)
+            return [c for c in found if labels_match(c.labels, labels) and name in (None, c.name)]
+
+    def image_present(self, ref: str) -> bool:
+        self._call("image_present")
+        return ref in self.images
+
+    def pull_image(self, ref: str) -> None:
+        self._call("pull_image")
+        raise NotFound(f"image {ref} could not be pulled")
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        self._call("create_container")
+        with self._lock:
+            if spec.network == "host" or "host" in (spec.ipc, spec.pid):
+                raise EngineRejected("host namespaces are never used")
+            if any(c.name == spec.name for c in self.containers.values()):
+                raise Conflict("the engine reports a conflict")
+            if spec.image not in self.images:
+                raise NotFound("not found in the engine")
+            mounts = [self._mount(m) for m in spec.mounts]
+            for ref in spec.volumes_from:  # the engine copies the source's mounts
+                source, _, mode = ref.partition(":")
+                for m in self._find(source).mounts:
+                    mounts.append(replace(m, read_only=m.read_only or mode == "ro"))
+            record = ContainerRecord(
+                id=secrets.token_hex(32), name=spec.name, state="created", labels=dict(spec.labels),
+                mounts=tuple(mounts), image=spec.image, created_at=self._now(), network=spec.network,
+            )
+            self.containers[record.id] = record
+            self.specs[record.id] = spec
+            return record.id
+
+    def start_container(self, id_or_name: str) -> None:
+        self._call("start_container")
+        self._set_state(id_or_name, "running")
+
+    def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
+        self._call("stop_container")
+        self._set_state(id_or_name, "exited")
+
+    def rename_container(self, id_or_name: str, new_name: str) -> None:
+        self._call("rename_container")
+        with self._lock:
+            record = self._find(id_or_name)
+            if any(c.name == new_name for c in self.containers.values()):
+                raise Conflict("the engine reports a conflict")
+            self.containers[record.id] = replace(record, name=new_name)
+
+    def remove_container(self, id_or_name: str) -> None:
+        self._call("remove_container")
+        with self._lock:
+            record = self._find(id_or_name)
+            del self.containers[record.id]
+            self.specs.pop(record.id, None)
+
+    def _find(self, id_or_name: str) -> ContainerRecord:
+        for c in self.containers.values():
+            if id_or_name in (c.id, c.name):
+                return c
+        raise NotFound("not found in the engine")
+
+    def _set_state(self, id_or_name: str, state: str) -> None:
+        with self._lock:
+            record = self._find(id_or_name)
+            self.containers[record.id] = replace(record, state=state)
+
+    def _mount(self, m) -> MountRecord:
+        if m.type == "volume":
+            if m.source not in self.volumes:  # as the engine does: a missing named volume is made
+                self.volumes[m.source] = VolumeRecord(
+                    m.source, "local", f"{self.data_root}/volumes/{m.source}/_data", "local", self._now()
+                )
+            v = self.volumes[m.source]
+            return MountRecord("volume", m.target, name=v.name, source=v.mountpoint, read_only=m.read_only, driver=v.driver)
+        return MountRecord(m.type, m.target, source=m.source, read_only=m.read_only)
 
     # -- test helpers (the real engine's equivalent is `docker create`) ----------------------
 
@@ -143,12 +222,6 @@ class InMemoryEngine:
             record = ContainerRecord(secrets.token_hex(32), name, "created", dict(labels or {}), mounts)
             self.containers[record.id] = record
             return record
-
-    def remove_container(self, name: str) -> None:
-        with self._lock:
-            for cid, c in list(self.containers.items()):
-                if c.name == name:
-                    del self.containers[cid]
 
     def set_size(self, volume: str, size: int) -> None:
         self.sizes[volume] = size

@@ -48,6 +48,41 @@ class ContainerRecord:
     state: str
     labels: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[MountRecord, ...] = ()
+    image: str = ""
+    created_at: str | None = None
+    network: str = ""
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One mount to create: `volume` (source = an existing volume's name), `bind` (source = a
+    checked host path) or `tmpfs` (no source)."""
+
+    type: str
+    target: str
+    source: str | None = None
+    read_only: bool = False
+    no_copy: bool = False
+    propagation: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to create. Hardening (never privileged, no devices, no-new-privileges, a PIDs limit)
+    is not asked for here: every implementation applies it to every container."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[MountSpec, ...] = ()
+    network: str = "none"  # a network name, or "container:ID" to join a sharing group's namespace
+    ipc: str | None = None  # None (private), "shareable", or "container:ID"
+    pid: str | None = None  # None (private) or "container:ID"
+    volumes_from: tuple[str, ...] = ()  # "ID:rw" or "ID:ro"
+    restart_unless_stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +123,30 @@ class Engine(Protocol):
     def volume_sizes(self) -> dict[str, int]:
         """Bytes used by each local volume (-1 where the engine does not know)."""
 
-    def list_containers(self, volume: str | None = None) -> list[ContainerRecord]:
-        """All containers, running or not, with their mounts, in one call;
-        only those that mount `volume` when it is given."""
+    def list_containers(
+        self, volume: str | None = None, labels: Sequence[str] = (), name: str | None = None
+    ) -> list[ContainerRecord]:
+        """All containers, running or not, with their mounts, in one call; only those that mount
+        `volume`, carry every label filter, and are called exactly `name`, when given."""
+
+    def image_present(self, ref: str) -> bool:
+        """Whether the engine holds this image."""
+
+    def pull_image(self, ref: str) -> None:
+        """Raises NotFound when no registry has it, EngineUnavailable when none answers."""
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """The new container's id. Raises Conflict (name taken), NotFound (image or volume),
+        EngineRejected (a configuration the engine refuses)."""
+
+    def start_container(self, id_or_name: str) -> None:
+        """Raises NotFound, EngineRejected (e.g. the command does not exist in the image)."""
+
+    def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds. Raises NotFound."""
+
+    def rename_container(self, id_or_name: str, new_name: str) -> None:
+        """Raises NotFound, Conflict (name taken)."""
+
+    def remove_container(self, id_or_name: str) -> None:
+        """Stop and remove; its volumes stay (dockvol removes volumes itself). Raises NotFound."""

@@ -27,6 +27,7 @@ STATUS = (
     (errors.Conflict, 409, "conflict"),
     (errors.PreconditionFailed, 412, "precondition-failed"),
     (errors.InvalidInput, 422, "invalid-input"),
+    (errors.EngineRejected, 422, "engine-rejected"),
     (errors.EngineFailure, 502, "engine-failure"),
     (errors.EngineUnavailable, 503, "engine-unavailable"),
 )

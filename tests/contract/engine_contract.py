@@ -1,8 +1,8 @@
 """What every implementation of the engine port must do: run against the fake (unit tier)
 and against a real engine (integration tier), so the fake cannot drift from reality.
 
-A subclass provides the fixture `world`: `.engine` (the port) and `.container(name, {volume: target},
-read_only=False)` / `.remove_container(name)`, which do what `docker create` / `docker rm` do.
+A subclass provides the fixture `world`: `.engine` (the port), `.container(name, {volume: target},
+read_only=False)`, which does what `docker create` does, and `.made`, names of containers to remove.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from service.errors import Conflict, NotFound
+from service.engine.port import ContainerSpec, MountSpec
+from service.errors import Conflict, EngineRejected, NotFound
 from tests.support import unique
 
 
@@ -110,3 +111,85 @@ class EngineContract:
         v = self.create(world, tag, unique())
         sizes = world.engine.volume_sizes()
         assert sizes[v.name] >= 0
+
+
+class ContainerContract:
+    """Containers: the part of the port bindings and sharing groups stand on.
+
+    `world.engine` must hold the image `busybox:stable`; `world.forget(name)` is called for each
+    container a test makes, so the real world can remove it afterwards."""
+
+    def spec(self, world, tag, **kw):
+        key, _, value = tag.partition("=")
+        kw.setdefault("name", unique("c"))
+        kw.setdefault("image", "busybox:stable")
+        kw.setdefault("command", ("sleep", "300"))
+        kw["labels"] = {key: value, **kw.get("labels", {})}
+        world.made.append(kw["name"])
+        return ContainerSpec(**kw)
+
+    def test_create_shows_every_kind_of_mount(self, world, tag, tmp_path):
+        vol = world.engine.create_volume(unique(), "local", {}, {tag.partition("=")[0]: tag.partition("=")[2]})
+        spec = self.spec(world, tag, mounts=(
+            MountSpec("volume", "/data", source=vol.name),
+            MountSpec("bind", "/www", source=str(tmp_path), read_only=True, propagation="rprivate"),
+            MountSpec("tmpfs", "/scratch", size_bytes=1 << 20),
+        ))
+        cid = world.engine.create_container(spec)
+        (c,) = world.engine.list_containers(name=spec.name)
+        assert (c.id, c.state, c.image, c.network) == (cid, "created", "busybox:stable", "none")
+        mounts = {m.target: m for m in c.mounts}
+        assert (mounts["/data"].type, mounts["/data"].name, mounts["/data"].source) == ("volume", vol.name, vol.mountpoint)
+        assert (mounts["/www"].type, mounts["/www"].source, mounts["/www"].read_only) == ("bind", str(tmp_path), True)
+        assert mounts["/scratch"].type == "tmpfs"
+        assert c.created_at
+
+    def test_lifecycle_start_stop_rename_remove(self, world, tag):
+        spec = self.spec(world, tag)
+        world.engine.create_container(spec)
+        world.engine.start_container(spec.name)
+        assert world.engine.list_containers(name=spec.name)[0].state == "running"
+        world.engine.stop_container(spec.name, timeout=1)
+        assert world.engine.list_containers(name=spec.name)[0].state == "exited"
+        renamed = unique("renamed")
+        world.made.append(renamed)
+        world.engine.rename_container(spec.name, renamed)
+        assert world.engine.list_containers(name=spec.name) == []
+        world.engine.remove_container(renamed)
+        assert world.engine.list_containers(name=renamed) == []
+        with pytest.raises(NotFound):
+            world.engine.remove_container(renamed)
+
+    def test_a_taken_name_is_a_conflict(self, world, tag):
+        spec = self.spec(world, tag)
+        world.engine.create_container(spec)
+        with pytest.raises(Conflict):
+            world.engine.create_container(spec)
+
+    def test_a_missing_image_is_not_found(self, world, tag):
+        assert world.engine.image_present("busybox:stable")
+        assert not world.engine.image_present("dockvol-missing:none")
+        with pytest.raises(NotFound):
+            world.engine.create_container(self.spec(world, tag, image="dockvol-missing:none"))
+
+    def test_host_namespaces_are_refused(self, world, tag):
+        with pytest.raises(EngineRejected):
+            world.engine.create_container(self.spec(world, tag, network="host"))
+
+    def test_list_filters_by_label_and_exact_name(self, world, tag):
+        a = self.spec(world, tag, labels={"role": "a"})
+        b = self.spec(world, tag, name=a.name + "x")
+        world.engine.create_container(a)
+        world.engine.create_container(b)
+        assert {c.name for c in world.engine.list_containers(labels=[tag])} == {a.name, b.name}
+        assert [c.name for c in world.engine.list_containers(labels=[tag, "role=a"])] == [a.name]
+        assert [c.name for c in world.engine.list_containers(name=a.name)] == [a.name]
+
+    def test_volumes_from_copies_the_source_mounts(self, world, tag):
+        vol = world.engine.create_volume(unique(), "local", {}, {tag.partition("=")[0]: tag.partition("=")[2]})
+        source = self.spec(world, tag, mounts=(MountSpec("volume", "/shared", source=vol.name),))
+        sid = world.engine.create_container(source)
+        member = self.spec(world, tag, volumes_from=(f"{sid}:ro",))
+        world.engine.create_container(member)
+        (m,) = world.engine.list_containers(name=member.name)[0].mounts
+        assert (m.name, m.target, m.read_only) == (vol.name, "/shared", True)

@@ -25,13 +25,12 @@ class RealWorld:
         )
         self.made.append(name)
 
-    def remove_container(self, name):
-        self.sdk.containers.get(name).remove(force=True)
-        self.made.remove(name)
-
     def cleanup(self, tag_label):
-        for name in list(self.made):
-            self.remove_container(name)
+        for name in self.made:
+            try:
+                self.sdk.containers.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
         for v in self.sdk.volumes.list(filters={"label": tag_label}):
             v.remove(force=True)
 

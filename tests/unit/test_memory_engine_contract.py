@@ -5,21 +5,19 @@ from __future__ import annotations
 import pytest
 
 from service.engine.memory import InMemoryEngine
-from tests.contract.engine_contract import EngineContract
+from tests.contract.engine_contract import ContainerContract, EngineContract
 
 
 class FakeWorld:
     def __init__(self) -> None:
         self.engine = InMemoryEngine()
+        self.made: list[str] = []
 
     def container(self, name, volumes, read_only=False):
         self.engine.add_container(name, volumes, read_only=read_only)
 
-    def remove_container(self, name):
-        self.engine.remove_container(name)
 
-
-class TestInMemoryEngine(EngineContract):
+class TestInMemoryEngine(EngineContract, ContainerContract):
     @pytest.fixture
     def world(self):
         return FakeWorld()
