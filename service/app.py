@@ -12,6 +12,10 @@ from flask import Flask, g, request
 
 from .config import Settings
 from .domain.bind_paths import BindPolicy
+from .domain.bindings import Bindings
+from .domain.mounts import MountPlanner
+from .domain.policy import ContainerPolicy
+from .domain.sharing import SharingGroups
 from .domain.volumes import Volumes
 from .engine.port import Engine
 from .errors import DockvolError
@@ -19,6 +23,8 @@ from .http import health, problems
 from .http.auth import TokenStore
 from .http.fields import NameConverter, name_param_schema
 from .http.smorest import Api
+from .http.bindings import routes as binding_routes
+from .http.sharing_groups import routes as sharing_group_routes
 from .http.volumes import routes as volume_routes
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -33,6 +39,8 @@ class Services:
     engine: Engine
     auth: TokenStore
     volumes: Volumes
+    bindings: Bindings
+    sharing_groups: SharingGroups
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -54,11 +62,19 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         from .engine.docker_engine import DockerEngine  # the SDK loads only when a real engine is wanted
 
         engine = DockerEngine(settings.docker_host, settings.engine_timeout)
+    bind_policy = _bind_policy(settings, engine)
+    planner = MountPlanner(engine, bind_policy)
+    policy = ContainerPolicy(
+        engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
+    )
+    groups = SharingGroups(engine, planner, policy, settings.infra_image)
     app.extensions["dockvol"] = Services(
         settings=settings,
         engine=engine,
         auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
-        volumes=Volumes(engine, _bind_policy(settings, engine), settings.volume_drivers),
+        volumes=Volumes(engine, bind_policy, settings.volume_drivers),
+        bindings=Bindings(engine, planner, policy, groups.membership),
+        sharing_groups=groups,
     )
 
     app.before_request(_take_request_id)
@@ -72,6 +88,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     api.register_converter(NameConverter, name_param_schema)
     api.register_blueprint(health.blp)
     api.register_blueprint(volume_routes.blp)
+    api.register_blueprint(binding_routes.blp)
+    api.register_blueprint(sharing_group_routes.blp)
     return app
 
 

@@ -12,6 +12,7 @@ CREATE_ID = "dockvol.create-id"  # one-time label: tells "I created it" from "it
 ROLE = "dockvol.role"
 BINDING = "dockvol.binding"
 GROUP = "dockvol.group"
+SPEC = "dockvol.spec"  # JSON: what a binding or group was asked for, beyond what the engine shows
 ENGINE_ANONYMOUS = "com.docker.volume.anonymous"  # set by engines with API 1.42 and later
 
 _ENGINE_PICKED_NAME = re.compile(r"[0-9a-f]{64}")

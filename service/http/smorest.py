@@ -86,6 +86,10 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string"}, "required": False,
+                "description": "Act only if the resource still has this ETag (412 otherwise)"}
+
+
 def etag_of(document: Any) -> str:
     """A strong ETag for a representation: a digest of its canonical JSON."""
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))

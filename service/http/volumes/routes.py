@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ...domain.volumes import Volume, VolumeQuery, Volumes
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import Blueprint, check_if_match, etag_of
+from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of
 from .schemas import PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema
 
 blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
@@ -61,7 +61,7 @@ class VolumeItem(MethodView):
     @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
     @blp.doc(
         summary="Delete a volume dockvol created (never forced)", operationId="deleteVolume",
-        parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"}, "required": False}],
+        parameters=[IF_MATCH_DOC],
     )
     def delete(self, name):
         _volumes().delete(name, precondition=lambda v: check_if_match(VolumeSchema().dump(v)))

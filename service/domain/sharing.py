@@ -1,0 +1,132 @@
+"""Sharing groups: an infrastructure container holds the group's mounts and namespaces, and
+members (bindings) join it with volumes-from and container: namespace modes (DESIGN.md section 6).
+The group's name is its infrastructure container's name, as in `docker run --name infracon`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
+from ..errors import Conflict, DockvolError, InvalidInput, NotFound
+from . import labels as L
+from .mounts import MountPlanner, MountRequest
+from .policy import ContainerPolicy
+
+# The infrastructure container's process: it only waits, and leaves at once on SIGTERM.
+WAIT = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done")
+
+
+@dataclass(frozen=True)
+class Membership:
+    """How a member joins: the engine modes pointing at the infrastructure container."""
+
+    group: str
+    network: str | None
+    ipc: str | None
+    pid: str | None
+    volumes_from: tuple[str, ...]
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SharingGroup:
+    name: str
+    share: tuple[str, ...]
+    mounts: tuple[MountRecord, ...]
+    infra: ContainerRecord
+    members: tuple[str, ...]
+    created_at: str | None
+
+
+class SharingGroups:
+    def __init__(self, engine: Engine, planner: MountPlanner, policy: ContainerPolicy, infra_image: str) -> None:
+        self._engine = engine
+        self._planner = planner
+        self._policy = policy
+        self._infra_image = infra_image
+
+    def list(self) -> list[SharingGroup]:
+        managed = self._engine.list_containers(labels=[f"{L.MANAGED}=true"])
+        return sorted((_group(c, managed) for c in managed if _is_infra(c)), key=lambda g: g.name)
+
+    def get(self, name: str) -> SharingGroup:
+        infra = self._infra(name)
+        members = self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.GROUP}={name}"])
+        return _group(infra, members)
+
+    def create(self, name: str, mounts: Sequence[MountRequest], share: Sequence[str]) -> SharingGroup:
+        if self._engine.list_containers(name=name):
+            raise Conflict(f"a container named {name} exists already")
+        self._policy.ensure_image(self._infra_image)
+        network = self._policy.network(None)
+        prepared = self._planner.prepare(mounts, {L.GROUP: name})
+        labels = {L.MANAGED: "true", L.ROLE: "infra", L.GROUP: name, L.SPEC: json.dumps({"share": sorted(share)})}
+        spec = ContainerSpec(
+            name=name, image=self._infra_image, command=WAIT, labels=labels, mounts=prepared.mounts,
+            network=network, ipc="shareable" if "ipc" in share else None, restart_unless_stopped=True,
+        )
+        made = None
+        try:
+            made = self._engine.create_container(spec)
+            self._engine.start_container(made)
+        except DockvolError:
+            if made is not None:
+                self._engine.remove_container(made)
+            prepared.undo()
+            raise
+        return self.get(name)
+
+    def delete(self, name: str, cascade: bool) -> None:
+        group = self.get(name)
+        if group.members and not cascade:
+            raise Conflict(f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members))
+        for member in group.members:
+            self._engine.remove_container(member)
+        self._engine.remove_container(group.infra.id)
+
+    def membership(self, name: str, mode: str) -> Membership:
+        """How to join `name`; starts its infrastructure container if it is stopped."""
+        try:
+            infra = self._infra(name)
+        except NotFound:
+            raise InvalidInput("sharing_group", f"no sharing group named {name}") from None
+        if infra.state != "running":
+            self._engine.start_container(infra.id)
+        share = _share(infra)
+        joined = f"container:{infra.id}"
+        return Membership(
+            group=name,
+            network=joined if "network" in share else None,
+            ipc=joined if "ipc" in share else None,
+            pid=joined if "pid" in share else None,
+            volumes_from=(f"{infra.id}:{mode}",),
+            targets=tuple(m.target for m in infra.mounts),
+        )
+
+    def _infra(self, name: str) -> ContainerRecord:
+        found = [c for c in self._engine.list_containers(name=name) if _is_infra(c)]
+        if not found:
+            raise NotFound(f"sharing group {name} does not exist")
+        return found[0]
+
+
+def _is_infra(c: ContainerRecord) -> bool:
+    return L.is_managed(c.labels) and c.labels.get(L.ROLE) == "infra"
+
+
+def _share(infra: ContainerRecord) -> tuple[str, ...]:
+    return tuple(json.loads(infra.labels.get(L.SPEC, "{}")).get("share", ()))
+
+
+def _group(infra: ContainerRecord, containers: Sequence[ContainerRecord]) -> SharingGroup:
+    name = infra.labels[L.GROUP]
+    members = sorted(
+        c.name for c in containers
+        if c.labels.get(L.ROLE) == "binding" and c.labels.get(L.GROUP) == name and L.is_managed(c.labels)
+    )
+    return SharingGroup(
+        name=name, share=_share(infra), mounts=tuple(sorted(infra.mounts, key=lambda m: m.target)),
+        infra=infra, members=tuple(members), created_at=infra.created_at,
+    )

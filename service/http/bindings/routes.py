@@ -1,0 +1,108 @@
+"""/api/v1/bindings: read the request, call one use case, shape the answer."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+from flask.views import MethodView
+
+from ...domain.bindings import Binding, BindingQuery, Bindings, BindingSpec
+from ...errors import InvalidInput
+from ..pagination import HEADERS_DOC, paginate
+from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of
+from .schemas import (
+    EXAMPLE, BindingCreateSchema, BindingDeleteArgs, BindingQuerySchema, BindingReplaceSchema, BindingSchema,
+)
+
+blp = Blueprint("bindings", __name__, url_prefix="/api/v1/bindings", description="Containers bound to storage")
+ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
+
+
+def _bindings() -> Bindings:
+    return current_app.extensions["dockvol"].bindings
+
+
+def _shown(binding: Binding) -> tuple[dict, dict[str, str]]:
+    document = BindingSchema().dump(binding)
+    return document, {"ETag": etag_of(document)}
+
+
+def _if_match(binding: Binding) -> None:
+    check_if_match(BindingSchema().dump(binding))
+
+
+def _spec(data: dict, name: str) -> BindingSpec:
+    command = tuple(data["command"]) if data["command"] is not None else None
+    return BindingSpec(**{**data, "name": name, "command": command, "mounts": tuple(data["mounts"])})
+
+
+@blp.route("")
+class BindingCollection(MethodView):
+    @blp.protected("read")
+    @blp.arguments(BindingQuerySchema, location="query", as_kwargs=True)
+    @blp.response(200, BindingSchema(many=True), headers=HEADERS_DOC)
+    @blp.doc(summary="List bindings", operationId="listBindings")
+    def get(self, page, page_size, label=(), **filters):
+        return paginate(_bindings().list(BindingQuery(labels=label, **filters)), page, page_size)
+
+    @blp.protected("write")
+    @blp.arguments(BindingCreateSchema, example=EXAMPLE)
+    @blp.response(201, BindingSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
+    @blp.doc(summary="Create a binding: a container with its mounts, started unless start is false",
+             operationId="createBinding")
+    def post(self, data):
+        document, headers = _shown(_bindings().create(_spec(data, data["name"])))
+        headers["Location"] = url_for("bindings.BindingItem", name=document["name"])
+        return document, headers
+
+
+@blp.route("/<name:name>")
+class BindingItem(MethodView):
+    @blp.protected("read")
+    @blp.response(200, BindingSchema, headers=ETAG_DOC)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Get one binding", operationId="getBinding")
+    def get(self, name):
+        return _shown(_bindings().get(name))
+
+    @blp.protected("write")
+    @blp.arguments(BindingReplaceSchema, example=EXAMPLE)
+    @blp.response(200, BindingSchema, headers=ETAG_DOC)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
+    @blp.doc(summary="Replace a binding's spec: recreate its container, keeping its data",
+             operationId="replaceBinding", parameters=[IF_MATCH_DOC])
+    def put(self, data, name):
+        if data.get("name", name) != name:
+            raise InvalidInput("name", "the body's name must be the binding's name")
+        return _shown(_bindings().replace(name, _spec(data, name), precondition=_if_match))
+
+    @blp.protected("write")
+    @blp.arguments(BindingDeleteArgs, location="query", as_kwargs=True)
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
+    @blp.doc(summary="Delete a binding's container; its volumes stay", operationId="deleteBinding",
+             parameters=[IF_MATCH_DOC])
+    def delete(self, name, remove_anonymous_volumes):
+        _bindings().delete(name, remove_anonymous_volumes, precondition=_if_match)
+
+
+@blp.route("/<name:name>/start")
+class BindingStart(MethodView):
+    @blp.protected("write")
+    @blp.response(200, BindingSchema, headers=ETAG_DOC)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Start a binding's container", operationId="startBinding")
+    def post(self, name):
+        return _shown(_bindings().start(name))
+
+
+@blp.route("/<name:name>/stop")
+class BindingStop(MethodView):
+    @blp.protected("write")
+    @blp.response(200, BindingSchema, headers=ETAG_DOC)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Stop a binding's container", operationId="stopBinding")
+    def post(self, name):
+        return _shown(_bindings().stop(name))

@@ -1,0 +1,79 @@
+"""What /api/v1/bindings reads and writes."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from ..fields import FullMatch, LabelFilters, Labels, Name
+from ..mount_schemas import Mounts, MountShownSchema
+from ..pagination import PageArgs
+from ..smorest import Schema
+
+STATES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+IMAGE = FullMatch(
+    r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
+    error="not an image reference",
+)
+ARG = ma.fields.String(validate=[ma.validate.Length(max=4096), FullMatch(r"^[^\x00]*$", error="no NUL")])
+ENV_KEY = ma.fields.String(validate=FullMatch(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$", error="not a variable name"))
+
+EXAMPLE = {
+    "name": "b2", "image": "busybox:stable", "command": ["sleep", "3600"], "environment": {"TZ": "UTC"},
+    "mounts": [{"type": "volume", "target": "/data"},
+               {"type": "bind", "source": "/data/volumes/b2", "target": "/www"}],
+    "network": "none",
+}
+
+
+class BindingWriteSchema(Schema):
+    image = ma.fields.String(required=True, validate=[ma.validate.Length(max=512), IMAGE], metadata={"example": "busybox:stable"})
+    command = ma.fields.List(ARG, allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=256),
+                             metadata={"description": "Exec form; omit it for the image's own"})
+    environment = ma.fields.Dict(keys=ENV_KEY, values=ARG, load_default=dict, validate=ma.validate.Length(max=256))
+    labels = Labels(load_default=dict)
+    mounts = Mounts(load_default=list)
+    network = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=255),
+                               metadata={"description": "Default DOCKVOL_DEFAULT_NETWORK; one of DOCKVOL_ALLOWED_NETWORKS"})
+    sharing_group = Name(allow_none=True, load_default=None, metadata={"description": "Join this sharing group"})
+    sharing_mode = ma.fields.String(load_default="rw", validate=ma.validate.OneOf(("rw", "ro")),
+                                    metadata={"description": "How members see the group's volumes"})
+
+
+class BindingCreateSchema(BindingWriteSchema):
+    name = Name(required=True, metadata={"example": "b2"})
+    start = ma.fields.Boolean(load_default=True)
+
+
+class BindingReplaceSchema(BindingWriteSchema):
+    name = Name(metadata={"description": "If given, must be the binding's name"})
+    start = ma.fields.Boolean(allow_none=True, load_default=None,
+                              metadata={"description": "Default: run the new container if the old one ran"})
+
+
+class BindingSchema(Schema):
+    name = ma.fields.String(required=True)
+    id = ma.fields.String(required=True)
+    image = ma.fields.String(required=True)
+    command = ma.fields.List(ma.fields.String(), allow_none=True)
+    environment = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), allow_none=True,
+                                 metadata={"description": "null for containers dockvol did not create"})
+    labels = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    mounts = ma.fields.List(ma.fields.Nested(MountShownSchema))
+    network = ma.fields.String()
+    sharing_group = ma.fields.String(allow_none=True)
+    sharing_mode = ma.fields.String(allow_none=True)
+    state = ma.fields.String()
+    created_at = ma.fields.String(allow_none=True)
+    managed = ma.fields.Boolean(metadata={"description": "Created through dockvol (only these can be changed)"})
+
+
+class BindingQuerySchema(PageArgs):
+    volume = Name(metadata={"description": "Only bindings that mount this volume"})
+    sharing_group = Name()
+    state = ma.fields.String(validate=ma.validate.OneOf(STATES))
+    label = LabelFilters(metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
+
+
+class BindingDeleteArgs(Schema):
+    remove_anonymous_volumes = ma.fields.Boolean(load_default=False, metadata={"description": "Named volumes always stay"})

@@ -1,0 +1,63 @@
+"""/api/v1/sharing-groups: read the request, call one use case, shape the answer."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+from flask.views import MethodView
+
+from ...domain.sharing import SharingGroup, SharingGroups
+from ..pagination import HEADERS_DOC, paginate
+from ..smorest import Blueprint
+from .schemas import EXAMPLE, SharingGroupCreateSchema, SharingGroupDeleteArgs, SharingGroupQuerySchema, SharingGroupSchema
+
+blp = Blueprint("sharing_groups", __name__, url_prefix="/api/v1/sharing-groups",
+                description="Containers sharing one infrastructure container's volumes and namespaces")
+
+
+def _groups() -> SharingGroups:
+    return current_app.extensions["dockvol"].sharing_groups
+
+
+def _shown(group: SharingGroup) -> dict:
+    infra = {"container": group.infra.name, "id": group.infra.id, "state": group.infra.state, "image": group.infra.image}
+    return SharingGroupSchema().dump({**group.__dict__, "infra": infra})
+
+
+@blp.route("")
+class SharingGroupCollection(MethodView):
+    @blp.protected("read")
+    @blp.arguments(SharingGroupQuerySchema, location="query", as_kwargs=True)
+    @blp.response(200, SharingGroupSchema(many=True), headers=HEADERS_DOC)
+    @blp.doc(summary="List sharing groups", operationId="listSharingGroups")
+    def get(self, page, page_size):
+        groups, headers = paginate(_groups().list(), page, page_size)
+        return [_shown(g) for g in groups], headers
+
+    @blp.protected("write")
+    @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
+    @blp.response(201, SharingGroupSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
+    @blp.doc(summary="Create a sharing group and start its infrastructure container", operationId="createSharingGroup")
+    def post(self, data):
+        group = _groups().create(data["name"], data["mounts"], data["share"])
+        return _shown(group), {"Location": url_for("sharing_groups.SharingGroupItem", name=group.name)}
+
+
+@blp.route("/<name:name>")
+class SharingGroupItem(MethodView):
+    @blp.protected("read")
+    @blp.response(200, SharingGroupSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Get one sharing group with its members", operationId="getSharingGroup")
+    def get(self, name):
+        return _shown(_groups().get(name))
+
+    @blp.protected("write")
+    @blp.arguments(SharingGroupDeleteArgs, location="query", as_kwargs=True)
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="The group has members (see `members`)")
+    @blp.doc(summary="Delete a sharing group; cascade=true removes its members first. Volumes stay",
+             operationId="deleteSharingGroup")
+    def delete(self, name, cascade):
+        _groups().delete(name, cascade)
