@@ -63,7 +63,17 @@ class Service:
 
 
 def service_env(docker_host: str, **extra: str) -> dict[str, str]:
-    return {"DOCKER_HOST": docker_host, "DOCKVOL_TOKENS": json.dumps(TOKENS), "DOCKVOL_WORKERS": "2", **extra}
+    return {
+        "DOCKER_HOST": docker_host, "DOCKVOL_TOKENS": json.dumps(TOKENS), "DOCKVOL_WORKERS": "2",
+        "DOCKVOL_DEFAULT_NETWORK": "none", "DOCKVOL_ALLOWED_NETWORKS": '["none"]', "DOCKVOL_PULL": "never",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def bind_root(tmp_path_factory):
+    """The one directory under which this session's service admits bind sources."""
+    return tmp_path_factory.mktemp("bindroot").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -82,18 +92,22 @@ def start_service(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def service(start_service):
-    return start_service(service_env(engine_host()))
+def service(start_service, bind_root):
+    return start_service(service_env(engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
 
 
 @pytest.fixture(scope="session")
 def sdk():
     client = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
     yield client
-    for c in client.containers.list(all=True, filters={"label": TEST_LABEL}):
-        c.remove(force=True)
-    for v in client.volumes.list(filters={"label": TEST_LABEL}):
-        v.remove(force=True)
+    for c in client.containers.list(all=True):
+        if c.name.startswith("dvtest-") or TEST_LABEL in c.labels:
+            c.remove(force=True)
+    for v in client.volumes.list():
+        labels = v.attrs.get("Labels") or {}
+        owner = labels.get("dockvol.binding", "") + labels.get("dockvol.group", "")
+        if TEST_LABEL in labels or owner.startswith("dvtest-"):
+            v.remove(force=True)
     client.close()
 
 
