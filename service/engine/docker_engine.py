@@ -6,11 +6,13 @@ and every SDK or transport failure becomes one of dockvol's errors.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import threading
 from datetime import datetime, timezone
-from typing import Iterator, Mapping, Sequence
+from typing import IO, Iterable, Iterator, Mapping, Sequence
 
 import docker
 import docker.errors
@@ -18,7 +20,7 @@ import requests.exceptions
 from docker.types import Mount
 
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
-from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PruneReport, VolumeRecord
+from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PathStat, PruneReport, VolumeRecord
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ PRUNE_ALL_SINCE = (1, 42)
 # Every container dockvol creates gets these, whatever it asked for.
 PIDS_LIMIT = 512
 SECURITY_OPT = ["no-new-privileges"]
+ARCHIVE_CHUNK = 1 << 20
 
 
 @contextlib.contextmanager
@@ -178,6 +181,39 @@ class DockerEngine:
             )
         return created["Id"]
 
+    def pause_container(self, id_or_name: str) -> None:
+        with _translated():
+            self._api.pause(id_or_name)
+
+    def unpause_container(self, id_or_name: str) -> None:
+        with _translated():
+            self._api.unpause(id_or_name)
+
+    def import_image(self, ref: str, rootfs_tar: bytes, labels: Mapping[str, str]) -> None:
+        repository, tag = docker.utils.parse_repository_tag(ref)
+        changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()]
+        with _translated():
+            self._api.import_image_from_data(rootfs_tar, repository=repository, tag=tag, changes=changes)
+
+    def get_archive(self, id_or_name: str, path: str) -> "_Archive":
+        with _translated():
+            api = self._api
+            # The SDK's own get_archive hides the response; we need it to close the stream early.
+            response = api._get(
+                api._url("/containers/{0}/archive", id_or_name), params={"path": path}, stream=True,
+                headers={"Accept-Encoding": "identity"},
+            )
+            try:
+                api._raise_for_status(response)
+            except Exception:
+                response.close()
+                raise
+        return _Archive(response)
+
+    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes]) -> None:
+        with _translated():
+            self._api.put_archive(id_or_name, path, data)
+
     def start_container(self, id_or_name: str) -> None:
         with _translated():
             self._api.start(id_or_name)
@@ -193,6 +229,21 @@ class DockerEngine:
     def remove_container(self, id_or_name: str) -> None:
         with _translated():
             self._api.remove_container(id_or_name, force=True, v=False)
+
+
+class _Archive:
+    def __init__(self, response) -> None:
+        self._response = response
+        stat = json.loads(base64.b64decode(response.headers.get("X-Docker-Container-Path-Stat", "e30=")))
+        self.stat = PathStat(stat.get("name", ""), int(stat.get("size", 0)), int(stat.get("mode", 0)),
+                             stat.get("mtime", ""), stat.get("linkTarget", ""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _translated():
+            yield from self._response.raw.stream(ARCHIVE_CHUNK, decode_content=False)
+
+    def close(self) -> None:
+        self._response.close()
 
 
 def _volume(data: Mapping) -> VolumeRecord:

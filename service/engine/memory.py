@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Mapping, Sequence
 
 from ..errors import Conflict, EngineRejected, EngineUnavailable, NotFound
+from .memory_files import MemoryArchive, VolumeFiles
 from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PruneReport, VolumeRecord
 
 
@@ -35,6 +36,7 @@ class InMemoryEngine:
         self.sizes: dict[str, int] = {}
         self.images: set[str] = {"busybox:stable"}
         self.specs: dict[str, ContainerSpec] = {}  # what each container was created from
+        self.files = VolumeFiles()
         self.calls: Counter[str] = Counter()
         self.down = False
         self._lock = threading.RLock()
@@ -106,6 +108,7 @@ class InMemoryEngine:
                 raise Conflict("volume is in use")
             del self.volumes[name]
             self.sizes.pop(name, None)
+            self.files.drop(name)
 
     def prune_volumes(self, labels: Sequence[str]) -> PruneReport:
         self._call("prune_volumes")
@@ -117,6 +120,7 @@ class InMemoryEngine:
             for n in doomed:
                 del self.volumes[n]
                 self.sizes.pop(n, None)
+                self.files.drop(n)
             return PruneReport(tuple(doomed), space)
 
     def volume_sizes(self) -> dict[str, int]:
@@ -184,6 +188,44 @@ class InMemoryEngine:
             record = self._find(id_or_name)
             del self.containers[record.id]
             self.specs.pop(record.id, None)
+
+    def pause_container(self, id_or_name: str) -> None:
+        self._call("pause_container")
+        self._change_state(id_or_name, "running", "paused")
+
+    def unpause_container(self, id_or_name: str) -> None:
+        self._call("unpause_container")
+        self._change_state(id_or_name, "paused", "running")
+
+    def import_image(self, ref: str, rootfs_tar: bytes, labels: Mapping[str, str]) -> None:
+        self._call("import_image")
+        self.images.add(ref)
+
+    def get_archive(self, id_or_name: str, path: str) -> MemoryArchive:
+        self._call("get_archive")
+        with self._lock:
+            volume, rel = self._volume_path(id_or_name, path)
+            return self.files.archive(volume, rel)
+
+    def put_archive(self, id_or_name: str, path: str, data) -> None:
+        self._call("put_archive")
+        with self._lock:
+            volume, rel = self._volume_path(id_or_name, path)
+            self.files.extract(volume, rel, data)
+
+    def _volume_path(self, id_or_name: str, path: str) -> tuple[str, str]:
+        """The volume mounted where `path` lies in the container, and the path inside it."""
+        mounts = [m for m in self._find(id_or_name).mounts if m.type == "volume"]
+        for m in sorted(mounts, key=lambda m: -len(m.target)):
+            if path == m.target or path.startswith(m.target.rstrip("/") + "/"):
+                return m.name or "", path[len(m.target):].lstrip("/")
+        raise NotFound("not found in the engine")
+
+    def _change_state(self, id_or_name: str, before: str, after: str) -> None:
+        with self._lock:
+            if self._find(id_or_name).state != before:
+                raise Conflict("the engine reports a conflict")
+            self._set_state(id_or_name, after)
 
     def _find(self, id_or_name: str) -> ContainerRecord:
         for c in self.containers.values():

@@ -8,7 +8,7 @@ tests both must pass. Every method may raise `EngineUnavailable` or `EngineFailu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import IO, Iterable, Iterator, Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,31 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class PathStat:
+    """What the engine says of a path inside a container (`docker cp`'s stat)."""
+
+    name: str
+    size: int
+    mode: int  # Go's os.FileMode bits: type in the high bits, permissions in the low 9
+    mtime: str
+    link_target: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.mode & (1 << 31))
+
+
+class Archive(Protocol):
+    """A tar stream read from the engine: iterate for bytes, always close."""
+
+    stat: PathStat
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
 class PruneReport:
     volumes_deleted: tuple[str, ...]
     space_reclaimed: int
@@ -150,3 +175,19 @@ class Engine(Protocol):
 
     def remove_container(self, id_or_name: str) -> None:
         """Stop and remove; its volumes stay (dockvol removes volumes itself). Raises NotFound."""
+
+    def pause_container(self, id_or_name: str) -> None:
+        """Raises NotFound, Conflict (not running)."""
+
+    def unpause_container(self, id_or_name: str) -> None:
+        """Raises NotFound, Conflict (not paused)."""
+
+    def import_image(self, ref: str, rootfs_tar: bytes, labels: Mapping[str, str]) -> None:
+        """`docker import`: an image from a root filesystem tar."""
+
+    def get_archive(self, id_or_name: str, path: str) -> Archive:
+        """A tar of `path` in a (created, not necessarily started) container; `DIR/.` gives the
+        directory's content under `.`. Raises NotFound when the path does not exist."""
+
+    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes]) -> None:
+        """Extract a tar (plain or gzip) into the existing directory `path`. Raises NotFound."""

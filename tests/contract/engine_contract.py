@@ -7,7 +7,9 @@ read_only=False)`, which does what `docker create` does, and `.made`, names of c
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 import uuid
 
 import pytest
@@ -193,3 +195,104 @@ class ContainerContract:
         world.engine.create_container(member)
         (m,) = world.engine.list_containers(name=member.name)[0].mounts
         assert (m.name, m.target, m.read_only) == (vol.name, "/shared", True)
+
+
+def make_tar(entries) -> bytes:
+    """entries: (name, kind, payload, mode) with kind file|dir|symlink (payload: bytes or link target)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind, payload, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+            else:
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def read_tar(archive) -> dict[str, tuple[str, int, bytes | str]]:
+    try:
+        data = b"".join(archive)
+    finally:
+        archive.close()
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for m in tar:
+            kind = "dir" if m.isdir() else "symlink" if m.issym() else "file"
+            payload = m.linkname if m.issym() else tar.extractfile(m).read() if m.isreg() else b""
+            out[m.name] = (kind, m.mode & 0o7777, payload)
+    return out
+
+
+class ArchiveContract:
+    """The archive API on a created (never started) container, as volume data uses it."""
+
+    @pytest.fixture
+    def holder(self, world, tag):
+        key, _, value = tag.partition("=")
+        vol = world.engine.create_volume(unique(), "local", {}, {key: value})
+        name = unique("holder")
+        world.made.append(name)
+        world.engine.create_container(ContainerSpec(
+            name=name, image="busybox:stable", command=("true",), labels={key: value},
+            mounts=(MountSpec("volume", "/v", source=vol.name),)))
+        return name
+
+    TREE = [("sub", "dir", None, 0o750), ("sub/empty", "dir", None, 0o700), ("sub/f.txt", "file", b"hello\n", 0o640),
+            ("link", "symlink", "sub/f.txt", 0o777), (".hidden", "file", b"", 0o600)]
+
+    def test_put_then_get_round_trips_names_modes_links_and_content(self, world, holder):
+        world.engine.put_archive(holder, "/v", make_tar(self.TREE))
+        got = read_tar(world.engine.get_archive(holder, "/v/."))
+        assert got["./sub"][:2] == ("dir", 0o750)
+        assert got["./sub/empty"][:2] == ("dir", 0o700)
+        assert got["./sub/f.txt"] == ("file", 0o640, b"hello\n")
+        assert got["./link"][0::2] == ("symlink", "sub/f.txt")
+        assert got["./.hidden"] == ("file", 0o600, b"")
+        assert "." in got
+
+    def test_get_of_a_subdirectory_or_file_names_it_by_its_base(self, world, holder):
+        world.engine.put_archive(holder, "/v", make_tar(self.TREE))
+        archive = world.engine.get_archive(holder, "/v/sub")
+        assert archive.stat.is_dir and archive.stat.name == "sub"
+        assert set(read_tar(archive)) == {"sub", "sub/empty", "sub/f.txt"}
+        archive = world.engine.get_archive(holder, "/v/sub/f.txt")
+        assert (archive.stat.is_dir, archive.stat.size, archive.stat.name) == (False, 6, "f.txt")
+        assert read_tar(archive) == {"f.txt": ("file", 0o640, b"hello\n")}
+
+    def test_missing_paths_are_not_found(self, world, holder):
+        with pytest.raises(NotFound):
+            world.engine.get_archive(holder, "/v/nothing")
+        with pytest.raises(NotFound):
+            world.engine.put_archive(holder, "/v/nothing", make_tar(self.TREE))
+
+    def test_a_closed_archive_can_be_left_unread(self, world, holder):
+        world.engine.put_archive(holder, "/v", make_tar([("big", "file", b"x" * (3 << 20), 0o644)]))
+        archive = world.engine.get_archive(holder, "/v/.")
+        first = next(iter(archive))
+        archive.close()
+        assert first
+        assert read_tar(world.engine.get_archive(holder, "/v/big"))["big"][2] == b"x" * (3 << 20)
+
+    def test_pause_and_unpause(self, world, tag):
+        spec = ContainerContract.spec(self, world, tag)
+        world.engine.create_container(spec)
+        with pytest.raises(Conflict):
+            world.engine.pause_container(spec.name)
+        world.engine.start_container(spec.name)
+        world.engine.pause_container(spec.name)
+        assert world.engine.list_containers(name=spec.name)[0].state == "paused"
+        world.engine.unpause_container(spec.name)
+        assert world.engine.list_containers(name=spec.name)[0].state == "running"
+
+    def test_import_an_image_from_a_root_filesystem(self, world, tag):
+        ref = f"dockvol-test/empty:{uuid.uuid4().hex[:8]}"
+        world.engine.import_image(ref, make_tar([]), {"dockvol-test": "1"})
+        assert world.engine.image_present(ref)
+        world.images.append(ref)

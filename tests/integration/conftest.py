@@ -15,6 +15,7 @@ class RealWorld:
         self.engine = engine
         self.sdk = sdk
         self.made: list[str] = []
+        self.images: list[str] = []
 
     def container(self, name, volumes, read_only=False, labels=None):
         mode = "ro" if read_only else "rw"
@@ -26,6 +27,8 @@ class RealWorld:
         self.made.append(name)
 
     def cleanup(self, tag_label):
+        for ref in self.images:
+            self.sdk.images.remove(ref, force=True)
         for name in self.made:
             try:
                 self.sdk.containers.get(name).remove(force=True)
