@@ -11,3 +11,11 @@ timeout = int(float(os.environ.get("DOCKVOL_ENGINE_TIMEOUT", "10"))) + 20
 graceful_timeout = 30
 accesslog = "-"
 errorlog = "-"
+
+
+def child_exit(server, worker):
+    # Runs in the master after any worker ends, even a killed one, which could not remove its own
+    # helper containers (a leftover helper keeps its volume "in use").
+    from service.app import sweep_helpers_of
+
+    sweep_helpers_of(worker.pid)

@@ -8,14 +8,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from .config import Settings
 from .domain.bind_paths import BindPolicy
 from .domain.bindings import Bindings
+from .domain.helpers import Helpers
 from .domain.mounts import MountPlanner
 from .domain.policy import ContainerPolicy
 from .domain.sharing import SharingGroups
+from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
 from .engine.port import Engine
 from .errors import DockvolError
@@ -25,7 +27,7 @@ from .http.fields import NameConverter, name_param_schema
 from .http.smorest import Api
 from .http.bindings import routes as binding_routes
 from .http.sharing_groups import routes as sharing_group_routes
-from .http.volumes import routes as volume_routes
+from .http.volumes import data_routes, routes as volume_routes
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -41,6 +43,7 @@ class Services:
     volumes: Volumes
     bindings: Bindings
     sharing_groups: SharingGroups
+    volume_data: VolumeData
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -68,13 +71,15 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
     )
     groups = SharingGroups(engine, planner, policy, settings.infra_image)
+    volumes = Volumes(engine, bind_policy, settings.volume_drivers)
     app.extensions["dockvol"] = Services(
         settings=settings,
         engine=engine,
         auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
-        volumes=Volumes(engine, bind_policy, settings.volume_drivers),
+        volumes=volumes,
         bindings=Bindings(engine, planner, policy, groups.membership),
         sharing_groups=groups,
+        volume_data=VolumeData(engine, volumes, Helpers(engine), settings.max_import_bytes, settings.spool_dir),
     )
 
     app.before_request(_take_request_id)
@@ -113,7 +118,25 @@ def _give_request_id(response):
 
 
 def _require_json_body():
+    if request.endpoint in data_routes.RAW_BODY_ENDPOINTS:
+        request.max_content_length = current_app.extensions["dockvol"].settings.max_import_bytes
+        return None
     if request.method in BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
         if not request.is_json:
             return problems.problem(415, "unsupported-media-type", "Send the body as application/json.")
     return None
+
+
+def sweep_helpers_of(pid: int) -> None:
+    """Remove the helper containers a (now gone) worker left; gunicorn's child_exit hook calls it."""
+    from .domain.helpers import Helpers, owner
+    from .engine.docker_engine import DockerEngine
+
+    settings = Settings.from_env()
+    try:
+        removed = Helpers(DockerEngine(settings.docker_host, settings.engine_timeout)).sweep(owner(pid))
+    except DockvolError as exc:
+        logging.getLogger(__name__).error("could not sweep the helpers of worker %s: %s", pid, exc.detail)
+        return
+    if removed:
+        logging.getLogger(__name__).warning("removed %d helper container(s) left by worker %s", removed, pid)

@@ -29,6 +29,8 @@ class Settings:
     pull: str = "missing"
     engine_timeout: float = 10.0
     max_body_bytes: int = 1024 * 1024
+    max_import_bytes: int = 10 * 1024**3
+    spool_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -50,7 +52,15 @@ class Settings:
             raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must be a number of seconds") from None
         if not 0 < timeout <= 300:
             raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must lie in (0, 300] seconds")
+        try:
+            max_import = int(env.get("DOCKVOL_MAX_IMPORT_BYTES", str(10 * 1024**3)))
+        except ValueError:
+            raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be a whole number of bytes") from None
+        if max_import < 1:
+            raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be positive")
         return cls(
+            max_import_bytes=max_import,
+            spool_dir=env.get("DOCKVOL_SPOOL_DIR") or None,
             docker_host=env.get("DOCKER_HOST") or None,
             tokens=tokens,
             tokens_file=env.get("DOCKVOL_TOKENS_FILE") or None,

@@ -51,3 +51,7 @@ class Unauthenticated(DockvolError):
 
 class EngineRejected(DockvolError):
     """The engine refused a configuration as invalid (its 400), e.g. a command the image lacks."""
+
+
+class TooLarge(DockvolError):
+    """An upload over the configured cap."""

@@ -12,6 +12,7 @@ CREATE_ID = "dockvol.create-id"  # one-time label: tells "I created it" from "it
 ROLE = "dockvol.role"
 BINDING = "dockvol.binding"
 GROUP = "dockvol.group"
+OWNER = "dockvol.owner"  # host:pid of the worker that made a helper container
 SPEC = "dockvol.spec"  # JSON: what a binding or group was asked for, beyond what the engine shows
 ENGINE_ANONYMOUS = "com.docker.volume.anonymous"  # set by engines with API 1.42 and later
 

@@ -129,16 +129,20 @@ class Volumes:
     def delete(self, name: str, precondition: Callable[[Volume], None] = lambda v: None) -> None:
         volume = self.get(name)
         precondition(volume)
-        if not volume.managed:
-            raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
-        if volume.in_use:
-            raise _in_use(volume)
+        self.check_deletable(volume)
         try:
             self._engine.remove_volume(name)
         except NotFound:
             raise NotFound(f"volume {name} does not exist") from None
         except Conflict:  # a container took it between our look and the removal
             raise _in_use(self.get(name)) from None
+
+    def check_deletable(self, volume: Volume) -> None:
+        """Forbidden unless dockvol made it; Conflict (with used_by) while a container uses it."""
+        if not volume.managed:
+            raise Forbidden(f"volume {volume.name} was not created by dockvol; it is read-only here")
+        if volume.in_use:
+            raise _in_use(volume)
 
     def prune(self, dry_run: bool, include_named: bool, labels: Sequence[str]) -> PruneResult:
         selection = [f"{L.MANAGED}=true", *([] if include_named else [f"{L.ANONYMOUS}=true"]), *labels]

@@ -99,6 +99,11 @@ class PathStat:
     def is_dir(self) -> bool:
         return bool(self.mode & (1 << 31))
 
+    @property
+    def is_regular(self) -> bool:
+        go_mode_type = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
+        return not self.mode & go_mode_type
+
 
 class Archive(Protocol):
     """A tar stream read from the engine: iterate for bytes, always close."""

@@ -26,6 +26,7 @@ STATUS = (
     (errors.NotFound, 404, "not-found"),
     (errors.Conflict, 409, "conflict"),
     (errors.PreconditionFailed, 412, "precondition-failed"),
+    (errors.TooLarge, 413, "payload-too-large"),
     (errors.InvalidInput, 422, "invalid-input"),
     (errors.EngineRejected, 422, "engine-rejected"),
     (errors.EngineFailure, 502, "engine-failure"),

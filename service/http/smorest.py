@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import flask_smorest
 import marshmallow as ma
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
@@ -67,7 +67,7 @@ class Blueprint(flask_smorest.Blueprint):
             @wraps(func)
             def checked(*args: Any, **kwargs: Any) -> Any:
                 auth = current_app.extensions["dockvol"].auth
-                auth.authorize(request.headers.get("Authorization"), scope)
+                g.principal = auth.authorize(request.headers.get("Authorization"), scope)
                 return func(*args, **kwargs)
 
             documented = self.doc(security=[{"bearerAuth": []}])(checked)

@@ -1,0 +1,117 @@
+"""Helper containers: created from an empty image dockvol imports itself, never started, always
+removed. The engine's archive API works on a created container, so a helper is how dockvol reads
+and writes a volume's files without running anything.
+
+A helper names its owner (host and process) in a label. If a worker dies before removing its
+helpers, gunicorn's `child_exit` hook (deploy/gunicorn.conf.py) and the next helper made on the
+same host remove them: a leftover helper would keep its volume "in use".
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import secrets
+import socket
+import tarfile
+from typing import Sequence
+
+from ..engine.port import ContainerSpec, Engine, MountSpec
+from ..errors import DockvolError
+from . import labels as L
+
+log = logging.getLogger(__name__)
+
+IMAGE = "dockvol/helper:empty"
+NEVER_RUN = ("/dockvol-helper-is-never-started",)
+
+
+def owner(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
+def _empty_rootfs() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w"):
+        pass
+    return buf.getvalue()
+
+
+class Helper:
+    """One helper container; `close()` removes it (idempotent). Usable as a context manager."""
+
+    def __init__(self, engine: Engine, id: str) -> None:
+        self._engine = engine
+        self.id = id
+        self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._engine.remove_container(self.id)
+        except DockvolError:
+            log.error("could not remove helper container %s; it will be swept", self.id)
+
+    def __enter__(self) -> "Helper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Helpers:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._image_ready = False
+
+    def open(self, mounts: Sequence[tuple[str, str, bool]]) -> Helper:
+        """A helper mounting each (volume, target, read_only)."""
+        self._ensure_image()
+        self.sweep_dead()
+        spec = ContainerSpec(
+            name=f"dockvol-helper-{secrets.token_hex(6)}", image=IMAGE, command=NEVER_RUN, network="none",
+            labels={L.MANAGED: "true", L.ROLE: "helper", L.OWNER: owner()},
+            mounts=tuple(MountSpec("volume", target, source=v, read_only=ro, no_copy=True) for v, target, ro in mounts),
+        )
+        return Helper(self._engine, self._engine.create_container(spec))
+
+    def sweep(self, owner_label: str) -> int:
+        """Remove every helper of one owner (a worker that has gone); how many."""
+        return self._remove([f"{L.ROLE}=helper", f"{L.OWNER}={owner_label}"])
+
+    def sweep_dead(self) -> int:
+        """Remove helpers whose owner was a process on this host that no longer exists."""
+        host = socket.gethostname()
+        gone = []
+        for c in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=helper"]):
+            their_host, _, pid = c.labels.get(L.OWNER, "").rpartition(":")
+            if their_host == host and pid.isdigit() and not _alive(int(pid)):
+                gone.append(c.id)
+        for cid in gone:
+            Helper(self._engine, cid).close()
+        return len(gone)
+
+    def _remove(self, labels: list[str]) -> int:
+        found = self._engine.list_containers(labels=[f"{L.MANAGED}=true", *labels])
+        for c in found:
+            Helper(self._engine, c.id).close()
+        return len(found)
+
+    def _ensure_image(self) -> None:
+        if not self._image_ready:
+            if not self._engine.image_present(IMAGE):
+                self._engine.import_image(IMAGE, _empty_rootfs(), {L.MANAGED: "true", L.ROLE: "helper"})
+            self._image_ready = True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

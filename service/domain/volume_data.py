@@ -1,0 +1,212 @@
+"""Volume data: export, import, clone, rename, browse and usage, through helper containers.
+
+Reads stream from the engine to the client chunk by chunk; uploads are spooled to a temporary
+file and checked entry by entry before anything reaches the volume.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+import tarfile
+from contextlib import closing
+from dataclasses import dataclass
+from typing import IO, Mapping, Sequence
+
+from ..engine.port import Archive, Engine
+from ..errors import DockvolError, Forbidden, InvalidInput, NotFound
+from . import archives
+from .archives import Entry, Stream
+from .helpers import Helper, Helpers
+from .volumes import Volume, Volumes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Download:
+    body: Stream
+    filename: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    path: str
+    entries: list[Entry]
+
+
+@dataclass(frozen=True)
+class Usage:
+    name: str
+    bytes: int
+    files: int
+    directories: int
+    symlinks: int
+
+
+class VolumeData:
+    def __init__(self, engine: Engine, volumes: Volumes, helpers: Helpers, max_import_bytes: int,
+                 spool_dir: str | None = None) -> None:
+        self._engine = engine
+        self._volumes = volumes
+        self._helpers = helpers
+        self._max = max_import_bytes
+        self._spool_dir = spool_dir
+
+    def export(self, name: str, path: str, pause: bool) -> Download:
+        self._volumes.get(name)
+        paused = self._pause(name) if pause else []
+        helper = None
+        try:
+            helper = self._helpers.open([(name, "/v", True)])
+            archive = self._contents(helper, name, path)
+        except BaseException:
+            self._finish(helper, paused)
+            raise
+        label = name if not path else f"{name}-{path.replace('/', '-')}"
+        return Download(Stream(archive, lambda: self._finish(helper, paused)), f"{label}.tar")
+
+    def import_(self, name: str, path: str, upload: IO[bytes]) -> int:
+        """Extract an uploaded tar (or tar.gz) into the volume; the number of entries."""
+        if not self._volumes.get(name).managed:
+            raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
+        with archives.spool(upload, self._max, self._spool_dir) as spooled:
+            count = archives.check_upload(spooled, path, self._max)
+            with self._helpers.open([(name, "/v", False)]) as helper:
+                self._ensure_dir(helper, path)
+                self._engine.put_archive(helper.id, _in("/v", path), spooled)
+        return count
+
+    def clone(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool) -> Volume:
+        self._volumes.get(name)
+        self._volumes.create(new_name, "local", {}, labels)
+        paused = self._pause(name) if pause else []
+        try:
+            # Two helpers: the engine locks a container while one of its archives is being read.
+            with self._helpers.open([(name, "/v", True)]) as source, self._helpers.open([(new_name, "/v", False)]) as target:
+                with closing(self._engine.get_archive(source.id, "/v/.")) as archive:
+                    self._engine.put_archive(target.id, "/v", iter(archive))
+        except BaseException:
+            self._finish(None, paused)
+            self._discard(new_name)
+            raise
+        self._finish(None, paused)
+        return self._volumes.get(new_name)
+
+    def rename(self, name: str, new_name: str) -> Volume:
+        """Clone, then delete the original; on failure the original stays and no copy remains."""
+        volume = self._volumes.get(name)
+        self._volumes.check_deletable(volume)
+        clone = self.clone(name, new_name, volume.labels, pause=False)
+        try:
+            self._volumes.delete(name)
+        except BaseException:
+            self._discard(new_name)
+            raise
+        return clone
+
+    def files(self, name: str, path: str) -> Listing | Download:
+        self._volumes.get(name)
+        helper = self._helpers.open([(name, "/v", True)])
+        try:
+            archive = self._get(helper, name, _in("/v", path) if path else "/v/.")
+            if archive.stat.is_regular:
+                body = Stream(archives.first_file(archive), lambda: (archive.close(), helper.close()))
+                return Download(body, archive.stat.name, archive.stat.size)
+            with closing(archive):
+                found = list(archives.entries(archive))
+        except BaseException:
+            helper.close()
+            raise
+        helper.close()
+        if archive.stat.is_dir:
+            parent = "" if not path else archive.stat.name  # the tar names entries under '.' or the base
+            children = [e for e in found
+                        if posixpath.normpath(e.name) not in (".", parent)
+                        and posixpath.dirname(posixpath.normpath(e.name)) == parent]
+            found = [Entry(posixpath.basename(e.name), e.type, e.size, e.mode, e.mtime, e.link_target) for e in children]
+        return Listing(path or "/", sorted(found, key=lambda e: e.name))
+
+    def usage(self, name: str) -> Usage:
+        self._volumes.get(name)
+        with self._helpers.open([(name, "/v", True)]) as helper, closing(self._get(helper, name, "/v/.")) as archive:
+            counts = {"file": 0, "directory": 0, "symlink": 0}
+            size = 0
+            for e in archives.entries(archive):
+                counts[e.type] = counts.get(e.type, 0) + 1
+                size += e.size if e.type == "file" else 0
+        return Usage(name, size, counts["file"], counts["directory"] - 1, counts["symlink"])  # less the root
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _contents(self, helper: Helper, name: str, path: str) -> Archive:
+        """A directory's content under '.', or a single file under its own name."""
+        if not path:
+            return self._get(helper, name, "/v/.")
+        archive = self._get(helper, name, _in("/v", path))
+        if not archive.stat.is_dir:
+            return archive
+        archive.close()
+        return self._get(helper, name, _in("/v", path) + "/.")
+
+    def _get(self, helper: Helper, name: str, path: str) -> Archive:
+        try:
+            return self._engine.get_archive(helper.id, path)
+        except NotFound:
+            raise NotFound(f"{path.removeprefix('/v')[1:] or '/'} does not exist in volume {name}") from None
+
+    def _ensure_dir(self, helper: Helper, path: str) -> None:
+        """Make `path` (and missing parents) inside the volume, leaving existing ones as they are."""
+        if not path:
+            return
+        try:
+            archive = self._engine.get_archive(helper.id, _in("/v", path))
+            archive.close()
+            if not archive.stat.is_dir:
+                raise InvalidInput("path", f"{path} is not a directory")
+            return
+        except NotFound:
+            pass
+        parent, base = posixpath.split(path)
+        self._ensure_dir(helper, parent)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(base)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        self._engine.put_archive(helper.id, _in("/v", parent), buf.getvalue())
+
+    def _pause(self, name: str) -> list[str]:
+        """Pause running containers that can write to the volume; the ones paused."""
+        paused = []
+        try:
+            for c in self._engine.list_containers(volume=name):
+                if c.state == "running" and any(m.name == name and not m.read_only for m in c.mounts):
+                    self._engine.pause_container(c.id)
+                    paused.append(c.id)
+        except BaseException:
+            self._finish(None, paused)
+            raise
+        return paused
+
+    def _finish(self, helper: Helper | None, paused: Sequence[str]) -> None:
+        if helper is not None:
+            helper.close()
+        for cid in paused:
+            try:
+                self._engine.unpause_container(cid)
+            except DockvolError:
+                log.error("could not unpause container %s", cid)
+
+    def _discard(self, name: str) -> None:
+        try:
+            self._engine.remove_volume(name)
+        except DockvolError:
+            log.error("could not remove the half-made volume %s", name)
+
+
+def _in(root: str, path: str) -> str:
+    return f"{root}/{path}" if path else root
+

@@ -1,0 +1,121 @@
+"""Volume data over HTTP: tar streams out and in, clone, rename, browse, usage."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, request, url_for
+from flask.views import MethodView
+
+from ...domain import archives
+from ...domain.volume_data import Download, Listing, VolumeData
+from ...errors import Forbidden, TooLarge
+from .data_schemas import (
+    CloneSchema, ExportArgs, FilesArgs, ImportArgs, ImportResultSchema, ListingSchema, RenameSchema, UsageSchema,
+)
+from .routes import ETAG_DOC, VolumeSchema, _shown, blp
+
+# Endpoints whose request body is a tar stream, not JSON (see app.py).
+RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
+TAR_BODY = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
+                        for t in ("application/x-tar", "application/gzip")}, "required": True}
+
+
+def _data() -> VolumeData:
+    return current_app.extensions["dockvol"].volume_data
+
+
+def _send(download: Download, content_type: str, compression: str | None = None) -> Response:
+    filename = download.filename
+    headers = {}
+    body = download.body
+    if compression == "gzip":
+        content_type, filename = "application/gzip", f"{filename}.gz"
+        body = archives.Stream(archives.gzipped(download.body), download.body.close)
+    elif compression is None and "gzip" in request.accept_encodings and content_type == "application/x-tar":
+        headers["Content-Encoding"] = "gzip"
+        body = archives.Stream(archives.gzipped(download.body), download.body.close)
+    elif download.size is not None:
+        headers["Content-Length"] = str(download.size)
+    headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return Response(body, content_type=content_type, headers=headers, direct_passthrough=True)
+
+
+@blp.route("/<name:name>/archive")
+class VolumeArchive(MethodView):
+    @blp.protected("read")
+    @blp.arguments(ExportArgs, location="query", as_kwargs=True)
+    @blp.response(200, description="A tar stream of the volume (or of `path` in it)", content_type="application/x-tar")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Export a volume as a tar stream", operationId="exportVolume", responses={
+        "200": {"description": "A tar stream of the volume (or of `path` in it)", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}},
+                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+    def get(self, name, path, compression, pause):
+        if pause and not g.principal.allows("write"):
+            raise Forbidden("pause=true needs the 'write' scope")
+        return _send(_data().export(name, path, pause), "application/x-tar", compression)
+
+    @blp.protected("admin")
+    @blp.arguments(ImportArgs, location="query", as_kwargs=True)
+    @blp.response(200, ImportResultSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="PAYLOAD_TOO_LARGE", description="Over DOCKVOL_MAX_IMPORT_BYTES")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="An entry is refused; the volume is unchanged")
+    @blp.doc(summary="Import a tar (or tar.gz) stream into a volume", operationId="importVolume", requestBody=TAR_BODY)
+    def put(self, name, path):
+        limit = current_app.extensions["dockvol"].settings.max_import_bytes
+        if (request.content_length or 0) > limit:
+            raise TooLarge(f"the archive is over the limit of {limit} bytes")
+        entries = _data().import_(name, path, request.stream)
+        return {"volume": name, "path": path or "/", "entries": entries}
+
+
+@blp.route("/<name:name>/clone")
+class VolumeClone(MethodView):
+    @blp.protected("write")
+    @blp.arguments(CloneSchema, example={"name": "site-data-copy", "labels": {"team": "web"}})
+    @blp.response(201, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="A volume of the new name exists")
+    @blp.doc(summary="Clone a volume into a new managed volume", operationId="cloneVolume")
+    def post(self, data, name):
+        document, headers = _shown(_data().clone(name, data["name"], data["labels"], data["pause"]))
+        headers["Location"] = url_for("volumes.VolumeItem", name=document["name"])
+        return document, headers
+
+
+@blp.route("/<name:name>/rename")
+class VolumeRename(MethodView):
+    @blp.protected("write")
+    @blp.arguments(RenameSchema, example={"name": "site-data-v2"})
+    @blp.response(200, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="In use (see `used_by`), or the new name exists")
+    @blp.doc(summary="Rename an unused volume dockvol created", operationId="renameVolume")
+    def post(self, data, name):
+        document, headers = _shown(_data().rename(name, data["name"]))
+        headers["Location"] = url_for("volumes.VolumeItem", name=document["name"])
+        return document, headers
+
+
+@blp.route("/<name:name>/files")
+class VolumeFiles(MethodView):
+    @blp.protected("read")
+    @blp.arguments(FilesArgs, location="query", as_kwargs=True)
+    @blp.response(200, ListingSchema, description="A directory's entries, or a file's content")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="List a directory in a volume, or download one file", operationId="browseVolume", responses={
+        "200": {"description": "A directory's entries, or a file's content", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    def get(self, name, path):
+        found = _data().files(name, path)
+        if isinstance(found, Listing):
+            return found
+        return _send(found, "application/octet-stream")
+
+
+@blp.route("/<name:name>/usage")
+class VolumeUsage(MethodView):
+    @blp.protected("read")
+    @blp.response(200, UsageSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(summary="Bytes and file count of a volume", operationId="getVolumeUsage")
+    def get(self, name):
+        return _data().usage(name)

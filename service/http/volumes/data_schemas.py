@@ -1,0 +1,79 @@
+"""What the volume-data calls (/api/v1/volumes/{name}/archive, files, usage, clone, rename) take and give."""
+
+from __future__ import annotations
+
+import posixpath
+
+import marshmallow as ma
+
+from ..fields import Labels, Name
+from ..smorest import Schema
+
+
+class VolumePath(ma.fields.String):
+    """A path inside a volume: relative to its root (a leading '/' is allowed), no '..'; '' is the root."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in value or len(value) > 4096:
+            raise ma.ValidationError("not a usable path")
+        parts = [p for p in value.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise ma.ValidationError("'..' is refused")
+        return posixpath.join(*parts) if parts else ""
+
+
+PATH = VolumePath(load_default="", metadata={"description": "Inside the volume; default its root", "example": "html"})
+
+
+class ExportArgs(Schema):
+    path = PATH
+    compression = ma.fields.String(validate=ma.validate.OneOf(("none", "gzip")), load_default=None,
+                                   metadata={"description": "gzip: a .tar.gz file (Accept-Encoding: gzip compresses in transit instead)"})
+    pause = ma.fields.Boolean(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile (needs write)"})
+
+
+class ImportArgs(Schema):
+    path = PATH
+
+
+class ImportResultSchema(Schema):
+    volume = ma.fields.String(required=True)
+    path = ma.fields.String(required=True)
+    entries = ma.fields.Integer(required=True, metadata={"description": "Entries extracted"})
+
+
+class CloneSchema(Schema):
+    name = Name(required=True, metadata={"description": "The new volume", "example": "site-data-copy"})
+    labels = Labels(load_default=dict)
+    pause = ma.fields.Boolean(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile"})
+
+
+class RenameSchema(Schema):
+    name = Name(required=True, metadata={"description": "The new name", "example": "site-data-v2"})
+
+
+class FilesArgs(Schema):
+    path = PATH
+
+
+class EntrySchema(Schema):
+    name = ma.fields.String(required=True)
+    type = ma.fields.String(required=True, metadata={"description": "file, directory, symlink, hardlink or other"})
+    size = ma.fields.Integer(required=True)
+    mode = ma.fields.Integer(required=True, metadata={"description": "Permission bits"})
+    mtime = ma.fields.Integer(required=True, metadata={"description": "Seconds since the epoch"})
+    link_target = ma.fields.String(allow_none=True)
+
+
+class ListingSchema(Schema):
+    path = ma.fields.String(required=True)
+    entries = ma.fields.List(ma.fields.Nested(EntrySchema), required=True)
+
+
+class UsageSchema(Schema):
+    name = ma.fields.String(required=True)
+    bytes = ma.fields.Integer(required=True, metadata={"description": "Bytes in regular files"})
+    files = ma.fields.Integer(required=True)
+    directories = ma.fields.Integer(required=True, metadata={"description": "Not counting the root"})
+    symlinks = ma.fields.Integer(required=True)

@@ -1,0 +1,258 @@
+"""Volume data over the Flask test client and the in-memory engine."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+
+import pytest
+
+from service.app import create_app
+from service.domain import labels as L
+from service.errors import EngineFailure
+from tests.contract.engine_contract import make_tar
+
+from .conftest import TOKENS, bearer
+
+TREE = [("html", "dir", None, 0o755), ("html/index.html", "file", b"<h1>hi</h1>\n", 0o644),
+        ("html/empty", "dir", None, 0o700), ("current", "symlink", "html/index.html", 0o777),
+        ("secret", "file", b"s3", 0o600)]
+
+
+def tar_entries(data: bytes) -> dict:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: (m.type, m.mode & 0o7777, m.linkname, tar.extractfile(m).read() if m.isreg() else b"") for m in tar}
+
+
+def helpers_left(engine) -> list[str]:
+    return [c.name for c in engine.containers.values() if c.labels.get(L.ROLE) == "helper"]
+
+
+@pytest.fixture
+def filled(client, as_writer, as_admin, engine):
+    assert client.post("/api/v1/volumes", json={"name": "site"}, headers=as_writer).status_code == 201
+    r = client.put("/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json() == {"volume": "site", "path": "/", "entries": 5}
+    assert helpers_left(engine) == []
+    return "site"
+
+
+def export(client, headers, name="site", query=""):
+    r = client.get(f"/api/v1/volumes/{name}/archive{query}", headers={**headers, "Accept-Encoding": "identity"})
+    assert r.status_code == 200, r.data[:300]
+    return r
+
+
+def test_round_trip_through_a_fresh_volume(client, as_reader, as_writer, as_admin, engine, filled):
+    out = export(client, as_reader)
+    assert out.content_type == "application/x-tar"
+    assert 'filename="site.tar"' in out.headers["Content-Disposition"]
+    client.post("/api/v1/volumes", json={"name": "restored"}, headers=as_writer)
+    assert client.put("/api/v1/volumes/restored/archive", data=out.data, content_type="application/x-tar", headers=as_admin).status_code == 200
+    again = export(client, as_reader, "restored")
+    original, restored = tar_entries(out.data), tar_entries(again.data)
+    assert original == restored
+    assert original["./html/index.html"][1:] == (0o644, "", b"<h1>hi</h1>\n")
+    assert original["./current"][2] == "html/index.html"
+    assert original["./html/empty"][1] == 0o700
+    assert helpers_left(engine) == []
+
+
+def test_gzip_on_request_or_in_transit(client, as_reader, filled):
+    r = client.get("/api/v1/volumes/site/archive?compression=gzip", headers=as_reader)
+    assert r.content_type == "application/gzip"
+    assert 'filename="site.tar.gz"' in r.headers["Content-Disposition"]
+    assert "./secret" in tar_entries(gzip.decompress(r.data))
+    r = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept-Encoding": "gzip"})
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert "./secret" in tar_entries(gzip.decompress(r.data))
+
+
+def test_export_and_import_at_a_path(client, as_reader, as_writer, as_admin, filled):
+    sub = export(client, as_reader, query="?path=html")
+    assert set(tar_entries(sub.data)) == {".", "./index.html", "./empty"}
+    client.post("/api/v1/volumes", json={"name": "other"}, headers=as_writer)
+    r = client.put("/api/v1/volumes/other/archive?path=deep/er", data=sub.data, content_type="application/x-tar", headers=as_admin)
+    assert r.status_code == 200
+    listed = client.get("/api/v1/volumes/other/files?path=/deep/er/", headers=as_reader).get_json()
+    assert [e["name"] for e in listed["entries"]] == ["empty", "index.html"]
+
+
+def test_an_upload_gzipped_is_accepted(client, as_writer, as_admin, as_reader):
+    client.post("/api/v1/volumes", json={"name": "gz"}, headers=as_writer)
+    r = client.put("/api/v1/volumes/gz/archive", data=gzip.compress(make_tar(TREE)), content_type="application/gzip", headers=as_admin)
+    assert r.status_code == 200
+    assert client.get("/api/v1/volumes/gz/usage", headers=as_reader).get_json()["files"] == 2
+
+
+BAD = {
+    "absolute": [("/etc/passwd", "file", b"x", 0o644)],
+    "dotdot": [("a/../../x", "file", b"x", 0o644)],
+    "symlink-out": [("a", "dir", None, 0o755), ("a/l", "symlink", "../../outside", 0o777)],
+    "symlink-absolute": [("l", "symlink", "/etc/shadow", 0o777)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD) + ["device", "fifo", "hardlink-out", "not-a-tar", "over-the-cap"])
+def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin, engine, filled, case):
+    if case in BAD:
+        body = make_tar([("fine", "file", b"ok", 0o644)] + BAD[case])
+    elif case == "not-a-tar":
+        body = b"this is not a tar" * 100
+    elif case == "over-the-cap":
+        body = make_tar([("big", "file", b"x" * 5000, 0o644)])
+    else:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.addfile(tarfile.TarInfo("fine"), io.BytesIO(b""))
+            info = tarfile.TarInfo("node")
+            info.type = {"device": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE, "hardlink-out": tarfile.LNKTYPE}[case]
+            info.linkname = "../../etc/passwd" if case == "hardlink-out" else ""
+            tar.addfile(info)
+        body = buf.getvalue()
+    before = export(client, as_reader).data
+    app = client.application
+    app.extensions["dockvol"].volume_data._max = 4096 if case == "over-the-cap" else 10**9
+    r = client.put("/api/v1/volumes/site/archive", data=body, content_type="application/x-tar", headers=as_admin)
+    assert r.status_code == (413 if case == "over-the-cap" else 422), r.get_json()
+    assert r.content_type == "application/problem+json"
+    assert export(client, as_reader).data == before
+    assert helpers_left(engine) == []
+
+
+def test_import_needs_admin_and_a_volume_dockvol_made(client, as_writer, as_admin, engine, filled):
+    assert client.put("/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_writer).status_code == 403
+    engine.create_volume("foreign", "local", {}, {})
+    r = client.put("/api/v1/volumes/foreign/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin)
+    assert r.status_code == 403
+
+
+def test_a_declared_length_over_the_cap_is_413_before_reading(engine):
+    from service.config import Settings
+
+    app = create_app({"SETTINGS": Settings(tokens=TOKENS, max_import_bytes=100)}, engine=engine)
+    c = app.test_client()
+    c.post("/api/v1/volumes", json={"name": "capped"}, headers=bearer("writer"))
+    r = c.put("/api/v1/volumes/capped/archive", data=b"x" * 1000, content_type="application/x-tar", headers=bearer("admin"))
+    assert r.status_code == 413
+    assert engine.calls["create_container"] == 0
+
+
+def test_clone_is_identical(client, as_reader, as_writer, engine, filled):
+    r = client.post("/api/v1/volumes/site/clone", json={"name": "site-copy", "labels": {"copy": "yes"}}, headers=as_writer)
+    assert r.status_code == 201, r.get_json()
+    assert r.headers["Location"] == "/api/v1/volumes/site-copy"
+    assert r.get_json()["labels"] == {"copy": "yes"}
+    assert tar_entries(export(client, as_reader, "site-copy").data) == tar_entries(export(client, as_reader).data)
+    assert helpers_left(engine) == []
+
+
+def test_clone_to_an_existing_name_is_409(client, as_writer, engine, filled):
+    client.post("/api/v1/volumes", json={"name": "taken"}, headers=as_writer)
+    assert client.post("/api/v1/volumes/site/clone", json={"name": "taken"}, headers=as_writer).status_code == 409
+
+
+def test_a_failed_clone_leaves_no_half_copy(client, as_writer, engine, filled, monkeypatch):
+    def broken(*a, **k):
+        raise EngineFailure("the engine refused the request")
+
+    monkeypatch.setattr(engine, "put_archive", broken)
+    assert client.post("/api/v1/volumes/site/clone", json={"name": "half"}, headers=as_writer).status_code == 502
+    assert "half" not in engine.volumes
+    assert helpers_left(engine) == []
+
+
+def test_rename_moves_the_content(client, as_reader, as_writer, engine, filled):
+    before = tar_entries(export(client, as_reader).data)
+    r = client.post("/api/v1/volumes/site/rename", json={"name": "site-v2"}, headers=as_writer)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["name"] == "site-v2"
+    assert "site" not in engine.volumes
+    assert tar_entries(export(client, as_reader, "site-v2").data) == before
+
+
+def test_rename_of_a_volume_in_use_is_409_and_changes_nothing(client, as_writer, engine, filled):
+    engine.add_container("user", {"site": "/data"})
+    r = client.post("/api/v1/volumes/site/rename", json={"name": "site-v2"}, headers=as_writer)
+    assert r.status_code == 409
+    assert r.get_json()["used_by"][0]["container"] == "user"
+    assert "site-v2" not in engine.volumes and "site" in engine.volumes
+
+
+def test_a_failed_rename_keeps_the_original_and_no_copy(client, as_writer, engine, filled, monkeypatch):
+    monkeypatch.setattr(engine, "remove_volume", lambda name: (_ for _ in ()).throw(EngineFailure("no")) if name == "site" else None)
+    r = client.post("/api/v1/volumes/site/rename", json={"name": "site-v2"}, headers=as_writer)
+    assert r.status_code == 502
+    monkeypatch.undo()
+    assert "site" in engine.volumes
+
+
+def test_rename_of_a_foreign_volume_is_403(client, as_writer, engine):
+    engine.create_volume("foreign", "local", {}, {})
+    assert client.post("/api/v1/volumes/foreign/rename", json={"name": "mine"}, headers=as_writer).status_code == 403
+    assert "mine" not in engine.volumes
+
+
+def test_browse_lists_a_directory_and_downloads_a_file(client, as_reader, engine, filled):
+    root = client.get("/api/v1/volumes/site/files", headers=as_reader).get_json()
+    assert root["path"] == "/"
+    assert {e["name"]: e["type"] for e in root["entries"]} == {"current": "symlink", "html": "directory", "secret": "file"}
+    assert next(e for e in root["entries"] if e["name"] == "current")["link_target"] == "html/index.html"
+    html = client.get("/api/v1/volumes/site/files?path=html", headers=as_reader).get_json()
+    assert [(e["name"], e["mode"]) for e in html["entries"]] == [("empty", 0o700), ("index.html", 0o644)]
+    r = client.get("/api/v1/volumes/site/files?path=html/index.html", headers={**as_reader, "Accept-Encoding": "identity"})
+    assert (r.status_code, r.content_type, r.data) == (200, "application/octet-stream", b"<h1>hi</h1>\n")
+    assert r.headers["Content-Length"] == "12"
+    assert helpers_left(engine) == []
+
+
+@pytest.mark.parametrize("query, status", [("?path=nothing", 404), ("?path=../etc", 422), ("?path=a%00b", 422), ("?depth=1", 422)])
+def test_browse_errors(client, as_reader, engine, filled, query, status):
+    assert client.get(f"/api/v1/volumes/site/files{query}", headers=as_reader).status_code == status
+    assert helpers_left(engine) == []
+
+
+def test_usage_counts_bytes_and_files(client, as_reader, filled):
+    assert client.get("/api/v1/volumes/site/usage", headers=as_reader).get_json() == {
+        "name": "site", "bytes": 14, "files": 2, "directories": 2, "symlinks": 1}
+
+
+def test_an_aborted_download_removes_its_helper(client, as_reader, as_admin, engine, filled):
+    client.put("/api/v1/volumes/site/archive", data=make_tar([("big", "file", b"y" * (1 << 20), 0o644)]),
+               content_type="application/x-tar", headers=as_admin)
+    r = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept-Encoding": "identity"}, buffered=False)
+    chunks = r.iter_encoded()
+    assert next(chunks)
+    assert helpers_left(engine) != []
+    r.close()
+    assert helpers_left(engine) == []
+
+
+def test_pause_pauses_writers_for_the_copy_and_resumes_them(client, as_reader, as_writer, engine, filled):
+    client.post("/api/v1/bindings", json={"name": "writer", "image": "busybox:stable", "network": "none",
+                                          "mounts": [{"type": "volume", "source": "site", "target": "/d"}]}, headers=as_writer)
+    client.post("/api/v1/bindings", json={"name": "reader", "image": "busybox:stable", "network": "none",
+                                          "mounts": [{"type": "volume", "source": "site", "target": "/d", "read_only": True}]},
+                headers=as_writer)
+    states = lambda: {c.name: c.state for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"}  # noqa: E731
+    r = client.get("/api/v1/volumes/site/archive?pause=true", headers={**as_writer, "Accept-Encoding": "identity"}, buffered=False)
+    assert states() == {"writer": "paused", "reader": "running"}
+    b"".join(r.iter_encoded())
+    r.close()
+    assert states() == {"writer": "running", "reader": "running"}
+    assert client.get("/api/v1/volumes/site/archive?pause=true", headers=as_reader).status_code == 403
+
+
+def test_a_failing_export_still_removes_the_helper_and_resumes_writers(client, as_writer, engine, filled, monkeypatch):
+    client.post("/api/v1/bindings", json={"name": "writer", "image": "busybox:stable", "network": "none",
+                                          "mounts": [{"type": "volume", "source": "site", "target": "/d"}]}, headers=as_writer)
+
+    def broken(*a, **k):
+        raise EngineFailure("the engine refused the request")
+
+    monkeypatch.setattr(engine, "get_archive", broken)
+    assert client.get("/api/v1/volumes/site/archive?pause=true", headers=as_writer).status_code == 502
+    assert helpers_left(engine) == []
+    assert next(c for c in engine.containers.values() if c.name == "writer").state == "running"
