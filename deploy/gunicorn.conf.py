@@ -9,6 +9,7 @@ threads = int(os.environ.get("DOCKVOL_THREADS", "8"))
 # A worker must outlive its slowest engine call, which DOCKVOL_ENGINE_TIMEOUT bounds.
 timeout = int(float(os.environ.get("DOCKVOL_ENGINE_TIMEOUT", "10"))) + 20
 graceful_timeout = 30
+limit_request_line = 8190  # the schema keeps every URL it admits below this
 accesslog = "-"
 errorlog = "-"
 

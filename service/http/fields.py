@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, ValidationError
 
 from ..domain.labels import PREFIX
 
+RESERVED_VOLUME_NAMES = ("prune",)
 # Docker's rule for volume and container names, capped at a file name's length.
 NAME_PATTERN = r"[a-zA-Z0-9][a-zA-Z0-9_.-]{1,254}"
 LABEL_KEY_PATTERN = r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,253}[A-Za-z0-9])?"
@@ -21,10 +22,40 @@ class FullMatch(ma.validate.Regexp):
         return value
 
 
+class StrictBool(ma.fields.Boolean):
+    """A JSON boolean only: marshmallow's Boolean would also take 1, "yes" or "on"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class StrictInt(ma.fields.Integer):
+    """A JSON integer only: no strings, floats or booleans."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class NameConverter(BaseConverter):
     """Path segments that name an engine object: anything else is simply not a route (404)."""
 
     regex = NAME_PATTERN
+
+
+class VolumeNameConverter(NameConverter):
+    """As NameConverter, but `prune` is not a volume's name: /volumes/prune is the prune action."""
+
+    def to_python(self, value: str) -> str:
+        if value in RESERVED_VOLUME_NAMES:
+            raise ValidationError()
+        return value
 
 
 def name_param_schema(converter: NameConverter) -> dict:
@@ -40,6 +71,20 @@ def Name(**kwargs) -> ma.fields.String:
     )
 
 
+def _not_a_reserved_volume_name(name: str) -> None:
+    if name in RESERVED_VOLUME_NAMES:
+        raise ma.ValidationError(f"{name} is reserved: /volumes/{name} is an action")
+
+
+def VolumeName(**kwargs) -> ma.fields.String:
+    """A volume's name: Docker's rule, and not one of the names the API uses for actions."""
+    return ma.fields.String(
+        validate=[FullMatch(f"^{NAME_PATTERN}$", error="must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and be at most 255 characters"),
+                  _not_a_reserved_volume_name],
+        **kwargs,
+    )
+
+
 def _not_reserved(key: str) -> None:
     if key.startswith(PREFIX):
         raise ma.ValidationError(f"labels starting with '{PREFIX}' are reserved for dockvol")
@@ -51,15 +96,36 @@ LABEL_KEY = ma.fields.String(
 LABEL_VALUE = ma.fields.String(validate=ma.validate.Length(max=4096))
 
 
+class MaxProperties:
+    """At most `n` keys in a dict (documented as maxProperties; marshmallow's Length would say maxLength)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, value: dict) -> dict:
+        if len(value) > self.n:
+            raise ma.ValidationError(f"at most {self.n} entries")
+        return value
+
+
+def Dict(max_properties: int, metadata: dict | None = None, **kwargs) -> ma.fields.Dict:
+    return ma.fields.Dict(validate=MaxProperties(max_properties),
+                          metadata={**(metadata or {}), "maxProperties": max_properties}, **kwargs)
+
+
 def Labels(**kwargs) -> ma.fields.Dict:
-    return ma.fields.Dict(keys=LABEL_KEY, values=LABEL_VALUE, validate=ma.validate.Length(max=64), **kwargs)
+    return Dict(64, keys=LABEL_KEY, values=LABEL_VALUE, **kwargs)
 
 
-def LabelFilters(**kwargs) -> ma.fields.List:
-    """Label filters as the engine takes them: `key` (has the label) or `key=value`."""
+def LabelFilters(in_query: bool = False, **kwargs) -> ma.fields.List:
+    """Label filters as the engine takes them: `key` (has the label) or `key=value`.
+
+    In a query string they are fewer and shorter, so that any URL the schema admits stays within
+    the server's request-line limit (8190 bytes) even with every character percent-encoded."""
+    items, value = (4, 64) if in_query else (32, 4096)
     item = ma.fields.String(
         validate=FullMatch(
-            f"^{LABEL_KEY_PATTERN}(=[^\\x00]{{0,4096}})?$", error="a label filter is 'key' or 'key=value'"
+            f"^{LABEL_KEY_PATTERN}(=[^\\x00]{{0,{value}}})?$", error="a label filter is 'key' or 'key=value'"
         )
     )
-    return ma.fields.List(item, validate=ma.validate.Length(max=32), **kwargs)
+    return ma.fields.List(item, validate=ma.validate.Length(max=items), **kwargs)

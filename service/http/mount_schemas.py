@@ -1,4 +1,8 @@
-"""Mount objects, as bindings and sharing groups take and show them."""
+"""Mount objects, as bindings and sharing groups take and show them.
+
+One schema per mount type, so the OpenAPI document says exactly what each type takes
+(a `oneOf` with `type` as discriminator) and a generated client gets one class per type.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import posixpath
 import marshmallow as ma
 
 from ..domain.mounts import MountRequest
-from .fields import FullMatch, NAME_PATTERN
+from .fields import NAME_PATTERN, FullMatch, StrictBool, StrictInt
 from .smorest import Schema
 
 MAX_MOUNTS = 32
@@ -15,53 +19,75 @@ PROPAGATIONS = ("rprivate", "private", "rslave", "slave")  # never shared
 
 
 def _target(value: str) -> None:
-    if "\x00" in value or not value.startswith("/"):
-        raise ma.ValidationError("a target is an absolute path")
     if value == "/" or posixpath.normpath(value) != value or value.startswith("//"):
         raise ma.ValidationError("a target is normalised (no '.', '..', '//' or trailing '/') and not '/'")
 
 
-class MountSchema(Schema):
-    type = ma.fields.String(required=True, validate=ma.validate.OneOf(("volume", "bind", "tmpfs")))
-    target = ma.fields.String(required=True, validate=[ma.validate.Length(max=4096), _target],
-                              metadata={"example": "/data"})
-    source = ma.fields.String(
-        validate=ma.validate.Length(min=1, max=4096),
-        metadata={"description": "volume: an existing volume's name (omit it for an anonymous volume); "
-                                 "bind: an absolute host path inside a bind root; tmpfs: none"},
-    )
-    read_only = ma.fields.Boolean(load_default=False)
-    no_copy = ma.fields.Boolean(load_default=False, metadata={"description": "volume only: do not copy the image's content in"})
-    propagation = ma.fields.String(validate=ma.validate.OneOf(PROPAGATIONS),
-                                   metadata={"description": "bind only; default rprivate"})
-    size_bytes = ma.fields.Integer(validate=ma.validate.Range(min=4096, max=2**40), metadata={"description": "tmpfs only"})
+def _kind(name: str) -> ma.fields.String:
+    return ma.fields.String(required=True, validate=ma.validate.OneOf((name,)))
 
-    @ma.validates_schema
-    def _fits_its_type(self, data, **kwargs):
-        kind = data.get("type")
-        errors = {}
-        if kind == "volume" and "source" in data and not FullMatch(f"^{NAME_PATTERN}$").regex.fullmatch(data["source"]):
-            errors["source"] = ["not a volume name"]
-        if kind == "bind" and "source" not in data:
-            errors["source"] = ["a bind mount needs a host path"]
-        if kind == "tmpfs" and "source" in data:
-            errors["source"] = ["a tmpfs has no source"]
-        if kind != "volume" and data.get("no_copy"):
-            errors["no_copy"] = ["only for volumes"]
-        if kind != "bind" and "propagation" in data:
-            errors["propagation"] = ["only for bind mounts"]
-        if kind != "tmpfs" and "size_bytes" in data:
-            errors["size_bytes"] = ["only for tmpfs"]
-        if errors:
-            raise ma.ValidationError(errors)
+
+class _MountSchema(Schema):
+    target = ma.fields.String(
+        required=True, metadata={"example": "/data"},
+        validate=[ma.validate.Length(min=2, max=4096), FullMatch(r"^/[^\x00]*$", error="a target is an absolute path"), _target],
+    )
+    read_only = StrictBool(load_default=False)
 
     @ma.post_load
     def _request(self, data, **kwargs) -> MountRequest:
         return MountRequest(**data)
 
 
+class VolumeMountSchema(_MountSchema):
+    type = _kind("volume")
+    source = ma.fields.String(
+        validate=FullMatch(f"^{NAME_PATTERN}$", error="not a volume name"),
+        metadata={"description": "An existing volume's name; omit it for an anonymous volume"},
+    )
+    no_copy = StrictBool(load_default=False, metadata={"description": "Do not copy the image's content into a new volume"})
+
+
+class BindMountSchema(_MountSchema):
+    type = _kind("bind")
+    source = ma.fields.String(
+        required=True, validate=[ma.validate.Length(max=4096), FullMatch(r"^/[^\x00]*$", error="a host path is absolute")],
+        metadata={"description": "An absolute host path inside DOCKVOL_BIND_ROOTS", "example": "/data/volumes/b2"},
+    )
+    propagation = ma.fields.String(validate=ma.validate.OneOf(PROPAGATIONS), metadata={"description": "Default rprivate"})
+
+
+class TmpfsMountSchema(_MountSchema):
+    type = _kind("tmpfs")
+    size_bytes = StrictInt(validate=ma.validate.Range(min=4096, max=2**40))
+
+
+KINDS = {"volume": VolumeMountSchema, "bind": BindMountSchema, "tmpfs": TmpfsMountSchema}
+
+
+class MountField(ma.fields.Field):
+    """A mount object, read by the schema its `type` names."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> MountRequest:
+        if not isinstance(value, dict):
+            raise ma.ValidationError("a mount is an object")
+        kind = value.get("type")
+        schema = KINDS.get(kind) if isinstance(kind, str) else None
+        if schema is None:
+            raise ma.ValidationError({"type": [f"one of {', '.join(KINDS)}"]})
+        return schema().load(value)
+
+
+def mount_field_to_openapi(converter, field, **kwargs) -> dict:
+    """apispec attribute function: document MountField as a oneOf with a discriminator."""
+    if not isinstance(field, MountField):
+        return {}
+    refs = {kind: f"#/components/schemas/{schema.__name__.removesuffix('Schema')}" for kind, schema in KINDS.items()}
+    return {"oneOf": [{"$ref": r} for r in refs.values()], "discriminator": {"propertyName": "type", "mapping": refs}}
+
+
 def Mounts(**kwargs) -> ma.fields.List:
-    return ma.fields.List(ma.fields.Nested(MountSchema), validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets], **kwargs)
+    return ma.fields.List(MountField(), validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets], **kwargs)
 
 
 def _unique_targets(mounts: list[MountRequest]) -> None:
@@ -79,3 +105,10 @@ class MountShownSchema(Schema):
     target = ma.fields.String(required=True)
     read_only = ma.fields.Boolean(required=True)
     driver = ma.fields.String(allow_none=True)
+
+
+def register(api) -> None:
+    """Put the per-type mount schemas in the OpenAPI components and teach apispec MountField."""
+    for schema in KINDS.values():
+        api.spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
+    api.ma_plugin.converter.add_attribute_function(mount_field_to_openapi)

@@ -86,6 +86,12 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+def links_to(*operations: str, field: str = "name", param: str = "name") -> dict:
+    """OpenAPI links from a response to the operations that take what it names."""
+    return {op[0].upper() + op[1:]: {"operationId": op, "parameters": {param: f"$response.body#/{field}"}}
+            for op in operations}
+
+
 IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string"}, "required": False,
                 "description": "Act only if the resource still has this ETag (412 otherwise)"}
 

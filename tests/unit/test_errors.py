@@ -75,3 +75,31 @@ def test_json_that_is_not_an_object_is_422(client, as_writer, engine, body):
     r = client.post("/api/v1/volumes", data=body, content_type="application/json", headers=as_writer)
     assert r.status_code == 422
     assert engine.volumes == {}
+
+
+def test_volumes_prune_is_an_action_not_a_volume(client, as_writer, as_reader, engine):
+    r = client.get("/api/v1/volumes/prune", headers=as_reader)
+    assert r.status_code == 405
+    assert "POST" in r.headers["Allow"] and "GET" not in r.headers["Allow"]
+    r = client.post("/api/v1/volumes", json={"name": "prune"}, headers=as_writer)
+    assert r.status_code == 422
+    assert engine.volumes == {}
+
+
+@pytest.mark.parametrize("mount", [{"type": {}, "target": "/a"}, {"type": ["volume"], "target": "/a"}, "volume:/a", None])
+def test_a_mount_of_the_wrong_shape_is_422_not_500(client, as_writer, engine, mount):
+    r = client.post("/api/v1/bindings", json={"name": "m1", "image": "busybox:stable", "mounts": [mount]}, headers=as_writer)
+    assert r.status_code == 422
+    assert engine.containers == {}
+
+
+@pytest.mark.parametrize("body", [{"dry_run": 0}, {"dry_run": "true"}, {"include_named": 1}])
+def test_json_flags_must_be_json_booleans(client, as_admin, engine, body):
+    assert client.post("/api/v1/volumes/prune", json=body, headers=as_admin).status_code == 422
+
+
+def test_tmpfs_size_must_be_a_json_integer(client, as_writer, engine):
+    mount = {"type": "tmpfs", "target": "/t", "size_bytes": "65536"}
+    r = client.post("/api/v1/bindings", json={"name": "t1", "image": "busybox:stable", "mounts": [mount]}, headers=as_writer)
+    assert r.status_code == 422
+    assert "mounts.0.size_bytes" in r.get_json()["errors"]

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from ...domain.bindings import Binding, BindingQuery, Bindings, BindingSpec
 from ...errors import InvalidInput
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of
+from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, links_to
 from .schemas import (
     EXAMPLE, BindingCreateSchema, BindingDeleteArgs, BindingQuerySchema, BindingReplaceSchema, BindingSchema,
 )
@@ -49,7 +49,8 @@ class BindingCollection(MethodView):
     @blp.response(201, BindingSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
     @blp.doc(summary="Create a binding: a container with its mounts, started unless start is false",
-             operationId="createBinding")
+             operationId="createBinding",
+             responses={201: {"links": links_to("getBinding", "deleteBinding", "stopBinding", "startBinding")}})
     def post(self, data):
         document, headers = _shown(_bindings().create(_spec(data, data["name"])))
         headers["Location"] = url_for("bindings.BindingItem", name=document["name"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ..fields import FullMatch, LabelFilters, Labels, Name
+from ..fields import Dict, FullMatch, LabelFilters, Labels, Name, StrictBool
 from ..mount_schemas import Mounts, MountShownSchema
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -30,7 +30,7 @@ class BindingWriteSchema(Schema):
     image = ma.fields.String(required=True, validate=[ma.validate.Length(max=512), IMAGE], metadata={"example": "busybox:stable"})
     command = ma.fields.List(ARG, allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=256),
                              metadata={"description": "Exec form; omit it for the image's own"})
-    environment = ma.fields.Dict(keys=ENV_KEY, values=ARG, load_default=dict, validate=ma.validate.Length(max=256))
+    environment = Dict(256, keys=ENV_KEY, values=ARG, load_default=dict)
     labels = Labels(load_default=dict)
     mounts = Mounts(load_default=list)
     network = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=255),
@@ -42,12 +42,12 @@ class BindingWriteSchema(Schema):
 
 class BindingCreateSchema(BindingWriteSchema):
     name = Name(required=True, metadata={"example": "b2"})
-    start = ma.fields.Boolean(load_default=True)
+    start = StrictBool(load_default=True)
 
 
 class BindingReplaceSchema(BindingWriteSchema):
     name = Name(metadata={"description": "If given, must be the binding's name"})
-    start = ma.fields.Boolean(allow_none=True, load_default=None,
+    start = StrictBool(allow_none=True, load_default=None,
                               metadata={"description": "Default: run the new container if the old one ran"})
 
 
@@ -72,7 +72,7 @@ class BindingQuerySchema(PageArgs):
     volume = Name(metadata={"description": "Only bindings that mount this volume"})
     sharing_group = Name()
     state = ma.fields.String(validate=ma.validate.OneOf(STATES))
-    label = LabelFilters(metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
+    label = LabelFilters(in_query=True, metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
 
 
 class BindingDeleteArgs(Schema):

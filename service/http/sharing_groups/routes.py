@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ...domain.sharing import SharingGroup, SharingGroups
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import Blueprint
+from ..smorest import Blueprint, links_to
 from .schemas import EXAMPLE, SharingGroupCreateSchema, SharingGroupDeleteArgs, SharingGroupQuerySchema, SharingGroupSchema
 
 blp = Blueprint("sharing_groups", __name__, url_prefix="/api/v1/sharing-groups",
@@ -37,7 +37,8 @@ class SharingGroupCollection(MethodView):
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
     @blp.response(201, SharingGroupSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
-    @blp.doc(summary="Create a sharing group and start its infrastructure container", operationId="createSharingGroup")
+    @blp.doc(summary="Create a sharing group and start its infrastructure container", operationId="createSharingGroup",
+             responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}})
     def post(self, data):
         group = _groups().create(data["name"], data["mounts"], data["share"])
         return _shown(group), {"Location": url_for("sharing_groups.SharingGroupItem", name=group.name)}

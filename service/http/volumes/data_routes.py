@@ -11,12 +11,14 @@ from ...errors import Forbidden, TooLarge
 from .data_schemas import (
     CloneSchema, ExportArgs, FilesArgs, ImportArgs, ImportResultSchema, ListingSchema, RenameSchema, UsageSchema,
 )
+from ..smorest import links_to
 from .routes import ETAG_DOC, VolumeSchema, _shown, blp
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
 TAR_BODY = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
-                        for t in ("application/x-tar", "application/gzip")}, "required": True}
+                        for t in ("application/x-tar", "application/gzip", "application/octet-stream")},
+            "required": True}
 
 
 def _data() -> VolumeData:
@@ -39,16 +41,16 @@ def _send(download: Download, content_type: str, compression: str | None = None)
     return Response(body, content_type=content_type, headers=headers, direct_passthrough=True)
 
 
-@blp.route("/<name:name>/archive")
+@blp.route("/<volume:name>/archive")
 class VolumeArchive(MethodView):
     @blp.protected("read")
     @blp.arguments(ExportArgs, location="query", as_kwargs=True)
     @blp.response(200, description="A tar stream of the volume (or of `path` in it)", content_type="application/x-tar")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Export a volume as a tar stream", operationId="exportVolume", responses={
-        "200": {"description": "A tar stream of the volume (or of `path` in it)", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}},
+        200: {"description": "A tar stream of the volume (or of `path` in it)", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}},
                             "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
-    def get(self, name, path, compression, pause):
+    def get(self, name, path, pause, compression=None):
         if pause and not g.principal.allows("write"):
             raise Forbidden("pause=true needs the 'write' scope")
         return _send(_data().export(name, path, pause), "application/x-tar", compression)
@@ -57,7 +59,7 @@ class VolumeArchive(MethodView):
     @blp.arguments(ImportArgs, location="query", as_kwargs=True)
     @blp.response(200, ImportResultSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(413, response="PAYLOAD_TOO_LARGE", description="Over DOCKVOL_MAX_IMPORT_BYTES")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE", description="Over DOCKVOL_MAX_IMPORT_BYTES")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="An entry is refused; the volume is unchanged")
     @blp.doc(summary="Import a tar (or tar.gz) stream into a volume", operationId="importVolume", requestBody=TAR_BODY)
     def put(self, name, path):
@@ -68,21 +70,22 @@ class VolumeArchive(MethodView):
         return {"volume": name, "path": path or "/", "entries": entries}
 
 
-@blp.route("/<name:name>/clone")
+@blp.route("/<volume:name>/clone")
 class VolumeClone(MethodView):
     @blp.protected("write")
     @blp.arguments(CloneSchema, example={"name": "site-data-copy", "labels": {"team": "web"}})
     @blp.response(201, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="A volume of the new name exists")
-    @blp.doc(summary="Clone a volume into a new managed volume", operationId="cloneVolume")
+    @blp.doc(summary="Clone a volume into a new managed volume", operationId="cloneVolume",
+             responses={201: {"links": links_to("getVolume", "deleteVolume")}})
     def post(self, data, name):
         document, headers = _shown(_data().clone(name, data["name"], data["labels"], data["pause"]))
         headers["Location"] = url_for("volumes.VolumeItem", name=document["name"])
         return document, headers
 
 
-@blp.route("/<name:name>/rename")
+@blp.route("/<volume:name>/rename")
 class VolumeRename(MethodView):
     @blp.protected("write")
     @blp.arguments(RenameSchema, example={"name": "site-data-v2"})
@@ -96,14 +99,15 @@ class VolumeRename(MethodView):
         return document, headers
 
 
-@blp.route("/<name:name>/files")
+@blp.route("/<volume:name>/files")
 class VolumeFiles(MethodView):
     @blp.protected("read")
     @blp.arguments(FilesArgs, location="query", as_kwargs=True)
     @blp.response(200, ListingSchema, description="A directory's entries, or a file's content")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="List a directory in a volume, or download one file", operationId="browseVolume", responses={
-        "200": {"description": "A directory's entries, or a file's content", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+        200: {"description": "A directory's entries, or a file's content", "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     def get(self, name, path):
         found = _data().files(name, path)
         if isinstance(found, Listing):
@@ -111,7 +115,7 @@ class VolumeFiles(MethodView):
         return _send(found, "application/octet-stream")
 
 
-@blp.route("/<name:name>/usage")
+@blp.route("/<volume:name>/usage")
 class VolumeUsage(MethodView):
     @blp.protected("read")
     @blp.response(200, UsageSchema)

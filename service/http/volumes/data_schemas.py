@@ -6,8 +6,11 @@ import posixpath
 
 import marshmallow as ma
 
-from ..fields import Labels, Name
+from ..fields import Labels, StrictBool, VolumeName
 from ..smorest import Schema
+
+
+MAX_PATH = 256  # so that any URL the schema admits fits the server's request-line limit
 
 
 class VolumePath(ma.fields.String):
@@ -15,7 +18,7 @@ class VolumePath(ma.fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in value or len(value) > 4096:
+        if "\x00" in value or len(value) > MAX_PATH:
             raise ma.ValidationError("not a usable path")
         parts = [p for p in value.split("/") if p not in ("", ".")]
         if ".." in parts:
@@ -23,12 +26,15 @@ class VolumePath(ma.fields.String):
         return posixpath.join(*parts) if parts else ""
 
 
-PATH = VolumePath(load_default="", metadata={"description": "Inside the volume; default its root", "example": "html"})
+PATH = VolumePath(load_default="", metadata={
+    "description": "Inside the volume; default its root. No '..' and no NUL", "example": "html",
+    "maxLength": MAX_PATH, "pattern": r"^(?!(.*/)?\.\.(/|$))[^\x00]*$",
+})
 
 
 class ExportArgs(Schema):
     path = PATH
-    compression = ma.fields.String(validate=ma.validate.OneOf(("none", "gzip")), load_default=None,
+    compression = ma.fields.String(validate=ma.validate.OneOf(("none", "gzip")),
                                    metadata={"description": "gzip: a .tar.gz file (Accept-Encoding: gzip compresses in transit instead)"})
     pause = ma.fields.Boolean(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile (needs write)"})
 
@@ -44,13 +50,13 @@ class ImportResultSchema(Schema):
 
 
 class CloneSchema(Schema):
-    name = Name(required=True, metadata={"description": "The new volume", "example": "site-data-copy"})
+    name = VolumeName(required=True, metadata={"description": "The new volume", "example": "site-data-copy"})
     labels = Labels(load_default=dict)
-    pause = ma.fields.Boolean(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile"})
+    pause = StrictBool(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile"})
 
 
 class RenameSchema(Schema):
-    name = Name(required=True, metadata={"description": "The new name", "example": "site-data-v2"})
+    name = VolumeName(required=True, metadata={"description": "The new name", "example": "site-data-v2"})
 
 
 class FilesArgs(Schema):

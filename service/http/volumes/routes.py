@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ...domain.volumes import Volume, VolumeQuery, Volumes
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of
+from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, links_to
 from .schemas import PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema
 
 blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
@@ -34,18 +34,20 @@ class VolumeCollection(MethodView):
         return paginate(volumes, page, page_size)
 
     @blp.protected("write")
-    @blp.arguments(VolumeCreateSchema, example={"name": "site-data", "labels": {"team": "web"}})
+    @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
     @blp.response(201, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A volume of that name exists")
-    @blp.doc(summary="Create a volume", operationId="createVolume")
+    @blp.doc(summary="Create a volume (no body: an anonymous one)", operationId="createVolume",
+             responses={201: {"links": links_to("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage")}})
     def post(self, spec):
+        spec = spec or VolumeCreateSchema().load({})
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
         document, headers = _shown(volume)
         headers["Location"] = url_for("volumes.VolumeItem", name=volume.name)
         return document, headers
 
 
-@blp.route("/<name:name>")
+@blp.route("/<volume:name>")
 class VolumeItem(MethodView):
     @blp.protected("read")
     @blp.response(200, VolumeSchema, headers=ETAG_DOC)
@@ -70,8 +72,9 @@ class VolumeItem(MethodView):
 @blp.route("/prune")
 class VolumePrune(MethodView):
     @blp.protected("admin")
-    @blp.arguments(PruneSchema, example={"dry_run": True, "include_named": False, "labels": ["team=web"]})
+    @blp.arguments(PruneSchema, required=False, example={"dry_run": True, "include_named": False, "labels": ["team=web"]})
     @blp.response(200, PruneResultSchema)
     @blp.doc(summary="Remove unused volumes dockvol manages", operationId="pruneVolumes")
     def post(self, spec):
+        spec = spec or PruneSchema().load({})
         return _volumes().prune(spec["dry_run"], spec["include_named"], spec["labels"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ..fields import FullMatch, LabelFilters, Labels, Name
+from ..fields import Dict, FullMatch, LabelFilters, Labels, StrictBool, VolumeName
 from ..pagination import PageArgs
 from ..smorest import Schema
 
@@ -37,30 +37,31 @@ class VolumeSchema(Schema):
 
 
 class VolumeCreateSchema(Schema):
-    name = Name(metadata={"description": "Omit it and the engine picks one (an anonymous volume)", "example": "site-data"})
+    name = VolumeName(metadata={"description": "Omit it and the engine picks one (an anonymous volume); not 'prune'",
+                          "example": "site-data"})
     driver = DRIVER
-    driver_opts = ma.fields.Dict(
+    driver_opts = Dict(
+        32,
         keys=ma.fields.String(validate=ma.validate.Length(min=1, max=255)),
         values=ma.fields.String(validate=ma.validate.Length(max=4096)),
         load_default=dict,
-        validate=ma.validate.Length(max=32),
         metadata={"description": "local: a tmpfs, or type=none,o=bind,device=PATH inside a bind root"},
     )
     labels = Labels(load_default=dict, metadata={"example": {"team": "web"}})
 
 
 class VolumeQuerySchema(PageArgs):
-    label = LabelFilters(metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
-    driver = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
+    label = LabelFilters(in_query=True, metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
+    driver = ma.fields.String(validate=FullMatch(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,254}$", error="not a valid driver name"))
     dangling = ma.fields.Boolean(metadata={"description": "true: no container uses it"})
     anonymous = ma.fields.Boolean()
     managed = ma.fields.Boolean()
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=255), metadata={"description": "Substring of the name"})
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=64), metadata={"description": "Substring of the name"})
 
 
 class PruneSchema(Schema):
-    dry_run = ma.fields.Boolean(load_default=False, metadata={"description": "List what would go; change nothing"})
-    include_named = ma.fields.Boolean(load_default=False, metadata={"description": "Named volumes too, not only anonymous ones"})
+    dry_run = StrictBool(load_default=False, metadata={"description": "List what would go; change nothing"})
+    include_named = StrictBool(load_default=False, metadata={"description": "Named volumes too, not only anonymous ones"})
     labels = LabelFilters(load_default=list, metadata={"description": "Only volumes matching all of these"})
 
 
