@@ -23,7 +23,7 @@ from .engine.port import Engine
 from .errors import DockvolError
 from .http import health, mount_schemas, problems
 from .http.auth import TokenStore
-from .http.fields import NameConverter, VolumeNameConverter, name_param_schema
+from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.smorest import Api
 from .http.bindings import routes as binding_routes
 from .http.sharing_groups import routes as sharing_group_routes
@@ -92,7 +92,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     app.url_map.converters["name"] = NameConverter
     app.url_map.converters["volume"] = VolumeNameConverter
     api.register_converter(NameConverter, name_param_schema)
-    api.register_converter(VolumeNameConverter, name_param_schema)
+    api.register_converter(VolumeNameConverter, volume_param_schema)
     mount_schemas.register(api)
     api.register_blueprint(health.blp)
     api.register_blueprint(volume_routes.blp)

@@ -22,6 +22,7 @@ from .helpers import Helper, Helpers
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
+NAME_MAX = 255  # bytes in one path component
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class VolumeData:
 
     def import_(self, name: str, path: str, upload: IO[bytes]) -> int:
         """Extract an uploaded tar (or tar.gz) into the volume; the number of entries."""
+        if any(len(part.encode()) > NAME_MAX for part in path.split("/")):
+            raise InvalidInput("path", f"a name in the path is longer than {NAME_MAX} bytes")
         if not self._volumes.get(name).managed:
             raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
         with archives.spool(upload, self._max, self._spool_dir) as spooled:
@@ -208,5 +211,7 @@ class VolumeData:
 
 
 def _in(root: str, path: str) -> str:
+    if any(len(part.encode()) > NAME_MAX for part in path.split("/")):
+        raise NotFound(f"{path} cannot exist: a name is longer than {NAME_MAX} bytes")
     return f"{root}/{path}" if path else root
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from werkzeug.routing import BaseConverter, ValidationError
+from werkzeug.routing import BaseConverter
 
 from ..domain.labels import PREFIX
 
@@ -50,12 +50,14 @@ class NameConverter(BaseConverter):
 
 
 class VolumeNameConverter(NameConverter):
-    """As NameConverter, but `prune` is not a volume's name: /volumes/prune is the prune action."""
+    """As NameConverter, but not `prune`: /volumes/prune is the prune action, for every method
+    (so OPTIONS and 405 answers list only what that path really takes)."""
 
-    def to_python(self, value: str) -> str:
-        if value in RESERVED_VOLUME_NAMES:
-            raise ValidationError()
-        return value
+    regex = "".join(f"(?!{n}(?:/|$))" for n in RESERVED_VOLUME_NAMES) + NAME_PATTERN
+
+
+def volume_param_schema(converter: VolumeNameConverter) -> dict:
+    return {**name_param_schema(converter), "not": {"enum": list(RESERVED_VOLUME_NAMES)}}
 
 
 def name_param_schema(converter: NameConverter) -> dict:

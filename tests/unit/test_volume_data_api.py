@@ -208,10 +208,23 @@ def test_browse_lists_a_directory_and_downloads_a_file(client, as_reader, engine
     assert helpers_left(engine) == []
 
 
-@pytest.mark.parametrize("query, status", [("?path=nothing", 404), ("?path=../etc", 422), ("?path=a%00b", 422), ("?depth=1", 422)])
+@pytest.mark.parametrize("query, status", [("?path=nothing", 404), ("?path=../../etc", 404), ("?path=a%00b", 422),
+                                           ("?depth=1", 422), ("?path=" + "x" * 256, 404)])
 def test_browse_errors(client, as_reader, engine, filled, query, status):
     assert client.get(f"/api/v1/volumes/site/files{query}", headers=as_reader).status_code == status
     assert helpers_left(engine) == []
+
+
+def test_paths_are_read_inside_the_volume(client, as_reader, filled):
+    listing = client.get("/api/v1/volumes/site/files?path=../../html/./", headers=as_reader).get_json()
+    assert [e["name"] for e in listing["entries"]] == ["empty", "index.html"]
+
+
+def test_an_import_path_that_cannot_exist_is_422(client, as_admin, engine, filled):
+    r = client.put("/api/v1/volumes/site/archive?path=" + "x" * 256, data=make_tar(TREE), content_type="application/x-tar",
+                   headers=as_admin)
+    assert r.status_code == 422
+    assert "path" in r.get_json()["errors"]
 
 
 def test_usage_counts_bytes_and_files(client, as_reader, filled):
@@ -256,3 +269,10 @@ def test_a_failing_export_still_removes_the_helper_and_resumes_writers(client, a
     assert client.get("/api/v1/volumes/site/archive?pause=true", headers=as_writer).status_code == 502
     assert helpers_left(engine) == []
     assert next(c for c in engine.containers.values() if c.name == "writer").state == "running"
+
+
+def test_export_answers_octet_stream_to_clients_that_ask_for_it(client, as_reader, filled):
+    r = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept": "application/octet-stream",
+                                                             "Accept-Encoding": "identity"})
+    assert r.content_type == "application/octet-stream"
+    assert "./secret" in tar_entries(r.data)

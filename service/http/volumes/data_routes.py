@@ -16,6 +16,7 @@ from .routes import ETAG_DOC, VolumeSchema, _shown, blp
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
+TAR_TYPES = ["application/x-tar", "application/octet-stream"]
 TAR_BODY = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
                         for t in ("application/x-tar", "application/gzip", "application/octet-stream")},
             "required": True}
@@ -32,7 +33,7 @@ def _send(download: Download, content_type: str, compression: str | None = None)
     if compression == "gzip":
         content_type, filename = "application/gzip", f"{filename}.gz"
         body = archives.Stream(archives.gzipped(download.body), download.body.close)
-    elif compression is None and "gzip" in request.accept_encodings and content_type == "application/x-tar":
+    elif compression is None and "gzip" in request.accept_encodings and content_type in TAR_TYPES:
         headers["Content-Encoding"] = "gzip"
         body = archives.Stream(archives.gzipped(download.body), download.body.close)
     elif download.size is not None:
@@ -48,12 +49,15 @@ class VolumeArchive(MethodView):
     @blp.response(200, description="A tar stream of the volume (or of `path` in it)", content_type="application/x-tar")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Export a volume as a tar stream", operationId="exportVolume", responses={
-        200: {"description": "A tar stream of the volume (or of `path` in it)", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}},
-                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+        200: {"description": "A tar stream of the volume (or of `path` in it)", "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in ("application/x-tar", "application/gzip", "application/octet-stream")}}})
     def get(self, name, path, pause, compression=None):
         if pause and not g.principal.allows("write"):
             raise Forbidden("pause=true needs the 'write' scope")
-        return _send(_data().export(name, path, pause), "application/x-tar", compression)
+        # Generated clients that know no tar type ask for application/octet-stream: same bytes.
+        content_type = request.accept_mimetypes.best_match(TAR_TYPES, default=TAR_TYPES[0])
+        return _send(_data().export(name, path, pause), content_type, compression)
 
     @blp.protected("admin")
     @blp.arguments(ImportArgs, location="query", as_kwargs=True)

@@ -14,21 +14,19 @@ MAX_PATH = 256  # so that any URL the schema admits fits the server's request-li
 
 
 class VolumePath(ma.fields.String):
-    """A path inside a volume: relative to its root (a leading '/' is allowed), no '..'; '' is the root."""
+    """A path inside a volume, read as if the volume were the root: '/a/b', 'a/b/' and 'x/../a/b'
+    all name a/b, and '..' never leaves the volume. '' is the root."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in value or len(value) > MAX_PATH:
             raise ma.ValidationError("not a usable path")
-        parts = [p for p in value.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise ma.ValidationError("'..' is refused")
-        return posixpath.join(*parts) if parts else ""
+        return posixpath.normpath("/" + value).lstrip("/")
 
 
 PATH = VolumePath(load_default="", metadata={
-    "description": "Inside the volume; default its root. No '..' and no NUL", "example": "html",
-    "maxLength": MAX_PATH, "pattern": r"^(?!(.*/)?\.\.(/|$))[^\x00]*$",
+    "description": "Inside the volume, as if it were the root ('..' stops there); default its root",
+    "example": "html", "maxLength": MAX_PATH, "pattern": r"^[^\x00]*$",
 })
 
 
