@@ -26,6 +26,8 @@ PIDFILE=$DIR/dockerd.pid
 IMAGE=${DOCKVOL_TEST_IMAGE:-busybox:stable}
 
 say() { echo "engine: $*" >&2; }
+# shellcheck source=deploy/debian.sh
+. "$(dirname "$0")/debian.sh"
 
 answers() { [ -S "$SOCK" ] && docker -H "$HOST" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
 
@@ -43,20 +45,6 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-# The Debian archive this machine's apt already uses (so no host is named here).
-debian_uri() {
-    local uri=""
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        uri=$(awk '/^URIs:/ {u = $2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == "bookworm") {print u; exit}}' \
-            /etc/apt/sources.list.d/debian.sources)
-    fi
-    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-        uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list)
-    fi
-    [ -n "$uri" ] || { say "no Debian bookworm source in this machine's apt configuration"; exit 1; }
-    echo "$uri"
 }
 
 # Debian 13's dockerd, unpacked under $DIR/pkg; prints the path of the dockerd binary.

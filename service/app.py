@@ -19,9 +19,10 @@ from .domain.policy import ContainerPolicy
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
+from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .errors import DockvolError
-from .http import health, mount_schemas, problems
+from .http import docs, health, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.smorest import Api
@@ -56,15 +57,17 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     app.config.update(test_config)
-    logging.basicConfig(level=logging.INFO)
 
     if engine is None:
         from .engine.docker_engine import DockerEngine  # the SDK loads only when a real engine is wanted
 
         engine = DockerEngine(settings.docker_host, settings.engine_timeout)
+    engine = InstrumentedEngine(engine, observability.observe_engine_call)
     bind_policy = _bind_policy(settings, engine)
     planner = MountPlanner(engine, bind_policy)
     policy = ContainerPolicy(
@@ -87,6 +90,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     app.after_request(_give_request_id)
     app.register_error_handler(DockvolError, problems.from_dockvol_error)
     app.register_error_handler(Exception, problems.from_unexpected)
+    observability.init_app(app)
+    docs.init_app(app)
 
     api = Api(app, spec_kwargs={"info": {"description": "A narrow, safe REST door to a Docker engine's storage."}})
     app.url_map.converters["name"] = NameConverter

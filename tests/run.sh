@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole suite (`make test`): the unit tier once, then the integration and end-to-end tiers
 # once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that
-# this script starts and stops again. Any failure, or a tier that runs no test, fails the run.
+# this script starts and stops again, and the deploy smoke test (deploy/smoke.sh) on one engine.
+# Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 ENGINES=${DOCKVOL_ENGINES:-20.10 26.1}
+SMOKE_ENGINE=${DOCKVOL_SMOKE_ENGINE:-26.1}  # the image and compose smoke test runs on this one
 summary=()
 failed=0
 passed_total=0
@@ -46,6 +48,15 @@ for engine in $ENGINES; do
     version=$(docker -H "$DOCKVOL_TEST_DOCKER_HOST" version --format '{{.Server.Version}}, API {{.Server.APIVersion}}')
     run "integration on engine $engine ($version)" tests/integration
     run "end-to-end on engine $engine ($version)" tests/e2e
+    if [ "$engine" = "$SMOKE_ENGINE" ]; then
+        echo "== deploy smoke on engine $engine: image, HEALTHCHECK, compose"
+        if deploy/smoke.sh "$engine"; then
+            summary+=("deploy smoke on engine $engine: passed")
+        else
+            summary+=("deploy smoke on engine $engine: FAILED")
+            failed=1
+        fi
+    fi
     [ -n "$was_running" ] || deploy/engine.sh stop "$engine"
 done
 

@@ -221,6 +221,8 @@ class DockerEngine:
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         with _translated():
             self._api.stop(id_or_name, timeout=timeout)
+            # Under load an engine may answer before it records the exit; wait until it has.
+            self._api.wait(id_or_name, timeout=timeout + self._timeout, condition="not-running")
 
     def rename_container(self, id_or_name: str, new_name: str) -> None:
         with _translated():

@@ -1,0 +1,31 @@
+# dockvol's image: a wheel built in one stage, installed with no build tools in the next,
+# run by a non-root user. Needs access to the engine socket: see the README's Deploy section.
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir --upgrade pip wheel \
+ && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM ${BASE_IMAGE}
+COPY --from=build /wheels /wheels
+RUN python3 -m venv /opt/dockvol \
+ && /opt/dockvol/bin/pip install --no-cache-dir --no-index --find-links /wheels dockvol \
+ && rm -rf /wheels \
+ && (getent group dockvol || groupadd --system dockvol) \
+ && (getent passwd dockvol || useradd --system --gid dockvol --home-dir /nonexistent --shell /usr/sbin/nologin dockvol)
+COPY deploy/gunicorn.conf.py /etc/dockvol/gunicorn.conf.py
+ENV PATH=/opt/dockvol/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DOCKVOL_LISTEN=0.0.0.0:8080 \
+    DOCKER_HOST=unix:///var/run/docker.sock
+USER dockvol
+WORKDIR /tmp
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["python3", "-c", "import os, urllib.request; port = os.environ['DOCKVOL_LISTEN'].rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+CMD ["gunicorn", "-c", "/etc/dockvol/gunicorn.conf.py", "service.app:create_app()"]

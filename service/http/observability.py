@@ -1,0 +1,94 @@
+"""Logs and metrics: one JSON log line per request, and Prometheus metrics that stay right when
+gunicorn runs several workers (prometheus_client's multiprocess mode, set up by
+deploy/gunicorn.conf.py through PROMETHEUS_MULTIPROC_DIR)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+from flask import Blueprint, Flask, Response, g, has_request_context, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+REQUESTS = Counter("dockvol_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+LATENCY = Histogram("dockvol_http_request_duration_seconds", "Time to answer a request", ["method", "route"])
+ENGINE_LATENCY = Histogram("dockvol_engine_call_duration_seconds", "Time of one engine call", ["operation"])
+ENGINE_ERRORS = Counter("dockvol_engine_call_errors_total", "Engine calls that failed", ["operation", "error"])
+
+access_log = logging.getLogger("dockvol.access")
+blp = Blueprint("metrics", __name__)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request id, and any `extra` fields."""
+
+    PLAIN = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        if has_request_context() and "request_id" in g:
+            line["request_id"] = g.request_id
+        line.update({k: v for k, v in vars(record).items() if k not in self.PLAIN})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging() -> None:
+    """JSON lines on stdout for everything dockvol logs (idempotent)."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        root.handlers = [handler]
+    root.setLevel(os.environ.get("DOCKVOL_LOG_LEVEL", "INFO").upper())
+
+
+def observe_engine_call(operation: str, seconds: float, error: str | None) -> None:
+    ENGINE_LATENCY.labels(operation).observe(seconds)
+    if error:
+        ENGINE_ERRORS.labels(operation, error).inc()
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start_clock)
+    app.after_request(_account)
+    app.register_blueprint(blp)
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _account(response: Response) -> Response:
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    LATENCY.labels(request.method, route).observe(elapsed)
+    principal = g.get("principal")
+    access_log.info(
+        "%s %s %s", request.method, request.path, response.status_code,
+        extra={"method": request.method, "path": request.path, "route": route, "status": response.status_code,
+               "duration_ms": round(elapsed * 1000, 2), "token": principal.name if principal else None},
+    )
+    return response
+
+
+@blp.route("/metrics")
+def metrics() -> Response:
+    """Prometheus text format; open like the health endpoints."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,66 @@
+"""Metrics, JSON logs and the offline docs page."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from service.http.observability import JsonFormatter
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_by_route_and_status_and_time_engine_calls(client, as_reader):
+    before = client.get("/metrics").get_data(as_text=True)
+    for _ in range(3):
+        client.get("/api/v1/volumes", headers=as_reader)
+    client.get("/api/v1/volumes")
+    after = client.get("/metrics")
+    assert after.content_type.startswith("text/plain")
+    text = after.get_data(as_text=True)
+    ok = dict(name="dockvol_http_requests_total", method="GET", route="/api/v1/volumes")
+    assert metric(text, **ok, status="200") - metric(before, **ok, status="200") == 3
+    assert metric(text, **ok, status="401") - metric(before, **ok, status="401") == 1
+    assert metric(text, "dockvol_engine_call_duration_seconds_count", operation="list_volumes") >= 3
+    assert "dockvol_http_request_duration_seconds_bucket" in text
+
+
+def test_engine_failures_are_counted(client, as_reader, engine):
+    engine.down = True
+    client.get("/api/v1/volumes", headers=as_reader)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "dockvol_engine_call_errors_total", operation="list_volumes", error="EngineUnavailable") >= 1
+
+
+def test_one_json_log_line_per_request_with_its_id_and_token_name(client, as_reader, caplog):
+    with caplog.at_level(logging.INFO, logger="dockvol.access"):
+        client.get("/api/v1/volumes", headers={**as_reader, "X-Request-ID": "trace-42"})
+    (record,) = [r for r in caplog.records if r.name == "dockvol.access"]
+    with client.application.test_request_context():
+        line = json.loads(JsonFormatter().format(record))
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/api/v1/volumes", 200)
+    assert line["token"].startswith("token-") and "reader" not in json.dumps(line)
+    assert line["duration_ms"] >= 0
+
+
+def test_the_formatter_adds_the_request_id(app):
+    with app.test_request_context(headers={"X-Request-ID": "abc"}):
+        app.preprocess_request()
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "engine call %s failed", ("list",), None)
+        line = json.loads(JsonFormatter().format(record))
+    assert (line["request_id"], line["message"], line["level"]) == ("abc", "engine call list failed", "warning")
+
+
+def test_the_docs_page_needs_no_internet(client):
+    page = client.get("/api/docs").get_data(as_text=True)
+    assert "/api/docs/assets/swagger-ui-bundle.js" in page and "/api/openapi.json" in page
+    assert "http://" not in page and "https://" not in page
+    asset = client.get("/api/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.data) > 100_000
+    asset.close()
