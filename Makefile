@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit openapi venv clean
+.PHONY: run test unit bench openapi venv clean
 
 venv: $(VENV)/.installed
 
@@ -17,6 +17,9 @@ run: venv
 
 test: venv
 	tests/run.sh
+
+bench: venv
+	tests/benchmarks/run.sh
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q

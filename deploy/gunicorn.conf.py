@@ -15,7 +15,7 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = os.environ.get("DOCKVOL_LISTEN", "127.0.0.1:8080")
-worker_class = "gthread"
+worker_class = os.environ.get("DOCKVOL_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("DOCKVOL_WORKERS", "2"))
 threads = int(os.environ.get("DOCKVOL_THREADS", "8"))
 # A worker must outlive its slowest engine call, which DOCKVOL_ENGINE_TIMEOUT bounds.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, DockvolError, InvalidInput, NotFound
@@ -78,8 +78,9 @@ class SharingGroups:
             raise
         return self.get(name)
 
-    def delete(self, name: str, cascade: bool) -> None:
+    def delete(self, name: str, cascade: bool, precondition: Callable[[SharingGroup], None] = lambda g: None) -> None:
         group = self.get(name)
+        precondition(group)
         if group.members and not cascade:
             raise Conflict(f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members))
         for member in group.members:

@@ -129,3 +129,11 @@ def test_a_failed_group_create_takes_back_everything(client, as_writer, engine, 
     r = group(client, as_writer, mounts=[{"type": "volume", "target": "/v"}, {"type": "bind", "source": f"{bind_root}/g", "target": "/b"}])
     assert r.status_code == 422
     assert engine.containers == {} and engine.volumes == {} and list(bind_root.iterdir()) == []
+
+
+def test_a_group_has_an_etag_and_delete_honours_if_match(client, as_writer, engine, infracon):
+    etag = client.get("/api/v1/sharing-groups/infracon", headers=as_writer).headers["ETag"]
+    stale = client.delete("/api/v1/sharing-groups/infracon", headers={**as_writer, "If-Match": '"stale"'})
+    assert stale.status_code == 412
+    assert len(engine.containers) == 1
+    assert client.delete("/api/v1/sharing-groups/infracon", headers={**as_writer, "If-Match": etag}).status_code == 204

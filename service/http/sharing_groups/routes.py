@@ -7,11 +7,14 @@ from flask.views import MethodView
 
 from ...domain.sharing import SharingGroup, SharingGroups
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import Blueprint, links_to
+from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, links_to
 from .schemas import EXAMPLE, SharingGroupCreateSchema, SharingGroupDeleteArgs, SharingGroupQuerySchema, SharingGroupSchema
 
 blp = Blueprint("sharing_groups", __name__, url_prefix="/api/v1/sharing-groups",
                 description="Containers sharing one infrastructure container's volumes and namespaces")
+
+
+ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
 
 
 def _groups() -> SharingGroups:
@@ -35,30 +38,33 @@ class SharingGroupCollection(MethodView):
 
     @blp.protected("write")
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
-    @blp.response(201, SharingGroupSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.response(201, SharingGroupSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
     @blp.doc(summary="Create a sharing group and start its infrastructure container", operationId="createSharingGroup",
              responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}})
     def post(self, data):
         group = _groups().create(data["name"], data["mounts"], data["share"])
-        return _shown(group), {"Location": url_for("sharing_groups.SharingGroupItem", name=group.name)}
+        document = _shown(group)
+        return document, {"Location": url_for("sharing_groups.SharingGroupItem", name=group.name), "ETag": etag_of(document)}
 
 
 @blp.route("/<name:name>")
 class SharingGroupItem(MethodView):
     @blp.protected("read")
-    @blp.response(200, SharingGroupSchema)
+    @blp.response(200, SharingGroupSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one sharing group with its members", operationId="getSharingGroup")
     def get(self, name):
-        return _shown(_groups().get(name))
+        document = _shown(_groups().get(name))
+        return document, {"ETag": etag_of(document)}
 
     @blp.protected("write")
     @blp.arguments(SharingGroupDeleteArgs, location="query", as_kwargs=True)
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="The group has members (see `members`)")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
     @blp.doc(summary="Delete a sharing group; cascade=true removes its members first. Volumes stay",
-             operationId="deleteSharingGroup")
+             operationId="deleteSharingGroup", parameters=[IF_MATCH_DOC])
     def delete(self, name, cascade):
-        _groups().delete(name, cascade)
+        _groups().delete(name, cascade, precondition=lambda group: check_if_match(_shown(group)))
