@@ -22,21 +22,22 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_across_workers_and_each_request_logs_one_json_line(start_service):
-    svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_THREADS="2"))
+    # sync workers take one request at a time, so concurrent requests are spread over both
+    svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_WORKER_CLASS="sync"))
     ids = [f"ops-{uuid.uuid4().hex[:12]}" for _ in range(40)]
-    healthz = dict(method="GET", route="/healthz", status="200")
-    before = sample(requests.get(svc.url("/metrics"), timeout=30).text, "dockvol_http_requests_total", **healthz)
+    listed = dict(method="GET", route="/api/v1/volumes", status="200")
+    before = sample(requests.get(svc.url("/metrics"), timeout=30).text, "dockvol_http_requests_total", **listed)
 
     def call(request_id):
         # a fresh connection each time, so the kernel spreads them over both workers
         with requests.Session() as s:
-            return s.get(svc.url("/healthz"), headers={"X-Request-ID": request_id}, timeout=30)
+            return s.get(svc.url("/api/v1/volumes?page_size=1"), headers={**READER, "X-Request-ID": request_id}, timeout=30)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(call, ids))
     assert all(r.status_code == 200 for r in answers)
     text = requests.get(svc.url("/metrics"), timeout=30).text
-    assert sample(text, "dockvol_http_requests_total", **healthz) - before == 40
+    assert sample(text, "dockvol_http_requests_total", **listed) - before == 40
 
     lines = [json.loads(line) for line in svc.log_path.read_text().splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("logger") == "dockvol.access" and line.get("request_id") in ids]
