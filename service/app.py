@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -74,7 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
     )
     groups = SharingGroups(engine, planner, policy, settings.infra_image)
-    volumes = Volumes(engine, bind_policy, settings.volume_drivers)
+    volumes = Volumes(engine, bind_policy, settings.volume_drivers, ThreadPoolExecutor(8, "dockvol-engine"))
     app.extensions["dockvol"] = Services(
         settings=settings,
         engine=engine,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -92,24 +93,28 @@ def to_volume(record: VolumeRecord, uses: Iterable[VolumeUse] = ()) -> Volume:
 class Volumes:
     """The volume use cases. Each costs a fixed number of engine calls, whatever the host holds."""
 
-    def __init__(self, engine: Engine, bind_policy: BindPolicy, drivers: Sequence[str]) -> None:
+    def __init__(self, engine: Engine, bind_policy: BindPolicy, drivers: Sequence[str], pool: Executor) -> None:
+        """`pool` runs a read's two independent engine calls side by side."""
         self._engine = engine
         self._bind_policy = bind_policy
         self._drivers = tuple(drivers)
+        self._pool = pool
 
     def list(self, query: VolumeQuery) -> list[Volume]:
         engine_labels = list(query.labels) + ([f"{L.MANAGED}=true"] if query.managed else [])
+        containers = self._pool.submit(self._engine.list_containers)
         records = self._engine.list_volumes(labels=engine_labels, driver=query.driver)
-        index = usage_index(self._engine.list_containers())
+        index = usage_index(containers.result())
         found = (to_volume(r, index.get(r.name, ())) for r in records)
         return sorted((v for v in found if query.admits(v)), key=lambda v: v.name)
 
     def get(self, name: str) -> Volume:
+        containers = self._pool.submit(self._engine.list_containers, volume=name)
         try:
             record = self._engine.inspect_volume(name)
         except NotFound:
             raise NotFound(f"volume {name} does not exist") from None
-        index = usage_index(self._engine.list_containers(volume=name))
+        index = usage_index(containers.result())
         return to_volume(record, index.get(name, ()))
 
     def create(

@@ -51,9 +51,9 @@ class Gunicorn:
         )
         for _ in range(300):
             try:
-                if requests.get(self.base + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.base + "/readyz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError("gunicorn did not become ready")

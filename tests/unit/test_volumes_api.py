@@ -350,3 +350,16 @@ class TestPrune:
         r = client.post("/api/v1/volumes/prune", json=body, headers=as_admin)
         assert r.status_code == 422
         assert set(engine.volumes) == before
+
+
+def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as_reader, engine):
+    from service.domain.volumes import Volume, VolumeUse
+    from service.http.volumes.schemas import VolumeSchema, volume_document
+
+    samples = [
+        Volume("a1", "local", {}, {}, "/m", "local", None, True, False),
+        Volume("b2", "local", {"type": "tmpfs"}, {"k": "v"}, "/m2", "local", "2026-01-01T00:00:00Z", False, True,
+               (VolumeUse("c", None, "/d", True), VolumeUse("d", "d", "/e", False))),
+    ]
+    for v in samples:
+        assert volume_document(v) == VolumeSchema().dump(v)

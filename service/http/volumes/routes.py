@@ -7,8 +7,10 @@ from flask.views import MethodView
 
 from ...domain.volumes import Volume, VolumeQuery, Volumes
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, links_to
-from .schemas import PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema
+from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, json_response, links_to
+from .schemas import (
+    PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema, volume_document,
+)
 
 blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
 ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
@@ -19,7 +21,7 @@ def _volumes() -> Volumes:
 
 
 def _shown(volume: Volume) -> tuple[dict, dict[str, str]]:
-    document = VolumeSchema().dump(volume)
+    document = volume_document(volume)
     return document, {"ETag": etag_of(document)}
 
 
@@ -30,8 +32,8 @@ class VolumeCollection(MethodView):
     @blp.response(200, VolumeSchema(many=True), headers=HEADERS_DOC)
     @blp.doc(summary="List volumes", operationId="listVolumes")
     def get(self, page, page_size, label=(), **filters):
-        volumes = _volumes().list(VolumeQuery(labels=label, **filters))
-        return paginate(volumes, page, page_size)
+        volumes, headers = paginate(_volumes().list(VolumeQuery(labels=label, **filters)), page, page_size)
+        return json_response([volume_document(v) for v in volumes], headers=headers)
 
     @blp.protected("write")
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
@@ -54,7 +56,8 @@ class VolumeItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one volume", operationId="getVolume")
     def get(self, name):
-        return _shown(_volumes().get(name))
+        document, headers = _shown(_volumes().get(name))
+        return json_response(document, headers=headers)
 
     @blp.protected("write")
     @blp.response(204)
@@ -66,7 +69,7 @@ class VolumeItem(MethodView):
         parameters=[IF_MATCH_DOC],
     )
     def delete(self, name):
-        _volumes().delete(name, precondition=lambda v: check_if_match(VolumeSchema().dump(v)))
+        _volumes().delete(name, precondition=lambda v: check_if_match(volume_document(v)))
 
 
 @blp.route("/prune")

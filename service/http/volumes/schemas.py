@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from ...domain.volumes import Volume
+
 from ..fields import Dict, FullMatch, LabelFilters, Labels, StrictBool, VolumeName
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -69,3 +71,15 @@ class PruneResultSchema(Schema):
     volumes_deleted = ma.fields.List(ma.fields.String(), required=True)
     space_reclaimed = ma.fields.Integer(required=True, metadata={"description": "Bytes"})
     dry_run = ma.fields.Boolean(required=True)
+
+
+def volume_document(v: Volume) -> dict:
+    """What VolumeSchema().dump(v) gives, built directly: listing a thousand volumes through
+    marshmallow cost more than the engine calls themselves. tests/unit keeps the two equal."""
+    return {
+        "name": v.name, "driver": v.driver, "driver_opts": dict(v.driver_opts), "labels": dict(v.labels),
+        "mountpoint": v.mountpoint, "scope": v.scope, "created_at": v.created_at, "anonymous": v.anonymous,
+        "managed": v.managed, "in_use": v.in_use,
+        "used_by": [{"container": u.container, "binding": u.binding, "target": u.target, "read_only": u.read_only}
+                    for u in v.used_by],
+    }
