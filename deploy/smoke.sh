@@ -73,6 +73,7 @@ say "image: /healthz, /readyz, 401 without a token, 200 with one, runs as dockvo
 
 if ! command -v docker-compose >/dev/null 2>&1; then
     say "installing Debian's docker-compose"
+    apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >/dev/null
 fi
 export DOCKER_HOST=$HOST DOCKER_GID=$gid DOCKVOL_BIND_ROOT=$work/bindroot
