@@ -56,6 +56,7 @@ class Gunicorn:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise RuntimeError("gunicorn did not become ready")
 
     def url(self, path: str) -> str:
