@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import IO, Iterable, Iterator, Mapping, Sequence
 
@@ -68,16 +69,25 @@ class DockerEngine:
         self._timeout = timeout
         self._client: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self._failed_at = float("-inf")
 
     @property
     def _api(self) -> docker.APIClient:
         if self._client is None:
+            asked = time.monotonic()
             with self._lock, _translated():
+                if self._client is None and self._failed_at >= asked:
+                    # Someone else's attempt failed while we waited: do not wait a second timeout.
+                    raise EngineUnavailable("the engine is unreachable or did not answer in time")
                 if self._client is None:
                     kwargs = docker.utils.kwargs_from_env()
                     if self._base_url:
                         kwargs["base_url"] = self._base_url
-                    client = docker.APIClient(version="auto", timeout=self._timeout, **kwargs)
+                    try:
+                        client = docker.APIClient(version="auto", timeout=self._timeout, **kwargs)
+                    except Exception:
+                        self._failed_at = time.monotonic()
+                        raise
                     # Proxy settings from the environment do not apply to the engine socket, and
                     # reading them costs about a millisecond on every call.
                     client.trust_env = False

@@ -62,6 +62,25 @@ class Api(flask_smorest.Api):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_if_match_doc)
+
+    @staticmethod
+    def if_match(func: Callable) -> Callable:
+        """Document the optional If-Match header (412 on mismatch); the view checks it."""
+        func._apidoc = {**getattr(func, "_apidoc", {}), "if_match": True}
+        return func
+
+    @staticmethod
+    def _prepare_if_match_doc(doc: dict, doc_info: dict, **kwargs: Any) -> dict:
+        # Appended, not merged through blp.doc(): a manual `parameters` list would replace the
+        # query parameters that blp.arguments documents.
+        if doc_info.get("if_match"):
+            doc.setdefault("parameters", []).append(IF_MATCH_DOC)
+            doc.setdefault("responses", {})[412] = "PRECONDITION_FAILED"
+        return doc
+
     def protected(self, scope: str) -> Callable:
         def decorator(func: Callable) -> Callable:
             @wraps(func)

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from ...domain.bindings import Binding, BindingQuery, Bindings, BindingSpec
 from ...errors import InvalidInput
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, links_to
+from ..smorest import Blueprint, check_if_match, etag_of, links_to
 from .schemas import (
     EXAMPLE, BindingCreateSchema, BindingDeleteArgs, BindingQuerySchema, BindingReplaceSchema, BindingSchema,
 )
@@ -70,9 +70,9 @@ class BindingItem(MethodView):
     @blp.arguments(BindingReplaceSchema, example=EXAMPLE)
     @blp.response(200, BindingSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
     @blp.doc(summary="Replace a binding's spec: recreate its container, keeping its data",
-             operationId="replaceBinding", parameters=[IF_MATCH_DOC])
+             operationId="replaceBinding")
+    @blp.if_match
     def put(self, data, name):
         if data.get("name", name) != name:
             raise InvalidInput("name", "the body's name must be the binding's name")
@@ -82,9 +82,8 @@ class BindingItem(MethodView):
     @blp.arguments(BindingDeleteArgs, location="query", as_kwargs=True)
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
-    @blp.doc(summary="Delete a binding's container; its volumes stay", operationId="deleteBinding",
-             parameters=[IF_MATCH_DOC])
+    @blp.doc(summary="Delete a binding's container; its volumes stay", operationId="deleteBinding")
+    @blp.if_match
     def delete(self, name, remove_anonymous_volumes):
         _bindings().delete(name, remove_anonymous_volumes, precondition=_if_match)
 

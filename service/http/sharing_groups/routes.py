@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ...domain.sharing import SharingGroup, SharingGroups
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, links_to
+from ..smorest import Blueprint, check_if_match, etag_of, links_to
 from .schemas import EXAMPLE, SharingGroupCreateSchema, SharingGroupDeleteArgs, SharingGroupQuerySchema, SharingGroupSchema
 
 blp = Blueprint("sharing_groups", __name__, url_prefix="/api/v1/sharing-groups",
@@ -63,8 +63,8 @@ class SharingGroupItem(MethodView):
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="The group has members (see `members`)")
-    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
     @blp.doc(summary="Delete a sharing group; cascade=true removes its members first. Volumes stay",
-             operationId="deleteSharingGroup", parameters=[IF_MATCH_DOC])
+             operationId="deleteSharingGroup")
+    @blp.if_match
     def delete(self, name, cascade):
         _groups().delete(name, cascade, precondition=lambda group: check_if_match(_shown(group)))

@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ...domain.volumes import Volume, VolumeQuery, Volumes
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import IF_MATCH_DOC, Blueprint, check_if_match, etag_of, json_response, links_to
+from ..smorest import Blueprint, check_if_match, etag_of, json_response, links_to
 from .schemas import (
     PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema, volume_document,
 )
@@ -63,11 +63,10 @@ class VolumeItem(MethodView):
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="In use: `used_by` says by whom")
-    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match does not match")
     @blp.doc(
         summary="Delete a volume dockvol created (never forced)", operationId="deleteVolume",
-        parameters=[IF_MATCH_DOC],
     )
+    @blp.if_match
     def delete(self, name):
         _volumes().delete(name, precondition=lambda v: check_if_match(volume_document(v)))
 
