@@ -105,6 +105,10 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+ETAG_DOC = {"ETag": {"schema": {"type": "string"}, "description": "Send it back in If-Match to change only what you read"}}
+LOCATION_DOC = {"Location": {"schema": {"type": "string"}, "description": "Where the new resource is"}}
+
+
 def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response built by the caller (flask-smorest passes a Response through as it is);
     for hot paths whose documents are assembled without marshmallow."""

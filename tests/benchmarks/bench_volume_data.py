@@ -49,7 +49,7 @@ def main() -> None:
         worker = service.workers()[0]
         export_url = service.url(f"/api/v1/volumes/{source}/archive")
         import_url = service.url(f"/api/v1/volumes/{target}/archive")
-        auth = [f"-H", f"Authorization: {AUTH['Authorization']}"]
+        auth = ["-H", f"Authorization: {AUTH['Authorization']}"]
 
         subprocess.run([*docker_cli, "cp", f"{holders[0].id}:/v/.", "-"], stdout=spool, check=True)
         spool.close()

@@ -8,13 +8,12 @@ from flask.views import MethodView
 from ...domain.bindings import Binding, BindingQuery, Bindings, BindingSpec
 from ...errors import InvalidInput
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import Blueprint, check_if_match, etag_of, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, links_to
 from .schemas import (
     EXAMPLE, BindingCreateSchema, BindingDeleteArgs, BindingQuerySchema, BindingReplaceSchema, BindingSchema,
 )
 
 blp = Blueprint("bindings", __name__, url_prefix="/api/v1/bindings", description="Containers bound to storage")
-ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
 
 
 def _bindings() -> Bindings:
@@ -46,7 +45,7 @@ class BindingCollection(MethodView):
 
     @blp.protected("write")
     @blp.arguments(BindingCreateSchema, example=EXAMPLE)
-    @blp.response(201, BindingSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.response(201, BindingSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
     @blp.doc(summary="Create a binding: a container with its mounts, started unless start is false",
              operationId="createBinding",

@@ -7,14 +7,13 @@ from flask.views import MethodView
 
 from ...domain.sharing import SharingGroup, SharingGroups
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import Blueprint, check_if_match, etag_of, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, links_to
 from .schemas import EXAMPLE, SharingGroupCreateSchema, SharingGroupDeleteArgs, SharingGroupQuerySchema, SharingGroupSchema
 
 blp = Blueprint("sharing_groups", __name__, url_prefix="/api/v1/sharing-groups",
                 description="Containers sharing one infrastructure container's volumes and namespaces")
 
 
-ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
 
 
 def _groups() -> SharingGroups:
@@ -38,7 +37,7 @@ class SharingGroupCollection(MethodView):
 
     @blp.protected("write")
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
-    @blp.response(201, SharingGroupSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.response(201, SharingGroupSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
     @blp.doc(summary="Create a sharing group and start its infrastructure container", operationId="createSharingGroup",
              responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}})

@@ -11,8 +11,8 @@ from ...errors import Forbidden, TooLarge
 from .data_schemas import (
     CloneSchema, ExportArgs, FilesArgs, ImportArgs, ImportResultSchema, ListingSchema, RenameSchema, UsageSchema,
 )
-from ..smorest import links_to
-from .routes import ETAG_DOC, VolumeSchema, _shown, blp
+from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
+from .routes import VolumeSchema, _shown, blp
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
@@ -78,7 +78,7 @@ class VolumeArchive(MethodView):
 class VolumeClone(MethodView):
     @blp.protected("write")
     @blp.arguments(CloneSchema, example={"name": "site-data-copy", "labels": {"team": "web"}})
-    @blp.response(201, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="A volume of the new name exists")
     @blp.doc(summary="Clone a volume into a new managed volume", operationId="cloneVolume",
@@ -93,7 +93,7 @@ class VolumeClone(MethodView):
 class VolumeRename(MethodView):
     @blp.protected("write")
     @blp.arguments(RenameSchema, example={"name": "site-data-v2"})
-    @blp.response(200, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.response(200, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="In use (see `used_by`), or the new name exists")
     @blp.doc(summary="Rename an unused volume dockvol created", operationId="renameVolume")

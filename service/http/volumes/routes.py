@@ -7,13 +7,12 @@ from flask.views import MethodView
 
 from ...domain.volumes import Volume, VolumeQuery, Volumes
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import Blueprint, check_if_match, etag_of, json_response, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, json_response, links_to
 from .schemas import (
     PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema, volume_document,
 )
 
 blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
-ETAG_DOC = {"ETag": {"schema": {"type": "string"}}}
 
 
 def _volumes() -> Volumes:
@@ -37,7 +36,7 @@ class VolumeCollection(MethodView):
 
     @blp.protected("write")
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
-    @blp.response(201, VolumeSchema, headers={"Location": {"schema": {"type": "string"}}, **ETAG_DOC})
+    @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A volume of that name exists")
     @blp.doc(summary="Create a volume (no body: an anonymous one)", operationId="createVolume",
              responses={201: {"links": links_to("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage")}})
