@@ -19,10 +19,13 @@ PY
 
 if ! engine_answers; then
     echo "run: no engine answers at ${DOCKER_HOST:-the default socket}; starting the private engine" >&2
+    deploy/engine.sh status || trap 'deploy/engine.sh stop' EXIT  # stop it afterwards only if we start it
     deploy/engine.sh start
-    trap 'deploy/engine.sh stop' EXIT
     export DOCKER_HOST
     DOCKER_HOST=$(deploy/engine.sh host)
+    # The private engine has no bridge network: containers get network none.
+    export DOCKVOL_DEFAULT_NETWORK=${DOCKVOL_DEFAULT_NETWORK:-none}
+    export DOCKVOL_ALLOWED_NETWORKS=${DOCKVOL_ALLOWED_NETWORKS:-'["none"]'}
 fi
 
 if [ -z "${DOCKVOL_TOKENS:-}${DOCKVOL_TOKENS_FILE:-}" ] && [ "${DOCKVOL_AUTH_DISABLED:-false}" != true ]; then

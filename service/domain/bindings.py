@@ -15,7 +15,7 @@ from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, DockvolError, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .mounts import MountPlanner, MountRequest, Prepared, check_unique
-from .policy import ContainerPolicy
+from .policy import ContainerPolicy, create_container
 from .sharing import Membership
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Bindings:
         container, prepared = self._prepare(spec, reuse={}, replacing=None)
         made = None
         try:
-            made = self._engine.create_container(container)
+            made = create_container(self._engine, container)
             if spec.start is not False:
                 self._engine.start_container(made)
         except DockvolError:
@@ -122,7 +122,7 @@ class Bindings:
             if was_running:
                 self._engine.stop_container(old.id)
             self._engine.rename_container(old.id, aside)
-            made = self._engine.create_container(container)
+            made = create_container(self._engine, container)
             if spec.start if spec.start is not None else was_running:
                 self._engine.start_container(made)
         except DockvolError:

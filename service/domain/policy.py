@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Sequence
 
-from ..engine.port import Engine
+from ..engine.port import ContainerSpec, Engine
 from ..errors import Forbidden, InvalidInput, NotFound
 
 NEVER_NETWORKS = ("host",)  # and any "container:..." mode: only sharing groups join namespaces
@@ -45,3 +45,14 @@ class ContainerPolicy:
             self._engine.pull_image(ref)
         except NotFound:
             raise InvalidInput("image", f"image {ref} is not on the engine and could not be pulled") from None
+
+
+def create_container(engine: Engine, spec: ContainerSpec) -> str:
+    """The engine's create, with its 404 (an image, network or volume it cannot find, say one
+    removed meanwhile, or a network this engine lacks) told as what it is: a bad request."""
+    try:
+        return engine.create_container(spec)
+    except NotFound:
+        raise InvalidInput(
+            "network", f"the engine has no network {spec.network!r}, or the image or a volume went away"
+        ) from None

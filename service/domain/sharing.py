@@ -12,7 +12,7 @@ from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, DockvolError, InvalidInput, NotFound
 from . import labels as L
 from .mounts import MountPlanner, MountRequest
-from .policy import ContainerPolicy
+from .policy import ContainerPolicy, create_container
 
 # The infrastructure container's process: it only waits, and leaves at once on SIGTERM.
 WAIT = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done")
@@ -69,7 +69,7 @@ class SharingGroups:
         )
         made = None
         try:
-            made = self._engine.create_container(spec)
+            made = create_container(self._engine, spec)
             self._engine.start_container(made)
         except DockvolError:
             if made is not None:

@@ -343,3 +343,16 @@ class TestDeleteStartStop:
         assert client.post("/api/v1/bindings/app/stop", headers=as_reader).status_code == 403
         assert client.delete("/api/v1/bindings/app", headers=as_reader).status_code == 403
         assert sum(engine.calls.values()) == 0
+
+
+def test_a_network_the_engine_lacks_is_422_and_leaves_nothing(client, as_writer, engine, bind_root, monkeypatch):
+    from service.errors import NotFound
+
+    def no_such_network(spec):
+        raise NotFound("not found in the engine")
+
+    monkeypatch.setattr(engine, "create_container", no_such_network)
+    r = bind(client, as_writer, mounts=[{"type": "volume", "target": "/data"}])
+    assert r.status_code == 422
+    assert "network" in r.get_json()["errors"]
+    assert nothing_made(engine, bind_root)
