@@ -54,4 +54,8 @@ run: try it:
 MSG
 fi
 
-"$BIN/gunicorn" -c deploy/gunicorn.conf.py 'service.app:create_app()'
+"$BIN/gunicorn" -c deploy/gunicorn.conf.py 'service.app:create_app()' &
+gunicorn=$!
+# A TERM or INT stops gunicorn gracefully, then the EXIT trap stops the engine this script started.
+trap 'kill -TERM "$gunicorn" 2>/dev/null; wait "$gunicorn"; exit 0' TERM INT
+wait "$gunicorn"
