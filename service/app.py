@@ -108,10 +108,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
 
 
 def _bind_policy(settings: Settings, engine: Engine) -> BindPolicy:
+    host = settings.docker_host or "unix:///var/run/docker.sock"
+    socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+    data_root: list[str] = []  # asked of the engine once: it is fixed for the engine's lifetime
+
     def engine_paths() -> list[str]:
-        host = settings.docker_host or "unix:///var/run/docker.sock"
-        socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
-        return [socket, "/var/run/docker.sock", "/run/docker.sock", engine.info().data_root]
+        if not data_root:
+            data_root.append(engine.info().data_root)
+        return [socket, "/var/run/docker.sock", "/run/docker.sock", data_root[0]]
 
     return BindPolicy(settings.bind_roots, engine_paths)
 

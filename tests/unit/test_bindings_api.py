@@ -356,3 +356,10 @@ def test_a_network_the_engine_lacks_is_422_and_leaves_nothing(client, as_writer,
     assert r.status_code == 422
     assert "network" in r.get_json()["errors"]
     assert nothing_made(engine, bind_root)
+
+
+def test_bind_checks_ask_the_engine_for_its_data_root_once(client, as_writer, engine, bind_root):
+    for i in range(3):
+        mounts = [{"type": "bind", "source": f"{bind_root}/b{i}-{j}", "target": f"/w{j}"} for j in range(3)]
+        assert bind(client, as_writer, name=f"many{i}", mounts=mounts).status_code == 201
+    assert engine.calls["info"] == 1

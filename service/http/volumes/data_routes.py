@@ -29,15 +29,16 @@ def _data() -> VolumeData:
 def _send(download: Download, content_type: str, compression: str | None = None) -> Response:
     filename = download.filename
     headers = {}
-    body = download.body
+    in_transit = compression is None and "gzip" in request.accept_encodings and content_type in TAR_TYPES
     if compression == "gzip":
         content_type, filename = "application/gzip", f"{filename}.gz"
-        body = archives.Stream(archives.gzipped(download.body), download.body.close)
-    elif compression is None and "gzip" in request.accept_encodings and content_type in TAR_TYPES:
+    elif in_transit:
         headers["Content-Encoding"] = "gzip"
-        body = archives.Stream(archives.gzipped(download.body), download.body.close)
     elif download.size is not None:
         headers["Content-Length"] = str(download.size)
+    body = download.body
+    if compression == "gzip" or in_transit:
+        body = archives.Stream(archives.gzipped(download.body), download.body.close)
     headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(body, content_type=content_type, headers=headers, direct_passthrough=True)
 
