@@ -1,15 +1,32 @@
-"""Which host paths may be bound into containers (DESIGN.md section 5).
+"""Which host paths may be bound into containers, and proof that nobody but root can redirect them.
 
-A source is checked as text first (absolute, no `..`, no NUL, not too long), then
-resolved with symlinks followed, then held against a fixed deny list and the
-configured roots, component by component. Only the resolved path leaves here.
+The engine resolves a bind source's path again at every container start, long after dockvol
+checked it, so checking the text of a path is never enough. A source is admitted when:
+
+1. as text: absolute, no `..`, no NUL, not too long;
+2. resolved (symlinks followed): inside a configured root, compared component by component, and
+   clear of the host's system trees, the engine's socket and its data root;
+3. walked from `/` with one `openat(O_NOFOLLOW)` per component: every component is a real
+   directory (no symlink), and every directory above the source is owned by a trusted user
+   (root, or the user dockvol runs as, which holds the engine socket and so is root's equal) and
+   not writable by group or others, except a sticky directory (such as /tmp) whose next component
+   is a trusted user's: there others can neither rename nor remove it.
+
+Then only a trusted user can change which directory the path names. Missing directories are made
+during the same walk (`mkdirat` under the held parent), so dockvol's own creation cannot be raced.
+The walk runs at create and again before every start dockvol performs (`verify`). Overlap between
+bind sources (a container writing above another source) is ruled out in `mounts.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import stat
+import threading
 from pathlib import PurePosixPath
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ..errors import Forbidden, InvalidInput
 
@@ -17,6 +34,7 @@ from ..errors import Forbidden, InvalidInput
 SYSTEM_PATHS = ("/proc", "/sys", "/dev", "/etc", "/boot", "/usr", "/lib", "/lib64", "/bin", "/sbin")
 MAX_PATH = 4096
 MAX_COMPONENT = 255
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _within(path: PurePosixPath, other: PurePosixPath) -> bool:
@@ -24,13 +42,20 @@ def _within(path: PurePosixPath, other: PurePosixPath) -> bool:
 
 
 class BindPolicy:
-    def __init__(self, roots: Iterable[str], engine_paths: Callable[[], Iterable[str]]) -> None:
-        """`engine_paths` gives the engine socket and data root; called only when a path is checked."""
+    def __init__(
+        self, roots: Iterable[str], engine_paths: Callable[[], Iterable[str]],
+        trusted_uids: Iterable[int] | None = None,
+    ) -> None:
+        """`engine_paths` gives the engine socket and data root; called only when a path is checked.
+        `trusted_uids`: who may own the directories above a source (default: root and dockvol's user)."""
         self._roots = tuple(roots)
         self._engine_paths = engine_paths
+        self._trusted = frozenset(trusted_uids if trusted_uids is not None else {0, os.geteuid()})
+        self._thread_lock = threading.Lock()
 
     def check(self, source: str, field: str) -> str:
-        """The resolved path, or InvalidInput (malformed) / Forbidden (outside what is allowed)."""
+        """The resolved path, or InvalidInput (malformed) / Forbidden (not allowed). Changes nothing;
+        a missing source passes when its existing part does."""
         _check_syntax(source, field)
         resolved = PurePosixPath(os.path.realpath(source))
         denied = [*SYSTEM_PATHS, *self._engine_paths()]
@@ -43,16 +68,99 @@ class BindPolicy:
             if not roots:
                 raise Forbidden(f"{field}: bind mounts are disabled (DOCKVOL_BIND_ROOTS is empty)")
             raise Forbidden(f"{field}: {source} does not lie inside a configured bind root")
+        self._walk(str(resolved), field, create=None)
         return str(resolved)
 
-    def prepare(self, source: str, field: str) -> str:
-        """Check, then create the source directory if missing (as `docker run -v` does)."""
+    def prepare(self, source: str, field: str, created: list[str] | None = None) -> str:
+        """Check, then make the source directory if missing (as `docker run -v` does), one
+        component at a time under its checked parent. Directories made are appended to `created`."""
         resolved = self.check(source, field)
-        os.makedirs(resolved, mode=0o755, exist_ok=True)
-        # Re-check: something could have swapped a component for a symlink meanwhile.
-        if self.check(resolved, field) != resolved:
-            raise Forbidden(f"{field}: {source} changed while it was being created")
+        self._walk(resolved, field, create=created if created is not None else [])
         return resolved
+
+    def verify(self, path: str, field: str) -> None:
+        """Before a start: `path` (a source checked at create) still names what it named then,
+        and still nobody but a trusted user can change that."""
+        self._walk(path, field, create=None, must_exist=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise the decisions about host paths (check overlap, then create) across threads and
+        across dockvol processes on this host: an exclusive flock on every bind root, in order."""
+        with self._thread_lock, contextlib.ExitStack() as stack:
+            for root in sorted({os.path.realpath(r) for r in self._roots}):
+                try:
+                    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                except OSError:
+                    continue  # a root that does not exist admits nothing
+                stack.callback(os.close, fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+
+    def _walk(self, path: str, field: str, create: list[str] | None, must_exist: bool = False) -> None:
+        """Open every component of `path` from `/` without following links, checking each; with
+        `create`, make what is missing (recording it). Without it, stop quietly at the first missing
+        component unless `must_exist`."""
+        parts = PurePosixPath(path).parts[1:]
+        fd = os.open("/", _DIR_FLAGS)
+        try:
+            here, st = "/", os.fstat(fd)
+            for i, name in enumerate(parts):
+                last = i == len(parts) - 1
+                child = os.path.join(here, name)
+                try:
+                    child_fd = _open_component(name, fd, last)
+                except FileNotFoundError:
+                    if create is None:
+                        if must_exist:
+                            raise Forbidden(f"{field}: {child} does not exist any more") from None
+                        self._check_parent(here, st, None, field)
+                        return
+                    self._check_parent(here, st, None, field)
+                    try:
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass  # made meanwhile: the open below checks what it is
+                    else:
+                        create.append(child)
+                    child_fd = _open_component(name, fd, last)
+                except OSError as exc:
+                    raise Forbidden(f"{field}: {child} is a symbolic link or not a directory ({exc.strerror})") from None
+                try:
+                    child_st = os.fstat(child_fd)
+                except BaseException:
+                    os.close(child_fd)
+                    raise
+                os.close(fd)
+                fd = child_fd
+                if stat.S_ISLNK(child_st.st_mode):
+                    raise Forbidden(f"{field}: {child} is a symbolic link")
+                if not (stat.S_ISDIR(child_st.st_mode) or (last and stat.S_ISREG(child_st.st_mode))):
+                    raise Forbidden(f"{field}: {child} is not a directory or a regular file")
+                self._check_parent(here, st, child_st, field)
+                here, st = child, child_st
+        finally:
+            os.close(fd)
+
+    def _check_parent(self, path: str, st: os.stat_result, child: os.stat_result | None, field: str) -> None:
+        """A directory above a source: a trusted owner, and not writable by group or others unless
+        sticky with a trusted user's child (`child` None: about to be made by dockvol)."""
+        if st.st_uid not in self._trusted:
+            raise Forbidden(f"{field}: {path} is owned by uid {st.st_uid}, not by root; "
+                            "anyone but root could redirect a bind source below it")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            child_trusted = child is None or child.st_uid in self._trusted
+            if not (st.st_mode & stat.S_ISVTX and child_trusted):
+                raise Forbidden(f"{field}: {path} is writable by group or others; "
+                                "they could redirect a bind source below it")
+
+
+def _open_component(name: str, dir_fd: int, last: bool) -> int:
+    """An fd for `name` in `dir_fd`, never through a symlink: a directory, or (the source itself)
+    whatever it is, which the caller then inspects."""
+    if last:
+        return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
 
 def _check_syntax(source: str, field: str) -> None:

@@ -100,35 +100,37 @@ class Bindings:
     def create(self, spec: BindingSpec) -> Binding:
         if self._engine.list_containers(name=spec.name):
             raise Conflict(f"a container named {spec.name} exists already")
-        container, prepared = self._prepare(spec, reuse={}, replacing=None)
-        made = None
-        try:
-            made = create_container(self._engine, container)
-            if spec.start is not False:
-                self._engine.start_container(made)
-        except DockvolError:
-            self._discard(made, prepared)
-            raise
+        with self._planner.exclusive(spec.mounts):
+            container, prepared = self._prepare(spec, reuse={}, replacing=None)
+            made = None
+            try:
+                made = create_container(self._engine, container)
+                if spec.start is not False:
+                    self._start_new(spec.name)
+            except DockvolError:
+                self._discard(made, prepared)
+                raise
         return self.get(spec.name)
 
     def replace(self, name: str, spec: BindingSpec, precondition: Callable[[Binding], None]) -> Binding:
         old = self._owned(name, precondition)
         carried = {m.target: m.name for m in old.mounts if m.type == "volume" and m.name in self._anonymous_of(name)}
-        container, prepared = self._prepare(spec, reuse=carried, replacing=old.id)
-        was_running = old.state == "running"
-        aside = f"dockvol-replaced-{old.id[:12]}"
-        made = None
-        try:
-            if was_running:
-                self._engine.stop_container(old.id)
-            self._engine.rename_container(old.id, aside)
-            made = create_container(self._engine, container)
-            if spec.start if spec.start is not None else was_running:
-                self._engine.start_container(made)
-        except DockvolError:
-            self._discard(made, prepared)
-            self._restore(old, aside, was_running)
-            raise
+        with self._planner.exclusive(spec.mounts):
+            container, prepared = self._prepare(spec, reuse=carried, replacing=old.id)
+            was_running = old.state == "running"
+            aside = f"dockvol-replaced-{old.id[:12]}"
+            made = None
+            try:
+                if was_running:
+                    self._engine.stop_container(old.id)
+                self._engine.rename_container(old.id, aside)
+                made = create_container(self._engine, container)
+                if spec.start if spec.start is not None else was_running:
+                    self._start_new(name)
+            except DockvolError:
+                self._discard(made, prepared)
+                self._restore(old, aside, was_running)
+                raise
         self._engine.remove_container(old.id)
         return self.get(name)
 
@@ -143,7 +145,8 @@ class Bindings:
                 log.info("kept anonymous volume %s of %s: still in use", volume, name)
 
     def start(self, name: str) -> Binding:
-        self._engine.start_container(self._owned(name).id)
+        binding = self._owned(name)
+        self._planner.start(binding.id, binding.mounts)
         return self.get(name)
 
     def stop(self, name: str) -> Binding:
@@ -151,6 +154,11 @@ class Bindings:
         return self.get(name)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _start_new(self, name: str) -> None:
+        """Start the container just made under `name`, its host paths walked again first."""
+        made = self._record(name)
+        self._planner.start(made.id, made.mounts)
 
     def _record(self, name: str) -> ContainerRecord:
         found = [c for c in self._engine.list_containers(name=name) if _is_binding(c)]

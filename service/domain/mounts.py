@@ -1,20 +1,25 @@
 """The one place that turns mount requests into engine mounts, for bindings and sharing groups.
 
 Checking comes first and changes nothing: named volumes must exist, bind sources must pass the
-bind policy and must not lie inside another container's read-write bind source. Only then are
-missing bind sources and anonymous volumes made, and `Prepared.undo()` takes them back when the
-container that needed them cannot be made.
+bind policy (bind_paths.py), and no host source may lie inside a read-write one (a container
+writing above a source could swap a directory of its path for a symlink, and the engine follows
+it at the next start). Bind-like volumes (`local`, `o=bind`) count as
+read-write sources at their device. Only then are missing bind sources and anonymous volumes made,
+and `Prepared.undo()` takes them back when the container that needed them cannot be made.
+Decisions about host paths run under `BindPolicy.lock()`, so two requests cannot both pass the
+overlap check with sources that overlap; `start()` walks every host path again before a start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Mapping, Sequence
+from typing import ContextManager, Iterable, Mapping, Sequence
 
-from ..engine.port import Engine, MountSpec
+from ..engine.port import Engine, MountRecord, MountSpec
 from ..errors import DockvolError, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .bind_paths import BindPolicy
@@ -75,8 +80,7 @@ class MountPlanner:
             for i, r in enumerate(requests):
                 source = r.source
                 if r.type == "bind":
-                    prepared.created_dirs += _missing_dirs(binds[i])
-                    source = self._bind_policy.prepare(binds[i], f"mounts.{i}.source")
+                    source = self._bind_policy.prepare(binds[i], f"mounts.{i}.source", prepared.created_dirs)
                 elif r.type == "volume" and source is None:
                     source = reuse.get(r.target)
                     if source is None:
@@ -93,6 +97,26 @@ class MountPlanner:
         prepared.mounts = tuple(specs)
         return prepared
 
+    def exclusive(self, requests: Sequence[MountRequest]) -> ContextManager[None]:
+        """Hold the host-path lock from `prepare` until the container exists, when binds are asked."""
+        return self._bind_policy.lock() if any(r.type == "bind" for r in requests) else contextlib.nullcontext()
+
+    def start(self, container_id: str, mounts: Iterable[MountRecord]) -> None:
+        """Start a container after walking each host path it mounts again (bind sources, and the
+        devices of bind-like volumes): refused when it is no longer what was checked at create."""
+        for m in mounts:
+            if m.type == "bind" and m.source:
+                self._bind_policy.verify(m.source, f"mount {m.target}")
+            elif m.type == "volume" and m.name:
+                try:
+                    volume = self._engine.inspect_volume(m.name)
+                    device = bind_device(volume.driver, volume.driver_opts)
+                except NotFound:
+                    continue  # the engine's start says what is missing
+                if device:
+                    self._bind_policy.verify(device, f"mount {m.target} (volume {m.name})")
+        self._engine.start_container(container_id)
+
     def _check(self, requests: Sequence[MountRequest], ignore_container: str | None) -> dict[int, str]:
         """Resolved bind sources by request index; raises before anything is made."""
         binds: dict[int, str] = {}
@@ -105,30 +129,60 @@ class MountPlanner:
             elif r.type == "bind":
                 binds[i] = self._bind_policy.check(r.source or "", f"mounts.{i}.source")
         if binds:
-            writable = [
-                PurePosixPath(m.source)
-                for c in self._engine.list_containers()
-                if c.id != ignore_container
-                for m in c.mounts
-                if m.type == "bind" and m.source and not m.read_only
-            ]
-            for i, path in binds.items():
-                for other in writable:
-                    if PurePosixPath(path).is_relative_to(other) and PurePosixPath(path) != other:
-                        raise Forbidden(
-                            f"mounts.{i}.source lies inside another container's read-write bind source"
-                        )
+            new = [HostSource(binds[i], not requests[i].read_only, f"mounts.{i}.source") for i in binds]
+            check_overlap(new, host_sources(self._engine, ignore_container))
         return binds
 
 
-def _missing_dirs(path: str) -> list[str]:
-    """The directories that making `path` would create, outermost first."""
-    missing = []
-    p = PurePosixPath(path)
-    while not os.path.exists(p) and p != p.parent:
-        missing.append(str(p))
-        p = p.parent
-    return list(reversed(missing))
+@dataclass(frozen=True)
+class HostSource:
+    """A host path a container mounts (or may mount): a bind source, or a bind-like volume's device."""
+
+    path: str
+    writable: bool
+    what: str
+
+
+def bind_device(driver: str, opts: Mapping[str, str]) -> str | None:
+    """The host directory of a `local` volume that is a bind mount in disguise, else None."""
+    if driver == "local" and opts.get("type") == "none" and {"bind", "rbind"} & set(opts.get("o", "").split(",")):
+        return opts.get("device") or None
+    return None
+
+
+def host_sources(engine: Engine, ignore_container: str | None = None) -> list[HostSource]:
+    """Every host path in use on the engine, in two calls whatever the host holds."""
+    sources = [
+        HostSource(m.source, not m.read_only, f"the bind source of container {c.name}")
+        for c in engine.list_containers()
+        if c.id != ignore_container
+        for m in c.mounts
+        if m.type == "bind" and m.source
+    ]
+    for v in engine.list_volumes(driver="local"):
+        device = bind_device(v.driver, v.driver_opts)
+        if device:
+            sources.append(HostSource(device, True, f"the device of volume {v.name}"))
+    return sources
+
+
+def check_overlap(new: Sequence[HostSource], existing: Sequence[HostSource]) -> None:
+    """No source may lie inside a read-write one: a container writing there could swap a directory
+    of the inner path for a symlink, and the engine would follow it at the next start. Equal paths
+    are fine (a container cannot rename the directory it has mounted), and so is a read-write
+    source inside a read-only one (nobody writes above it)."""
+    for i, n in enumerate(new):
+        path = PurePosixPath(n.path)
+        for other in [*existing, *(o for j, o in enumerate(new) if j != i)]:
+            other_path = PurePosixPath(other.path)
+            if path == other_path:
+                continue
+            if other.writable and path.is_relative_to(other_path):
+                raise Forbidden(f"{n.what}: {n.path} lies inside {other.what} ({other.path}), which a container "
+                                "can write: it could redirect this source")
+            if n.writable and other_path.is_relative_to(path):
+                raise Forbidden(f"{n.what}: {n.path} holds {other.what} ({other.path}); a container writing "
+                                "here could redirect it")
 
 
 def check_unique(requests: Sequence[MountRequest], taken: Sequence[str] = ()) -> None:

@@ -61,21 +61,23 @@ class SharingGroups:
             raise Conflict(f"a container named {name} exists already")
         self._policy.ensure_image(self._infra_image)
         network = self._policy.network(None)
-        prepared = self._planner.prepare(mounts, {L.GROUP: name})
         labels = {L.MANAGED: "true", L.ROLE: "infra", L.GROUP: name, L.SPEC: json.dumps({"share": sorted(share)})}
-        spec = ContainerSpec(
-            name=name, image=self._infra_image, command=WAIT, labels=labels, mounts=prepared.mounts,
-            network=network, ipc="shareable" if "ipc" in share else None, restart_unless_stopped=True,
-        )
-        made = None
-        try:
-            made = create_container(self._engine, spec)
-            self._engine.start_container(made)
-        except DockvolError:
-            if made is not None:
-                self._engine.remove_container(made)
-            prepared.undo()
-            raise
+        with self._planner.exclusive(mounts):
+            prepared = self._planner.prepare(mounts, {L.GROUP: name})
+            spec = ContainerSpec(
+                name=name, image=self._infra_image, command=WAIT, labels=labels, mounts=prepared.mounts,
+                network=network, ipc="shareable" if "ipc" in share else None, restart_unless_stopped=True,
+            )
+            made = None
+            try:
+                made = create_container(self._engine, spec)
+                infra = self._infra(name)
+                self._planner.start(infra.id, infra.mounts)
+            except DockvolError:
+                if made is not None:
+                    self._engine.remove_container(made)
+                prepared.undo()
+                raise
         return self.get(name)
 
     def delete(self, name: str, cascade: bool, precondition: Callable[[SharingGroup], None] = lambda g: None) -> None:
@@ -94,7 +96,7 @@ class SharingGroups:
         except NotFound:
             raise InvalidInput("sharing_group", f"no sharing group named {name}") from None
         if infra.state != "running":
-            self._engine.start_container(infra.id)
+            self._planner.start(infra.id, infra.mounts)
         share = _share(infra)
         joined = f"container:{infra.id}"
         return Membership(

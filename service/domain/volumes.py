@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from ..engine.port import ContainerRecord, Engine, VolumeRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .bind_paths import BindPolicy
+from .mounts import HostSource, bind_device, check_overlap, host_sources
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,17 @@ class Volumes:
         driver_opts = self._checked_options(driver, driver_opts)
         create_id = secrets.token_hex(16)
         own = {L.MANAGED: "true", L.ANONYMOUS: str(name is None).lower(), L.CREATE_ID: create_id}
-        try:
-            record = self._engine.create_volume(name, driver, driver_opts, {**labels, **own})
-        except Conflict:
-            raise Conflict(f"volume {name} exists already") from None
+        device = bind_device(driver, driver_opts)
+        # A bind mount in disguise: the rules of a read-write bind source, decided under the host-path lock.
+        with self._bind_policy.lock() if device else contextlib.nullcontext():
+            if device:
+                resolved = self._bind_policy.check(device, "driver_opts.device")
+                check_overlap([HostSource(resolved, True, "driver_opts.device")], host_sources(self._engine))
+                driver_opts["device"] = self._bind_policy.prepare(resolved, "driver_opts.device")
+            try:
+                record = self._engine.create_volume(name, driver, driver_opts, {**labels, **own})
+            except Conflict:
+                raise Conflict(f"volume {name} exists already") from None
         if record.labels.get(L.CREATE_ID) != create_id:
             raise Conflict(f"volume {name} exists already")
         return to_volume(record)
@@ -172,9 +181,7 @@ class Volumes:
         if opts.get("type") == "tmpfs" and not {"bind", "rbind"} & set(mount_options):
             return opts
         if opts.get("type") == "none" and {"bind", "rbind"} & set(mount_options) and "device" in opts:
-            # A bind mount in disguise: the same rules as a bind mount's source.
-            opts["device"] = self._bind_policy.prepare(opts["device"], "driver_opts.device")
-            return opts
+            return opts  # a bind mount in disguise: `create` applies a bind source's rules to the device
         raise Forbidden("local driver options may describe a tmpfs or a bind mount inside a bind root only")
 
 

@@ -89,3 +89,104 @@ def test_prepare_creates_a_missing_source_only_after_the_check(policy, root, tmp
     with pytest.raises(Forbidden):
         policy.prepare(str(tmp_path / "outside" / "dir"), "source")
     assert not (tmp_path / "outside").exists()
+
+
+# -- nobody but root can redirect a source: the walk from / ------------------------------------
+
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing a directory's owner needs root")
+
+
+def test_a_symlinked_component_is_refused_when_walked_even_if_it_resolves_inside(policy, root):
+    (root / "real" / "d").mkdir(parents=True)
+    resolved = policy.check(str(root / "real" / "d"), "source")
+    (root / "real" / "d").rename(root / "real" / "d.old")
+    os.symlink(root / "real" / "d.old", root / "real" / "d")  # swapped after the check
+    with pytest.raises(Forbidden, match=f"{root}/real/d is a symbolic link"):
+        policy.verify(resolved, "source")
+
+
+def test_a_parent_writable_by_others_is_named_and_refused(policy, root):
+    (root / "shared" / "d").mkdir(parents=True)
+    os.chmod(root / "shared", 0o777)
+    with pytest.raises(Forbidden, match=f"{root}/shared is writable by group or others"):
+        policy.check(str(root / "shared" / "d"), "source")
+    os.chmod(root / "shared", 0o775)
+    with pytest.raises(Forbidden, match="writable by group or others"):
+        policy.prepare(str(root / "shared" / "new"), "source")
+    assert not (root / "shared" / "new").exists()
+
+
+def test_the_source_itself_may_be_writable_by_others(policy, root):
+    (root / "drop").mkdir()
+    os.chmod(root / "drop", 0o777)  # renaming it needs write access to its parent, which is root's
+    assert policy.check(str(root / "drop"), "source") == str(root / "drop")
+
+
+@needs_root
+def test_a_parent_owned_by_another_user_is_named_and_refused(policy, root):
+    (root / "theirs" / "d").mkdir(parents=True)
+    os.chown(root / "theirs", NOBODY, NOBODY)
+    with pytest.raises(Forbidden, match=f"{root}/theirs is owned by uid {NOBODY}"):
+        policy.check(str(root / "theirs" / "d"), "source")
+
+
+@needs_root
+def test_a_sticky_world_writable_parent_admits_only_a_trusted_child(tmp_path):
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    policy = BindPolicy([str(sticky)], lambda: [])
+    (sticky / "mine").mkdir()
+    assert policy.check(str(sticky / "mine"), "source") == str(sticky / "mine")
+    assert policy.prepare(str(sticky / "made" / "here"), "source") == str(sticky / "made" / "here")
+    (sticky / "theirs" / "d").mkdir(parents=True)
+    os.chown(sticky / "theirs", NOBODY, NOBODY)
+    with pytest.raises(Forbidden):
+        policy.check(str(sticky / "theirs" / "d"), "source")
+    os.chmod(sticky, 0o777)  # without the sticky bit others could rename even root's directory
+    with pytest.raises(Forbidden, match="writable by group or others"):
+        policy.check(str(sticky / "mine"), "source")
+
+
+def test_prepare_records_what_it_made_and_verify_then_accepts_it(policy, root):
+    made: list[str] = []
+    path = policy.prepare(str(root / "a" / "b"), "source", made)
+    assert made == [str(root / "a"), str(root / "a" / "b")]
+    policy.verify(path, "source")
+
+
+def test_verify_refuses_a_source_that_is_gone(policy, root):
+    path = policy.prepare(str(root / "gone"), "source")
+    os.rmdir(path)
+    with pytest.raises(Forbidden, match="does not exist any more"):
+        policy.verify(path, "source")
+
+
+def test_a_device_node_or_socket_is_not_a_source(policy, root):
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(root / "sock"))
+        with pytest.raises(Forbidden, match="not a directory or a regular file"):
+            policy.check(str(root / "sock"), "source")
+
+
+def test_the_lock_excludes_a_second_holder_in_another_process(policy, root):
+    import fcntl
+    import multiprocessing
+
+    def try_lock(path, answer):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            answer.put("got it")
+        except BlockingIOError:
+            answer.put("blocked")
+
+    answer = multiprocessing.get_context("fork").Queue()
+    with policy.lock():
+        p = multiprocessing.get_context("fork").Process(target=try_lock, args=(str(root), answer))
+        p.start()
+        p.join(10)
+        assert answer.get(timeout=5) == "blocked"

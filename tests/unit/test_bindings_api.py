@@ -142,10 +142,65 @@ class TestPolicy:
         same = bind(client, as_writer, name="same", mounts=[{"type": "bind", "source": f"{bind_root}/shared", "target": "/w"}])
         assert same.status_code == 201
 
-    def test_inside_a_read_only_bind_source_is_fine(self, client, as_writer, bind_root):
+    def test_a_read_write_source_inside_a_read_only_one_is_fine(self, client, as_writer, bind_root):
         bind(client, as_writer, name="ro", mounts=[{"type": "bind", "source": f"{bind_root}/ro", "target": "/w", "read_only": True}])
         r = bind(client, as_writer, name="in-ro", mounts=[{"type": "bind", "source": f"{bind_root}/ro/sub", "target": "/w"}])
         assert r.status_code == 201
+
+    def test_a_read_write_source_above_an_existing_source_is_refused(self, client, as_writer, engine, bind_root):
+        child = bind(client, as_writer, name="child", mounts=[
+            {"type": "bind", "source": f"{bind_root}/p/child", "target": "/w", "read_only": True}])
+        assert child.status_code == 201
+        before = dict(engine.containers)
+        r = bind(client, as_writer, name="parent", mounts=[{"type": "bind", "source": f"{bind_root}/p", "target": "/w"}])
+        assert r.status_code == 403
+        assert f"{bind_root}/p/child" in r.get_json()["detail"]
+        assert engine.containers == before
+        ro_parent = bind(client, as_writer, name="ro-parent", mounts=[
+            {"type": "bind", "source": f"{bind_root}/p", "target": "/w", "read_only": True}])
+        assert ro_parent.status_code == 201
+
+    def test_two_sources_of_one_request_may_not_nest_under_a_writable_one(self, client, as_writer, engine, bind_root):
+        r = bind(client, as_writer, mounts=[
+            {"type": "bind", "source": f"{bind_root}/n", "target": "/a"},
+            {"type": "bind", "source": f"{bind_root}/n/inner", "target": "/b", "read_only": True}])
+        assert r.status_code == 403
+        assert nothing_made(engine, bind_root)
+
+    def test_bind_like_volumes_count_as_read_write_sources(self, client, as_writer, engine, bind_root):
+        assert bind(client, as_writer, name="holder", mounts=[
+            {"type": "bind", "source": f"{bind_root}/q", "target": "/w"}]).status_code == 201
+        disguised = {"type": "none", "o": "bind", "device": f"{bind_root}/q/dev"}
+        r = client.post("/api/v1/volumes", json={"name": "disguised", "driver_opts": disguised}, headers=as_writer)
+        assert r.status_code == 403
+        assert "disguised" not in engine.volumes and not (bind_root / "q" / "dev").exists()
+        device = {"type": "none", "o": "bind", "device": f"{bind_root}/r/dev"}
+        assert client.post("/api/v1/volumes", json={"name": "dev", "driver_opts": device}, headers=as_writer).status_code == 201
+        above = bind(client, as_writer, name="above", mounts=[{"type": "bind", "source": f"{bind_root}/r", "target": "/w"}])
+        assert above.status_code == 403
+        assert "volume dev" in above.get_json()["detail"]
+        inside = bind(client, as_writer, name="inside", mounts=[
+            {"type": "bind", "source": f"{bind_root}/r/dev/x", "target": "/w", "read_only": True}])
+        assert inside.status_code == 403  # the device is writable through any container that mounts it
+
+    def test_start_walks_the_source_again_and_refuses_a_swapped_one(self, client, as_writer, engine, bind_root, tmp_path):
+        made = bind(client, as_writer, name="swap", start=False, mounts=[
+            {"type": "bind", "source": f"{bind_root}/s/d", "target": "/w"}])
+        assert made.status_code == 201
+        (bind_root / "s" / "d").rename(bind_root / "s" / "d.old")
+        os.symlink("/", bind_root / "s" / "d")
+        r = client.post("/api/v1/bindings/swap/start", headers=as_writer)
+        assert r.status_code == 403
+        assert f"{bind_root}/s/d is a symbolic link" in r.get_json()["detail"]
+        assert client.get("/api/v1/bindings/swap", headers=as_writer).get_json()["state"] == "created"
+
+    def test_start_refuses_a_source_whose_parent_became_writable_by_others(self, client, as_writer, bind_root):
+        assert bind(client, as_writer, name="perm", start=False, mounts=[
+            {"type": "bind", "source": f"{bind_root}/t/d", "target": "/w"}]).status_code == 201
+        os.chmod(bind_root / "t", 0o777)
+        r = client.post("/api/v1/bindings/perm/start", headers=as_writer)
+        assert r.status_code == 403
+        assert f"{bind_root}/t is writable by group or others" in r.get_json()["detail"]
 
     @pytest.mark.parametrize("network", ["host", "container:abc", "macvlan0"])
     def test_networks_outside_the_policy_are_refused(self, client, as_writer, engine, network):
