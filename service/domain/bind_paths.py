@@ -114,9 +114,9 @@ class BindPolicy:
                     if create is None:
                         if must_exist:
                             raise Forbidden(f"{field}: {child} does not exist any more") from None
-                        self._check_parent(here, st, None, field)
+                        self._check_parent(here, st, child, None, field)
                         return
-                    self._check_parent(here, st, None, field)
+                    self._check_parent(here, st, child, None, field)
                     try:
                         os.mkdir(name, 0o755, dir_fd=fd)
                     except FileExistsError:
@@ -137,22 +137,26 @@ class BindPolicy:
                     raise Forbidden(f"{field}: {child} is a symbolic link")
                 if not (stat.S_ISDIR(child_st.st_mode) or (last and stat.S_ISREG(child_st.st_mode))):
                     raise Forbidden(f"{field}: {child} is not a directory or a regular file")
-                self._check_parent(here, st, child_st, field)
+                self._check_parent(here, st, child, child_st, field)
                 here, st = child, child_st
         finally:
             os.close(fd)
 
-    def _check_parent(self, path: str, st: os.stat_result, child: os.stat_result | None, field: str) -> None:
+    def _check_parent(
+        self, path: str, st: os.stat_result, child: str, child_st: os.stat_result | None, field: str
+    ) -> None:
         """A directory above a source: a trusted owner, and not writable by group or others unless
-        sticky with a trusted user's child (`child` None: about to be made by dockvol)."""
+        sticky with a trusted user's child (`child_st` None: about to be made by dockvol)."""
         if st.st_uid not in self._trusted:
             raise Forbidden(f"{field}: {path} is owned by uid {st.st_uid}, not by root; "
                             "anyone but root could redirect a bind source below it")
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            child_trusted = child is None or child.st_uid in self._trusted
-            if not (st.st_mode & stat.S_ISVTX and child_trusted):
+            if not st.st_mode & stat.S_ISVTX:
                 raise Forbidden(f"{field}: {path} is writable by group or others; "
                                 "they could redirect a bind source below it")
+            if child_st is not None and child_st.st_uid not in self._trusted:
+                raise Forbidden(f"{field}: {child} is owned by uid {child_st.st_uid}, not by root, in {path}, "
+                                "which others can write")
 
 
 def _open_component(name: str, dir_fd: int, last: bool) -> int:
