@@ -130,7 +130,9 @@ def test_a_container_writing_above_a_source_cannot_redirect_it(svc, sdk, attack_
     answers = [bind(svc, unique("under"), [bind_mount(f"{writer_dir}/d/x", read_only=True)]) for _ in range(6)]
     answers += [bind(svc, unique("under"), [bind_mount(f"{writer_dir}/child")]) for _ in range(2)]
     assert {r.status_code for r in answers} == {403}, [r.json() for r in answers]
-    assert "lies inside the bind source of container" in answers[0].json()["detail"]
+    # Under the swapping directory the refusal names whichever rule the race hit first; a quiet
+    # directory below the writer is refused for lying inside its read-write source.
+    assert all("lies inside the bind source of container" in r.json()["detail"] for r in answers[6:])
 
 
 def test_a_writer_above_is_refused_in_either_order(svc, attack_root):
