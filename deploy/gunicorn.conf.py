@@ -40,6 +40,12 @@ logconfig_dict = {
 }
 
 
+def post_worker_init(worker):
+    # Members of sharing groups are started again after their infrastructure container restarts
+    # (service/domain/reconcile.py); one worker per host is elected to do it.
+    worker.wsgi.extensions["dockvol"].reconciler.start_in_background()
+
+
 def child_exit(server, worker):
     # Runs in the master after any worker ends, even a killed one, which could not remove its own
     # helper containers (a leftover helper keeps its volume "in use").

@@ -17,6 +17,7 @@ from .domain.bindings import Bindings
 from .domain.helpers import Helpers
 from .domain.mounts import MountPlanner
 from .domain.policy import ContainerPolicy
+from .domain.reconcile import MemberReconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
@@ -46,6 +47,7 @@ class Services:
     bindings: Bindings
     sharing_groups: SharingGroups
     volume_data: VolumeData
+    reconciler: MemberReconciler
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -84,6 +86,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         bindings=Bindings(engine, planner, policy, groups.membership),
         sharing_groups=groups,
         volume_data=VolumeData(engine, volumes, Helpers(engine), settings.max_import_bytes, settings.spool_dir),
+        reconciler=MemberReconciler(engine, planner, settings.docker_host or "default"),
     )
 
     app.before_request(_take_request_id)

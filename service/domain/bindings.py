@@ -33,6 +33,7 @@ class BindingSpec:
     network: str | None = None
     sharing_group: str | None = None
     sharing_mode: str = "rw"
+    restart: str = "unless-stopped"
     start: bool | None = None  # None: create starts; replace keeps the old container's state
 
 
@@ -47,6 +48,7 @@ class Binding:
     network: str
     sharing_group: str | None
     sharing_mode: str | None
+    restart: str | None  # None for containers dockvol did not create
     state: str
     created_at: str | None
     managed: bool
@@ -71,6 +73,7 @@ def to_binding(c: ContainerRecord) -> Binding:
         labels=L.user_labels(c.labels), network=c.network,
         sharing_group=c.labels.get(L.GROUP) if managed else None,
         sharing_mode=spec.get("sharing_mode") if c.labels.get(L.GROUP) else None,
+        restart=spec.get("restart", "no") if managed else None,
         state=c.state, created_at=c.created_at, managed=managed,
         mounts=tuple(sorted(c.mounts, key=lambda m: m.target)),
     )
@@ -187,7 +190,7 @@ class Bindings:
         self._policy.ensure_image(image)
         prepared = self._planner.prepare(spec.mounts, {L.BINDING: spec.name}, reuse, replacing)
         stored = {"image": image, "command": spec.command, "environment": dict(spec.environment),
-                  "sharing_mode": spec.sharing_mode if member else None}
+                  "sharing_mode": spec.sharing_mode if member else None, "restart": spec.restart}
         labels = {**spec.labels, L.MANAGED: "true", L.ROLE: "binding", L.BINDING: spec.name, L.SPEC: json.dumps(stored)}
         if member:
             labels[L.GROUP] = member.group
@@ -195,6 +198,7 @@ class Bindings:
             name=spec.name, image=image, command=spec.command, environment=spec.environment, labels=labels,
             mounts=prepared.mounts, network=network, ipc=member.ipc if member else None,
             pid=member.pid if member else None, volumes_from=member.volumes_from if member else (),
+            restart=spec.restart,
         ), prepared
 
     def _discard(self, made: str | None, prepared: Prepared) -> None:

@@ -66,7 +66,7 @@ class SharingGroups:
             prepared = self._planner.prepare(mounts, {L.GROUP: name})
             spec = ContainerSpec(
                 name=name, image=self._infra_image, command=WAIT, labels=labels, mounts=prepared.mounts,
-                network=network, ipc="shareable" if "ipc" in share else None, restart_unless_stopped=True,
+                network=network, ipc="shareable" if "ipc" in share else None, restart="unless-stopped",
             )
             made = None
             try:

@@ -21,7 +21,9 @@ import requests.exceptions
 from docker.types import Mount
 
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
-from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PathStat, PruneReport, VolumeRecord
+from .port import (
+    ContainerRecord, ContainerSpec, ContainerState, EngineInfo, MountRecord, PathStat, PruneReport, VolumeRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +188,7 @@ class DockerEngine:
             host_config = api.create_host_config(
                 mounts=mounts, network_mode=spec.network, ipc_mode=spec.ipc, pid_mode=spec.pid,
                 volumes_from=list(spec.volumes_from) or None,
-                restart_policy={"Name": "unless-stopped"} if spec.restart_unless_stopped else None,
+                restart_policy={"Name": spec.restart} if spec.restart != "no" else None,
                 privileged=False, security_opt=SECURITY_OPT, pids_limit=PIDS_LIMIT,
             )
             created = api.create_container(
@@ -232,6 +234,19 @@ class DockerEngine:
         with _translated():
             self._api.start(id_or_name)
 
+    def container_state(self, id_or_name: str) -> ContainerState:
+        with _translated():
+            state = self._api.inspect_container(id_or_name).get("State") or {}
+        started = state.get("StartedAt") or ""
+        return ContainerState(state.get("Status") or "unknown", "" if started.startswith("0001-") else started,
+                              state.get("Error") or "")
+
+    def container_starts(self, labels: Sequence[str]) -> Iterator[str]:
+        filters = {"type": "container", "event": "start", "label": list(labels)}
+        with _translated():
+            stream = self._api.events(filters=filters, decode=True)  # subscribed from here on
+        return _ids(stream)
+
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         with _translated():
             self._api.stop(id_or_name, timeout=timeout)
@@ -245,6 +260,16 @@ class DockerEngine:
     def remove_container(self, id_or_name: str) -> None:
         with _translated():
             self._api.remove_container(id_or_name, force=True, v=False)
+
+
+def _ids(stream) -> Iterator[str]:
+    try:
+        with _translated():
+            for event in stream:
+                yield event.get("id") or event.get("Actor", {}).get("ID", "")
+        raise EngineUnavailable("the engine's event stream ended")
+    finally:
+        stream.close()
 
 
 class _Archive:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import secrets
 import threading
+from datetime import datetime, timezone
 from collections import Counter
 from dataclasses import replace
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ..errors import Conflict, EngineRejected, EngineUnavailable, NotFound
 from .memory_files import MemoryArchive, VolumeFiles
-from .port import ContainerRecord, ContainerSpec, EngineInfo, MountRecord, PruneReport, VolumeRecord
+from .port import ContainerRecord, ContainerSpec, ContainerState, EngineInfo, MountRecord, PruneReport, VolumeRecord
 
 
 def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
@@ -39,7 +40,10 @@ class InMemoryEngine:
         self.files = VolumeFiles()
         self.calls: Counter[str] = Counter()
         self.down = False
+        self.states: dict[str, ContainerState] = {}  # by id, for containers that ever ran or failed to
         self._lock = threading.RLock()
+        self._started = threading.Condition(self._lock)
+        self._starts: list[str] = []
         self._clock = 0
 
     def _call(self, name: str) -> None:
@@ -168,7 +172,39 @@ class InMemoryEngine:
 
     def start_container(self, id_or_name: str) -> None:
         self._call("start_container")
-        self._set_state(id_or_name, "running")
+        with self._lock:
+            self._set_state(id_or_name, "running")
+            cid = self._find(id_or_name).id
+            started = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            self.states[cid] = ContainerState("running", started, "")
+            self._starts.append(cid)
+            self._started.notify_all()
+
+    def container_state(self, id_or_name: str) -> ContainerState:
+        self._call("container_state")
+        with self._lock:
+            c = self._find(id_or_name)
+            known = self.states.get(c.id, ContainerState(c.state, "", ""))
+            return replace(known, status=c.state)
+
+    def container_starts(self, labels: Sequence[str]) -> Iterator[str]:
+        self._call("container_starts")
+        with self._lock:
+            seen = len(self._starts)
+        return self._follow(seen, labels)
+
+    def _follow(self, seen: int, labels: Sequence[str]) -> Iterator[str]:
+        while True:
+            with self._started:
+                while len(self._starts) <= seen and not self.down:
+                    self._started.wait(0.1)
+                if self.down:
+                    raise EngineUnavailable("the engine's event stream ended")
+                cid = self._starts[seen]
+                seen += 1
+                c = self.containers.get(cid)
+            if c is not None and labels_match(c.labels, labels):
+                yield cid
 
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         self._call("stop_container")

@@ -82,7 +82,16 @@ class ContainerSpec:
     ipc: str | None = None  # None (private), "shareable", or "container:ID"
     pid: str | None = None  # None (private) or "container:ID"
     volumes_from: tuple[str, ...] = ()  # "ID:rw" or "ID:ro"
-    restart_unless_stopped: bool = False
+    restart: str = "no"  # the engine's restart policy: no | on-failure | unless-stopped | always
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What `docker inspect` says of a container's last run."""
+
+    status: str
+    started_at: str  # RFC 3339; "" if it never started
+    error: str  # why the engine could not start it the last time it tried; "" if none
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,13 @@ class Engine(Protocol):
 
     def start_container(self, id_or_name: str) -> None:
         """Raises NotFound, EngineRejected (e.g. the command does not exist in the image)."""
+
+    def container_state(self, id_or_name: str) -> ContainerState:
+        """Raises NotFound."""
+
+    def container_starts(self, labels: Sequence[str]) -> Iterator[str]:
+        """The ids of containers carrying every label filter, as they start, from the moment of the
+        call on; blocks between events; ends (raising EngineUnavailable) when the engine goes away."""
 
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds. Raises NotFound."""

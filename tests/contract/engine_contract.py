@@ -162,6 +162,29 @@ class ContainerContract:
         with pytest.raises(NotFound):
             world.engine.remove_container(renamed)
 
+    def test_container_state_tells_when_it_last_started(self, world, tag):
+        spec = self.spec(world, tag)
+        world.engine.create_container(spec)
+        before = world.engine.container_state(spec.name)
+        assert (before.status, before.started_at, before.error) == ("created", "", "")
+        world.engine.start_container(spec.name)
+        after = world.engine.container_state(spec.name)
+        assert after.status == "running" and after.started_at and after.error == ""
+        with pytest.raises(NotFound):
+            world.engine.container_state(unique("missing"))
+
+    def test_container_starts_streams_the_ids_of_matching_containers_as_they_start(self, world, tag):
+        import concurrent.futures
+
+        other, mine = self.spec(world, f"{tag}-other"), self.spec(world, tag)
+        starts = world.engine.container_starts([tag])  # subscribed from here on
+        for spec in (other, mine):
+            world.engine.create_container(spec)
+            world.engine.start_container(spec.name)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            first = pool.submit(next, starts).result(timeout=10)
+        assert first == world.engine.list_containers(name=mine.name)[0].id
+
     def test_a_taken_name_is_a_conflict(self, world, tag):
         spec = self.spec(world, tag)
         world.engine.create_container(spec)

@@ -58,6 +58,19 @@ class TestCreate:
         (spec,) = engine.specs.values()
         assert {m.target: m.propagation for m in spec.mounts}["/www"] == "rprivate"
 
+    @pytest.mark.parametrize("restart, expected", [(None, "unless-stopped"), ("no", "no"), ("on-failure", "on-failure"), ("always", "always")])
+    def test_the_restart_policy_reaches_the_engine_and_is_shown(self, client, as_writer, engine, restart, expected):
+        body = {} if restart is None else {"restart": restart}
+        r = bind(client, as_writer, **body)
+        assert r.status_code == 201 and r.get_json()["restart"] == expected
+        (spec,) = engine.specs.values()
+        assert spec.restart == expected
+
+    def test_an_unknown_restart_policy_is_422_and_makes_nothing(self, client, as_writer, engine, bind_root):
+        r = bind(client, as_writer, restart="sometimes")
+        assert r.status_code == 422 and "restart" in r.get_json()["errors"]
+        assert nothing_made(engine, bind_root)
+
     def test_start_false_leaves_it_created(self, client, as_writer):
         assert bind(client, as_writer, start=False).get_json()["state"] == "created"
 

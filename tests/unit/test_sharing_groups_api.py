@@ -38,7 +38,7 @@ def test_create_starts_an_infrastructure_container(infracon, engine, bind_root):
     assert infracon["members"] == []
     assert infracon["mounts"][0]["source"] == str(bind_root / "infracon")
     spec = spec_of(engine, "infracon")
-    assert (spec.command, spec.restart_unless_stopped, spec.ipc, spec.image) == (WAIT, True, "shareable", "busybox:stable")
+    assert (spec.command, spec.restart, spec.ipc, spec.image) == (WAIT, "unless-stopped", "shareable", "busybox:stable")
     assert spec.labels[L.ROLE] == "infra"
 
 

@@ -9,6 +9,7 @@ from ..mount_schemas import Mounts, MountShownSchema
 from ..pagination import PageArgs
 from ..smorest import Schema
 
+RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 STATES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 IMAGE = FullMatch(
     r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
@@ -38,6 +39,11 @@ class BindingWriteSchema(Schema):
     sharing_group = Name(allow_none=True, load_default=None, metadata={"description": "Join this sharing group"})
     sharing_mode = ma.fields.String(load_default="rw", validate=ma.validate.OneOf(("rw", "ro")),
                                     metadata={"description": "How members see the group's volumes"})
+    restart = ma.fields.String(
+        load_default="unless-stopped", validate=ma.validate.OneOf(RESTART_POLICIES),
+        metadata={"description": "The engine's restart policy: with the default, a binding that ran runs again "
+                                 "after an engine restart (and after a crash), until it is stopped"},
+    )
 
 
 class BindingCreateSchema(BindingWriteSchema):
@@ -63,6 +69,7 @@ class BindingSchema(Schema):
     network = ma.fields.String()
     sharing_group = ma.fields.String(allow_none=True)
     sharing_mode = ma.fields.String(allow_none=True)
+    restart = ma.fields.String(allow_none=True, metadata={"description": "null for containers dockvol did not create"})
     state = ma.fields.String()
     created_at = ma.fields.String(allow_none=True)
     managed = ma.fields.Boolean(metadata={"description": "Created through dockvol (only these can be changed)"})

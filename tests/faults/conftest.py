@@ -1,0 +1,28 @@
+"""Faults tier: the engine restarted (and, in time, dockvol killed) at chosen moments, then the
+promised end state checked. Uses the end-to-end tier's fixtures; `make test` names the engine."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import ADMIN, READER, WRITER, bind_root, sdk, service, start_service  # noqa: F401
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def restart_engine():
+    """Stop and start the private engine this run uses (deploy/engine.sh), as a host reboot would."""
+    engine = os.environ.get("DOCKVOL_TEST_ENGINE")
+    if not engine:
+        pytest.fail("DOCKVOL_TEST_ENGINE is not set: run the faults tier through `make test`", pytrace=False)
+
+    def restart() -> None:
+        for action in ("stop", "start"):
+            subprocess.run([str(ROOT / "deploy" / "engine.sh"), action, engine], check=True, capture_output=True, timeout=180)
+
+    return restart

@@ -1,0 +1,71 @@
+"""After an engine restart every binding that ran runs again (restart policy `unless-stopped` by
+default), members of sharing groups too, after their infrastructure container; a binding stopped
+on purpose, or with restart `no`, stays stopped."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from tests.support import IMAGE, unique
+
+from .conftest import READER, WRITER
+
+RECOVERY_SECONDS = 60
+
+
+def create(service, path, body):
+    r = requests.post(service.url(path), json=body, headers=WRITER, timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def binding(service, name, **extra):
+    network = {} if "sharing_group" in extra else {"network": "none"}  # members share their group's
+    return create(service, "/api/v1/bindings", {
+        "name": name, "image": IMAGE, "command": ["sleep", "3600"], **network,
+        "mounts": [{"type": "volume", "target": "/data"}], **extra})
+
+
+def states(service, names):
+    out = {}
+    for name in names:
+        r = requests.get(service.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30)
+        out[name] = r.json().get("state") if r.status_code == 200 else r.status_code
+    return out
+
+
+def test_bindings_and_group_members_run_again_after_an_engine_restart(service, sdk, restart_engine):
+    kept, no_restart, stopped, member = (unique(p) for p in ("kept", "norestart", "stopped", "member"))
+    group = unique("group")
+    binding(service, kept)
+    binding(service, no_restart, restart="no")
+    binding(service, stopped)
+    assert requests.post(service.url(f"/api/v1/bindings/{stopped}/stop"), headers=WRITER, timeout=60).status_code == 200
+    create(service, "/api/v1/sharing-groups", {"name": group, "mounts": [{"type": "volume", "target": "/shared"}]})
+    binding(service, member, sharing_group=group)
+    names = [kept, no_restart, stopped, member]
+    assert states(service, names) == {kept: "running", no_restart: "running", stopped: "exited", member: "running"}
+
+    restart_engine()
+    began = time.monotonic()
+    want = {kept: "running", no_restart: "exited", stopped: "exited", member: "running"}
+    seen = {}
+    while time.monotonic() - began < RECOVERY_SECONDS:
+        try:
+            seen = states(service, names)
+        except requests.RequestException:
+            seen = {}
+        if seen == want:
+            break
+        time.sleep(0.5)
+    recovered = time.monotonic() - began
+    assert seen == want, f"after {recovered:.1f} s: {seen}"
+    infra = requests.get(service.url(f"/api/v1/sharing-groups/{group}"), headers=READER, timeout=30).json()["infra"]
+    assert infra["state"] == "running"
+    # The member shares the group's network namespace again: the one of the running infrastructure container.
+    member_netns = sdk.containers.get(member).exec_run(["readlink", "/proc/1/ns/net"]).output
+    infra_netns = sdk.containers.get(group).exec_run(["readlink", "/proc/1/ns/net"]).output
+    assert member_netns == infra_netns
+    print(f"engine restart: every binding in its promised state {recovered:.1f} s after the engine answered again")
