@@ -17,7 +17,8 @@ from .domain.bindings import Bindings
 from .domain.helpers import Helpers
 from .domain.mounts import MountPlanner
 from .domain.policy import ContainerPolicy
-from .domain.reconcile import MemberReconciler
+from .domain.intents import Intents
+from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
@@ -47,7 +48,8 @@ class Services:
     bindings: Bindings
     sharing_groups: SharingGroups
     volume_data: VolumeData
-    reconciler: MemberReconciler
+    intents: Intents
+    reconciler: Reconciler
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -76,17 +78,20 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     policy = ContainerPolicy(
         engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
     )
-    groups = SharingGroups(engine, planner, policy, settings.infra_image)
-    volumes = Volumes(engine, bind_policy, settings.volume_drivers, ThreadPoolExecutor(8, "dockvol-engine"))
+    helpers = Helpers(engine)
+    intents = Intents(engine, helpers)
+    groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
+    volumes = Volumes(engine, bind_policy, settings.volume_drivers, ThreadPoolExecutor(8, "dockvol-engine"), intents)
     app.extensions["dockvol"] = Services(
         settings=settings,
         engine=engine,
         auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
         volumes=volumes,
-        bindings=Bindings(engine, planner, policy, groups.membership),
+        bindings=Bindings(engine, planner, policy, groups.membership, intents),
         sharing_groups=groups,
-        volume_data=VolumeData(engine, volumes, Helpers(engine), settings.max_import_bytes, settings.spool_dir),
-        reconciler=MemberReconciler(engine, planner, settings.docker_host or "default"),
+        volume_data=VolumeData(engine, volumes, helpers, settings.max_import_bytes, settings.spool_dir),
+        intents=intents,
+        reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
     )
 
     app.before_request(_take_request_id)

@@ -57,7 +57,10 @@ class BindPolicy:
         """The resolved path, or InvalidInput (malformed) / Forbidden (not allowed). Changes nothing;
         a missing source passes when its existing part does."""
         _check_syntax(source, field)
-        resolved = PurePosixPath(os.path.realpath(source))
+        try:
+            resolved = PurePosixPath(os.path.realpath(source))
+        except OSError:  # a link vanished while it was being followed
+            raise Forbidden(f"{field}: {source} changed while it was being resolved") from None
         denied = [*SYSTEM_PATHS, *self._engine_paths()]
         for d in denied:
             d_path = PurePosixPath(os.path.realpath(d))

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, DockvolError, Forbidden, InvalidInput, NotFound
 from . import labels as L
-from .mounts import MountPlanner, MountRequest, Prepared, check_unique
+from .intents import Intent, Intents
+from .mounts import MountPlanner, MountRequest, Prepared, check_unique, remove_unused_volumes
 from .policy import ContainerPolicy, create_container
 from .sharing import Membership
 
 log = logging.getLogger(__name__)
-HIDDEN_ROLES = ("infra", "helper")  # dockvol's own containers are not bindings
+HIDDEN_ROLES = ("infra", "helper", "lock")  # dockvol's own containers are not bindings
+ASIDE = "dockvol-aside-"  # a binding's old container, mid-replace: dockvol-aside-OP-r (it ran) or -s
 
 
 @dataclass(frozen=True)
@@ -80,81 +82,122 @@ def to_binding(c: ContainerRecord) -> Binding:
 
 
 class Bindings:
+    """Every change runs as an intent (intents.py): locked per binding (and per named volume and
+    sharing group it uses), recovered from the engine's state if it dies half-way."""
+
     def __init__(
         self, engine: Engine, planner: MountPlanner, policy: ContainerPolicy,
-        membership: Callable[[str, str], Membership],
+        membership: Callable[[str, str], Membership], intents: Intents,
     ) -> None:
         self._engine = engine
         self._planner = planner
         self._policy = policy
         self._membership = membership
+        self._intents = intents
+        intents.recoverer("binding.create", self._recover_create)
+        intents.recoverer("binding.replace", self._recover_replace)
 
     def list(self, query: BindingQuery) -> list[Binding]:
         labels = [*query.labels, *([f"{L.GROUP}={query.sharing_group}"] if query.sharing_group else [])]
         found = self._engine.list_containers(volume=query.volume, labels=labels)
-        return sorted(
-            (to_binding(c) for c in found if _is_binding(c) and query.state in (None, c.state)),
-            key=lambda b: b.name,
-        )
+        named = {c.name for c in found}
+        shown = (_as_itself(c) for c in found if _is_binding(c) and (not _is_aside(c) or _owner_of(c) not in named))
+        return sorted((to_binding(c) for c in shown if query.state in (None, c.state)), key=lambda b: b.name)
 
     def get(self, name: str) -> Binding:
         return to_binding(self._record(name))
 
     def create(self, spec: BindingSpec) -> Binding:
-        if self._engine.list_containers(name=spec.name):
-            raise Conflict(f"a container named {spec.name} exists already")
-        with self._planner.exclusive(spec.mounts):
-            container, prepared = self._prepare(spec, reuse={}, replacing=None)
-            made = None
-            try:
+        with self._intents.run("binding.create", _keys(spec.name, spec), name=spec.name) as intent, \
+                self._planner.exclusive(spec.mounts):
+            if self._engine.list_containers(name=spec.name):
+                raise Conflict(f"a container named {spec.name} exists already")
+            start = spec.start is not False
+            intent.begin()
+            container, prepared = self._prepare(spec, {}, None, intent, start)
+            with prepared.dirs_kept_on_success():
                 made = create_container(self._engine, container)
-                if spec.start is not False:
+                self._planner.confirm_volumes(prepared, made)
+                if start:
                     self._start_new(spec.name)
-            except DockvolError:
-                self._discard(made, prepared)
-                raise
         return self.get(spec.name)
 
     def replace(self, name: str, spec: BindingSpec, precondition: Callable[[Binding], None]) -> Binding:
-        old = self._owned(name, precondition)
-        carried = {m.target: m.name for m in old.mounts if m.type == "volume" and m.name in self._anonymous_of(name)}
-        with self._planner.exclusive(spec.mounts):
-            container, prepared = self._prepare(spec, reuse=carried, replacing=old.id)
+        with self._intents.run("binding.replace", _keys(name, spec), name=name) as intent, \
+                self._planner.exclusive(spec.mounts):
+            old = self._owned(name, precondition)
+            carried = {m.target: m.name for m in old.mounts if m.type == "volume" and m.name in self._anonymous_of(name)}
             was_running = old.state == "running"
-            aside = f"dockvol-replaced-{old.id[:12]}"
-            made = None
-            try:
+            start = spec.start if spec.start is not None else was_running
+            intent.begin()
+            container, prepared = self._prepare(spec, carried, old.id, intent, start)
+            with prepared.dirs_kept_on_success():
+                # The old container steps aside under a name that says whether it ran, so that a
+                # recovery can put it back as it was; readers see it under the binding's name meanwhile.
+                self._engine.rename_container(old.id, f"{ASIDE}{intent.op}-{'r' if was_running else 's'}")
                 if was_running:
                     self._engine.stop_container(old.id)
-                self._engine.rename_container(old.id, aside)
                 made = create_container(self._engine, container)
-                if spec.start if spec.start is not None else was_running:
+                self._planner.confirm_volumes(prepared, made)
+                if start:
                     self._start_new(name)
-            except DockvolError:
-                self._discard(made, prepared)
-                self._restore(old, aside, was_running)
-                raise
-        self._engine.remove_container(old.id)
+                self._engine.remove_container(old.id)
         return self.get(name)
 
     def delete(self, name: str, remove_anonymous_volumes: bool, precondition: Callable[[Binding], None]) -> None:
-        binding = self._owned(name, precondition)
-        doomed = self._anonymous_of(name) & {m.name for m in binding.mounts} if remove_anonymous_volumes else set()
-        self._engine.remove_container(binding.id)
-        for volume in sorted(doomed):
-            try:
-                self._engine.remove_volume(volume)
-            except Conflict:  # another container mounts it now: it is no longer this binding's alone
-                log.info("kept anonymous volume %s of %s: still in use", volume, name)
+        # Needs no recovery: until the container goes nothing has changed, and once it has gone
+        # the binding is deleted; anonymous volumes a dead delete did not reach stay (prunable).
+        with self._intents.run("binding.delete", [f"binding/{name}"], name=name):
+            binding = self._owned(name, precondition)
+            doomed = self._anonymous_of(name) & {m.name for m in binding.mounts} if remove_anonymous_volumes else set()
+            self._engine.remove_container(binding.id)
+            for volume in sorted(doomed):
+                try:
+                    self._engine.remove_volume(volume)
+                except Conflict:  # another container mounts it now: it is no longer this binding's alone
+                    log.info("kept anonymous volume %s of %s: still in use", volume, name)
 
     def start(self, name: str) -> Binding:
-        binding = self._owned(name)
-        self._planner.start(binding.id, binding.mounts)
+        with self._intents.run("binding.start", [f"binding/{name}"]):
+            binding = self._owned(name)
+            self._planner.start(binding.id, binding.mounts)
         return self.get(name)
 
     def stop(self, name: str) -> Binding:
-        self._engine.stop_container(self._owned(name).id)
+        with self._intents.run("binding.stop", [f"binding/{name}"]):
+            self._engine.stop_container(self._owned(name).id)
         return self.get(name)
+
+    # -- recovery (intents.py): from the engine's state alone, idempotent ----------------------------
+
+    def _recover_create(self, intent: Intent) -> None:
+        made = self._made_by(intent)
+        if made is None or not _committed(made):
+            if made is not None:
+                self._engine.remove_container(made.id)
+            remove_unused_volumes(self._engine, intent.op)
+
+    def _recover_replace(self, intent: Intent) -> None:
+        """Forward once the new container exists and runs (or was not to run); else back."""
+        name = intent.args["name"]
+        made = self._made_by(intent)
+        aside = [c for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"])
+                 if c.name.startswith(f"{ASIDE}{intent.op}-")]
+        if made is not None and _committed(made):
+            for c in aside:
+                self._engine.remove_container(c.id)
+            return
+        if made is not None:
+            self._engine.remove_container(made.id)
+        for c in aside:
+            self._engine.rename_container(c.id, name)
+            if c.name.endswith("-r") and c.state != "running":
+                self._engine.start_container(c.id)
+        remove_unused_volumes(self._engine, intent.op)
+
+    def _made_by(self, intent: Intent) -> ContainerRecord | None:
+        found = [c for c in self._engine.list_containers(name=intent.args["name"]) if c.labels.get(L.OP) == intent.op]
+        return found[0] if found else None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -165,6 +208,8 @@ class Bindings:
 
     def _record(self, name: str) -> ContainerRecord:
         found = [c for c in self._engine.list_containers(name=name) if _is_binding(c)]
+        if not found:  # mid-replace, the binding's container stands aside: show it as itself
+            found = [_as_itself(c) for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"]) if _is_aside(c)]
         if not found:
             raise NotFound(f"binding {name} does not exist")
         return found[0]
@@ -180,7 +225,9 @@ class Bindings:
         owned = [f"{L.MANAGED}=true", f"{L.ANONYMOUS}=true", f"{L.BINDING}={name}"]
         return {v.name for v in self._engine.list_volumes(labels=owned)}
 
-    def _prepare(self, spec: BindingSpec, reuse: Mapping[str, str], replacing: str | None) -> tuple[ContainerSpec, Prepared]:
+    def _prepare(
+        self, spec: BindingSpec, reuse: Mapping[str, str], replacing: str | None, intent: Intent, start: bool,
+    ) -> tuple[ContainerSpec, Prepared]:
         image = self._policy.image(spec.image)
         member = self._membership(spec.sharing_group, spec.sharing_mode) if spec.sharing_group else None
         network = member.network if member and member.network else self._policy.network(spec.network)
@@ -188,10 +235,11 @@ class Bindings:
             raise InvalidInput("network", f"members of {spec.sharing_group} share its network")
         check_unique(spec.mounts, member.targets if member else ())
         self._policy.ensure_image(image)
-        prepared = self._planner.prepare(spec.mounts, {L.BINDING: spec.name}, reuse, replacing)
+        prepared = self._planner.prepare(spec.mounts, {L.BINDING: spec.name, **intent.label}, reuse, replacing)
         stored = {"image": image, "command": spec.command, "environment": dict(spec.environment),
                   "sharing_mode": spec.sharing_mode if member else None, "restart": spec.restart}
-        labels = {**spec.labels, L.MANAGED: "true", L.ROLE: "binding", L.BINDING: spec.name, L.SPEC: json.dumps(stored)}
+        labels = {**spec.labels, L.MANAGED: "true", L.ROLE: "binding", L.BINDING: spec.name, L.SPEC: json.dumps(stored),
+                  L.START: str(start).lower(), **intent.label}
         if member:
             labels[L.GROUP] = member.group
         return ContainerSpec(
@@ -201,22 +249,27 @@ class Bindings:
             restart=spec.restart,
         ), prepared
 
-    def _discard(self, made: str | None, prepared: Prepared) -> None:
-        if made is not None:
-            try:
-                self._engine.remove_container(made)
-            except DockvolError:
-                log.warning("could not remove container %s after a failed create", made)
-        prepared.undo()
 
-    def _restore(self, old: Binding, aside: str, was_running: bool) -> None:
-        try:
-            if self._engine.list_containers(name=aside):
-                self._engine.rename_container(old.id, old.name)
-            if was_running:
-                self._engine.start_container(old.id)
-        except DockvolError:
-            log.error("could not restore binding %s (container %s) after a failed replace", old.name, old.id)
+def _keys(name: str, spec: BindingSpec) -> list[str]:
+    """What a create or replace locks: the binding, the named volumes it mounts, its group."""
+    volumes = [f"volume/{m.source}" for m in spec.mounts if m.type == "volume" and m.source]
+    return [f"binding/{name}", *volumes, *([f"group/{spec.sharing_group}"] if spec.sharing_group else [])]
+
+
+def _committed(c: ContainerRecord) -> bool:
+    return c.labels.get(L.START) == "false" or c.state == "running"
+
+
+def _is_aside(c: ContainerRecord) -> bool:
+    return L.is_managed(c.labels) and c.name.startswith(ASIDE)
+
+
+def _owner_of(c: ContainerRecord) -> str:
+    return c.labels.get(L.BINDING, "")
+
+
+def _as_itself(c: ContainerRecord) -> ContainerRecord:
+    return replace(c, name=_owner_of(c)) if _is_aside(c) else c
 
 
 def _is_binding(c: ContainerRecord) -> bool:

@@ -15,7 +15,7 @@ import os
 import secrets
 import socket
 import tarfile
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..engine.port import ContainerSpec, Engine, MountSpec
 from ..errors import DockvolError
@@ -67,13 +67,13 @@ class Helpers:
         self._engine = engine
         self._image_ready = False
 
-    def open(self, mounts: Sequence[tuple[str, str, bool]]) -> Helper:
-        """A helper mounting each (volume, target, read_only)."""
-        self._ensure_image()
+    def open(self, mounts: Sequence[tuple[str, str, bool]], labels: Mapping[str, str] = {}) -> Helper:
+        """A helper mounting each (volume, target, read_only); `labels`: its operation's."""
+        self.ensure_image()
         self.sweep_dead()
         spec = ContainerSpec(
             name=f"dockvol-helper-{secrets.token_hex(6)}", image=IMAGE, command=NEVER_RUN, network="none",
-            labels={L.MANAGED: "true", L.ROLE: "helper", L.OWNER: owner()},
+            labels={**labels, L.MANAGED: "true", L.ROLE: "helper", L.OWNER: owner()},
             mounts=tuple(MountSpec("volume", target, source=v, read_only=ro, no_copy=True) for v, target, ro in mounts),
         )
         return Helper(self._engine, self._engine.create_container(spec))
@@ -88,7 +88,7 @@ class Helpers:
         gone = []
         for c in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=helper"]):
             their_host, _, pid = c.labels.get(L.OWNER, "").rpartition(":")
-            if their_host == host and pid.isdigit() and not _alive(int(pid)):
+            if their_host == host and pid.isdigit() and not alive(int(pid)):
                 gone.append(c.id)
         for cid in gone:
             Helper(self._engine, cid).close()
@@ -100,14 +100,14 @@ class Helpers:
             Helper(self._engine, c.id).close()
         return len(found)
 
-    def _ensure_image(self) -> None:
+    def ensure_image(self) -> None:
         if not self._image_ready:
             if not self._engine.image_present(IMAGE):
                 self._engine.import_image(IMAGE, _empty_rootfs(), {L.MANAGED: "true", L.ROLE: "helper"})
             self._image_ready = True
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -14,6 +14,11 @@ BINDING = "dockvol.binding"
 GROUP = "dockvol.group"
 OWNER = "dockvol.owner"  # host:pid of the worker that made a helper container
 SPEC = "dockvol.spec"  # JSON: what a binding or group was asked for, beyond what the engine shows
+OP = "dockvol.op"  # the operation that made it (intents.py)
+START = "dockvol.start"  # "true" when the operation that made a container meant to start it
+LOCK = "dockvol.lock"  # on a lock container: the resource it locks ("binding/web")
+INTENT = "dockvol.intent"  # on a lock container: JSON {kind, keys, args} of the operation holding it
+LOCKED_AT = "dockvol.locked-at"
 ENGINE_ANONYMOUS = "com.docker.volume.anonymous"  # set by engines with API 1.42 and later
 
 _ENGINE_PICKED_NAME = re.compile(r"[0-9a-f]{64}")

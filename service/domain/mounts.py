@@ -17,10 +17,10 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import ContextManager, Iterable, Mapping, Sequence
+from typing import ContextManager, Iterable, Iterator, Mapping, Sequence
 
 from ..engine.port import Engine, MountRecord, MountSpec
-from ..errors import DockvolError, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .bind_paths import BindPolicy
 
@@ -41,22 +41,31 @@ class MountRequest:
 @dataclass
 class Prepared:
     mounts: tuple[MountSpec, ...]
-    engine: Engine
-    created_volumes: list[str] = field(default_factory=list)
+    checked_volumes: dict[str, str | None] = field(default_factory=dict)  # named volume -> its created_at
     created_dirs: list[str] = field(default_factory=list)
 
-    def undo(self) -> None:
-        """Remove what preparing made; never raises (the original failure is what matters)."""
-        for name in self.created_volumes:
-            try:
-                self.engine.remove_volume(name)
-            except DockvolError:
-                log.warning("could not remove volume %s after a failed create", name)
-        for path in reversed(self.created_dirs):
-            try:
-                os.rmdir(path)
-            except OSError:
-                log.warning("could not remove directory %s after a failed create", path)
+    @contextlib.contextmanager
+    def dirs_kept_on_success(self) -> Iterator[None]:
+        """Remove the bind source directories preparing made when what follows fails (engine
+        objects are the operation's recoverer's: they carry its id)."""
+        try:
+            yield
+        except BaseException:
+            for path in reversed(self.created_dirs):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    log.warning("could not remove directory %s after a failed create", path)
+            raise
+
+
+def remove_unused_volumes(engine: Engine, op: str) -> None:
+    """Remove the volumes an operation made that no container uses (a recovery's rollback)."""
+    for v in engine.list_volumes(labels=[f"{L.MANAGED}=true", f"{L.OP}={op}"]):
+        try:
+            engine.remove_volume(v.name)
+        except (NotFound, Conflict):
+            pass
 
 
 class MountPlanner:
@@ -73,8 +82,8 @@ class MountPlanner:
     ) -> Prepared:
         """`owner`: labels for anonymous volumes made here; `reuse`: target -> anonymous volume to
         carry over; `ignore_container`: a container being replaced, whose binds do not count."""
-        binds = self._check(requests, ignore_container)
-        prepared = Prepared((), self._engine)
+        binds, checked = self._check(requests, ignore_container)
+        prepared = Prepared((), checked)
         try:
             specs = []
             for i, r in enumerate(requests):
@@ -86,16 +95,33 @@ class MountPlanner:
                     if source is None:
                         own = {L.MANAGED: "true", L.ANONYMOUS: "true", **owner}
                         source = self._engine.create_volume(None, "local", {}, own).name
-                        prepared.created_volumes.append(source)
                 specs.append(MountSpec(
                     r.type, r.target, source, r.read_only, r.no_copy,
                     (r.propagation or "rprivate") if r.type == "bind" else None, r.size_bytes,
                 ))
-        except Exception:
-            prepared.undo()
+        except BaseException:
+            for path in reversed(prepared.created_dirs):
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
             raise
         prepared.mounts = tuple(specs)
         return prepared
+
+    def confirm_volumes(self, prepared: Prepared, container: str) -> None:
+        """After the container is made: each named volume it mounts is the one that was checked.
+        The engine quietly makes a missing named volume, so one deleted meanwhile comes back new
+        and empty; then the container is not this binding's to keep."""
+        for name, created_at in prepared.checked_volumes.items():
+            try:
+                same = self._engine.inspect_volume(name).created_at == created_at
+            except NotFound:
+                same = False
+            if not same:
+                self._engine.remove_container(container)
+                with contextlib.suppress(NotFound, Conflict):
+                    if not L.is_managed(self._engine.inspect_volume(name).labels):
+                        self._engine.remove_volume(name)  # the engine's empty stand-in, made for this container
+                raise InvalidInput("mounts", f"volume {name} was removed while the container was being made")
 
     def exclusive(self, requests: Sequence[MountRequest]) -> ContextManager[None]:
         """Hold the host-path lock from `prepare` until the container exists, when binds are asked."""
@@ -117,13 +143,17 @@ class MountPlanner:
                     self._bind_policy.verify(device, f"mount {m.target} (volume {m.name})")
         self._engine.start_container(container_id)
 
-    def _check(self, requests: Sequence[MountRequest], ignore_container: str | None) -> dict[int, str]:
-        """Resolved bind sources by request index; raises before anything is made."""
+    def _check(
+        self, requests: Sequence[MountRequest], ignore_container: str | None,
+    ) -> tuple[dict[int, str], dict[str, str | None]]:
+        """Resolved bind sources by request index, and the named volumes' creation times; raises
+        before anything is made."""
         binds: dict[int, str] = {}
+        checked: dict[str, str | None] = {}
         for i, r in enumerate(requests):
             if r.type == "volume" and r.source is not None:
                 try:
-                    self._engine.inspect_volume(r.source)
+                    checked[r.source] = self._engine.inspect_volume(r.source).created_at
                 except NotFound:
                     raise InvalidInput(f"mounts.{i}.source", f"no volume named {r.source}") from None
             elif r.type == "bind":
@@ -131,7 +161,7 @@ class MountPlanner:
         if binds:
             new = [HostSource(binds[i], not requests[i].read_only, f"mounts.{i}.source") for i in binds]
             check_overlap(new, host_sources(self._engine, ignore_container))
-        return binds
+        return binds, checked
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,18 @@
-"""Members of sharing groups run again after their infrastructure container restarts.
+"""The reconciler: what dockvol mends in the background, so that nothing stays half-done.
 
-A member joins its infrastructure container's namespaces (`container:` modes). When the engine
+1. Intents (intents.py): every few seconds, each process retries the recoveries of its own
+   failed operations that could not finish (the engine was away), and one elected process per
+   host recovers the operations of processes that died.
+2. Members of sharing groups run again after their infrastructure container restarts. A member joins its infrastructure container's namespaces (`container:` modes). When the engine
 restarts, it starts every container its restart policy names, in no particular order: a member
 started before its infrastructure container fails ("cannot join network of a non running
 container") and the engine does not try again. When an infrastructure container restarts on its
 own, running members keep namespaces that are no longer the group's. The reconciler mends both,
 at start-up and whenever an infrastructure container starts, for members whose restart policy
-is not `no`. One reconciler runs per host (a non-blocking lock elects it among the workers).
+is not `no`.
+
+One process per host and engine is elected (a non-blocking lock) for the work that is not a
+process's own.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from datetime import datetime
 from ..engine.port import Engine
 from ..errors import DockvolError
 from . import labels as L
+from .intents import Intents
 from .mounts import MountPlanner
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
-ELECTION_SECONDS = 10.0
+RECOVER_SECONDS = 2.0
 _FRACTION = re.compile(r"\.(\d+)")
 
 
@@ -38,13 +45,23 @@ def instant(rfc3339: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-class MemberReconciler:
-    def __init__(self, engine: Engine, planner: MountPlanner, engine_key: str) -> None:
-        """`engine_key` names the engine (its DOCKER_HOST): one reconciler per engine and host."""
+class Reconciler:
+    def __init__(self, engine: Engine, planner: MountPlanner, intents: Intents, engine_key: str) -> None:
+        """`engine_key` names the engine (its DOCKER_HOST): one elected reconciler per engine and host."""
         self._engine = engine
         self._planner = planner
+        self._intents = intents
         digest = hashlib.sha256(engine_key.encode()).hexdigest()[:16]
         self._lock_path = os.path.join(tempfile.gettempdir(), f"dockvol-reconciler-{digest}.lock")
+        self._elected_fd: int | None = None
+        self._election = threading.Lock()
+
+    def recover(self) -> int:
+        """One pass over intents: this process's own retries, and (if elected) the dead's."""
+        done = self._intents.retry_own()
+        if self.elected():
+            done += self._intents.recover_dead()
+        return done
 
     def reconcile(self) -> list[str]:
         """Start or restart the members that need it; their names."""
@@ -74,41 +91,46 @@ class MemberReconciler:
                 mended.append(member.name)
         return mended
 
-    def run(self, stop: threading.Event) -> None:
-        """Reconcile now and at every start of an infrastructure container, until `stop` is set."""
-        lock = None
-        try:
-            while not stop.is_set():
-                if lock is None:
-                    lock = self._elect()
-                    if lock is None:
-                        stop.wait(ELECTION_SECONDS)
-                        continue
-                try:
-                    starts = self._engine.container_starts([f"{L.MANAGED}=true", f"{L.ROLE}=infra"])
+    def watch_members(self, stop: threading.Event) -> None:
+        """Reconcile members now and at every start of an infrastructure container (elected only)."""
+        while not stop.is_set():
+            if not self.elected():
+                stop.wait(RECOVER_SECONDS * 5)
+                continue
+            try:
+                starts = self._engine.container_starts([f"{L.MANAGED}=true", f"{L.ROLE}=infra"])
+                self.reconcile()
+                for _ in starts:
+                    if stop.is_set():
+                        return
                     self.reconcile()
-                    for _ in starts:
-                        if stop.is_set():
-                            return
-                        self.reconcile()
-                except DockvolError as exc:
-                    log.info("reconciler: %s; trying again", exc.detail)
-                    stop.wait(RETRY_SECONDS)
-        finally:
-            if lock is not None:
-                os.close(lock)
+            except DockvolError as exc:
+                log.info("reconciler: %s; trying again", exc.detail)
+                stop.wait(RETRY_SECONDS)
 
-    def _elect(self) -> int | None:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
+    def recover_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.recover()
+            except DockvolError as exc:
+                log.info("reconciler: %s; trying again", exc.detail)
+            stop.wait(RECOVER_SECONDS)
+
+    def elected(self) -> bool:
+        with self._election:
+            if self._elected_fd is None:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    return False
+                self._elected_fd = fd
+            return True
 
     def start_in_background(self) -> threading.Event:
-        """Run in a daemon thread (a greenlet under gevent); set the returned event to stop it."""
+        """Run both loops in daemon threads (greenlets under gevent); set the event to stop them."""
         stop = threading.Event()
-        threading.Thread(target=self.run, args=(stop,), name="dockvol-reconciler", daemon=True).start()
+        for target in (self.recover_forever, self.watch_members):
+            threading.Thread(target=target, args=(stop,), name=f"dockvol-{target.__name__}", daemon=True).start()
         return stop

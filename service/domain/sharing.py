@@ -4,14 +4,16 @@ The group's name is its infrastructure container's name, as in `docker run --nam
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
-from ..errors import Conflict, DockvolError, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from . import labels as L
-from .mounts import MountPlanner, MountRequest
+from .intents import Intent, Intents
+from .mounts import MountPlanner, MountRequest, remove_unused_volumes
 from .policy import ContainerPolicy, create_container
 
 # The infrastructure container's process: it only waits, and leaves at once on SIGTERM.
@@ -41,11 +43,16 @@ class SharingGroup:
 
 
 class SharingGroups:
-    def __init__(self, engine: Engine, planner: MountPlanner, policy: ContainerPolicy, infra_image: str) -> None:
+    def __init__(
+        self, engine: Engine, planner: MountPlanner, policy: ContainerPolicy, infra_image: str, intents: Intents,
+    ) -> None:
         self._engine = engine
         self._planner = planner
         self._policy = policy
         self._infra_image = infra_image
+        self._intents = intents
+        intents.recoverer("group.create", self._recover_create)
+        intents.recoverer("group.delete", self._recover_delete)
 
     def list(self) -> list[SharingGroup]:
         managed = self._engine.list_containers(labels=[f"{L.MANAGED}=true"])
@@ -57,37 +64,62 @@ class SharingGroups:
         return _group(infra, members)
 
     def create(self, name: str, mounts: Sequence[MountRequest], share: Sequence[str]) -> SharingGroup:
-        if self._engine.list_containers(name=name):
-            raise Conflict(f"a container named {name} exists already")
-        self._policy.ensure_image(self._infra_image)
-        network = self._policy.network(None)
-        labels = {L.MANAGED: "true", L.ROLE: "infra", L.GROUP: name, L.SPEC: json.dumps({"share": sorted(share)})}
-        with self._planner.exclusive(mounts):
-            prepared = self._planner.prepare(mounts, {L.GROUP: name})
+        volumes = [f"volume/{m.source}" for m in mounts if m.type == "volume" and m.source]
+        with self._intents.run("group.create", [f"group/{name}", f"binding/{name}", *volumes], name=name) as intent, \
+                self._planner.exclusive(mounts):
+            if self._engine.list_containers(name=name):
+                raise Conflict(f"a container named {name} exists already")
+            self._policy.ensure_image(self._infra_image)
+            network = self._policy.network(None)
+            labels = {L.MANAGED: "true", L.ROLE: "infra", L.GROUP: name, L.SPEC: json.dumps({"share": sorted(share)}),
+                      **intent.label}
+            intent.begin()
+            prepared = self._planner.prepare(mounts, {L.GROUP: name, **intent.label})
             spec = ContainerSpec(
                 name=name, image=self._infra_image, command=WAIT, labels=labels, mounts=prepared.mounts,
                 network=network, ipc="shareable" if "ipc" in share else None, restart="unless-stopped",
             )
-            made = None
-            try:
+            with prepared.dirs_kept_on_success():
                 made = create_container(self._engine, spec)
+                self._planner.confirm_volumes(prepared, made)
                 infra = self._infra(name)
                 self._planner.start(infra.id, infra.mounts)
-            except DockvolError:
-                if made is not None:
-                    self._engine.remove_container(made)
-                prepared.undo()
-                raise
         return self.get(name)
 
     def delete(self, name: str, cascade: bool, precondition: Callable[[SharingGroup], None] = lambda g: None) -> None:
-        group = self.get(name)
-        precondition(group)
-        if group.members and not cascade:
-            raise Conflict(f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members))
-        for member in group.members:
-            self._engine.remove_container(member)
-        self._engine.remove_container(group.infra.id)
+        # The group's lock keeps new members out (joining takes it too) while this runs.
+        with self._intents.run("group.delete", [f"group/{name}"], name=name, cascade=cascade) as intent:
+            group = self.get(name)
+            precondition(group)
+            if group.members and not cascade:
+                raise Conflict(f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members))
+            intent.begin()
+            self._recover_delete_of(name, cascade)
+
+    def _recover_create(self, intent: Intent) -> None:
+        name = intent.args["name"]
+        made = [c for c in self._engine.list_containers(name=name) if c.labels.get(L.OP) == intent.op]
+        if made and made[0].state == "running":
+            return
+        for c in made:
+            self._engine.remove_container(c.id)
+        remove_unused_volumes(self._engine, intent.op)
+
+    def _recover_delete(self, intent: Intent) -> None:
+        """Forward: a cascade delete that began is finished (members first, then the group); a
+        plain one removes only the infrastructure container, after finding no members."""
+        self._recover_delete_of(intent.args["name"], intent.args.get("cascade", False))
+
+    def _recover_delete_of(self, name: str, cascade: bool) -> None:
+        members = self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=binding", f"{L.GROUP}={name}"])
+        if members and not cascade:
+            return
+        for c in members:
+            with contextlib.suppress(NotFound):  # a member's own delete may have got there first
+                self._engine.remove_container(c.id)
+        for c in self._engine.list_containers(name=name):
+            if _is_infra(c):
+                self._engine.remove_container(c.id)
 
     def membership(self, name: str, mode: str) -> Membership:
         """How to join `name`; starts its infrastructure container if it is stopped."""

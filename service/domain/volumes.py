@@ -12,6 +12,7 @@ from ..engine.port import ContainerRecord, Engine, VolumeRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .bind_paths import BindPolicy
+from .intents import Intents
 from .mounts import HostSource, bind_device, check_overlap, host_sources
 
 
@@ -95,9 +96,12 @@ def to_volume(record: VolumeRecord, uses: Iterable[VolumeUse] = ()) -> Volume:
 class Volumes:
     """The volume use cases. Each costs a fixed number of engine calls, whatever the host holds."""
 
-    def __init__(self, engine: Engine, bind_policy: BindPolicy, drivers: Sequence[str], pool: Executor) -> None:
+    def __init__(
+        self, engine: Engine, bind_policy: BindPolicy, drivers: Sequence[str], pool: Executor, intents: Intents,
+    ) -> None:
         """`pool` runs a read's two independent engine calls side by side."""
         self._engine = engine
+        self._intents = intents
         self._bind_policy = bind_policy
         self._drivers = tuple(drivers)
         self._pool = pool
@@ -141,6 +145,11 @@ class Volumes:
         return to_volume(record)
 
     def delete(self, name: str, precondition: Callable[[Volume], None] = lambda v: None) -> None:
+        with self._intents.run("volume.delete", [f"volume/{name}"]):
+            self.remove(name, precondition)
+
+    def remove(self, name: str, precondition: Callable[[Volume], None] = lambda v: None) -> None:
+        """Delete, for a caller that holds the volume's lock already."""
         volume = self.get(name)
         precondition(volume)
         self.check_deletable(volume)
@@ -148,7 +157,7 @@ class Volumes:
             self._engine.remove_volume(name)
         except NotFound:
             raise NotFound(f"volume {name} does not exist") from None
-        except Conflict:  # a container took it between our look and the removal
+        except Conflict:  # a container not made through dockvol took it between our look and the removal
             raise _in_use(self.get(name)) from None
 
     def check_deletable(self, volume: Volume) -> None:

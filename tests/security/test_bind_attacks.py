@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import service_env
-from tests.support import IMAGE, engine_host, unique
+from tests.support import IMAGE, TEST_LABEL, engine_host, unique
 
 from .conftest import WRITER, as_attacker, attacker_ids
 
@@ -46,6 +46,12 @@ def svc(start_service, attack_root):
 def bind(svc, name, mounts, start=True):
     body = {"name": name, "image": IMAGE, "command": ["sleep", "3600"], "network": "none", "mounts": mounts, "start": start}
     return requests.post(svc.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60)
+
+
+def bind_like_volume(svc, name, device):
+    """POST a `local` volume that is a bind mount of `device` (labelled for the tier's cleanup)."""
+    body = {"name": name, "driver_opts": {"type": "none", "o": "bind", "device": device}, "labels": {TEST_LABEL: "1"}}
+    return requests.post(svc.url("/api/v1/volumes"), json=body, headers=WRITER, timeout=30)
 
 
 def bind_mount(source, target="/w", read_only=False):
@@ -169,14 +175,12 @@ def test_volumes_in_disguise_obey_the_same_rule(svc, sdk, attack_root):
     """Attack 4: a `local` bind-like volume's device under a read-write bind source, and the reverse."""
     q = os.path.join(attack_root, "q")
     assert bind(svc, unique("holder"), [bind_mount(q)]).status_code == 201
-    opts = {"type": "none", "o": "bind", "device": f"{q}/dev"}
-    r = requests.post(svc.url("/api/v1/volumes"), json={"name": unique("disguised"), "driver_opts": opts}, headers=WRITER, timeout=30)
+    r = bind_like_volume(svc, unique("disguised"), f"{q}/dev")
     assert r.status_code == 403, r.json()
     assert not os.path.exists(f"{q}/dev")
     q2 = os.path.join(attack_root, "q2")
     name = unique("dev")
-    opts = {"type": "none", "o": "bind", "device": f"{q2}/dev"}
-    assert requests.post(svc.url("/api/v1/volumes"), json={"name": name, "driver_opts": opts}, headers=WRITER, timeout=30).status_code == 201
+    assert bind_like_volume(svc, name, f"{q2}/dev").status_code == 201
     r = bind(svc, unique("above"), [bind_mount(q2)])
     assert r.status_code == 403 and f"volume {name}" in r.json()["detail"]
     requests.delete(svc.url(f"/api/v1/volumes/{name}"), headers=WRITER, timeout=30)
@@ -206,8 +210,7 @@ def test_a_source_swapped_after_create_is_refused_at_start(svc, sdk, attack_root
 def test_a_bind_like_volume_whose_device_was_swapped_is_refused_at_start(svc, sdk, attack_root):
     v = os.path.join(attack_root, "v")
     volume = unique("dev")
-    opts = {"type": "none", "o": "bind", "device": f"{v}/dev"}
-    assert requests.post(svc.url("/api/v1/volumes"), json={"name": volume, "driver_opts": opts}, headers=WRITER, timeout=30).status_code == 201
+    assert bind_like_volume(svc, volume, f"{v}/dev").status_code == 201
     name = unique("uses-dev")
     assert bind(svc, name, [{"type": "volume", "source": volume, "target": "/w"}], start=False).status_code == 201
     os.chmod(v, 0o777)
@@ -215,6 +218,8 @@ def test_a_bind_like_volume_whose_device_was_swapped_is_refused_at_start(svc, sd
     r = requests.post(svc.url(f"/api/v1/bindings/{name}/start"), headers=WRITER, timeout=30)
     assert r.status_code == 403 and f"volume {volume}" in r.json()["detail"]
     assert sdk.containers.get(name).status == "created"
+    sdk.containers.get(name).remove(force=True)
+    assert requests.delete(svc.url(f"/api/v1/volumes/{volume}"), headers=WRITER, timeout=30).status_code == 204
 
 
 def test_directories_others_own_or_can_write_are_named_and_refused(svc, attack_root):

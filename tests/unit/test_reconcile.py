@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from service.engine.port import ContainerState
-from service.domain.reconcile import MemberReconciler, instant
+from service.domain.reconcile import Reconciler, instant
 
 
 @pytest.fixture
@@ -69,7 +69,8 @@ def test_nothing_is_done_while_the_group_is_down(engine, reconciler, group):
 def test_the_background_loop_reacts_to_the_group_starting(engine, reconciler, group):
     set_state(engine, "nginx", "exited", "2020-01-02T00:00:04Z", "cannot join network of a non running container")
     set_state(engine, "web", "exited", "2020-01-02T00:00:03Z")
-    stop = reconciler.start_in_background()
+    stop = threading.Event()
+    threading.Thread(target=reconciler.watch_members, args=(stop,), daemon=True).start()
     try:
         engine.start_container("web")  # as the engine's restart policy would
         for _ in range(100):
@@ -82,15 +83,14 @@ def test_the_background_loop_reacts_to_the_group_starting(engine, reconciler, gr
 
 
 def test_one_reconciler_per_engine_and_host_is_elected(engine, app):
-    planner = app.extensions["dockvol"].reconciler._planner
-    first, second = (MemberReconciler(engine, planner, "unix:///elect.sock") for _ in range(2))
-    held = first._elect()
-    try:
-        assert held is not None and second._elect() is None
-    finally:
-        import os
+    import os
 
-        os.close(held)
+    ours = app.extensions["dockvol"].reconciler
+    first, second = (Reconciler(engine, ours._planner, ours._intents, "unix:///elect.sock") for _ in range(2))
+    try:
+        assert first.elected() and not second.elected()
+    finally:
+        os.close(first._elected_fd)
 
 
 def test_engine_timestamps_compare_as_instants():

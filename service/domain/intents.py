@@ -1,0 +1,238 @@
+"""Intents: how a multi-step operation stays atomic when dockvol dies or the engine restarts.
+
+Before an operation changes anything it takes a lock on every resource it touches, and the lock
+is its intent record, kept in the engine itself: one created-never-started container per
+resource, named after it (the engine's uniqueness of names makes it a lock across threads,
+workers and dockvol processes), labelled with the operation's id, kind, arguments and owner
+(host and process). Everything the operation creates carries the operation's id
+(`dockvol.op`). When the operation ends, the locks go.
+
+If it fails on an error it sees, the operation's recoverer runs at once; if the process dies (or
+the recoverer cannot reach the engine), the lock stays behind, and the reconciler finds it: an
+intent whose owner is gone is recovered from what the engine holds, rolled back, or forward
+where the operation had passed its point of no return, and only then released. A request that
+meets a held lock waits for it (up to `LOCK_WAIT` seconds), then answers 409.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from ..engine.port import ContainerRecord, ContainerSpec, Engine
+from ..errors import Conflict, DockvolError, NotFound
+from . import labels as L
+from .helpers import IMAGE, NEVER_RUN, Helpers, alive
+
+log = logging.getLogger(__name__)
+LOCK_WAIT = 10.0  # seconds a request waits for a resource another operation holds
+FOREIGN_LOCK_TTL = timedelta(hours=1)  # a lock from another host (a replaced container) expires then
+LOCK_PREFIX = "dockvol-lock-"
+
+# The operations that are live in this process, and those of them that have begun to change things.
+_LIVE: set[str] = set()
+_BEGUN: set[str] = set()
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Intent:
+    op: str
+    kind: str
+    keys: tuple[str, ...]
+    args: Mapping[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    locked_at: str = ""
+
+    def begin(self) -> None:
+        """Say that changes start here: an error before this point needs no recovery (a check
+        failed), one after it does. A dead process's operation is always recovered."""
+        _BEGUN.add(self.op)
+
+    @property
+    def label(self) -> dict[str, str]:
+        """Put this on everything the operation creates."""
+        return {L.OP: self.op}
+
+
+def lock_name(key: str) -> str:
+    return LOCK_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def intent_of(c: ContainerRecord) -> Intent:
+    data = json.loads(c.labels.get(L.INTENT, "{}"))
+    return Intent(c.labels.get(L.OP, ""), data.get("kind", ""), tuple(data.get("keys", ())), data.get("args", {}),
+                  c.labels.get(L.OWNER, ""), c.labels.get(L.LOCKED_AT, ""))
+
+
+def is_lock(c: ContainerRecord) -> bool:
+    return L.is_managed(c.labels) and c.labels.get(L.ROLE) == "lock"
+
+
+def pending_ops(containers: Sequence[ContainerRecord]) -> set[str]:
+    """The operations holding locks in a container listing (their volumes are not complete)."""
+    return {c.labels.get(L.OP, "") for c in containers if is_lock(c)}
+
+
+class Intents:
+    def __init__(self, engine: Engine, helpers: Helpers) -> None:
+        self._engine = engine
+        self._helpers = helpers
+        self._recoverers: dict[str, Callable[[Intent], None]] = {}
+        self._retry: dict[str, Intent] = {}  # our own failed operations whose recovery must be redone
+        self._unreleased: dict[str, list[str]] = {}  # our own finished operations' locks, not yet removed
+        self._retry_lock = threading.Lock()
+
+    def recoverer(self, kind: str, recover: Callable[[Intent], None]) -> None:
+        """`recover(intent)` brings the engine to the operation's old or new state, from what the
+        engine holds; it must be idempotent (it may run again after a partial run)."""
+        self._recoverers[kind] = recover
+
+    @contextlib.contextmanager
+    def run(self, kind: str, keys: Sequence[str], **args: Any) -> Iterator[Intent]:
+        """Lock `keys` (e.g. "binding/web") for an operation of `kind`; on a failure inside after
+        `intent.begin()`, recover it before the error goes on."""
+        intent = Intent(secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(),
+                        datetime.now(timezone.utc).isoformat())
+        _LIVE.add(intent.op)
+        try:
+            held = self._acquire(intent)
+            try:
+                yield intent
+            except BaseException:
+                if intent.op in _BEGUN:
+                    self._recover_now(intent)
+                else:
+                    self._release(held)
+                raise
+            try:
+                self._release(held)
+            except DockvolError:  # done, but the engine went away: only the locks are left to remove
+                with self._retry_lock:
+                    self._unreleased[intent.op] = held
+        finally:
+            _LIVE.discard(intent.op)
+            _BEGUN.discard(intent.op)
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def retry_own(self) -> int:
+        """Recover again this process's failed operations whose recovery could not finish (the
+        engine was away); how many were tried. Every process runs this for its own."""
+        with self._retry_lock:
+            ours, unreleased = list(self._retry.values()), dict(self._unreleased)
+            self._retry.clear()
+            self._unreleased.clear()
+        for intent in ours:
+            self._recover_now(intent)
+        for op, names in unreleased.items():
+            try:
+                self._release(names, op)
+            except DockvolError:
+                with self._retry_lock:
+                    self._unreleased[op] = names
+        return len(ours) + len(unreleased)
+
+    def recover_dead(self) -> int:
+        """Recover every intent whose owner is gone (a dead process on this host, or another
+        host's lock past its time); how many. One reconciler per host runs this."""
+        done = 0
+        for op, intent in self._held().items():
+            if op in _LIVE or op in self._retry or op in self._unreleased or not _dead(intent):
+                continue
+            if not self._engine.list_containers(labels=[f"{L.ROLE}=lock", f"{L.OP}={op}"]):
+                continue  # it ended between the two looks
+            log.warning("recovering operation %s (%s of %s) left by %s", op, intent.kind, ", ".join(intent.keys), intent.owner)
+            self._recover_now(intent)
+            done += 1
+        return done
+
+    def _held(self) -> dict[str, Intent]:
+        locks = self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=lock"])
+        return {c.labels.get(L.OP, ""): intent_of(c) for c in locks}
+
+    def _recover_now(self, intent: Intent) -> None:
+        try:
+            recover = self._recoverers.get(intent.kind)
+            if recover is not None:
+                recover(intent)
+            self._remove_own(intent.op, "helper")
+            self._release([lock_name(k) for k in intent.keys], intent.op)
+        except DockvolError as exc:
+            log.error("could not recover operation %s (%s): %s; trying again later", intent.op, intent.kind, exc.detail)
+            with self._retry_lock:
+                self._retry[intent.op] = intent
+
+    # -- locks -----------------------------------------------------------------------------------
+
+    def _acquire(self, intent: Intent) -> list[str]:
+        held: list[str] = []
+        labels = {L.MANAGED: "true", L.ROLE: "lock", L.OP: intent.op, L.OWNER: intent.owner,
+                  L.LOCKED_AT: intent.locked_at,
+                  L.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args})}
+        try:
+            for key in intent.keys:
+                name = lock_name(key)
+                spec = ContainerSpec(name=name, image=IMAGE, command=NEVER_RUN, network="none",
+                                     labels={**labels, L.LOCK: key})
+                self._take(spec, key)
+                held.append(name)
+        except BaseException:
+            self._release(held, intent.op)
+            raise
+        return held
+
+    def _take(self, spec: ContainerSpec, key: str) -> None:
+        self._helpers.ensure_image()
+        deadline = time.monotonic() + LOCK_WAIT
+        pause = 0.02
+        while True:
+            try:
+                self._engine.create_container(spec)
+                return
+            except Conflict:
+                if time.monotonic() >= deadline:
+                    raise Conflict(f"{key.replace('/', ' ')} is busy with another operation; try again") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def _release(self, names: Sequence[str], op: str | None = None) -> None:
+        for name in names:
+            try:
+                if op is not None:  # only our own: the name may be someone else's by now
+                    found = self._engine.list_containers(name=name)
+                    if not found or found[0].labels.get(L.OP) != op:
+                        continue
+                self._engine.remove_container(name)
+            except NotFound:
+                pass
+
+    def _remove_own(self, op: str, role: str) -> None:
+        for c in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}={role}", f"{L.OP}={op}"]):
+            try:
+                self._engine.remove_container(c.id)
+            except NotFound:
+                pass
+
+
+def _dead(intent: Intent) -> bool:
+    host, _, pid = intent.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) != os.getpid() and not alive(int(pid))  # our own are retry_own's
+    try:
+        return datetime.now(timezone.utc) - datetime.fromisoformat(intent.locked_at) > FOREIGN_LOCK_TTL
+    except ValueError:
+        return True

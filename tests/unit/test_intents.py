@@ -1,0 +1,216 @@
+"""Operations stay atomic as the caller sees them: killed at every engine step, then recovered
+by the reconciler, each leaves its resource in its old or its new state and nothing behind;
+racing requests are serialised. Against the in-memory engine."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from service.domain import intents as intents_module
+from service.domain import labels as L
+from service.domain.intents import Intents
+
+MUTATIONS = ("create_volume", "create_container", "start_container", "stop_container", "rename_container",
+             "remove_container", "remove_volume")
+
+
+class Killed(BaseException):
+    """The process dies here: nothing after this line of the operation runs, not even its cleanup."""
+
+
+def kill_at(monkeypatch, engine, step):
+    """Make the `step`-th mutating engine call (counting from 1) kill the process; recoveries that
+    would run on the way out are suppressed, as a killed process runs none."""
+    count = {"n": 0}
+    for name in MUTATIONS:
+        real = getattr(engine, name)
+
+        def wrapped(*args, _real=real, **kwargs):
+            count["n"] += 1
+            if count["n"] == step:
+                raise Killed()
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(engine, name, wrapped)
+    monkeypatch.setattr(Intents, "_recover_now", lambda self, intent: None)
+    return count
+
+
+def restart(monkeypatch, app, engine):
+    """A new process: the old one's operations are not live, its owner is dead; run one pass."""
+    monkeypatch.undo()
+    intents_module._LIVE.clear()
+    monkeypatch.setattr(intents_module, "_dead", lambda intent: True)
+    intents = app.extensions["dockvol"].intents
+    return intents.retry_own() + intents.recover_dead()  # what the elected reconciler's pass does
+
+
+def leftovers(engine):
+    """What no finished operation may leave: locks, helpers, containers stood aside."""
+    return sorted(c.name for c in engine.containers.values()
+                  if c.labels.get(L.ROLE) in ("lock", "helper") or c.name.startswith("dockvol-aside-"))
+
+
+def binding_body(**extra):
+    return {"image": "busybox:stable", "command": ["sleep", "3600"], "network": "none", **extra}
+
+
+@pytest.fixture
+def running(client, as_writer, bind_root):
+    body = binding_body(name="app", mounts=[
+        {"type": "volume", "target": "/data"}, {"type": "bind", "source": f"{bind_root}/www", "target": "/www"}])
+    assert client.post("/api/v1/bindings", json=body, headers=as_writer).status_code == 201
+    return client.get("/api/v1/bindings/app", headers=as_writer).get_json()
+
+
+def steps_of(monkeypatch, engine, call):
+    counted = kill_at(monkeypatch, engine, step=10_000)
+    call()
+    monkeypatch.undo()
+    return counted["n"]
+
+
+class TestReplaceKilledAtEveryStep:
+    NEW = binding_body(name="app", image="busybox:stable", command=["sleep", "7200"], mounts=[
+        {"type": "volume", "target": "/data"}, {"type": "volume", "target": "/cache"}])
+
+    def put(self, client, as_writer):
+        return client.put("/api/v1/bindings/app", json=self.NEW, headers=as_writer)
+
+    def test_every_step(self, app, client, as_writer, engine, running, monkeypatch):
+        old_data = next(m["name"] for m in running["mounts"] if m["target"] == "/data")
+        # Count the steps with a replace that runs to the end, then kill a fresh one at each.
+        total = steps_of(monkeypatch, engine, lambda: self.put(client, as_writer))
+        assert total >= 6
+        assert client.get("/api/v1/bindings/app", headers=as_writer).get_json()["command"] == ["sleep", "7200"]
+        for step in range(1, total + 1):
+            assert client.put("/api/v1/bindings/app", json=binding_body(name="app", mounts=[
+                {"type": "volume", "target": "/data"}, {"type": "bind", "source": running["mounts"][1]["source"], "target": "/www"}]),
+                headers=as_writer).status_code == 200
+            before = client.get("/api/v1/bindings/app", headers=as_writer).get_json()
+            volumes_before = set(engine.volumes)
+            kill_at(monkeypatch, engine, step)
+            with pytest.raises(Killed):
+                self.put(client, as_writer)
+            restart(monkeypatch, app, engine)
+            after = client.get("/api/v1/bindings/app", headers=as_writer)
+            assert after.status_code == 200, f"step {step}: the binding is gone"
+            shown = after.get_json()
+            assert shown["command"] in (before["command"], ["sleep", "7200"]), f"step {step}"
+            new_state = shown["command"] == ["sleep", "7200"]
+            assert shown["state"] == "running", f"step {step}: {shown['state']}"
+            data = next(m["name"] for m in shown["mounts"] if m["target"] == "/data")
+            assert data == old_data, f"step {step}: the anonymous volume was not carried"
+            assert leftovers(engine) == [], f"step {step}"
+            bindings = [c for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"]
+            assert len(bindings) == 1, f"step {step}: {[c.name for c in bindings]}"
+            added = set(engine.volumes) - volumes_before
+            cache = {m["name"] for m in shown["mounts"] if m["target"] == "/cache"}
+            assert added == (cache if new_state else set()), f"step {step}: volumes left {added - cache}"
+            assert volumes_before <= set(engine.volumes), f"step {step}: data lost"
+
+
+@pytest.mark.parametrize("step", range(1, 8))
+def test_create_killed_at_any_step_leaves_all_or_nothing(app, client, as_writer, engine, monkeypatch, step):
+    body = binding_body(name="fresh", mounts=[{"type": "volume", "target": "/a"}, {"type": "volume", "target": "/b"}])
+    kill_at(monkeypatch, engine, step)
+    try:
+        r = client.post("/api/v1/bindings", json=body, headers=as_writer)
+        finished = r.status_code == 201
+    except Killed:
+        finished = False
+    restart(monkeypatch, app, engine)
+    got = client.get("/api/v1/bindings/fresh", headers=as_writer)
+    if got.status_code == 200:
+        assert got.get_json()["state"] == "running"
+        assert {n for n, v in engine.volumes.items() if v.labels.get(L.BINDING) == "fresh"} == {
+            m["name"] for m in got.get_json()["mounts"]}
+    else:
+        assert not finished and got.status_code == 404
+        assert engine.volumes == {}, f"step {step}: orphan volumes {list(engine.volumes)}"
+    assert leftovers(engine) == []
+
+
+@pytest.mark.parametrize("step", range(1, 7))
+def test_cascade_delete_killed_at_any_step_finishes_or_leaves_the_group(app, client, as_writer, engine, monkeypatch, step):
+    assert client.post("/api/v1/sharing-groups", json={"name": "web"}, headers=as_writer).status_code == 201
+    for m in ("nginx", "tomcat"):
+        assert client.post("/api/v1/bindings", json={"name": m, "image": "busybox:stable", "sharing_group": "web"},
+                           headers=as_writer).status_code == 201
+    kill_at(monkeypatch, engine, step)
+    try:
+        client.delete("/api/v1/sharing-groups/web?cascade=true", headers=as_writer)
+    except Killed:
+        pass
+    restart(monkeypatch, app, engine)
+    group = client.get("/api/v1/sharing-groups/web", headers=as_writer)
+    members = [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == "web" and c.labels.get(L.ROLE) == "binding"]
+    if group.status_code == 200:
+        assert sorted(group.get_json()["members"]) == ["nginx", "tomcat"] == sorted(members)
+    else:
+        assert members == []
+    assert leftovers(engine) == []
+
+
+def test_twenty_concurrent_puts_are_serialised(client, as_writer, engine, running):
+    def put(i):
+        body = binding_body(name="app", command=["sleep", str(1000 + i)], mounts=[{"type": "volume", "target": "/data"}])
+        return client.put("/api/v1/bindings/app", json=body, headers=as_writer).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(put, range(20)))
+    assert set(codes) <= {200, 409} and codes.count(200) >= 1, codes
+    shown = client.get("/api/v1/bindings/app", headers=as_writer).get_json()
+    assert shown["state"] == "running"
+    assert [c.name for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"] == ["app"]
+    assert leftovers(engine) == []
+
+
+def test_a_volume_delete_racing_a_binding_that_mounts_it_never_both_succeed(client, as_writer, engine):
+    for round_ in range(10):
+        name = f"site-{round_}"
+        assert client.post("/api/v1/volumes", json={"name": name}, headers=as_writer).status_code == 201
+        barrier = threading.Barrier(2)
+
+        def delete():
+            barrier.wait()
+            return client.delete(f"/api/v1/volumes/{name}", headers=as_writer).status_code
+
+        def bind():
+            barrier.wait()
+            body = binding_body(name=f"user-{round_}", mounts=[{"type": "volume", "source": name, "target": "/srv"}])
+            return client.post("/api/v1/bindings", json=body, headers=as_writer).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            d, b = pool.submit(delete), pool.submit(bind)
+            codes = (d.result(), b.result())
+        assert codes in ((204, 422), (409, 201)), f"round {round_}: {codes}"
+        if codes[1] == 201:
+            assert L.is_managed(engine.volumes[name].labels)  # the volume it checked, not a stand-in
+    assert leftovers(engine) == []
+
+
+def test_a_cascade_delete_racing_a_new_member_leaves_no_member_outside_a_group(client, as_writer, engine):
+    for round_ in range(10):
+        group = f"g{round_}"
+        assert client.post("/api/v1/sharing-groups", json={"name": group}, headers=as_writer).status_code == 201
+        barrier = threading.Barrier(2)
+
+        def delete():
+            barrier.wait()
+            return client.delete(f"/api/v1/sharing-groups/{group}?cascade=true", headers=as_writer).status_code
+
+        def join():
+            barrier.wait()
+            body = {"name": f"m{round_}", "image": "busybox:stable", "sharing_group": group}
+            return client.post("/api/v1/bindings", json=body, headers=as_writer).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            d, j = pool.submit(delete), pool.submit(join)
+            codes = (d.result(), j.result())
+        assert codes in ((204, 422), (204, 201)), codes
+        assert [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == group] == []
+    assert leftovers(engine) == []
