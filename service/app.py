@@ -72,6 +72,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         from .engine.docker_engine import DockerEngine  # the SDK loads only when a real engine is wanted
 
         engine = DockerEngine(settings.docker_host, settings.engine_timeout)
+    if settings.test_hold:
+        from .engine.holding import HoldingEngine
+
+        engine = HoldingEngine(engine, *settings.test_hold)
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
     bind_policy = _bind_policy(settings, engine)
     planner = MountPlanner(engine, bind_policy)

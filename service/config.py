@@ -31,6 +31,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_import_bytes: int = 10 * 1024**3
     spool_dir: str | None = None
+    test_hold: tuple[int, str] | None = None  # tests only: see service/engine/holding.py
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -58,7 +59,12 @@ class Settings:
             raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be a whole number of bytes") from None
         if max_import < 1:
             raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be positive")
+        hold = env.get("DOCKVOL_TEST_HOLD_AFTER", "")
+        after, _, release = hold.partition(":")
+        if hold and not (after.isdigit() and release):
+            raise ConfigError("DOCKVOL_TEST_HOLD_AFTER must be N:RELEASE_FILE (tests only)")
         return cls(
+            test_hold=(int(after), release) if hold else None,
             max_import_bytes=max_import,
             spool_dir=env.get("DOCKVOL_SPOOL_DIR") or None,
             docker_host=env.get("DOCKER_HOST") or None,

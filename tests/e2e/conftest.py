@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +39,7 @@ class Service:
         self.proc = subprocess.Popen(
             [str(gunicorn), "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "service.app:create_app()"],
             cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a test can kill master and workers at once
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -51,6 +53,11 @@ class Service:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as an OOM kill or a power cut would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self) -> None:
         self.proc.terminate()

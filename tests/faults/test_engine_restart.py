@@ -69,3 +69,57 @@ def test_bindings_and_group_members_run_again_after_an_engine_restart(service, s
     infra_netns = sdk.containers.get(group).exec_run(["readlink", "/proc/1/ns/net"]).output
     assert member_netns == infra_netns
     print(f"engine restart: every binding in its promised state {recovered:.1f} s after the engine answered again")
+
+
+def test_a_put_that_loses_the_engine_half_way_is_recovered_when_it_returns(service, start_service, sdk, tmp_path, bind_root):
+    """The engine goes away after the old container stood aside: the PUT fails (503), its own
+    recovery cannot reach the engine, and the process finishes it once the engine is back."""
+    import json
+    import os
+    import subprocess
+    import threading
+
+    from tests.e2e.conftest import service_env
+    from tests.support import engine_host
+
+    name = unique("enginegone")
+    binding(service, name)
+    sdk.containers.get(name).exec_run(["sh", "-c", "echo precious > /data/file"])
+    release = tmp_path / "release"
+    # Changes: lock, rename aside, stop; hold after the stop, with the binding's container aside.
+    held = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_TEST_HOLD_AFTER=f"3:{release}",
+                                     DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
+    answer = {}
+
+    def put():
+        body = {"name": name, "image": IMAGE, "command": ["sleep", "4242"], "network": "none",
+                "mounts": [{"type": "volume", "target": "/data"}]}
+        answer["status"] = requests.put(held.url(f"/api/v1/bindings/{name}"), json=body, headers=WRITER, timeout=120).status_code
+
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    while "test hold after engine change 3 " not in held.log_path.read_text():
+        time.sleep(0.05)
+    assert sdk.containers.list(all=True, filters={"name": "dockvol-aside-"}), "the old container is not aside"
+    engine = os.environ["DOCKVOL_TEST_ENGINE"]
+    engine_sh = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "deploy" / "engine.sh")
+    subprocess.run([engine_sh, "stop", engine], check=True, capture_output=True, timeout=120)
+    release.touch()
+    thread.join(60)
+    assert answer.get("status") == 503, answer
+    subprocess.run([engine_sh, "start", engine], check=True, capture_output=True, timeout=180)
+    began = time.monotonic()
+    seen = None
+    while time.monotonic() - began < RECOVERY_SECONDS:
+        try:
+            seen = requests.get(held.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()
+            aside = sdk.containers.list(all=True, filters={"name": "dockvol-aside-"})
+            locks = sdk.containers.list(all=True, filters={"label": "dockvol.role=lock"})
+            if seen.get("state") == "running" and not aside and not locks:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    assert seen and seen["state"] == "running" and seen["command"] == ["sleep", "3600"], seen
+    assert sdk.containers.get(name).exec_run(["cat", "/data/file"]).output == b"precious\n"
+    print(f"PUT that lost the engine: old binding back {time.monotonic() - began:.1f} s after the engine returned")
