@@ -166,10 +166,10 @@ class Intents:
 
     def _recover_now(self, intent: Intent) -> None:
         try:
+            self._remove_own(intent.op, "helper")  # first: a helper keeps its volumes in use
             recover = self._recoverers.get(intent.kind)
             if recover is not None:
                 recover(intent)
-            self._remove_own(intent.op, "helper")
             self._release([lock_name(k) for k in intent.keys], intent.op)
         except DockvolError as exc:
             log.error("could not recover operation %s (%s): %s; trying again later", intent.op, intent.kind, exc.detail)

@@ -19,6 +19,7 @@ START = "dockvol.start"  # "true" when the operation that made a container meant
 LOCK = "dockvol.lock"  # on a lock container: the resource it locks ("binding/web")
 INTENT = "dockvol.intent"  # on a lock container: JSON {kind, keys, args} of the operation holding it
 LOCKED_AT = "dockvol.locked-at"
+FILLING = "dockvol.filling"  # on a volume being filled by an operation (its id): incomplete until it ends
 ENGINE_ANONYMOUS = "com.docker.volume.anonymous"  # set by engines with API 1.42 and later
 
 _ENGINE_PICKED_NAME = re.compile(r"[0-9a-f]{64}")

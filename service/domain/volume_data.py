@@ -18,7 +18,9 @@ from ..engine.port import Archive, Engine
 from ..errors import DockvolError, Forbidden, InvalidInput, NotFound
 from . import archives
 from .archives import Entry, Stream
+from . import labels as L
 from .helpers import Helper, Helpers
+from .intents import Intent, Intents
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,12 @@ class Usage:
 
 
 class VolumeData:
-    def __init__(self, engine: Engine, volumes: Volumes, helpers: Helpers, max_import_bytes: int,
+    def __init__(self, engine: Engine, volumes: Volumes, helpers: Helpers, intents: Intents, max_import_bytes: int,
                  spool_dir: str | None = None) -> None:
         self._engine = engine
+        self._intents = intents
+        intents.recoverer("volume.clone", self._recover_clone)
+        intents.recoverer("volume.rename", self._recover_rename)
         self._volumes = volumes
         self._helpers = helpers
         self._max = max_import_bytes
@@ -75,40 +80,67 @@ class VolumeData:
             raise InvalidInput("path", f"a name in the path is longer than {NAME_MAX} bytes")
         if not self._volumes.get(name).managed:
             raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
-        with archives.spool(upload, self._max, self._spool_dir) as spooled:
+        # Locked: a rename (or another import) of this volume waits rather than lose this one.
+        with archives.spool(upload, self._max, self._spool_dir) as spooled, \
+                self._intents.run("volume.import", [f"volume/{name}"]) as intent:
+            self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
             count = archives.check_upload(spooled, path, self._max)
-            with self._helpers.open([(name, "/v", False)]) as helper:
+            intent.begin()
+            with self._helpers.open([(name, "/v", False)], intent.label) as helper:
                 self._ensure_dir(helper, path)
                 self._engine.put_archive(helper.id, _in("/v", path), spooled)
         return count
 
     def clone(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool) -> Volume:
-        self._volumes.get(name)
-        self._volumes.create(new_name, "local", {}, labels)
-        paused = self._pause(name) if pause else []
-        try:
-            # Two helpers: the engine locks a container while one of its archives is being read.
-            with self._helpers.open([(name, "/v", True)]) as source, self._helpers.open([(new_name, "/v", False)]) as target:
-                with closing(self._engine.get_archive(source.id, "/v/.")) as archive:
-                    self._engine.put_archive(target.id, "/v", iter(archive))
-        except BaseException:
-            self._finish(None, paused)
-            self._discard(new_name)
-            raise
-        self._finish(None, paused)
+        with self._intents.run("volume.clone", [f"volume/{name}", f"volume/{new_name}"], target=new_name) as intent:
+            self._volumes.get(name)
+            intent.begin()
+            self._copy(name, new_name, labels, pause, intent)
         return self._volumes.get(new_name)
 
     def rename(self, name: str, new_name: str) -> Volume:
-        """Clone, then delete the original; on failure the original stays and no copy remains."""
-        volume = self._volumes.get(name)
-        self._volumes.check_deletable(volume)
-        clone = self.clone(name, new_name, volume.labels, pause=False)
+        """Copy, then delete the original; whatever dies when, one of the two stays, whole."""
+        keys = [f"volume/{name}", f"volume/{new_name}"]
+        with self._intents.run("volume.rename", keys, source=name, target=new_name) as intent:
+            volume = self._volumes.get(name)
+            self._volumes.check_deletable(volume)
+            intent.begin()
+            self._copy(name, new_name, volume.labels, False, intent)
+            self._volumes.remove(name)
+        return self._volumes.get(new_name)
+
+    def _copy(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool, intent: Intent) -> None:
+        """Fill a new volume with a copy of another. Until the operation ends the copy is marked
+        filling: not listed, not shown, and removed if the operation does not finish."""
+        self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, L.FILLING: intent.op})
+        paused = self._pause(name) if pause else []
         try:
-            self._volumes.delete(name)
-        except BaseException:
-            self._discard(new_name)
-            raise
-        return clone
+            # Two helpers: the engine locks a container while one of its archives is being read.
+            with self._helpers.open([(name, "/v", True)], intent.label) as source, \
+                    self._helpers.open([(new_name, "/v", False)], intent.label) as target:
+                with closing(self._engine.get_archive(source.id, "/v/.")) as archive:
+                    self._engine.put_archive(target.id, "/v", iter(archive))
+        finally:
+            self._finish(None, paused)
+
+    def _recover_clone(self, intent: Intent) -> None:
+        """Back: an unfinished copy goes (its helpers are gone by now)."""
+        self._discard_copy(intent.args["target"], intent.op)
+
+    def _recover_rename(self, intent: Intent) -> None:
+        """Back while the original is there (the copy goes); forward once it has gone."""
+        try:
+            self._engine.inspect_volume(intent.args["source"])
+        except NotFound:
+            return
+        self._discard_copy(intent.args["target"], intent.op)
+
+    def _discard_copy(self, name: str, op: str) -> None:
+        try:
+            if self._engine.inspect_volume(name).labels.get(L.OP) == op:
+                self._engine.remove_volume(name)
+        except NotFound:
+            pass
 
     def files(self, name: str, path: str) -> Listing | Download:
         self._volumes.get(name)
@@ -202,12 +234,6 @@ class VolumeData:
                 self._engine.unpause_container(cid)
             except DockvolError:
                 log.error("could not unpause container %s", cid)
-
-    def _discard(self, name: str) -> None:
-        try:
-            self._engine.remove_volume(name)
-        except DockvolError:
-            log.error("could not remove the half-made volume %s", name)
 
 
 def _in(root: str, path: str) -> str:

@@ -12,7 +12,7 @@ from ..engine.port import ContainerRecord, Engine, VolumeRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .bind_paths import BindPolicy
-from .intents import Intents
+from .intents import Intents, pending_ops
 from .mounts import HostSource, bind_device, check_overlap, host_sources
 
 
@@ -110,8 +110,9 @@ class Volumes:
         engine_labels = list(query.labels) + ([f"{L.MANAGED}=true"] if query.managed else [])
         containers = self._pool.submit(self._engine.list_containers)
         records = self._engine.list_volumes(labels=engine_labels, driver=query.driver)
-        index = usage_index(containers.result())
-        found = (to_volume(r, index.get(r.name, ())) for r in records)
+        listed = containers.result()
+        index, filling = usage_index(listed), pending_ops(listed)
+        found = (to_volume(r, index.get(r.name, ())) for r in records if r.labels.get(L.FILLING, "-") not in filling)
         return sorted((v for v in found if query.admits(v)), key=lambda v: v.name)
 
     def get(self, name: str) -> Volume:
@@ -120,15 +121,20 @@ class Volumes:
             record = self._engine.inspect_volume(name)
         except NotFound:
             raise NotFound(f"volume {name} does not exist") from None
+        if L.FILLING in record.labels and self._engine.list_containers(labels=[f"{L.ROLE}=lock", f"{L.OP}={record.labels[L.FILLING]}"]):
+            containers.cancel()
+            raise NotFound(f"volume {name} does not exist yet: it is being filled")
         index = usage_index(containers.result())
         return to_volume(record, index.get(name, ()))
 
     def create(
-        self, name: str | None, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]
+        self, name: str | None, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str],
+        marks: Mapping[str, str] = {},
     ) -> Volume:
+        """`marks`: dockvol's own labels from the operation that creates it (intents.py)."""
         driver_opts = self._checked_options(driver, driver_opts)
         create_id = secrets.token_hex(16)
-        own = {L.MANAGED: "true", L.ANONYMOUS: str(name is None).lower(), L.CREATE_ID: create_id}
+        own = {**marks, L.MANAGED: "true", L.ANONYMOUS: str(name is None).lower(), L.CREATE_ID: create_id}
         device = bind_device(driver, driver_opts)
         # A bind mount in disguise: the rules of a read-write bind source, decided under the host-path lock.
         with self._bind_policy.lock() if device else contextlib.nullcontext():

@@ -14,7 +14,7 @@ from service.domain import labels as L
 from service.domain.intents import Intents
 
 MUTATIONS = ("create_volume", "create_container", "start_container", "stop_container", "rename_container",
-             "remove_container", "remove_volume")
+             "remove_container", "remove_volume", "put_archive")
 
 
 class Killed(BaseException):
@@ -213,4 +213,90 @@ def test_a_cascade_delete_racing_a_new_member_leaves_no_member_outside_a_group(c
             codes = (d.result(), j.result())
         assert codes in ((204, 422), (204, 201)), codes
         assert [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == group] == []
+    assert leftovers(engine) == []
+
+
+def tar_of(files):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def contents(client, headers, name):
+    import io
+    import tarfile
+
+    r = client.get(f"/api/v1/volumes/{name}/archive", headers={**headers, "Accept-Encoding": "identity"})
+    if r.status_code != 200:
+        return r.status_code
+    with tarfile.open(fileobj=io.BytesIO(r.get_data())) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isreg()}
+
+
+@pytest.fixture
+def filled(client, as_admin):
+    assert client.post("/api/v1/volumes", json={"name": "src"}, headers=as_admin).status_code == 201
+    r = client.put("/api/v1/volumes/src/archive", data=tar_of({"a.txt": b"alpha", "b.txt": b"beta"}),
+                   headers={**as_admin, "Content-Type": "application/x-tar"})
+    assert r.status_code == 200, r.get_json()
+    return contents(client, as_admin, "src")
+
+
+@pytest.mark.parametrize("operation", ["clone", "rename"])
+def test_clone_and_rename_killed_at_any_step_leave_one_whole_copy(app, client, as_admin, engine, monkeypatch, filled, operation):
+    total = None
+    for step in range(1, 20):
+        kill_at(monkeypatch, engine, step)
+        try:
+            r = client.post(f"/api/v1/volumes/src/{operation}", json={"name": "dst"}, headers=as_admin)
+            finished = r.status_code in (200, 201)
+        except Killed:
+            finished = False
+        restart(monkeypatch, app, engine)
+        src, dst = contents(client, as_admin, "src"), contents(client, as_admin, "dst")
+        listed = {v["name"] for v in client.get("/api/v1/volumes", headers=as_admin).get_json()}
+        if operation == "clone":
+            assert src == filled and dst in (404, filled), f"step {step}: {src} {dst}"
+        else:
+            assert (src, dst) in ((filled, 404), (404, filled)), f"step {step}: {src} {dst}"
+        assert listed == {n for n, c in (("src", src), ("dst", dst)) if c != 404}
+        assert leftovers(engine) == [], f"step {step}"
+        if finished:
+            total = step
+            break
+        for name in ("dst",) if operation == "clone" or src != 404 else ():
+            client.delete(f"/api/v1/volumes/{name}", headers=as_admin)
+        if operation == "rename" and src == 404:  # it went through: put things back for the next step
+            assert client.post("/api/v1/volumes/dst/rename", json={"name": "src"}, headers=as_admin).status_code == 200
+    assert total and total > 3
+
+
+def test_a_rename_racing_an_import_loses_neither(client, as_admin, engine, filled):
+    barrier = threading.Barrier(2)
+
+    def upload():
+        barrier.wait()
+        return client.put("/api/v1/volumes/src/archive", data=tar_of({"new.txt": b"new"}),
+                          headers={**as_admin, "Content-Type": "application/x-tar"}).status_code
+
+    def rename():
+        barrier.wait()
+        return client.post("/api/v1/volumes/src/rename", json={"name": "moved"}, headers=as_admin).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        u, r = pool.submit(upload), pool.submit(rename)
+        codes = (u.result(), r.result())
+    moved = contents(client, as_admin, "moved")
+    if codes == (200, 200):  # the import went first, then the rename carried it over
+        assert moved == {**filled, "./new.txt": b"new"}
+    else:  # the rename went first: the import found no volume
+        assert codes == (404, 200) and moved == filled, codes
+    assert contents(client, as_admin, "src") == 404
     assert leftovers(engine) == []
