@@ -119,8 +119,9 @@ class Intents:
                     self._release(held)
                 raise
             try:
+                self._remove_own(intent.op, "helper")  # any whose removal failed on the way
                 self._release(held)
-            except DockvolError:  # done, but the engine went away: only the locks are left to remove
+            except DockvolError:  # done, but the engine went away: only helpers and locks are left to remove
                 with self._retry_lock:
                     self._unreleased[intent.op] = held
         finally:
@@ -140,6 +141,7 @@ class Intents:
             self._recover_now(intent)
         for op, names in unreleased.items():
             try:
+                self._remove_own(op, "helper")
                 self._release(names, op)
             except DockvolError:
                 with self._retry_lock:

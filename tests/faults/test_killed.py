@@ -18,7 +18,7 @@ import requests
 from tests.e2e.conftest import service_env
 from tests.support import IMAGE, TEST_LABEL, engine_host, unique
 
-from .conftest import READER, WRITER
+from .conftest import ADMIN, READER, WRITER
 
 RECOVERY_SECONDS = 30
 MAX_STEPS = 20
@@ -171,3 +171,89 @@ def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_pa
         recoveries.append(eventually(recovered, f"cascade delete killed after step {step}"))
     assert step > 3
     print(f"cascade delete killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+
+
+def _tar(files):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _contents(service, name):
+    import io
+    import tarfile
+
+    r = requests.get(service.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60)
+    if r.status_code != 200:
+        return r.status_code
+    with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+        return {m.name.removeprefix("./"): tar.extractfile(m).read() for m in tar if m.isreg()}
+
+
+def _volume(service, name, files):
+    body = {"name": name, "labels": {TEST_LABEL: "1"}}
+    assert requests.post(service.url("/api/v1/volumes"), json=body, headers=ADMIN, timeout=60).status_code == 201
+    r = requests.put(service.url(f"/api/v1/volumes/{name}/archive"), data=_tar(files), headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def test_clone_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+    source = unique("src")
+    files = {"a.txt": b"alpha", "b.txt": b"beta" * 1000}
+    _volume(service, source, files)
+    recoveries = []
+    for step in range(1, MAX_STEPS):
+        target = unique(f"copy{step}")
+        svc = held_service(start_service, tmp_path, step, bind_root)
+        clone = lambda s: requests.post(s.url(f"/api/v1/volumes/{source}/clone"), json={"name": target, "labels": {TEST_LABEL: "1"}},
+                                        headers=WRITER, timeout=60)
+        if not run_until_held(svc, clone, step):
+            break
+
+        def recovered():
+            assert not leftovers(sdk, source), leftovers(sdk, source)
+            assert _contents(service, source) == files
+            copy = _contents(service, target)
+            assert copy in (404, files), copy
+            in_use = requests.get(service.url(f"/api/v1/volumes/{source}"), headers=READER, timeout=30).json()["in_use"]
+            assert in_use is False
+            return True
+
+        recoveries.append(eventually(recovered, f"clone killed after step {step}"))
+    assert step > 3
+    print(f"clone killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+
+
+def test_import_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+    name = unique("imp")
+    old = {"keep.txt": b"old", "over.txt": b"old content"}
+    new = {"over.txt": b"new content", "added.txt": b"added"}
+    _volume(service, name, old)
+    recoveries = []
+    for step in range(1, MAX_STEPS):
+        svc = held_service(start_service, tmp_path, step, bind_root)
+        put = lambda s: requests.put(s.url(f"/api/v1/volumes/{name}/archive"), data=_tar(new),
+                                     headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
+        if not run_until_held(svc, put, step):
+            break
+
+        def recovered():
+            assert not leftovers(sdk, name), leftovers(sdk, name)
+            now = _contents(service, name)
+            assert now in (old, {**old, **new}), now
+            assert requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=30).json()["in_use"] is False
+            return True
+
+        recoveries.append(eventually(recovered, f"import killed after step {step}"))
+        _volume_reset = requests.delete(service.url(f"/api/v1/volumes/{name}"), headers=ADMIN, timeout=60)
+        assert _volume_reset.status_code == 204
+        _volume(service, name, old)
+    assert step > 2
+    print(f"import killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
