@@ -82,9 +82,26 @@ import_image() {
     rm -rf "$root"
 }
 
+# An engine of ours that is still shutting down (a previous run's): wait for it to go first.
+wait_for_stopping() {
+    [ -f "$PIDFILE" ] || return 0
+    local pid
+    pid=$(cat "$PIDFILE")
+    kill -0 "$pid" 2>/dev/null || return 0
+    answers && return 0
+    say "engine $ENGINE (pid $pid) is still stopping; waiting for it to finish"
+    for _ in $(seq 1 120); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    say "engine $ENGINE (pid $pid) did not stop within 60 s; see $DIR/dockerd.log"
+    exit 1
+}
+
 start() {
     install_packages
     mkdir -p "$DIR"
+    wait_for_stopping
     if answers; then
         say "already running at $HOST"
     else
