@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import uuid
@@ -24,7 +25,7 @@ from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
-from .errors import DockvolError
+from .errors import DockvolError, TooLarge
 from .http import docs, health, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
@@ -149,7 +150,21 @@ def _require_json_body():
     if request.method in BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
         if not request.is_json:
             return problems.problem(415, "unsupported-media-type", "Send the body as application/json.")
+        _buffer_chunked(current_app.config["MAX_CONTENT_LENGTH"])
     return None
+
+
+def _buffer_chunked(max_bytes: int) -> None:
+    """A chunked body has no Content-Length to hold against the cap, and Werkzeug would cut it at
+    the cap and hand the parser the first part: read it here, up to one byte past the cap."""
+    if request.content_length is not None:
+        return
+    data = request.environ["wsgi.input"].read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TooLarge(f"the body is over the limit of {max_bytes} bytes")
+    request.environ["wsgi.input"] = io.BytesIO(data)
+    request.environ["CONTENT_LENGTH"] = str(len(data))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def sweep_helpers_of(pid: int) -> None:

@@ -30,9 +30,42 @@ class Schema(ma.Schema):
         ordered = True
 
 
+MAX_JSON_DEPTH = 32  # dockvol's deepest document (a mount's options) is 4 levels
+
+
 class Parser(FlaskParser):
     # Let each schema's own `unknown = RAISE` apply to query strings too: a typo is an error.
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+    def _raw_load_json(self, req):
+        """The JSON parser's own limits (nesting that exhausts the stack, integers of more than
+        4300 digits) and nesting deeper than MAX_JSON_DEPTH are a bad request, like bad JSON."""
+        try:
+            data = super()._raw_load_json(req)
+        except RecursionError:
+            return self._handle_invalid_json_error(ValueError("nested too deeply"), req)
+        except ValueError as exc:
+            if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+                raise  # webargs answers these itself
+            return self._handle_invalid_json_error(ValueError("a number too long to read"), req)
+        if _depth(data) > MAX_JSON_DEPTH:
+            return self._handle_invalid_json_error(ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels"), req)
+        return data
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        flask_smorest.abort(400, exc=error, messages={"json": [f"Invalid JSON body: {reason}"]})
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class Api(flask_smorest.Api):
