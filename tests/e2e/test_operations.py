@@ -22,8 +22,9 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_across_workers_and_each_request_logs_one_json_line(start_service):
-    # sync workers take one request at a time, so concurrent requests are spread over both
-    svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_WORKER_CLASS="sync"))
+    # sync workers (one thread: gunicorn turns a threaded sync worker into gthread) take one request
+    # at a time, so concurrent requests are spread over both
+    svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_WORKER_CLASS="sync", DOCKVOL_THREADS="1"))
     ids = [f"ops-{uuid.uuid4().hex[:12]}" for _ in range(40)]
     listed = dict(method="GET", route="/api/v1/volumes", status="200")
     before = sample(requests.get(svc.url("/metrics"), timeout=30).text, "dockvol_http_requests_total", **listed)
