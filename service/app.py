@@ -94,7 +94,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         volumes=volumes,
         bindings=Bindings(engine, planner, policy, groups.membership, intents),
         sharing_groups=groups,
-        volume_data=VolumeData(engine, volumes, helpers, intents, settings.max_import_bytes, settings.spool_dir),
+        volume_data=VolumeData(
+            engine, volumes, helpers, intents, settings.max_import_bytes, settings.max_import_entries, settings.spool_dir,
+        ),
         intents=intents,
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
     )

@@ -30,6 +30,7 @@ class Settings:
     engine_timeout: float = 10.0
     max_body_bytes: int = 1024 * 1024
     max_import_bytes: int = 10 * 1024**3
+    max_import_entries: int = 1_000_000
     spool_dir: str | None = None
     test_hold: tuple[int, str] | None = None  # tests only: see service/engine/holding.py
 
@@ -59,6 +60,12 @@ class Settings:
             raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be a whole number of bytes") from None
         if max_import < 1:
             raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be positive")
+        try:
+            max_entries = int(env.get("DOCKVOL_MAX_IMPORT_ENTRIES", "1000000"))
+        except ValueError:
+            raise ConfigError("DOCKVOL_MAX_IMPORT_ENTRIES must be a whole number") from None
+        if max_entries < 1:
+            raise ConfigError("DOCKVOL_MAX_IMPORT_ENTRIES must be positive")
         hold = env.get("DOCKVOL_TEST_HOLD_AFTER", "")
         after, _, release = hold.partition(":")
         if hold and not (after.isdigit() and release):
@@ -66,6 +73,7 @@ class Settings:
         return cls(
             test_hold=(int(after), release) if hold else None,
             max_import_bytes=max_import,
+            max_import_entries=max_entries,
             spool_dir=env.get("DOCKVOL_SPOOL_DIR") or None,
             docker_host=env.get("DOCKER_HOST") or None,
             tokens=tokens,

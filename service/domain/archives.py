@@ -5,9 +5,10 @@ Everything here works chunk by chunk, so memory does not grow with a volume's si
 
 from __future__ import annotations
 
+import collections
 import io
-import posixpath
 import tarfile
+import time
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import IO, Callable, Iterable, Iterator
 from ..errors import InvalidInput, TooLarge
 
 CHUNK = 1 << 20
+MAX_LINKS = 100_000  # symlinks an uploaded archive may hold: what checking it keeps in memory
+MAX_HOPS = 40  # links followed to resolve one path, as the kernel's ELOOP
 ALLOWED_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE}
 
 
@@ -50,26 +53,34 @@ def spool(stream: IO[bytes], max_bytes: int, directory: str | None = None) -> IO
         raise
 
 
-def check_upload(spooled: IO[bytes], base: str, max_bytes: int) -> int:
+def check_upload(spooled: IO[bytes], base: str, max_bytes: int, max_entries: int = 1_000_000) -> int:
     """Check every entry before anything reaches a volume; the number of entries.
 
-    `base` is where, inside the volume, the archive will be extracted ('' for its root)."""
+    `base` is where, inside the volume, the archive will be extracted ('' for its root). One pass,
+    streaming: memory grows with the archive's symlinks (at most MAX_LINKS), not its entries."""
     count = total = 0
+    tree = _LinkTree([p for p in base.split("/") if p])
     try:
-        with tarfile.open(fileobj=spooled, mode="r:*") as tar:
+        with tarfile.open(fileobj=spooled, mode="r|*") as tar:
             for member in tar:
-                _check_entry(member, base)
+                tar.members = []  # tarfile keeps every entry it has read; we need none of them
                 count += 1
+                if count > max_entries:
+                    raise TooLarge(f"the archive has more than {max_entries} entries (DOCKVOL_MAX_IMPORT_ENTRIES)")
+                _check_entry(member)
+                tree.add(member)
                 total += member.size
                 if total > max_bytes:
                     raise TooLarge(f"the archive unpacks to more than {max_bytes} bytes")
+                if count % 1000 == 0:
+                    time.sleep(0)  # let other requests of this worker run (a gevent worker)
     except tarfile.TarError as exc:
         raise refuse(f"not a readable tar or tar.gz archive ({exc.__class__.__name__})") from None
     spooled.seek(0)
     return count
 
 
-def _check_entry(m: tarfile.TarInfo, base: str) -> None:
+def _check_entry(m: tarfile.TarInfo) -> None:
     name = m.name
     if "\x00" in name or name.startswith("/"):
         raise refuse(f"{name!r}: absolute names are refused")
@@ -84,10 +95,59 @@ def _check_entry(m: tarfile.TarInfo, base: str) -> None:
             raise refuse(f"{name!r}: links to absolute paths are refused")
         if m.islnk() and ".." in target.split("/"):
             raise refuse(f"{name!r}: a hard link may not use '..'")
-        start = posixpath.dirname(name) if m.issym() else ""  # a hard link names a path from the root
-        resolved = posixpath.normpath(posixpath.join(base, start, target))
-        if resolved == ".." or resolved.startswith("../"):
-            raise refuse(f"{name!r}: a link leaving the volume is refused")
+
+
+class _LinkTree:
+    """The symlinks an extractor has made so far, entry after entry, so that each entry's path
+    and each link's target are resolved as the extractor will resolve them: through earlier
+    links. Paths are lists of components from the volume's root; leaving the root is refused."""
+
+    def __init__(self, base: list[str]) -> None:
+        self._base = base
+        self._links: dict[str, str] = {}  # "a/b" -> its target, as written
+
+    def add(self, m: tarfile.TarInfo) -> None:
+        parts = [p for p in m.name.split("/") if p not in ("", ".")]
+        if not parts:
+            return  # the extraction directory itself
+        parent = self._resolve(self._base + parts[:-1], m.name)
+        key = "/".join([*parent, parts[-1]])
+        if m.issym():
+            self._resolve(parent + m.linkname.split("/"), m.name, what="its link target")
+            if key not in self._links and len(self._links) >= MAX_LINKS:
+                raise TooLarge(f"the archive has more than {MAX_LINKS} symbolic links")
+            self._links[key] = m.linkname
+        else:
+            if m.islnk():  # a hard link names a path from the extraction directory; its last part is not followed
+                target = [p for p in m.linkname.split("/") if p not in ("", ".")]
+                self._resolve(self._base + target[:-1], m.name, what="its link target")
+            self._links.pop(key, None)  # an extractor replaces a link with what comes under its name
+
+    def _resolve(self, parts: list[str], entry: str, what: str = "its path") -> list[str]:
+        """Follow every link in `parts` (all of them are directories on the way)."""
+        done: list[str] = []
+        todo = collections.deque(parts)
+        hops = 0
+        while todo:
+            part = todo.popleft()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    raise refuse(f"{entry!r}: {what} leaves the volume through earlier links")
+                done.pop()
+                continue
+            done.append(part)
+            target = self._links.get("/".join(done))
+            if target is not None:
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise refuse(f"{entry!r}: {what} goes through a loop of links")
+                if target.startswith("/"):
+                    raise refuse(f"{entry!r}: {what} leaves the volume through earlier links")
+                done.pop()
+                todo.extendleft(reversed(target.split("/")))
+        return done
 
 
 class ChunkReader(io.RawIOBase):

@@ -51,8 +51,9 @@ class Usage:
 
 class VolumeData:
     def __init__(self, engine: Engine, volumes: Volumes, helpers: Helpers, intents: Intents, max_import_bytes: int,
-                 spool_dir: str | None = None) -> None:
+                 max_import_entries: int, spool_dir: str | None = None) -> None:
         self._engine = engine
+        self._max_entries = max_import_entries
         self._intents = intents
         intents.recoverer("volume.clone", self._recover_clone)
         intents.recoverer("volume.rename", self._recover_rename)
@@ -84,7 +85,7 @@ class VolumeData:
         with archives.spool(upload, self._max, self._spool_dir) as spooled, \
                 self._intents.run("volume.import", [f"volume/{name}"]) as intent:
             self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
-            count = archives.check_upload(spooled, path, self._max)
+            count = archives.check_upload(spooled, path, self._max, self._max_entries)
             intent.begin()
             with self._helpers.open([(name, "/v", False)], intent.label) as helper:
                 self._ensure_dir(helper, path)

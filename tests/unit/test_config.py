@@ -30,3 +30,11 @@ def test_json_values_are_parsed():
 def test_malformed_values_stop_the_start(env):
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def test_the_import_entries_cap_is_a_positive_whole_number():
+    assert Settings.from_env({}).max_import_entries == 1_000_000
+    assert Settings.from_env({"DOCKVOL_MAX_IMPORT_ENTRIES": "5000"}).max_import_entries == 5000
+    for bad in ("0", "-1", "many", "1.5"):
+        with pytest.raises(ConfigError, match="DOCKVOL_MAX_IMPORT_ENTRIES"):
+            Settings.from_env({"DOCKVOL_MAX_IMPORT_ENTRIES": bad})

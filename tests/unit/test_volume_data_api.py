@@ -92,10 +92,11 @@ BAD = {
     "dotdot": [("a/../../x", "file", b"x", 0o644)],
     "symlink-out": [("a", "dir", None, 0o755), ("a/l", "symlink", "../../outside", 0o777)],
     "symlink-absolute": [("l", "symlink", "/etc/shadow", 0o777)],
+    "link-chain": [("a", "symlink", ".", 0o777), ("a/b", "symlink", "..", 0o777), ("a/b/ESC", "file", b"x", 0o644)],
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD) + ["device", "fifo", "hardlink-out", "not-a-tar", "over-the-cap"])
+@pytest.mark.parametrize("case", sorted(BAD) + ["device", "fifo", "hardlink-out", "not-a-tar", "over-the-cap", "too-many"])
 def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin, engine, filled, case):
     if case in BAD:
         body = make_tar([("fine", "file", b"ok", 0o644)] + BAD[case])
@@ -103,6 +104,8 @@ def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin
         body = b"this is not a tar" * 100
     elif case == "over-the-cap":
         body = make_tar([("big", "file", b"x" * 5000, 0o644)])
+    elif case == "too-many":
+        body = make_tar([(f"f{i}", "file", b"", 0o644) for i in range(11)])
     else:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -115,8 +118,9 @@ def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin
     before = export(client, as_reader).data
     app = client.application
     app.extensions["dockvol"].volume_data._max = 4096 if case == "over-the-cap" else 10**9
+    app.extensions["dockvol"].volume_data._max_entries = 10 if case == "too-many" else 10**6
     r = client.put("/api/v1/volumes/site/archive", data=body, content_type="application/x-tar", headers=as_admin)
-    assert r.status_code == (413 if case == "over-the-cap" else 422), r.get_json()
+    assert r.status_code == (413 if case in ("over-the-cap", "too-many") else 422), r.get_json()
     assert r.content_type == "application/problem+json"
     assert export(client, as_reader).data == before
     assert helpers_left(engine) == []
