@@ -1,8 +1,11 @@
 """gunicorn settings for dockvol: `gunicorn -c deploy/gunicorn.conf.py 'service.app:create_app()'`.
 
-Worker class gthread: requests mostly wait on the engine, and volume exports and imports stream
-for as long as the data takes, so a worker serves many at once with threads (a sync worker would
-be held by one download). See the README's Performance section for the measurements.
+Worker class gevent: each connection costs a greenlet, not a thread, so clients that trickle
+their headers or body, or hold connections idle, cannot starve the others (with gthread, 16 such
+connections took every thread of 2 workers x 8). A request's headers must arrive within
+`keepalive` seconds (gunicorn reads them under that timeout), its body at a minimum rate
+(service/http/limits.py). Requests mostly wait on the engine, and exports and imports stream for
+as long as the data takes; greenlets do both. See the README's Performance and Security sections.
 """
 
 import os
@@ -15,9 +18,11 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = os.environ.get("DOCKVOL_LISTEN", "127.0.0.1:8080")
-worker_class = os.environ.get("DOCKVOL_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("DOCKVOL_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("DOCKVOL_WORKERS", "2"))
-threads = int(os.environ.get("DOCKVOL_THREADS", "8"))
+threads = int(os.environ.get("DOCKVOL_THREADS", "8"))  # gthread only
+worker_connections = 1000  # per gevent worker
+keepalive = 5  # seconds: the most a request's headers may take to arrive, and an idle connection may stay
 # A worker must outlive its slowest engine call, which DOCKVOL_ENGINE_TIMEOUT bounds.
 timeout = int(float(os.environ.get("DOCKVOL_ENGINE_TIMEOUT", "10"))) + 20
 # On SIGTERM, requests in flight get this long to finish before workers are stopped.

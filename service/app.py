@@ -26,7 +26,7 @@ from .domain.volumes import Volumes
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .errors import DockvolError, TooLarge
-from .http import docs, health, mount_schemas, observability, problems
+from .http import docs, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.smorest import Api
@@ -119,6 +119,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     api.register_blueprint(volume_routes.blp)
     api.register_blueprint(binding_routes.blp)
     api.register_blueprint(sharing_group_routes.blp)
+    app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

@@ -25,6 +25,7 @@ import fcntl
 import os
 import stat
 import threading
+import time
 from pathlib import PurePosixPath
 from typing import Callable, Iterable, Iterator
 
@@ -97,7 +98,7 @@ class BindPolicy:
                 except OSError:
                     continue  # a root that does not exist admits nothing
                 stack.callback(os.close, fd)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _flock(fd)
             yield
 
     def _walk(self, path: str, field: str, create: list[str] | None, must_exist: bool = False) -> None:
@@ -160,6 +161,18 @@ class BindPolicy:
             if child_st is not None and child_st.st_uid not in self._trusted:
                 raise Forbidden(f"{field}: {child} is owned by uid {child_st.st_uid}, not by root, in {path}, "
                                 "which others can write")
+
+
+def _flock(fd: int) -> None:
+    """An exclusive flock, waited for without blocking the process (other greenlets run)."""
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def _open_component(name: str, dir_fd: int, last: bool) -> int:

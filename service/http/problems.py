@@ -86,6 +86,8 @@ def from_http_exception(error: HTTPException) -> Response:
         extra["errors"] = _flatten(data["messages"])
         detail = "The request does not match the schema." if error.code == 422 else "The request body is not valid JSON."
     slug = error.name.lower().replace(" ", "-")
+    if error.code == 408:
+        headers["Connection"] = "close"  # the rest of a slow body is not worth waiting for
     return problem(error.code or 500, slug, detail, headers, **extra)
 
 
