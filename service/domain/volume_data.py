@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Mapping, Sequence
 
 from ..engine.port import Archive, Engine
-from ..errors import DockvolError, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, DockvolError, Forbidden, InvalidInput, NotFound
 from . import archives
 from .archives import Entry, Stream
 from . import labels as L
@@ -63,11 +63,11 @@ class VolumeData:
         self._spool_dir = spool_dir
 
     def export(self, name: str, path: str, pause: bool) -> Download:
-        self._volumes.get(name)
+        volume = self._volumes.get(name)
         paused = self._pause(name) if pause else []
         helper = None
         try:
-            helper = self._helpers.open([(name, "/v", True)])
+            helper = self._reader(volume)
             archive = self._contents(helper, name, path)
         except BaseException:
             self._finish(helper, paused)
@@ -144,8 +144,7 @@ class VolumeData:
             pass
 
     def files(self, name: str, path: str) -> Listing | Download:
-        self._volumes.get(name)
-        helper = self._helpers.open([(name, "/v", True)])
+        helper = self._reader(self._volumes.get(name))
         try:
             archive = self._get(helper, name, _in("/v", path) if path else "/v/.")
             if archive.stat.is_regular:
@@ -166,8 +165,7 @@ class VolumeData:
         return Listing(path or "/", sorted(found, key=lambda e: e.name))
 
     def usage(self, name: str) -> Usage:
-        self._volumes.get(name)
-        with self._helpers.open([(name, "/v", True)]) as helper, closing(self._get(helper, name, "/v/.")) as archive:
+        with self._reader(self._volumes.get(name)) as helper, closing(self._get(helper, name, "/v/.")) as archive:
             counts = {"file": 0, "directory": 0, "symlink": 0}
             size = 0
             for e in archives.entries(archive):
@@ -176,6 +174,26 @@ class VolumeData:
         return Usage(name, size, counts["file"], counts["directory"] - 1, counts["symlink"])  # less the root
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _reader(self, volume: Volume) -> Helper:
+        """A helper that reads the volume. Reads take no lock, and the engine quietly makes a
+        named volume a new container mounts if it is missing: if the volume went (deleted, or
+        renamed away) between the look and the helper, the helper and the engine's empty
+        stand-in go, and the answer is 404."""
+        helper = self._helpers.open([(volume.name, "/v", True)])
+        try:
+            same = self._engine.inspect_volume(volume.name).created_at == volume.created_at
+        except NotFound:
+            same = False
+        if not same:
+            helper.close()
+            try:
+                if not self._engine.inspect_volume(volume.name).labels:
+                    self._engine.remove_volume(volume.name)
+            except (NotFound, Conflict):
+                pass
+            raise NotFound(f"volume {volume.name} does not exist")
+        return helper
 
     def _contents(self, helper: Helper, name: str, path: str) -> Archive:
         """A directory's content under '.', or a single file under its own name."""

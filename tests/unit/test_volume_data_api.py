@@ -280,3 +280,21 @@ def test_export_answers_octet_stream_to_clients_that_ask_for_it(client, as_reade
                                                              "Accept-Encoding": "identity"})
     assert r.content_type == "application/octet-stream"
     assert "./secret" in tar_entries(r.data)
+
+
+@pytest.mark.parametrize("path", ["/archive", "/files", "/usage"])
+def test_a_read_racing_a_delete_does_not_bring_the_volume_back(client, as_reader, as_writer, engine, filled, monkeypatch, path):
+    """The volume goes between the read's look and its helper: the engine would make it again,
+    empty and unlabelled (a volume dockvol then refuses to delete). The read is a 404 instead."""
+    helpers = client.application.extensions["dockvol"].volume_data._helpers
+    real_open = helpers.open
+
+    def deleted_meanwhile(mounts, *args, **kwargs):
+        for volume, _, _ in mounts:
+            del engine.volumes[volume]  # as a DELETE by someone else, just now
+        return real_open(mounts, *args, **kwargs)
+
+    monkeypatch.setattr(helpers, "open", deleted_meanwhile)
+    r = client.get(f"/api/v1/volumes/site{path}", headers={**as_reader, "Accept-Encoding": "identity"})
+    assert r.status_code == 404
+    assert "site" not in engine.volumes and helpers_left(engine) == []
