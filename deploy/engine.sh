@@ -11,7 +11,7 @@
 # unpacked with dpkg -x, and its dockerd runs with Debian 12's containerd and runc).
 # DOCKVOL_ENGINE_DIR (default /tmp/dockvol-engine-ENGINE) holds the socket, data root, exec root,
 # pid file and log. The engine runs without a bridge, iptables or masquerading: containers get
-# network `none`.
+# network `none`. It gives containers 2 s to stop when it shuts down (the faults tier restarts it).
 set -euo pipefail
 
 ENGINE=${2:-${DOCKVOL_ENGINE:-20.10}}
@@ -109,7 +109,7 @@ start() {
         [ "$ENGINE" = 26.1 ] && dockerd=$(unpack_trixie_dockerd)
         say "starting engine $ENGINE at $HOST"
         PATH=$(dirname "$dockerd"):$PATH setsid "$dockerd" --host "$HOST" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$PIDFILE" \
-            --bridge=none --iptables=false --ip-masq=false >"$DIR/dockerd.log" 2>&1 </dev/null &
+            --bridge=none --iptables=false --ip-masq=false --shutdown-timeout 2 >"$DIR/dockerd.log" 2>&1 </dev/null &
         for _ in $(seq 1 120); do
             answers && break
             sleep 0.5

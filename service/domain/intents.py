@@ -116,17 +116,22 @@ class Intents:
                 if intent.op in _BEGUN:
                     self._recover_now(intent)
                 else:
-                    self._release(held)
+                    self._finish(intent.op, held)  # nothing changed: only the locks go
                 raise
-            try:
-                self._remove_own(intent.op, "helper")  # any whose removal failed on the way
-                self._release(held)
-            except DockvolError:  # done, but the engine went away: only helpers and locks are left to remove
-                with self._retry_lock:
-                    self._unreleased[intent.op] = held
+            self._finish(intent.op, held)
         finally:
             _LIVE.discard(intent.op)
             _BEGUN.discard(intent.op)
+
+    def _finish(self, op: str, held: list[str]) -> None:
+        """Remove the operation's helpers (any whose removal failed on the way) and its locks; if
+        the engine is away, this process's reconciler does it later."""
+        try:
+            self._remove_own(op, "helper")
+            self._release(held)
+        except DockvolError:
+            with self._retry_lock:
+                self._unreleased[op] = held
 
     # -- recovery --------------------------------------------------------------------------------
 

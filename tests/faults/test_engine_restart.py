@@ -123,3 +123,61 @@ def test_a_put_that_loses_the_engine_half_way_is_recovered_when_it_returns(servi
     assert seen and seen["state"] == "running" and seen["command"] == ["sleep", "3600"], seen
     assert sdk.containers.get(name).exec_run(["cat", "/data/file"]).output == b"precious\n"
     print(f"PUT that lost the engine: old binding back {time.monotonic() - began:.1f} s after the engine returned")
+
+
+def test_a_put_that_loses_the_engine_at_any_step_comes_back_whole(service, start_service, sdk, tmp_path, bind_root):
+    """The engine stops right after each engine change of a PUT (the service held there), then
+    the PUT goes on against no engine, and the engine returns: old or new binding, with its data."""
+    import json
+    import os
+    import subprocess
+    import threading
+
+    from tests.e2e.conftest import service_env
+    from tests.support import engine_host
+
+    engine_sh = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "deploy" / "engine.sh")
+    engine = os.environ["DOCKVOL_TEST_ENGINE"]
+    name = unique("restarts")
+    binding(service, name)
+    sdk.containers.get(name).exec_run(["sh", "-c", "echo precious > /data/file"])
+    timings = []
+    for step in range(1, 12):
+        release = tmp_path / f"release-{step}"
+        held = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
+                                         DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
+        new = ["sleep", str(6000 + step)]
+        before = requests.get(held.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()["command"]
+        body = {"name": name, "image": IMAGE, "command": new, "network": "none", "mounts": [{"type": "volume", "target": "/data"}]}
+        answer = {}
+        thread = threading.Thread(target=lambda: answer.setdefault("r", requests.put(
+            held.url(f"/api/v1/bindings/{name}"), json=body, headers=WRITER, timeout=120).status_code), daemon=True)
+        thread.start()
+        marker = f"test hold after engine change {step} "
+        while marker not in held.log_path.read_text() and thread.is_alive():
+            time.sleep(0.02)
+        if not thread.is_alive():
+            break  # the PUT ran to its end: no such step
+        subprocess.run([engine_sh, "stop", engine], check=True, capture_output=True, timeout=120)
+        release.touch()
+        thread.join(60)
+        subprocess.run([engine_sh, "start", engine], check=True, capture_output=True, timeout=180)
+        began = time.monotonic()
+        seen = None
+        while time.monotonic() - began < RECOVERY_SECONDS:
+            try:
+                seen = requests.get(held.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()
+                left = [c.name for c in sdk.containers.list(all=True, filters={"label": "dockvol.managed=true"})
+                        if c.labels.get("dockvol.role") in ("lock", "helper") or c.name.startswith("dockvol-aside-")]
+                if seen.get("state") == "running" and not left:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        timings.append(time.monotonic() - began)
+        assert seen and seen["state"] == "running" and seen["command"] in (before, new), (step, seen)
+        assert sdk.containers.get(name).exec_run(["cat", "/data/file"]).output == b"precious\n", step
+        held.stop()
+    assert step > 5, step
+    print(f"PUT losing the engine after each of {step - 1} steps: whole again within {max(timings):.1f} s of its return"
+          f" ({', '.join(f'{t:.1f}' for t in timings)})")
