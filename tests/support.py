@@ -21,3 +21,41 @@ def engine_host() -> str:
 
 def unique(prefix: str = "t") -> str:
     return f"dvtest-{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def tar_of(files: "dict[str, bytes]") -> bytes:
+    """A plain tar of regular files (name -> content)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def files_of(tar_bytes: bytes) -> "dict[str, bytes]":
+    """The regular files of a tar (names without a leading './') with their content."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        return {m.name.removeprefix("./"): tar.extractfile(m).read() for m in tar if m.isreg()}
+
+
+def race(*calls):
+    """Run the calls at once (released together by a barrier); their results, in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(run, c) for c in calls]]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
-from ..errors import Conflict, DockvolError, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from .intents import Intent, Intents
 from .mounts import MountPlanner, MountRequest, Prepared, check_unique, remove_unused_volumes

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import service_env
-from tests.support import IMAGE, TEST_LABEL, engine_host, unique
+from tests.support import IMAGE, TEST_LABEL, engine_host, files_of, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
 
@@ -173,34 +173,15 @@ def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_pa
     print(f"cascade delete killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
 
 
-def _tar(files):
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _contents(service, name):
-    import io
-    import tarfile
-
     r = requests.get(service.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60)
-    if r.status_code != 200:
-        return r.status_code
-    with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
-        return {m.name.removeprefix("./"): tar.extractfile(m).read() for m in tar if m.isreg()}
+    return files_of(r.content) if r.status_code == 200 else r.status_code
 
 
 def _volume(service, name, files):
     body = {"name": name, "labels": {TEST_LABEL: "1"}}
     assert requests.post(service.url("/api/v1/volumes"), json=body, headers=ADMIN, timeout=60).status_code == 201
-    r = requests.put(service.url(f"/api/v1/volumes/{name}/archive"), data=_tar(files), headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
+    r = requests.put(service.url(f"/api/v1/volumes/{name}/archive"), data=tar_of(files), headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
     assert r.status_code == 200, r.text
 
 
@@ -239,7 +220,7 @@ def test_import_killed_at_every_step(service, start_service, sdk, tmp_path, bind
     recoveries = []
     for step in range(1, MAX_STEPS):
         svc = held_service(start_service, tmp_path, step, bind_root)
-        put = lambda s: requests.put(s.url(f"/api/v1/volumes/{name}/archive"), data=_tar(new),
+        put = lambda s: requests.put(s.url(f"/api/v1/volumes/{name}/archive"), data=tar_of(new),
                                      headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
         if not run_until_held(svc, put, step):
             break

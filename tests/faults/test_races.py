@@ -3,27 +3,11 @@ one a serial order of the same requests could give, and nothing is lost or left 
 
 from __future__ import annotations
 
-import io
-import tarfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import requests
 
-from tests.support import IMAGE, TEST_LABEL, unique
+from tests.support import IMAGE, TEST_LABEL, files_of, race, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
-
-
-def race(*calls):
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return [f.result() for f in [pool.submit(run, c) for c in calls]]
 
 
 def locks_and_asides(sdk):
@@ -61,21 +45,9 @@ def test_a_cascade_delete_while_a_member_joins(service, sdk):
     assert locks_and_asides(sdk) == []
 
 
-def _tar(name, data):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _files(service, name):
     r = requests.get(service.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60)
-    if r.status_code != 200:
-        return r.status_code
-    with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
-        return sorted(m.name.removeprefix("./") for m in tar if m.isreg())
+    return sorted(files_of(r.content)) if r.status_code == 200 else r.status_code
 
 
 def test_a_rename_while_an_import_writes_loses_nothing(service, sdk):
@@ -84,7 +56,7 @@ def test_a_rename_while_an_import_writes_loses_nothing(service, sdk):
         assert requests.post(service.url("/api/v1/volumes"), json={"name": source, "labels": {TEST_LABEL: "1"}},
                              headers=ADMIN, timeout=30).status_code == 201
         codes = race(
-            lambda: requests.put(service.url(f"/api/v1/volumes/{source}/archive"), data=_tar("new.txt", b"new"),
+            lambda: requests.put(service.url(f"/api/v1/volumes/{source}/archive"), data=tar_of({"new.txt": b"new"}),
                                  headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60).status_code,
             lambda: requests.post(service.url(f"/api/v1/volumes/{source}/rename"), json={"name": target},
                                   headers=ADMIN, timeout=60).status_code,

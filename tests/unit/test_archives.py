@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-import time
 import tracemalloc
 
 import pytest

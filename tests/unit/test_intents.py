@@ -4,7 +4,6 @@ racing requests are serialised. Against the in-memory engine."""
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from service.domain import intents as intents_module
 from service.domain import labels as L
 from service.domain.intents import Intents
+from tests.support import files_of, race, tar_of
 
 MUTATIONS = ("create_volume", "create_container", "start_container", "stop_container", "rename_container",
              "remove_container", "remove_volume", "put_archive")
@@ -173,20 +173,9 @@ def test_a_volume_delete_racing_a_binding_that_mounts_it_never_both_succeed(clie
     for round_ in range(10):
         name = f"site-{round_}"
         assert client.post("/api/v1/volumes", json={"name": name}, headers=as_writer).status_code == 201
-        barrier = threading.Barrier(2)
-
-        def delete():
-            barrier.wait()
-            return client.delete(f"/api/v1/volumes/{name}", headers=as_writer).status_code
-
-        def bind():
-            barrier.wait()
-            body = binding_body(name=f"user-{round_}", mounts=[{"type": "volume", "source": name, "target": "/srv"}])
-            return client.post("/api/v1/bindings", json=body, headers=as_writer).status_code
-
-        with ThreadPoolExecutor(2) as pool:
-            d, b = pool.submit(delete), pool.submit(bind)
-            codes = (d.result(), b.result())
+        body = binding_body(name=f"user-{round_}", mounts=[{"type": "volume", "source": name, "target": "/srv"}])
+        codes = tuple(race(lambda: client.delete(f"/api/v1/volumes/{name}", headers=as_writer).status_code,
+                           lambda: client.post("/api/v1/bindings", json=body, headers=as_writer).status_code))
         assert codes in ((204, 422), (409, 201)), f"round {round_}: {codes}"
         if codes[1] == 201:
             assert L.is_managed(engine.volumes[name].labels)  # the volume it checked, not a stand-in
@@ -197,47 +186,17 @@ def test_a_cascade_delete_racing_a_new_member_leaves_no_member_outside_a_group(c
     for round_ in range(10):
         group = f"g{round_}"
         assert client.post("/api/v1/sharing-groups", json={"name": group}, headers=as_writer).status_code == 201
-        barrier = threading.Barrier(2)
-
-        def delete():
-            barrier.wait()
-            return client.delete(f"/api/v1/sharing-groups/{group}?cascade=true", headers=as_writer).status_code
-
-        def join():
-            barrier.wait()
-            body = {"name": f"m{round_}", "image": "busybox:stable", "sharing_group": group}
-            return client.post("/api/v1/bindings", json=body, headers=as_writer).status_code
-
-        with ThreadPoolExecutor(2) as pool:
-            d, j = pool.submit(delete), pool.submit(join)
-            codes = (d.result(), j.result())
+        body = {"name": f"m{round_}", "image": "busybox:stable", "sharing_group": group}
+        codes = tuple(race(lambda: client.delete(f"/api/v1/sharing-groups/{group}?cascade=true", headers=as_writer).status_code,
+                           lambda: client.post("/api/v1/bindings", json=body, headers=as_writer).status_code))
         assert codes in ((204, 422), (204, 201)), codes
         assert [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == group] == []
     assert leftovers(engine) == []
 
 
-def tar_of(files):
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def contents(client, headers, name):
-    import io
-    import tarfile
-
     r = client.get(f"/api/v1/volumes/{name}/archive", headers={**headers, "Accept-Encoding": "identity"})
-    if r.status_code != 200:
-        return r.status_code
-    with tarfile.open(fileobj=io.BytesIO(r.get_data())) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar if m.isreg()}
+    return files_of(r.get_data()) if r.status_code == 200 else r.status_code
 
 
 @pytest.fixture
@@ -279,23 +238,14 @@ def test_clone_and_rename_killed_at_any_step_leave_one_whole_copy(app, client, a
 
 
 def test_a_rename_racing_an_import_loses_neither(client, as_admin, engine, filled):
-    barrier = threading.Barrier(2)
-
-    def upload():
-        barrier.wait()
-        return client.put("/api/v1/volumes/src/archive", data=tar_of({"new.txt": b"new"}),
-                          headers={**as_admin, "Content-Type": "application/x-tar"}).status_code
-
-    def rename():
-        barrier.wait()
-        return client.post("/api/v1/volumes/src/rename", json={"name": "moved"}, headers=as_admin).status_code
-
-    with ThreadPoolExecutor(2) as pool:
-        u, r = pool.submit(upload), pool.submit(rename)
-        codes = (u.result(), r.result())
+    codes = tuple(race(
+        lambda: client.put("/api/v1/volumes/src/archive", data=tar_of({"new.txt": b"new"}),
+                           headers={**as_admin, "Content-Type": "application/x-tar"}).status_code,
+        lambda: client.post("/api/v1/volumes/src/rename", json={"name": "moved"}, headers=as_admin).status_code,
+    ))
     moved = contents(client, as_admin, "moved")
     if codes == (200, 200):  # the import went first, then the rename carried it over
-        assert moved == {**filled, "./new.txt": b"new"}
+        assert moved == {**filled, "new.txt": b"new"}
     else:  # the rename went first: the import found no volume
         assert codes == (404, 200) and moved == filled, codes
     assert contents(client, as_admin, "src") == 404
