@@ -67,10 +67,15 @@ def test_nothing_is_done_while_the_group_is_down(engine, reconciler, group):
 
 
 def test_the_background_loop_reacts_to_the_group_starting(engine, reconciler, group):
+    import os
+    import uuid
+
     set_state(engine, "nginx", "exited", "2020-01-02T00:00:04Z", "cannot join network of a non running container")
     set_state(engine, "web", "exited", "2020-01-02T00:00:03Z")
+    # Its own engine key: the election is per host, and other tests' apps in this process hold theirs.
+    watcher = Reconciler(engine, reconciler._planner, reconciler._intents, f"unix:///{uuid.uuid4().hex}.sock")
     stop = threading.Event()
-    threading.Thread(target=reconciler.watch_members, args=(stop,), daemon=True).start()
+    threading.Thread(target=watcher.watch_members, args=(stop,), daemon=True).start()
     try:
         engine.start_container("web")  # as the engine's restart policy would
         for _ in range(100):
@@ -80,6 +85,8 @@ def test_the_background_loop_reacts_to_the_group_starting(engine, reconciler, gr
         assert by_name(engine, "nginx").state == "running"
     finally:
         stop.set()
+        if watcher._elected_fd is not None:
+            os.close(watcher._elected_fd)
 
 
 def test_one_reconciler_per_engine_and_host_is_elected(engine, app):
