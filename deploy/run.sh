@@ -54,6 +54,15 @@ run: try it:
 MSG
 fi
 
+if [ -z "${DOCKVOL_BIND_ROOTS:-}" ]; then
+    # A development bind root under which the README's (and the seed's) examples lie: /data.
+    export DOCKVOL_BIND_ROOTS='["/data"]'
+    if [ ! -d /data ]; then
+        mkdir -m 755 /data 2>/dev/null || echo "run: could not make /data; bind mounts will be refused" >&2
+    fi
+    echo "run: bind sources may lie under /data (DOCKVOL_BIND_ROOTS)" >&2
+fi
+
 "$BIN/gunicorn" -c deploy/gunicorn.conf.py 'service.app:create_app()' &
 gunicorn=$!
 # A TERM or INT stops gunicorn gracefully, then the EXIT trap stops the engine this script started.
