@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit bench openapi venv clean
+.PHONY: run test unit lint bench openapi venv clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ bench: venv
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
+
+lint: venv
+	$(BIN)/ruff check service tests deploy/*.py
+	$(BIN)/ruff format --check service tests deploy/*.py
+	shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh .ci/run
 
 openapi: venv
 	$(BIN)/flask --app 'service.app:create_app()' openapi write --format=json openapi/openapi.json

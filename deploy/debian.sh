@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by deploy/*.sh: facts about this machine's Debian package sources.
 
 # The Debian archive this machine's apt already uses (so no host is named here).

@@ -6,9 +6,10 @@ import io
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, current_app, g, request
 
@@ -16,9 +17,9 @@ from .config import Settings
 from .domain.bind_paths import BindPolicy
 from .domain.bindings import Bindings
 from .domain.helpers import Helpers
+from .domain.intents import Intents
 from .domain.mounts import MountPlanner
 from .domain.policy import ContainerPolicy
-from .domain.intents import Intents
 from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
@@ -28,11 +29,12 @@ from .engine.port import Engine
 from .errors import DockvolError, TooLarge
 from .http import docs, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
-from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
-from .http.smorest import Api
 from .http.bindings import routes as binding_routes
+from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.sharing_groups import routes as sharing_group_routes
-from .http.volumes import data_routes, routes as volume_routes
+from .http.smorest import Api
+from .http.volumes import data_routes
+from .http.volumes import routes as volume_routes
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -95,7 +97,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         bindings=Bindings(engine, planner, policy, groups.membership, intents),
         sharing_groups=groups,
         volume_data=VolumeData(
-            engine, volumes, helpers, intents, settings.max_import_bytes, settings.max_import_entries, settings.spool_dir,
+            engine,
+            volumes,
+            helpers,
+            intents,
+            settings.max_import_bytes,
+            settings.max_import_entries,
+            settings.spool_dir,
         ),
         intents=intents,
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),

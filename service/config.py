@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 SCOPES = ("read", "write", "admin")
 
@@ -35,16 +36,13 @@ class Settings:
     test_hold: tuple[int, str] | None = None  # tests only: see service/engine/holding.py
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         tokens = _json(env, "DOCKVOL_TOKENS", {})
         if not isinstance(tokens, dict) or not all(
             isinstance(k, str) and k and _is_scope_list(v) for k, v in tokens.items()
         ):
-            raise ConfigError(
-                "DOCKVOL_TOKENS must be a JSON object of token -> list of scopes "
-                f"({', '.join(SCOPES)})"
-            )
+            raise ConfigError(f"DOCKVOL_TOKENS must be a JSON object of token -> list of scopes ({', '.join(SCOPES)})")
         pull = env.get("DOCKVOL_PULL", "missing")
         if pull not in ("missing", "never"):
             raise ConfigError("DOCKVOL_PULL must be 'missing' or 'never'")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole suite (`make test`): the unit tier once, then the integration, end-to-end, security
-# and faults tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that
-# this script starts and stops again, and the deploy smoke test (deploy/smoke.sh) on one engine.
+# The whole suite (`make test`): lint and the unit tier once, then the integration, end-to-end,
+# security and faults tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a
+# private engine that this script starts and stops again, and the deploy smoke test
+# (deploy/smoke.sh) on one engine.
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PY=${PY:-.venv/bin/python}
 ENGINES=${DOCKVOL_ENGINES:-20.10 26.1}
 SMOKE_ENGINE=${DOCKVOL_SMOKE_ENGINE:-26.1}  # the image and compose smoke test runs on this one
@@ -33,6 +34,21 @@ run() {
     [ "$rc" = 0 ] || failed=1
 }
 
+# lint: ruff (rules in pyproject.toml) and shellcheck; their findings fail the run like a test.
+lint() {
+    local rc=0
+    echo "== lint: ruff check, ruff format --check, shellcheck"
+    "$(dirname "$PY")/ruff" check service tests deploy/*.py || rc=1
+    "$(dirname "$PY")/ruff" format --check service tests deploy/*.py || rc=1
+    if ! command -v shellcheck >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
+    fi
+    shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh .ci/run || rc=1
+    if [ "$rc" = 0 ]; then summary+=("lint: passed"); else summary+=("lint: FAILED"); failed=1; fi
+}
+
+lint
 run "unit (in-memory engine)" tests/unit
 
 for engine in $ENGINES; do

@@ -23,7 +23,7 @@ def unique(prefix: str = "t") -> str:
     return f"dvtest-{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def tar_of(files: "dict[str, bytes]") -> bytes:
+def tar_of(files: dict[str, bytes]) -> bytes:
     """A plain tar of regular files (name -> content)."""
     import io
     import tarfile
@@ -37,7 +37,7 @@ def tar_of(files: "dict[str, bytes]") -> bytes:
     return buf.getvalue()
 
 
-def files_of(tar_bytes: bytes) -> "dict[str, bytes]":
+def files_of(tar_bytes: bytes) -> dict[str, bytes]:
     """The regular files of a tar (names without a leading './') with their content."""
     import io
     import tarfile

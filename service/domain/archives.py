@@ -8,11 +8,12 @@ from __future__ import annotations
 import collections
 import io
 import tarfile
-import time
 import tempfile
+import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO
 
 from ..errors import InvalidInput, TooLarge
 
@@ -176,8 +177,17 @@ def entries(chunks: Iterable[bytes]) -> Iterator[Entry]:
     """The entries of a tar stream, read once from start to end, data skipped."""
     with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks), CHUNK), mode="r|") as tar:
         for m in tar:
-            kind = ("directory" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk()
-                    else "file" if m.isreg() else "other")
+            kind = (
+                "directory"
+                if m.isdir()
+                else "symlink"
+                if m.issym()
+                else "hardlink"
+                if m.islnk()
+                else "file"
+                if m.isreg()
+                else "other"
+            )
             yield Entry(m.name, kind, m.size, m.mode & 0o7777, int(m.mtime), m.linkname or None)
 
 

@@ -26,8 +26,8 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePosixPath
-from typing import Callable, Iterable, Iterator
 
 from ..errors import Forbidden, InvalidInput
 
@@ -44,7 +44,9 @@ def _within(path: PurePosixPath, other: PurePosixPath) -> bool:
 
 class BindPolicy:
     def __init__(
-        self, roots: Iterable[str], engine_paths: Callable[[], Iterable[str]],
+        self,
+        roots: Iterable[str],
+        engine_paths: Callable[[], Iterable[str]],
         trusted_uids: Iterable[int] | None = None,
     ) -> None:
         """`engine_paths` gives the engine socket and data root; called only when a path is checked.
@@ -129,7 +131,9 @@ class BindPolicy:
                         create.append(child)
                     child_fd = _open_component(name, fd, last)
                 except OSError as exc:
-                    raise Forbidden(f"{field}: {child} is a symbolic link or not a directory ({exc.strerror})") from None
+                    raise Forbidden(
+                        f"{field}: {child} is a symbolic link or not a directory ({exc.strerror})"
+                    ) from None
                 try:
                     child_st = os.fstat(child_fd)
                 except BaseException:
@@ -152,15 +156,20 @@ class BindPolicy:
         """A directory above a source: a trusted owner, and not writable by group or others unless
         sticky with a trusted user's child (`child_st` None: about to be made by dockvol)."""
         if st.st_uid not in self._trusted:
-            raise Forbidden(f"{field}: {path} is owned by uid {st.st_uid}, not by root; "
-                            "anyone but root could redirect a bind source below it")
+            raise Forbidden(
+                f"{field}: {path} is owned by uid {st.st_uid}, not by root; "
+                "anyone but root could redirect a bind source below it"
+            )
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             if not st.st_mode & stat.S_ISVTX:
-                raise Forbidden(f"{field}: {path} is writable by group or others; "
-                                "they could redirect a bind source below it")
+                raise Forbidden(
+                    f"{field}: {path} is writable by group or others; they could redirect a bind source below it"
+                )
             if child_st is not None and child_st.st_uid not in self._trusted:
-                raise Forbidden(f"{field}: {child} is owned by uid {child_st.st_uid}, not by root, in {path}, "
-                                "which others can write")
+                raise Forbidden(
+                    f"{field}: {child} is owned by uid {child_st.st_uid}, not by root, in {path}, "
+                    "which others can write"
+                )
 
 
 def _flock(fd: int) -> None:

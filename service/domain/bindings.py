@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -69,14 +69,19 @@ def to_binding(c: ContainerRecord) -> Binding:
     managed = L.is_managed(c.labels)
     spec = json.loads(c.labels.get(L.SPEC, "{}")) if managed else {}
     return Binding(
-        name=c.name, id=c.id, image=spec.get("image", c.image),
+        name=c.name,
+        id=c.id,
+        image=spec.get("image", c.image),
         command=tuple(spec["command"]) if spec.get("command") is not None else None,
         environment=spec.get("environment", {}) if managed else None,
-        labels=L.user_labels(c.labels), network=c.network,
+        labels=L.user_labels(c.labels),
+        network=c.network,
         sharing_group=c.labels.get(L.GROUP) if managed else None,
         sharing_mode=spec.get("sharing_mode") if c.labels.get(L.GROUP) else None,
         restart=spec.get("restart", "no") if managed else None,
-        state=c.state, created_at=c.created_at, managed=managed,
+        state=c.state,
+        created_at=c.created_at,
+        managed=managed,
         mounts=tuple(sorted(c.mounts, key=lambda m: m.target)),
     )
 
@@ -86,8 +91,12 @@ class Bindings:
     sharing group it uses), recovered from the engine's state if it dies half-way."""
 
     def __init__(
-        self, engine: Engine, planner: MountPlanner, policy: ContainerPolicy,
-        membership: Callable[[str, str], Membership], intents: Intents,
+        self,
+        engine: Engine,
+        planner: MountPlanner,
+        policy: ContainerPolicy,
+        membership: Callable[[str, str], Membership],
+        intents: Intents,
     ) -> None:
         self._engine = engine
         self._planner = planner
@@ -108,8 +117,10 @@ class Bindings:
         return to_binding(self._record(name))
 
     def create(self, spec: BindingSpec) -> Binding:
-        with self._intents.run("binding.create", _keys(spec.name, spec), name=spec.name) as intent, \
-                self._planner.exclusive(spec.mounts):
+        with (
+            self._intents.run("binding.create", _keys(spec.name, spec), name=spec.name) as intent,
+            self._planner.exclusive(spec.mounts),
+        ):
             if self._engine.list_containers(name=spec.name):
                 raise Conflict(f"a container named {spec.name} exists already")
             start = spec.start is not False
@@ -123,10 +134,14 @@ class Bindings:
         return self.get(spec.name)
 
     def replace(self, name: str, spec: BindingSpec, precondition: Callable[[Binding], None]) -> Binding:
-        with self._intents.run("binding.replace", _keys(name, spec), name=name) as intent, \
-                self._planner.exclusive(spec.mounts):
+        with (
+            self._intents.run("binding.replace", _keys(name, spec), name=name) as intent,
+            self._planner.exclusive(spec.mounts),
+        ):
             old = self._owned(name, precondition)
-            carried = {m.target: m.name for m in old.mounts if m.type == "volume" and m.name in self._anonymous_of(name)}
+            carried = {
+                m.target: m.name for m in old.mounts if m.type == "volume" and m.name in self._anonymous_of(name)
+            }
             was_running = old.state == "running"
             start = spec.start if spec.start is not None else was_running
             intent.begin()
@@ -181,8 +196,11 @@ class Bindings:
         """Forward once the new container exists and runs (or was not to run); else back."""
         name = intent.args["name"]
         made = self._made_by(intent)
-        aside = [c for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"])
-                 if c.name.startswith(f"{ASIDE}{intent.op}-")]
+        aside = [
+            c
+            for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"])
+            if c.name.startswith(f"{ASIDE}{intent.op}-")
+        ]
         if made is not None and _committed(made):
             for c in aside:
                 self._engine.remove_container(c.id)
@@ -209,7 +227,9 @@ class Bindings:
     def _record(self, name: str) -> ContainerRecord:
         found = [c for c in self._engine.list_containers(name=name) if _is_binding(c)]
         if not found:  # mid-replace, the binding's container stands aside: show it as itself
-            found = [_as_itself(c) for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"]) if _is_aside(c)]
+            found = [
+                _as_itself(c) for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"]) if _is_aside(c)
+            ]
         if not found:
             raise NotFound(f"binding {name} does not exist")
         return found[0]
@@ -226,7 +246,12 @@ class Bindings:
         return {v.name for v in self._engine.list_volumes(labels=owned)}
 
     def _prepare(
-        self, spec: BindingSpec, reuse: Mapping[str, str], replacing: str | None, intent: Intent, start: bool,
+        self,
+        spec: BindingSpec,
+        reuse: Mapping[str, str],
+        replacing: str | None,
+        intent: Intent,
+        start: bool,
     ) -> tuple[ContainerSpec, Prepared]:
         image = self._policy.image(spec.image)
         member = self._membership(spec.sharing_group, spec.sharing_mode) if spec.sharing_group else None
@@ -236,16 +261,35 @@ class Bindings:
         check_unique(spec.mounts, member.targets if member else ())
         self._policy.ensure_image(image)
         prepared = self._planner.prepare(spec.mounts, {L.BINDING: spec.name, **intent.label}, reuse, replacing)
-        stored = {"image": image, "command": spec.command, "environment": dict(spec.environment),
-                  "sharing_mode": spec.sharing_mode if member else None, "restart": spec.restart}
-        labels = {**spec.labels, L.MANAGED: "true", L.ROLE: "binding", L.BINDING: spec.name, L.SPEC: json.dumps(stored),
-                  L.START: str(start).lower(), **intent.label}
+        stored = {
+            "image": image,
+            "command": spec.command,
+            "environment": dict(spec.environment),
+            "sharing_mode": spec.sharing_mode if member else None,
+            "restart": spec.restart,
+        }
+        labels = {
+            **spec.labels,
+            L.MANAGED: "true",
+            L.ROLE: "binding",
+            L.BINDING: spec.name,
+            L.SPEC: json.dumps(stored),
+            L.START: str(start).lower(),
+            **intent.label,
+        }
         if member:
             labels[L.GROUP] = member.group
         return ContainerSpec(
-            name=spec.name, image=image, command=spec.command, environment=spec.environment, labels=labels,
-            mounts=prepared.mounts, network=network, ipc=member.ipc if member else None,
-            pid=member.pid if member else None, volumes_from=member.volumes_from if member else (),
+            name=spec.name,
+            image=image,
+            command=spec.command,
+            environment=spec.environment,
+            labels=labels,
+            mounts=prepared.mounts,
+            network=network,
+            ipc=member.ipc if member else None,
+            pid=member.pid if member else None,
+            volumes_from=member.volumes_from if member else (),
             restart=spec.restart,
         ), prepared
 

@@ -15,7 +15,7 @@ import os
 import secrets
 import socket
 import tarfile
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..engine.port import ContainerSpec, Engine, MountSpec
 from ..errors import DockvolError
@@ -55,7 +55,7 @@ class Helper:
         except DockvolError:
             log.error("could not remove helper container %s; it will be swept", self.id)
 
-    def __enter__(self) -> "Helper":
+    def __enter__(self) -> Helper:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -72,7 +72,10 @@ class Helpers:
         self.ensure_image()
         self.sweep_dead()
         spec = ContainerSpec(
-            name=f"dockvol-helper-{secrets.token_hex(6)}", image=IMAGE, command=NEVER_RUN, network="none",
+            name=f"dockvol-helper-{secrets.token_hex(6)}",
+            image=IMAGE,
+            command=NEVER_RUN,
+            network="none",
             labels={**labels, L.MANAGED: "true", L.ROLE: "helper", L.OWNER: owner()},
             mounts=tuple(MountSpec("volume", target, source=v, read_only=ro, no_copy=True) for v, target, ro in mounts),
         )

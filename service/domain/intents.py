@@ -25,9 +25,10 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, DockvolError, NotFound
@@ -74,8 +75,14 @@ def lock_name(key: str) -> str:
 
 def intent_of(c: ContainerRecord) -> Intent:
     data = json.loads(c.labels.get(L.INTENT, "{}"))
-    return Intent(c.labels.get(L.OP, ""), data.get("kind", ""), tuple(data.get("keys", ())), data.get("args", {}),
-                  c.labels.get(L.OWNER, ""), c.labels.get(L.LOCKED_AT, ""))
+    return Intent(
+        c.labels.get(L.OP, ""),
+        data.get("kind", ""),
+        tuple(data.get("keys", ())),
+        data.get("args", {}),
+        c.labels.get(L.OWNER, ""),
+        c.labels.get(L.LOCKED_AT, ""),
+    )
 
 
 def is_lock(c: ContainerRecord) -> bool:
@@ -105,8 +112,9 @@ class Intents:
     def run(self, kind: str, keys: Sequence[str], **args: Any) -> Iterator[Intent]:
         """Lock `keys` (e.g. "binding/web") for an operation of `kind`; on a failure inside after
         `intent.begin()`, recover it before the error goes on."""
-        intent = Intent(secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(),
-                        datetime.now(timezone.utc).isoformat())
+        intent = Intent(
+            secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), datetime.now(UTC).isoformat()
+        )
         _LIVE.add(intent.op)
         try:
             held = self._acquire(intent)
@@ -162,7 +170,9 @@ class Intents:
                 continue
             if not self._engine.list_containers(labels=[f"{L.ROLE}=lock", f"{L.OP}={op}"]):
                 continue  # it ended between the two looks
-            log.warning("recovering operation %s (%s of %s) left by %s", op, intent.kind, ", ".join(intent.keys), intent.owner)
+            log.warning(
+                "recovering operation %s (%s of %s) left by %s", op, intent.kind, ", ".join(intent.keys), intent.owner
+            )
             self._recover_now(intent)
             done += 1
         return done
@@ -187,14 +197,20 @@ class Intents:
 
     def _acquire(self, intent: Intent) -> list[str]:
         held: list[str] = []
-        labels = {L.MANAGED: "true", L.ROLE: "lock", L.OP: intent.op, L.OWNER: intent.owner,
-                  L.LOCKED_AT: intent.locked_at,
-                  L.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args})}
+        labels = {
+            L.MANAGED: "true",
+            L.ROLE: "lock",
+            L.OP: intent.op,
+            L.OWNER: intent.owner,
+            L.LOCKED_AT: intent.locked_at,
+            L.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args}),
+        }
         try:
             for key in intent.keys:
                 name = lock_name(key)
-                spec = ContainerSpec(name=name, image=IMAGE, command=NEVER_RUN, network="none",
-                                     labels={**labels, L.LOCK: key})
+                spec = ContainerSpec(
+                    name=name, image=IMAGE, command=NEVER_RUN, network="none", labels={**labels, L.LOCK: key}
+                )
                 self._take(spec, key)
                 held.append(name)
         except BaseException:
@@ -240,6 +256,6 @@ def _dead(intent: Intent) -> bool:
     if host == socket.gethostname() and pid.isdigit():
         return int(pid) != os.getpid() and not alive(int(pid))  # our own are retry_own's
     try:
-        return datetime.now(timezone.utc) - datetime.fromisoformat(intent.locked_at) > FOREIGN_LOCK_TTL
+        return datetime.now(UTC) - datetime.fromisoformat(intent.locked_at) > FOREIGN_LOCK_TTL
     except ValueError:
         return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 PREFIX = "dockvol."
 MANAGED = "dockvol.managed"

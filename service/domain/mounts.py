@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import ContextManager, Iterable, Iterator, Mapping, Sequence
 
 from ..engine.port import Engine, MountRecord, MountSpec
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -95,10 +96,17 @@ class MountPlanner:
                     if source is None:
                         own = {L.MANAGED: "true", L.ANONYMOUS: "true", **owner}
                         source = self._engine.create_volume(None, "local", {}, own).name
-                specs.append(MountSpec(
-                    r.type, r.target, source, r.read_only, r.no_copy,
-                    (r.propagation or "rprivate") if r.type == "bind" else None, r.size_bytes,
-                ))
+                specs.append(
+                    MountSpec(
+                        r.type,
+                        r.target,
+                        source,
+                        r.read_only,
+                        r.no_copy,
+                        (r.propagation or "rprivate") if r.type == "bind" else None,
+                        r.size_bytes,
+                    )
+                )
         except BaseException:
             for path in reversed(prepared.created_dirs):
                 with contextlib.suppress(OSError):
@@ -144,7 +152,9 @@ class MountPlanner:
         self._engine.start_container(container_id)
 
     def _check(
-        self, requests: Sequence[MountRequest], ignore_container: str | None,
+        self,
+        requests: Sequence[MountRequest],
+        ignore_container: str | None,
     ) -> tuple[dict[int, str], dict[str, str | None]]:
         """Resolved bind sources by request index, and the named volumes' creation times; raises
         before anything is made."""
@@ -208,11 +218,14 @@ def check_overlap(new: Sequence[HostSource], existing: Sequence[HostSource]) -> 
             if path == other_path:
                 continue
             if other.writable and path.is_relative_to(other_path):
-                raise Forbidden(f"{n.what}: {n.path} lies inside {other.what} ({other.path}), which a container "
-                                "can write: it could redirect this source")
+                raise Forbidden(
+                    f"{n.what}: {n.path} lies inside {other.what} ({other.path}), which a container "
+                    "can write: it could redirect this source"
+                )
             if n.writable and other_path.is_relative_to(path):
-                raise Forbidden(f"{n.what}: {n.path} holds {other.what} ({other.path}); a container writing "
-                                "here could redirect it")
+                raise Forbidden(
+                    f"{n.what}: {n.path} holds {other.what} ({other.path}); a container writing here could redirect it"
+                )
 
 
 def check_unique(requests: Sequence[MountRequest], taken: Sequence[str] = ()) -> None:
@@ -222,4 +235,3 @@ def check_unique(requests: Sequence[MountRequest], taken: Sequence[str] = ()) ->
         if r.target in seen:
             raise InvalidInput(f"mounts.{i}.target", f"{r.target} is already mounted")
         seen.add(r.target)
-

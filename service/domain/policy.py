@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..engine.port import ContainerSpec, Engine
 from ..errors import Forbidden, InvalidInput, NotFound
@@ -13,8 +13,12 @@ NEVER_NETWORKS = ("host",)  # and any "container:..." mode: only sharing groups 
 
 class ContainerPolicy:
     def __init__(
-        self, engine: Engine, allowed_images: Sequence[str], allowed_networks: Sequence[str],
-        default_network: str, pull: str,
+        self,
+        engine: Engine,
+        allowed_images: Sequence[str],
+        allowed_networks: Sequence[str],
+        default_network: str,
+        pull: str,
     ) -> None:
         self._engine = engine
         self._images = tuple(allowed_images)

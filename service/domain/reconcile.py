@@ -3,13 +3,14 @@
 1. Intents (intents.py): every few seconds, each process retries the recoveries of its own
    failed operations that could not finish (the engine was away), and one elected process per
    host recovers the operations of processes that died.
-2. Members of sharing groups run again after their infrastructure container restarts. A member joins its infrastructure container's namespaces (`container:` modes). When the engine
-restarts, it starts every container its restart policy names, in no particular order: a member
-started before its infrastructure container fails ("cannot join network of a non running
-container") and the engine does not try again. When an infrastructure container restarts on its
-own, running members keep namespaces that are no longer the group's. The reconciler mends both,
-at start-up and whenever an infrastructure container starts, for members whose restart policy
-is not `no`.
+2. Members of sharing groups run again after their infrastructure container restarts. A member
+   joins its infrastructure container's namespaces (`container:` modes). When the engine
+   restarts, it starts every container its restart policy names, in no particular order: a
+   member started before its infrastructure container fails ("cannot join network of a non
+   running container") and the engine does not try again. When an infrastructure container
+   restarts on its own, running members keep namespaces that are no longer the group's. The
+   reconciler mends both, at start-up and whenever an infrastructure container starts, for
+   members whose restart policy is not `no`.
 
 One process per host and engine is elected (a non-blocking lock) for the work that is not a
 process's own.
@@ -71,7 +72,9 @@ class Reconciler:
                 continue
             infra_started = instant(self._engine.container_state(infra.id).started_at)
             group = infra.labels.get(L.GROUP, "")
-            for member in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=binding", f"{L.GROUP}={group}"]):
+            for member in self._engine.list_containers(
+                labels=[f"{L.MANAGED}=true", f"{L.ROLE}=binding", f"{L.GROUP}={group}"]
+            ):
                 if json.loads(member.labels.get(L.SPEC, "{}")).get("restart", "no") == "no":
                     continue
                 state = self._engine.container_state(member.id)
@@ -86,8 +89,12 @@ class Reconciler:
                 except DockvolError as exc:
                     log.error("could not start member %s of sharing group %s: %s", member.name, group, exc.detail)
                     continue
-                log.warning("started member %s of sharing group %s again (%s)", member.name, group,
-                            "its namespaces were gone" if stale else "it could not start before its group")
+                log.warning(
+                    "started member %s of sharing group %s again (%s)",
+                    member.name,
+                    group,
+                    "its namespaces were gone" if stale else "it could not start before its group",
+                )
                 mended.append(member.name)
         return mended
 

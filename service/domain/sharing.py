@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, InvalidInput, NotFound
@@ -44,7 +44,12 @@ class SharingGroup:
 
 class SharingGroups:
     def __init__(
-        self, engine: Engine, planner: MountPlanner, policy: ContainerPolicy, infra_image: str, intents: Intents,
+        self,
+        engine: Engine,
+        planner: MountPlanner,
+        policy: ContainerPolicy,
+        infra_image: str,
+        intents: Intents,
     ) -> None:
         self._engine = engine
         self._planner = planner
@@ -65,19 +70,32 @@ class SharingGroups:
 
     def create(self, name: str, mounts: Sequence[MountRequest], share: Sequence[str]) -> SharingGroup:
         volumes = [f"volume/{m.source}" for m in mounts if m.type == "volume" and m.source]
-        with self._intents.run("group.create", [f"group/{name}", f"binding/{name}", *volumes], name=name) as intent, \
-                self._planner.exclusive(mounts):
+        with (
+            self._intents.run("group.create", [f"group/{name}", f"binding/{name}", *volumes], name=name) as intent,
+            self._planner.exclusive(mounts),
+        ):
             if self._engine.list_containers(name=name):
                 raise Conflict(f"a container named {name} exists already")
             self._policy.ensure_image(self._infra_image)
             network = self._policy.network(None)
-            labels = {L.MANAGED: "true", L.ROLE: "infra", L.GROUP: name, L.SPEC: json.dumps({"share": sorted(share)}),
-                      **intent.label}
+            labels = {
+                L.MANAGED: "true",
+                L.ROLE: "infra",
+                L.GROUP: name,
+                L.SPEC: json.dumps({"share": sorted(share)}),
+                **intent.label,
+            }
             intent.begin()
             prepared = self._planner.prepare(mounts, {L.GROUP: name, **intent.label})
             spec = ContainerSpec(
-                name=name, image=self._infra_image, command=WAIT, labels=labels, mounts=prepared.mounts,
-                network=network, ipc="shareable" if "ipc" in share else None, restart="unless-stopped",
+                name=name,
+                image=self._infra_image,
+                command=WAIT,
+                labels=labels,
+                mounts=prepared.mounts,
+                network=network,
+                ipc="shareable" if "ipc" in share else None,
+                restart="unless-stopped",
             )
             with prepared.dirs_kept_on_success():
                 made = create_container(self._engine, spec)
@@ -92,7 +110,9 @@ class SharingGroups:
             group = self.get(name)
             precondition(group)
             if group.members and not cascade:
-                raise Conflict(f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members))
+                raise Conflict(
+                    f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members)
+                )
             intent.begin()
             self._recover_delete_of(name, cascade)
 
@@ -158,10 +178,15 @@ def _share(infra: ContainerRecord) -> tuple[str, ...]:
 def _group(infra: ContainerRecord, containers: Sequence[ContainerRecord]) -> SharingGroup:
     name = infra.labels[L.GROUP]
     members = sorted(
-        c.name for c in containers
+        c.name
+        for c in containers
         if c.labels.get(L.ROLE) == "binding" and c.labels.get(L.GROUP) == name and L.is_managed(c.labels)
     )
     return SharingGroup(
-        name=name, share=_share(infra), mounts=tuple(sorted(infra.mounts, key=lambda m: m.target)),
-        infra=infra, members=tuple(members), created_at=infra.created_at,
+        name=name,
+        share=_share(infra),
+        mounts=tuple(sorted(infra.mounts, key=lambda m: m.target)),
+        infra=infra,
+        members=tuple(members),
+        created_at=infra.created_at,
     )

@@ -10,15 +10,16 @@ import io
 import logging
 import posixpath
 import tarfile
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from typing import IO, Mapping, Sequence
+from typing import IO
 
 from ..engine.port import Archive, Engine
 from ..errors import Conflict, DockvolError, Forbidden, InvalidInput, NotFound
 from . import archives
-from .archives import Entry, Stream
 from . import labels as L
+from .archives import Entry, Stream
 from .helpers import Helper, Helpers
 from .intents import Intent, Intents
 from .volumes import Volume, Volumes
@@ -50,8 +51,16 @@ class Usage:
 
 
 class VolumeData:
-    def __init__(self, engine: Engine, volumes: Volumes, helpers: Helpers, intents: Intents, max_import_bytes: int,
-                 max_import_entries: int, spool_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        volumes: Volumes,
+        helpers: Helpers,
+        intents: Intents,
+        max_import_bytes: int,
+        max_import_entries: int,
+        spool_dir: str | None = None,
+    ) -> None:
         self._engine = engine
         self._max_entries = max_import_entries
         self._intents = intents
@@ -82,8 +91,10 @@ class VolumeData:
         if not self._volumes.get(name).managed:
             raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
         # Locked: a rename (or another import) of this volume waits rather than lose this one.
-        with archives.spool(upload, self._max, self._spool_dir) as spooled, \
-                self._intents.run("volume.import", [f"volume/{name}"]) as intent:
+        with (
+            archives.spool(upload, self._max, self._spool_dir) as spooled,
+            self._intents.run("volume.import", [f"volume/{name}"]) as intent,
+        ):
             self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
             count = archives.check_upload(spooled, path, self._max, self._max_entries)
             intent.begin()
@@ -117,8 +128,10 @@ class VolumeData:
         paused = self._pause(name) if pause else []
         try:
             # Two helpers: the engine locks a container while one of its archives is being read.
-            with self._helpers.open([(name, "/v", True)], intent.label) as source, \
-                    self._helpers.open([(new_name, "/v", False)], intent.label) as target:
+            with (
+                self._helpers.open([(name, "/v", True)], intent.label) as source,
+                self._helpers.open([(new_name, "/v", False)], intent.label) as target,
+            ):
                 with closing(self._engine.get_archive(source.id, "/v/.")) as archive:
                     self._engine.put_archive(target.id, "/v", iter(archive))
         finally:
@@ -158,10 +171,15 @@ class VolumeData:
         helper.close()
         if archive.stat.is_dir:
             parent = "" if not path else archive.stat.name  # the tar names entries under '.' or the base
-            children = [e for e in found
-                        if posixpath.normpath(e.name) not in (".", parent)
-                        and posixpath.dirname(posixpath.normpath(e.name)) == parent]
-            found = [Entry(posixpath.basename(e.name), e.type, e.size, e.mode, e.mtime, e.link_target) for e in children]
+            children = [
+                e
+                for e in found
+                if posixpath.normpath(e.name) not in (".", parent)
+                and posixpath.dirname(posixpath.normpath(e.name)) == parent
+            ]
+            found = [
+                Entry(posixpath.basename(e.name), e.type, e.size, e.mode, e.mtime, e.link_target) for e in children
+            ]
         return Listing(path or "/", sorted(found, key=lambda e: e.name))
 
     def usage(self, name: str) -> Usage:
@@ -259,4 +277,3 @@ def _in(root: str, path: str) -> str:
     if any(len(part.encode()) > NAME_MAX for part in path.split("/")):
         raise NotFound(f"{path} cannot exist: a name is longer than {NAME_MAX} bytes")
     return f"{root}/{path}" if path else root
-

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 from ..engine.port import ContainerRecord, Engine, VolumeRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -97,7 +97,12 @@ class Volumes:
     """The volume use cases. Each costs a fixed number of engine calls, whatever the host holds."""
 
     def __init__(
-        self, engine: Engine, bind_policy: BindPolicy, drivers: Sequence[str], pool: Executor, intents: Intents,
+        self,
+        engine: Engine,
+        bind_policy: BindPolicy,
+        drivers: Sequence[str],
+        pool: Executor,
+        intents: Intents,
     ) -> None:
         """`pool` runs a read's two independent engine calls side by side."""
         self._engine = engine
@@ -121,14 +126,20 @@ class Volumes:
             record = self._engine.inspect_volume(name)
         except NotFound:
             raise NotFound(f"volume {name} does not exist") from None
-        if L.FILLING in record.labels and self._engine.list_containers(labels=[f"{L.ROLE}=lock", f"{L.OP}={record.labels[L.FILLING]}"]):
+        if L.FILLING in record.labels and self._engine.list_containers(
+            labels=[f"{L.ROLE}=lock", f"{L.OP}={record.labels[L.FILLING]}"]
+        ):
             containers.cancel()
             raise NotFound(f"volume {name} does not exist yet: it is being filled")
         index = usage_index(containers.result())
         return to_volume(record, index.get(name, ()))
 
     def create(
-        self, name: str | None, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str],
+        self,
+        name: str | None,
+        driver: str,
+        driver_opts: Mapping[str, str],
+        labels: Mapping[str, str],
         marks: Mapping[str, str] = {},
     ) -> Volume:
         """`marks`: dockvol's own labels from the operation that creates it (intents.py)."""

@@ -12,8 +12,9 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
-from typing import IO, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO
 
 import docker
 import docker.errors
@@ -22,7 +23,14 @@ from docker.types import Mount
 
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
 from .port import (
-    ContainerRecord, ContainerSpec, ContainerState, EngineInfo, MountRecord, PathStat, PruneReport, VolumeRecord,
+    ContainerRecord,
+    ContainerSpec,
+    ContainerState,
+    EngineInfo,
+    MountRecord,
+    PathStat,
+    PruneReport,
+    VolumeRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -177,7 +185,11 @@ class DockerEngine:
             raise EngineRejected("host namespaces are never used")
         mounts = [
             Mount(
-                m.target, m.source, type=m.type, read_only=m.read_only, no_copy=m.no_copy,
+                m.target,
+                m.source,
+                type=m.type,
+                read_only=m.read_only,
+                no_copy=m.no_copy,
                 propagation=m.propagation if m.type == "bind" else None,
                 tmpfs_size=m.size_bytes if m.type == "tmpfs" else None,
             )
@@ -186,14 +198,23 @@ class DockerEngine:
         with _translated():
             api = self._api
             host_config = api.create_host_config(
-                mounts=mounts, network_mode=spec.network, ipc_mode=spec.ipc, pid_mode=spec.pid,
+                mounts=mounts,
+                network_mode=spec.network,
+                ipc_mode=spec.ipc,
+                pid_mode=spec.pid,
                 volumes_from=list(spec.volumes_from) or None,
                 restart_policy={"Name": spec.restart} if spec.restart != "no" else None,
-                privileged=False, security_opt=SECURITY_OPT, pids_limit=PIDS_LIMIT,
+                privileged=False,
+                security_opt=SECURITY_OPT,
+                pids_limit=PIDS_LIMIT,
             )
             created = api.create_container(
-                spec.image, list(spec.command) if spec.command is not None else None, name=spec.name,
-                environment=dict(spec.environment), labels=dict(spec.labels), host_config=host_config,
+                spec.image,
+                list(spec.command) if spec.command is not None else None,
+                name=spec.name,
+                environment=dict(spec.environment),
+                labels=dict(spec.labels),
+                host_config=host_config,
             )
         return created["Id"]
 
@@ -211,12 +232,14 @@ class DockerEngine:
         with _translated():
             self._api.import_image_from_data(rootfs_tar, repository=repository, tag=tag, changes=changes)
 
-    def get_archive(self, id_or_name: str, path: str) -> "_Archive":
+    def get_archive(self, id_or_name: str, path: str) -> _Archive:
         with _translated():
             api = self._api
             # The SDK's own get_archive hides the response; we need it to close the stream early.
             response = api._get(
-                api._url("/containers/{0}/archive", id_or_name), params={"path": path}, stream=True,
+                api._url("/containers/{0}/archive", id_or_name),
+                params={"path": path},
+                stream=True,
                 headers={"Accept-Encoding": "identity"},
             )
             try:
@@ -238,8 +261,9 @@ class DockerEngine:
         with _translated():
             state = self._api.inspect_container(id_or_name).get("State") or {}
         started = state.get("StartedAt") or ""
-        return ContainerState(state.get("Status") or "unknown", "" if started.startswith("0001-") else started,
-                              state.get("Error") or "")
+        return ContainerState(
+            state.get("Status") or "unknown", "" if started.startswith("0001-") else started, state.get("Error") or ""
+        )
 
     def container_starts(self, labels: Sequence[str]) -> Iterator[str]:
         filters = {"type": "container", "event": "start", "label": list(labels)}
@@ -276,8 +300,13 @@ class _Archive:
     def __init__(self, response) -> None:
         self._response = response
         stat = json.loads(base64.b64decode(response.headers.get("X-Docker-Container-Path-Stat", "e30=")))
-        self.stat = PathStat(stat.get("name", ""), int(stat.get("size", 0)), int(stat.get("mode", 0)),
-                             stat.get("mtime", ""), stat.get("linkTarget", ""))
+        self.stat = PathStat(
+            stat.get("name", ""),
+            int(stat.get("size", 0)),
+            int(stat.get("mode", 0)),
+            stat.get("mtime", ""),
+            stat.get("linkTarget", ""),
+        )
 
     def __iter__(self) -> Iterator[bytes]:
         # read(n) gathers the engine's small HTTP chunks into large ones: fewer, bigger socket writes.
@@ -309,7 +338,7 @@ def _container(data: Mapping) -> ContainerRecord:
         name=names[0].lstrip("/"),
         state=data.get("State") or "unknown",
         image=data.get("Image") or "",
-        created_at=datetime.fromtimestamp(created, timezone.utc).isoformat() if created else None,
+        created_at=datetime.fromtimestamp(created, UTC).isoformat() if created else None,
         network=(data.get("HostConfig") or {}).get("NetworkMode") or "",
         labels=dict(data.get("Labels") or {}),
         mounts=tuple(

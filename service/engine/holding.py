@@ -14,10 +14,21 @@ from typing import Any
 from .port import Engine
 
 log = logging.getLogger(__name__)
-CHANGES = frozenset({
-    "create_volume", "remove_volume", "prune_volumes", "create_container", "start_container", "stop_container",
-    "rename_container", "remove_container", "pause_container", "unpause_container", "put_archive",
-})
+CHANGES = frozenset(
+    {
+        "create_volume",
+        "remove_volume",
+        "prune_volumes",
+        "create_container",
+        "start_container",
+        "stop_container",
+        "rename_container",
+        "remove_container",
+        "pause_container",
+        "unpause_container",
+        "put_archive",
+    }
+)
 
 
 class HoldingEngine:

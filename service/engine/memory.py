@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 import threading
-from datetime import datetime, timezone
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 
 from ..errors import Conflict, EngineRejected, EngineUnavailable, NotFound
 from .memory_files import MemoryArchive, VolumeFiles
@@ -117,9 +117,7 @@ class InMemoryEngine:
     def prune_volumes(self, labels: Sequence[str]) -> PruneReport:
         self._call("prune_volumes")
         with self._lock:
-            doomed = [
-                n for n, v in self.volumes.items() if labels_match(v.labels, labels) and not self._users(n)
-            ]
+            doomed = [n for n, v in self.volumes.items() if labels_match(v.labels, labels) and not self._users(n)]
             space = sum(max(self.sizes.get(n, 0), 0) for n in doomed)
             for n in doomed:
                 del self.volumes[n]
@@ -163,8 +161,14 @@ class InMemoryEngine:
                 for m in self._find(source).mounts:
                     mounts.append(replace(m, read_only=m.read_only or mode == "ro"))
             record = ContainerRecord(
-                id=secrets.token_hex(32), name=spec.name, state="created", labels=dict(spec.labels),
-                mounts=tuple(mounts), image=spec.image, created_at=self._now(), network=spec.network,
+                id=secrets.token_hex(32),
+                name=spec.name,
+                state="created",
+                labels=dict(spec.labels),
+                mounts=tuple(mounts),
+                image=spec.image,
+                created_at=self._now(),
+                network=spec.network,
             )
             self.containers[record.id] = record
             self.specs[record.id] = spec
@@ -175,7 +179,7 @@ class InMemoryEngine:
         with self._lock:
             self._set_state(id_or_name, "running")
             cid = self._find(id_or_name).id
-            started = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             self.states[cid] = ContainerState("running", started, "")
             self._starts.append(cid)
             self._started.notify_all()
@@ -254,7 +258,7 @@ class InMemoryEngine:
         mounts = [m for m in self._find(id_or_name).mounts if m.type == "volume"]
         for m in sorted(mounts, key=lambda m: -len(m.target)):
             if path == m.target or path.startswith(m.target.rstrip("/") + "/"):
-                return m.name or "", path[len(m.target):].lstrip("/")
+                return m.name or "", path[len(m.target) :].lstrip("/")
         raise NotFound("not found in the engine")
 
     def _change_state(self, id_or_name: str, before: str, after: str) -> None:
@@ -281,20 +285,31 @@ class InMemoryEngine:
                     m.source, "local", f"{self.data_root}/volumes/{m.source}/_data", "local", self._now()
                 )
             v = self.volumes[m.source]
-            return MountRecord("volume", m.target, name=v.name, source=v.mountpoint, read_only=m.read_only, driver=v.driver)
+            return MountRecord(
+                "volume", m.target, name=v.name, source=v.mountpoint, read_only=m.read_only, driver=v.driver
+            )
         return MountRecord(m.type, m.target, source=m.source, read_only=m.read_only)
 
     # -- test helpers (the real engine's equivalent is `docker create`) ----------------------
 
     def add_container(
-        self, name: str, volumes: Mapping[str, str] = {}, labels: Mapping[str, str] | None = None,
+        self,
+        name: str,
+        volumes: Mapping[str, str] = {},
+        labels: Mapping[str, str] | None = None,
         read_only: bool = False,
     ) -> ContainerRecord:
         """A container mounting each volume name at its target (volume -> target)."""
         with self._lock:
             mounts = tuple(
-                MountRecord("volume", target, name=v, source=self.volumes[v].mountpoint,
-                            read_only=read_only, driver=self.volumes[v].driver)
+                MountRecord(
+                    "volume",
+                    target,
+                    name=v,
+                    source=self.volumes[v].mountpoint,
+                    read_only=read_only,
+                    driver=self.volumes[v].driver,
+                )
                 for v, target in volumes.items()
             )
             record = ContainerRecord(secrets.token_hex(32), name, "created", dict(labels or {}), mounts)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import io
 import posixpath
 import tarfile
-from typing import IO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 from ..errors import EngineRejected, NotFound
 from .port import PathStat
@@ -66,12 +67,17 @@ class VolumeFiles:
             for path in sorted(tree):
                 if path == rel or path.startswith(rel + "/") or rel == "":
                     member, data = tree[path]
-                    inner = path[len(rel):].lstrip("/")
+                    inner = path[len(rel) :].lstrip("/")
                     copy = member.replace(name=f"{prefix}/{inner}" if inner else prefix)
                     tar.addfile(copy, io.BytesIO(data) if member.isreg() else None)
         kind = GO_DIR if info.isdir() else GO_SYMLINK if info.issym() else 0
-        stat = PathStat(prefix if contents else posixpath.basename(rel) or ".", info.size, kind | info.mode,
-                        "2026-01-01T00:00:00Z", info.linkname if info.issym() else "")
+        stat = PathStat(
+            prefix if contents else posixpath.basename(rel) or ".",
+            info.size,
+            kind | info.mode,
+            "2026-01-01T00:00:00Z",
+            info.linkname if info.issym() else "",
+        )
         return MemoryArchive(buf.getvalue(), stat)
 
     def extract(self, volume: str, rel: str, data: IO[bytes] | Iterable[bytes] | bytes) -> None:

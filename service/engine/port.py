@@ -7,8 +7,9 @@ tests both must pass. Every method may raise `EngineUnavailable` or `EngineFailu
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import IO, Protocol
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from ..config import SCOPES, ConfigError
 from ..errors import Forbidden, Unauthenticated
@@ -43,7 +43,7 @@ class TokenStore:
         self.disabled = disabled
 
     @classmethod
-    def from_settings(cls, tokens: Mapping[str, list[str]], tokens_file: str | None, disabled: bool) -> "TokenStore":
+    def from_settings(cls, tokens: Mapping[str, list[str]], tokens_file: str | None, disabled: bool) -> TokenStore:
         entries = [
             _Entry(digest(t), Principal(f"token-{digest(t).hex()[:8]}", frozenset(scopes)))
             for t, scopes in tokens.items()

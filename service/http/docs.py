@@ -3,8 +3,7 @@ from the swagger-ui-bundle package and are served here, not from a CDN."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
-from flask import send_from_directory
+from flask import Blueprint, Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 ASSETS_URL = "/api/docs/assets/"

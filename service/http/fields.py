@@ -81,8 +81,10 @@ def _not_a_reserved_volume_name(name: str) -> None:
 def VolumeName(**kwargs) -> ma.fields.String:
     """A volume's name: Docker's rule, and not one of the names the API uses for actions."""
     return ma.fields.String(
-        validate=[FullMatch(f"^{NAME_PATTERN}$", error="must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and be at most 255 characters"),
-                  _not_a_reserved_volume_name],
+        validate=[
+            FullMatch(f"^{NAME_PATTERN}$", error="must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and be at most 255 characters"),
+            _not_a_reserved_volume_name,
+        ],
         **kwargs,
     )
 
@@ -111,8 +113,9 @@ class MaxProperties:
 
 
 def Dict(max_properties: int, metadata: dict | None = None, **kwargs) -> ma.fields.Dict:
-    return ma.fields.Dict(validate=MaxProperties(max_properties),
-                          metadata={**(metadata or {}), "maxProperties": max_properties}, **kwargs)
+    return ma.fields.Dict(
+        validate=MaxProperties(max_properties), metadata={**(metadata or {}), "maxProperties": max_properties}, **kwargs
+    )
 
 
 def Labels(**kwargs) -> ma.fields.Dict:

@@ -11,7 +11,8 @@ closes. Under a worker without gevent the body is read as it comes (no timer to 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from werkzeug.exceptions import RequestTimeout
 

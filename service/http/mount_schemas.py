@@ -29,8 +29,13 @@ def _kind(name: str) -> ma.fields.String:
 
 class _MountSchema(Schema):
     target = ma.fields.String(
-        required=True, metadata={"example": "/data"},
-        validate=[ma.validate.Length(min=2, max=4096), FullMatch(r"^/[^\x00]*$", error="a target is an absolute path"), _target],
+        required=True,
+        metadata={"example": "/data"},
+        validate=[
+            ma.validate.Length(min=2, max=4096),
+            FullMatch(r"^/[^\x00]*$", error="a target is an absolute path"),
+            _target,
+        ],
     )
     read_only = StrictBool(load_default=False)
 
@@ -45,16 +50,21 @@ class VolumeMountSchema(_MountSchema):
         validate=FullMatch(f"^{NAME_PATTERN}$", error="not a volume name"),
         metadata={"description": "An existing volume's name; omit it for an anonymous volume"},
     )
-    no_copy = StrictBool(load_default=False, metadata={"description": "Do not copy the image's content into a new volume"})
+    no_copy = StrictBool(
+        load_default=False, metadata={"description": "Do not copy the image's content into a new volume"}
+    )
 
 
 class BindMountSchema(_MountSchema):
     type = _kind("bind")
     source = ma.fields.String(
-        required=True, validate=[ma.validate.Length(max=4096), FullMatch(r"^/[^\x00]*$", error="a host path is absolute")],
+        required=True,
+        validate=[ma.validate.Length(max=4096), FullMatch(r"^/[^\x00]*$", error="a host path is absolute")],
         metadata={"description": "An absolute host path inside DOCKVOL_BIND_ROOTS", "example": "/data/volumes/b2"},
     )
-    propagation = ma.fields.String(validate=ma.validate.OneOf(PROPAGATIONS), metadata={"description": "Default rprivate"})
+    propagation = ma.fields.String(
+        validate=ma.validate.OneOf(PROPAGATIONS), metadata={"description": "Default rprivate"}
+    )
 
 
 class TmpfsMountSchema(_MountSchema):

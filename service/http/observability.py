@@ -11,8 +11,7 @@ import sys
 import time
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 REQUESTS = Counter("dockvol_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("dockvol_http_request_duration_seconds", "Time to answer a request", ["method", "route"])
@@ -77,9 +76,18 @@ def _account(response: Response) -> Response:
     LATENCY.labels(request.method, route).observe(elapsed)
     principal = g.get("principal")
     access_log.info(
-        "%s %s %s", request.method, request.path, response.status_code,
-        extra={"method": request.method, "path": request.path, "route": route, "status": response.status_code,
-               "duration_ms": round(elapsed * 1000, 2), "token": principal.name if principal else None},
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "route": route,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+            "token": principal.name if principal else None,
+        },
     )
     return response
 

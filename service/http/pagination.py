@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import marshmallow as ma

@@ -43,12 +43,11 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String(metadata={"description": "What went wrong, for a person"})
     request_id = ma.fields.String()
     errors = ma.fields.Dict(
-        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
         metadata={"description": "422 only: field (dotted path) -> messages"},
     )
-    used_by = ma.fields.List(
-        ma.fields.Dict(), metadata={"description": "409 'in use' only: who uses the resource"}
-    )
+    used_by = ma.fields.List(ma.fields.Dict(), metadata={"description": "409 'in use' only: who uses the resource"})
 
 
 def problem(status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
@@ -84,7 +83,9 @@ def from_http_exception(error: HTTPException) -> Response:
     detail = error.description or error.name
     if "messages" in data:  # webargs' validation errors, per location
         extra["errors"] = _flatten(data["messages"])
-        detail = "The request does not match the schema." if error.code == 422 else "The request body is not valid JSON."
+        detail = (
+            "The request does not match the schema." if error.code == 422 else "The request body is not valid JSON."
+        )
     slug = error.name.lower().replace(" ", "-")
     if error.code == 408:
         headers["Connection"] = "close"  # the rest of a slow body is not worth waiting for

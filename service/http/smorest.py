@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 import flask_smorest
 import marshmallow as ma
@@ -75,7 +76,8 @@ class Api(flask_smorest.Api):
     def init_app(self, app, **kwargs):
         super().init_app(app, **kwargs)
         self.spec.components.security_scheme(
-            "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A token from DOCKVOL_TOKENS or DOCKVOL_TOKENS_FILE"}
+            "bearerAuth",
+            {"type": "http", "scheme": "bearer", "description": "A token from DOCKVOL_TOKENS or DOCKVOL_TOKENS_FILE"},
         )
 
     def handle_http_exception(self, error: HTTPException):
@@ -130,15 +132,20 @@ class Blueprint(flask_smorest.Blueprint):
                 (503, "The engine is unreachable or timed out", {"Retry-After": {"schema": {"type": "integer"}}}),
             ):
                 documented = self.alt_response(
-                    status, schema=problems.ProblemSchema, description=text,
-                    content_type=problems.CONTENT_TYPE, headers=headers,
+                    status,
+                    schema=problems.ProblemSchema,
+                    description=text,
+                    content_type=problems.CONTENT_TYPE,
+                    headers=headers,
                 )(documented)
             return documented
 
         return decorator
 
 
-ETAG_DOC = {"ETag": {"schema": {"type": "string"}, "description": "Send it back in If-Match to change only what you read"}}
+ETAG_DOC = {
+    "ETag": {"schema": {"type": "string"}, "description": "Send it back in If-Match to change only what you read"}
+}
 LOCATION_DOC = {"Location": {"schema": {"type": "string"}, "description": "Where the new resource is"}}
 
 
@@ -150,12 +157,19 @@ def json_response(document: Any, status: int = 200, headers: dict[str, str] | No
 
 def links_to(*operations: str, field: str = "name", param: str = "name") -> dict:
     """OpenAPI links from a response to the operations that take what it names."""
-    return {op[0].upper() + op[1:]: {"operationId": op, "parameters": {param: f"$response.body#/{field}"}}
-            for op in operations}
+    return {
+        op[0].upper() + op[1:]: {"operationId": op, "parameters": {param: f"$response.body#/{field}"}}
+        for op in operations
+    }
 
 
-IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string"}, "required": False,
-                "description": "Act only if the resource still has this ETag (412 otherwise)"}
+IF_MATCH_DOC = {
+    "in": "header",
+    "name": "If-Match",
+    "schema": {"type": "string"},
+    "required": False,
+    "description": "Act only if the resource still has this ETag (412 otherwise)",
+}
 
 
 def etag_of(document: Any) -> str:

@@ -17,7 +17,6 @@ import uuid
 
 import docker
 import requests
-
 from common import AUTH, IMAGE, LABEL, Gunicorn, engine_host, median, p99, table, timed
 
 
@@ -39,11 +38,14 @@ class Bench:
         self.http = requests.Session()
         self.http.trust_env = False
         self.http.headers.update(AUTH)
-        self.rows = [["scenario", "dockvol median ms", "dockvol p99 ms", "engine median ms", "engine p99 ms", "ratio (medians)"]]
+        self.rows = [
+            ["scenario", "dockvol median ms", "dockvol p99 ms", "engine median ms", "engine p99 ms", "ratio (medians)"]
+        ]
 
     def row(self, name: str, ours: list[float], raw: list[float]) -> None:
-        self.rows.append([name, ms(median(ours)), ms(p99(ours)), ms(median(raw)), ms(p99(raw)),
-                          f"{median(ours) / median(raw):.2f}"])
+        self.rows.append(
+            [name, ms(median(ours)), ms(p99(ours)), ms(median(raw)), ms(p99(raw)), f"{median(ours) / median(raw):.2f}"]
+        )
 
     def get(self, path: str) -> requests.Response:
         r = self.http.get(self.service.url(path), timeout=120)
@@ -54,13 +56,24 @@ class Bench:
         print(f"populating: {self.args.volumes} volumes, {self.args.containers} containers using some of them")
         names = []
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            names = list(pool.map(lambda i: self.api.create_volume(f"bench-{self.run}-{i:04d}", labels={LABEL: self.run})["Name"],
-                                  range(self.args.volumes)))
+            names = list(
+                pool.map(
+                    lambda i: self.api.create_volume(f"bench-{self.run}-{i:04d}", labels={LABEL: self.run})["Name"],
+                    range(self.args.volumes),
+                )
+            )
 
             def container(i: int) -> None:
-                host_config = self.api.create_host_config(network_mode="none", binds={names[i * 3 % len(names)]: {"bind": "/d", "mode": "rw"}})
-                self.api.create_container(IMAGE, ["true"], name=f"bench-{self.run}-c{i:03d}", labels={LABEL: self.run},
-                                          host_config=host_config)
+                host_config = self.api.create_host_config(
+                    network_mode="none", binds={names[i * 3 % len(names)]: {"bind": "/d", "mode": "rw"}}
+                )
+                self.api.create_container(
+                    IMAGE,
+                    ["true"],
+                    name=f"bench-{self.run}-c{i:03d}",
+                    labels={LABEL: self.run},
+                    host_config=host_config,
+                )
 
             list(pool.map(container, range(self.args.containers)))
         return names
@@ -73,9 +86,16 @@ class Bench:
             self.api.containers(all=True)
 
         self.get("/api/v1/volumes?page_size=1000")  # warm up both workers' clients
-        self.row(f"GET /volumes, all {len(names)}+ (in_use, used_by)",
-                 timed(lambda: self.get("/api/v1/volumes?page_size=1000"), n), timed(raw_list, n))
-        self.row("GET /volumes, one page of 50", timed(lambda: self.get("/api/v1/volumes?page_size=50"), n), timed(raw_list, n))
+        self.row(
+            f"GET /volumes, all {len(names)}+ (in_use, used_by)",
+            timed(lambda: self.get("/api/v1/volumes?page_size=1000"), n),
+            timed(raw_list, n),
+        )
+        self.row(
+            "GET /volumes, one page of 50",
+            timed(lambda: self.get("/api/v1/volumes?page_size=50"), n),
+            timed(raw_list, n),
+        )
 
         one = names[3]
 
@@ -104,14 +124,19 @@ class Bench:
 
     def binding_lifecycle(self, named: str) -> None:
         n = max(3, self.args.repeat // 3)
-        mounts = [{"type": "volume", "target": "/data"}, {"type": "volume", "source": named, "target": "/srv"},
-                  {"type": "tmpfs", "target": "/tmp"}]
+        mounts = [
+            {"type": "volume", "target": "/data"},
+            {"type": "volume", "source": named, "target": "/srv"},
+            {"type": "tmpfs", "target": "/tmp"},
+        ]
 
         def ours():
             name = f"bench-{self.run}-b-{uuid.uuid4().hex[:8]}"
             body = {"name": name, "image": IMAGE, "command": ["sleep", "60"], "network": "none", "mounts": mounts}
             self.http.post(self.service.url("/api/v1/bindings"), json=body, timeout=60).raise_for_status()
-            self.http.delete(self.service.url(f"/api/v1/bindings/{name}?remove_anonymous_volumes=true"), timeout=60).raise_for_status()
+            self.http.delete(
+                self.service.url(f"/api/v1/bindings/{name}?remove_anonymous_volumes=true"), timeout=60
+            ).raise_for_status()
 
         def raw():
             from docker.types import Mount
@@ -122,8 +147,12 @@ class Bench:
             self.api.inspect_volume(named)
             anon = self.api.create_volume(None, labels={"dockvol.managed": "true"})["Name"]
             host_config = self.api.create_host_config(
-                network_mode="none", privileged=False, security_opt=["no-new-privileges"], pids_limit=512,
-                mounts=[Mount("/data", anon), Mount("/srv", named), Mount("/tmp", None, type="tmpfs")])
+                network_mode="none",
+                privileged=False,
+                security_opt=["no-new-privileges"],
+                pids_limit=512,
+                mounts=[Mount("/data", anon), Mount("/srv", named), Mount("/tmp", None, type="tmpfs")],
+            )
             cid = self.api.create_container(IMAGE, ["sleep", "60"], name=name, host_config=host_config)["Id"]
             self.api.start(cid)
             self.api.containers(all=True, filters={"name": f"^/{name}$"})
@@ -173,9 +202,16 @@ class Bench:
 
         ours_n, ours_lat = hammer(ours_client)
         raw_n, raw_lat = hammer(raw_client)
-        self.rows.append([f"{clients} clients x {seconds}s GET /volumes/{{name}}: requests/s",
-                          f"{ours_n / seconds:.0f} req/s", ms(p99(ours_lat)), f"{raw_n / seconds:.0f} req/s", ms(p99(raw_lat)),
-                          f"{ours_n / raw_n:.2f} (throughput)"])
+        self.rows.append(
+            [
+                f"{clients} clients x {seconds}s GET /volumes/{{name}}: requests/s",
+                f"{ours_n / seconds:.0f} req/s",
+                ms(p99(ours_lat)),
+                f"{raw_n / seconds:.0f} req/s",
+                ms(p99(raw_lat)),
+                f"{ours_n / raw_n:.2f} (throughput)",
+            ]
+        )
 
     def cleanup(self) -> None:
         for c in self.api.containers(all=True, filters={"label": self.label}):
@@ -211,8 +247,10 @@ def main() -> None:
         bench.cleanup()
     version = bench.api.version()
     threads = f" x {args.threads} threads" if args.worker_class == "gthread" else ""
-    print(f"\nengine {version['Version']} (API {bench.api.api_version}); gunicorn {args.workers} {args.worker_class} "
-          f"workers{threads}; {args.repeat} runs a scenario")
+    print(
+        f"\nengine {version['Version']} (API {bench.api.api_version}); gunicorn {args.workers} {args.worker_class} "
+        f"workers{threads}; {args.repeat} runs a scenario"
+    )
     print(table(bench.rows))
 
 

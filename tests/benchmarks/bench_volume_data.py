@@ -15,7 +15,6 @@ import uuid
 
 import docker
 import requests
-
 from common import AUTH, IMAGE, LABEL, Gunicorn, PeakRss, engine_host, median, table, timed
 
 PART_MIB = 128
@@ -36,15 +35,22 @@ def main() -> None:
     spool = tempfile.NamedTemporaryFile(suffix=".tar", delete=False)
     try:
         for name in (source, target):
-            r = requests.post(service.url("/api/v1/volumes"), json={"name": name, "labels": {LABEL: run}}, headers=AUTH, timeout=30)
+            r = requests.post(
+                service.url("/api/v1/volumes"), json={"name": name, "labels": {LABEL: run}}, headers=AUTH, timeout=30
+            )
             r.raise_for_status()
         parts = max(1, args.mib // PART_MIB)
-        fill = " && ".join(f"dd if=/dev/urandom of=/v/part{i} bs=1048576 count={PART_MIB} 2>/dev/null" for i in range(parts))
-        sdk.containers.run(IMAGE, ["sh", "-c", fill], remove=True, network_mode="none", volumes={source: {"bind": "/v", "mode": "rw"}})
+        fill = " && ".join(
+            f"dd if=/dev/urandom of=/v/part{i} bs=1048576 count={PART_MIB} 2>/dev/null" for i in range(parts)
+        )
+        sdk.containers.run(
+            IMAGE, ["sh", "-c", fill], remove=True, network_mode="none", volumes={source: {"bind": "/v", "mode": "rw"}}
+        )
         size = parts * PART_MIB * 1024 * 1024
         for name in (source, target):
-            holder = sdk.containers.create(IMAGE, ["true"], network_mode="none", volumes={name: {"bind": "/v", "mode": "rw"}},
-                                           labels={LABEL: run})
+            holder = sdk.containers.create(
+                IMAGE, ["true"], network_mode="none", volumes={name: {"bind": "/v", "mode": "rw"}}, labels={LABEL: run}
+            )
             holders.append(holder)
         worker = service.workers()[0]
         export_url = service.url(f"/api/v1/volumes/{source}/archive")
@@ -55,9 +61,14 @@ def main() -> None:
         spool.close()
         sh = lambda cmd, **kw: subprocess.run(cmd, check=True, **kw)  # noqa: E731
 
-        raw_export = timed(lambda: sh([*docker_cli, "cp", f"{holders[0].id}:/v/.", "-"], stdout=subprocess.DEVNULL), args.repeat)
+        raw_export = timed(
+            lambda: sh([*docker_cli, "cp", f"{holders[0].id}:/v/.", "-"], stdout=subprocess.DEVNULL), args.repeat
+        )
         with PeakRss(worker) as export_memory:
-            ours_export = timed(lambda: sh(["curl", "-sf", "-o", "/dev/null", "-H", "Accept-Encoding: identity", *auth, export_url]), args.repeat)
+            ours_export = timed(
+                lambda: sh(["curl", "-sf", "-o", "/dev/null", "-H", "Accept-Encoding: identity", *auth, export_url]),
+                args.repeat,
+            )
 
         def raw_put():
             with open(spool.name, "rb") as f:
@@ -65,26 +76,74 @@ def main() -> None:
 
         raw_import = timed(raw_put, args.repeat)
         with PeakRss(worker) as import_memory:
-            ours_import = timed(lambda: sh(["curl", "-sf", "-o", "/dev/null", "-X", "PUT", "-T", spool.name,
-                                            "-H", "Content-Type: application/x-tar", *auth, import_url]), args.repeat)
+            ours_import = timed(
+                lambda: sh(
+                    [
+                        "curl",
+                        "-sf",
+                        "-o",
+                        "/dev/null",
+                        "-X",
+                        "PUT",
+                        "-T",
+                        spool.name,
+                        "-H",
+                        "Content-Type: application/x-tar",
+                        *auth,
+                        import_url,
+                    ]
+                ),
+                args.repeat,
+            )
 
         usage_url = service.url(f"/api/v1/volumes/{source}/usage")
         ours_usage = timed(lambda: requests.get(usage_url, headers=AUTH, timeout=600).raise_for_status(), args.repeat)
         raw_df = timed(lambda: sdk.api.df(), args.repeat)
 
         mib = size / 2**20
-        rows = [["operation", "docker cp (median s)", "docker cp MiB/s", "dockvol (median s)", "dockvol MiB/s",
-                 "dockvol / docker cp throughput", "worker peak RSS growth MiB"]]
-        for label, raw, ours, memory in (("export", raw_export, ours_export, export_memory),
-                                         ("import", raw_import, ours_import, import_memory)):
-            rows.append([label, f"{median(raw):.2f}", f"{mib / median(raw):.0f}", f"{median(ours):.2f}",
-                         f"{mib / median(ours):.0f}", f"{median(raw) / median(ours):.2f}", f"{memory.growth / 2**20:.1f}"])
-        print(f"\nvolume data: {mib:.0f} MiB in {parts} files, {args.repeat} runs each, engine {sdk.version()['Version']}")
+        rows = [
+            [
+                "operation",
+                "docker cp (median s)",
+                "docker cp MiB/s",
+                "dockvol (median s)",
+                "dockvol MiB/s",
+                "dockvol / docker cp throughput",
+                "worker peak RSS growth MiB",
+            ]
+        ]
+        for label, raw, ours, memory in (
+            ("export", raw_export, ours_export, export_memory),
+            ("import", raw_import, ours_import, import_memory),
+        ):
+            rows.append(
+                [
+                    label,
+                    f"{median(raw):.2f}",
+                    f"{mib / median(raw):.0f}",
+                    f"{median(ours):.2f}",
+                    f"{mib / median(ours):.0f}",
+                    f"{median(raw) / median(ours):.2f}",
+                    f"{memory.growth / 2**20:.1f}",
+                ]
+            )
+        print(
+            f"\nvolume data: {mib:.0f} MiB in {parts} files, {args.repeat} runs each, engine {sdk.version()['Version']}"
+        )
         print(table(rows))
         volumes = len(sdk.volumes.list())
-        print(table([["usage of that volume", "median s"],
-                      ["dockvol GET /usage (helper, tar headers walked)", f"{median(ours_usage):.2f}"],
-                      [f"engine system df (sizes every one of {volumes} volumes, no file count)", f"{median(raw_df):.2f}"]]))
+        print(
+            table(
+                [
+                    ["usage of that volume", "median s"],
+                    ["dockvol GET /usage (helper, tar headers walked)", f"{median(ours_usage):.2f}"],
+                    [
+                        f"engine system df (sizes every one of {volumes} volumes, no file count)",
+                        f"{median(raw_df):.2f}",
+                    ],
+                ]
+            )
+        )
     finally:
         for holder in holders:
             holder.remove(force=True)

@@ -39,15 +39,32 @@ class Gunicorn:
             self.port = s.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         environment = {
-            **os.environ, "DOCKER_HOST": engine_host(), "DOCKVOL_TOKENS": json.dumps({TOKEN: ["admin"]}),
-            "DOCKVOL_WORKERS": str(workers), "DOCKVOL_THREADS": str(threads), "DOCKVOL_DEFAULT_NETWORK": "none",
-            "DOCKVOL_ALLOWED_NETWORKS": '["none"]', "DOCKVOL_PULL": "never", **env,
+            **os.environ,
+            "DOCKER_HOST": engine_host(),
+            "DOCKVOL_TOKENS": json.dumps({TOKEN: ["admin"]}),
+            "DOCKVOL_WORKERS": str(workers),
+            "DOCKVOL_THREADS": str(threads),
+            "DOCKVOL_DEFAULT_NETWORK": "none",
+            "DOCKVOL_ALLOWED_NETWORKS": '["none"]',
+            "DOCKVOL_PULL": "never",
+            **env,
         }
         gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
         self.proc = subprocess.Popen(
-            [str(gunicorn), "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
-             "--access-logfile", "/dev/null", "service.app:create_app()"],
-            cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(gunicorn),
+                "-c",
+                "deploy/gunicorn.conf.py",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--access-logfile",
+                "/dev/null",
+                "service.app:create_app()",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(300):
             try:
@@ -94,7 +111,7 @@ class PeakRss:
             self.peak = max(self.peak, rss_bytes(self.pid))
             time.sleep(0.01)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 
@@ -127,6 +144,6 @@ def p99(values) -> float:
 
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-|-".join("-" * w for w in widths))
     return "\n".join(lines)

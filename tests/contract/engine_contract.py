@@ -132,16 +132,24 @@ class ContainerContract:
 
     def test_create_shows_every_kind_of_mount(self, world, tag, tmp_path):
         vol = world.engine.create_volume(unique(), "local", {}, {tag.partition("=")[0]: tag.partition("=")[2]})
-        spec = self.spec(world, tag, mounts=(
-            MountSpec("volume", "/data", source=vol.name),
-            MountSpec("bind", "/www", source=str(tmp_path), read_only=True, propagation="rprivate"),
-            MountSpec("tmpfs", "/scratch", size_bytes=1 << 20),
-        ))
+        spec = self.spec(
+            world,
+            tag,
+            mounts=(
+                MountSpec("volume", "/data", source=vol.name),
+                MountSpec("bind", "/www", source=str(tmp_path), read_only=True, propagation="rprivate"),
+                MountSpec("tmpfs", "/scratch", size_bytes=1 << 20),
+            ),
+        )
         cid = world.engine.create_container(spec)
         (c,) = world.engine.list_containers(name=spec.name)
         assert (c.id, c.state, c.image, c.network) == (cid, "created", "busybox:stable", "none")
         mounts = {m.target: m for m in c.mounts}
-        assert (mounts["/data"].type, mounts["/data"].name, mounts["/data"].source) == ("volume", vol.name, vol.mountpoint)
+        assert (mounts["/data"].type, mounts["/data"].name, mounts["/data"].source) == (
+            "volume",
+            vol.name,
+            vol.mountpoint,
+        )
         assert (mounts["/www"].type, mounts["/www"].source, mounts["/www"].read_only) == ("bind", str(tmp_path), True)
         assert mounts["/scratch"].type == "tmpfs"
         assert c.created_at
@@ -262,13 +270,24 @@ class ArchiveContract:
         vol = world.engine.create_volume(unique(), "local", {}, {key: value})
         name = unique("holder")
         world.made.append(name)
-        world.engine.create_container(ContainerSpec(
-            name=name, image="busybox:stable", command=("true",), labels={key: value},
-            mounts=(MountSpec("volume", "/v", source=vol.name),)))
+        world.engine.create_container(
+            ContainerSpec(
+                name=name,
+                image="busybox:stable",
+                command=("true",),
+                labels={key: value},
+                mounts=(MountSpec("volume", "/v", source=vol.name),),
+            )
+        )
         return name
 
-    TREE = [("sub", "dir", None, 0o750), ("sub/empty", "dir", None, 0o700), ("sub/f.txt", "file", b"hello\n", 0o640),
-            ("link", "symlink", "sub/f.txt", 0o777), (".hidden", "file", b"", 0o600)]
+    TREE = [
+        ("sub", "dir", None, 0o750),
+        ("sub/empty", "dir", None, 0o700),
+        ("sub/f.txt", "file", b"hello\n", 0o640),
+        ("link", "symlink", "sub/f.txt", 0o777),
+        (".hidden", "file", b"", 0o600),
+    ]
 
     def test_put_then_get_round_trips_names_modes_links_and_content(self, world, holder):
         world.engine.put_archive(holder, "/v", make_tar(self.TREE))

@@ -37,8 +37,18 @@ class Service:
         gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(gunicorn), "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}", "service.app:create_app()"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                str(gunicorn),
+                "-c",
+                "deploy/gunicorn.conf.py",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "service.app:create_app()",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a test can kill master and workers at once
         )
         deadline = time.monotonic() + 60
@@ -71,8 +81,12 @@ class Service:
 
 def service_env(docker_host: str, **extra: str) -> dict[str, str]:
     return {
-        "DOCKER_HOST": docker_host, "DOCKVOL_TOKENS": json.dumps(TOKENS), "DOCKVOL_WORKERS": "2",
-        "DOCKVOL_DEFAULT_NETWORK": "none", "DOCKVOL_ALLOWED_NETWORKS": '["none"]', "DOCKVOL_PULL": "never",
+        "DOCKER_HOST": docker_host,
+        "DOCKVOL_TOKENS": json.dumps(TOKENS),
+        "DOCKVOL_WORKERS": "2",
+        "DOCKVOL_DEFAULT_NETWORK": "none",
+        "DOCKVOL_ALLOWED_NETWORKS": '["none"]',
+        "DOCKVOL_PULL": "never",
         **extra,
     }
 

@@ -41,9 +41,19 @@ def test_schemathesis_finds_no_server_error_and_no_nonconformance(start_service,
     volumes_before = {v.name for v in sdk.volumes.list()}
     report = tmp_path / "events.ndjson"
     command = [
-        str(pathlib.Path(sys.executable).parent / "schemathesis"), "--config-file", str(HERE / "schemathesis.toml"),
-        "run", svc.url("/api/openapi.json"), "--checks", "all", "-H", "Authorization: Bearer e2e-admin",
-        "--seed", os.environ.get("DOCKVOL_FUZZ_SEED", "20261128"), "--report-ndjson-path", str(report),
+        str(pathlib.Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(HERE / "schemathesis.toml"),
+        "run",
+        svc.url("/api/openapi.json"),
+        "--checks",
+        "all",
+        "-H",
+        "Authorization: Bearer e2e-admin",
+        "--seed",
+        os.environ.get("DOCKVOL_FUZZ_SEED", "20261128"),
+        "--report-ndjson-path",
+        str(report),
     ]
     if "DOCKVOL_FUZZ_EXAMPLES" in os.environ:
         command += ["--max-examples", os.environ["DOCKVOL_FUZZ_EXAMPLES"]]

@@ -25,9 +25,19 @@ def gen(tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")
     bin_dir = pathlib.Path(sys.executable).parent
     subprocess.run(
-        [str(bin_dir / "openapi-python-client"), "generate", "--path", str(ROOT / "openapi" / "openapi.json"),
-         "--output-path", str(out / "dockvol_client"), "--meta", "none"],
-        check=True, capture_output=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        [
+            str(bin_dir / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(ROOT / "openapi" / "openapi.json"),
+            "--output-path",
+            str(out / "dockvol_client"),
+            "--meta",
+            "none",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
     sys.path.insert(0, str(out))
     try:
@@ -75,8 +85,13 @@ def test_the_operation_ids_name_the_generated_functions(gen):
 def test_seed_1_a_docker_managed_volume(api, sdk):
     m = api.models
     name = unique("gen1")
-    body = m.BindingCreate(name=name, image=IMAGE, command=["sleep", "3600"], labels=labels(api, m.BindingCreateLabels),
-                           mounts=[m.VolumeMount(target="/data", type_=m.VolumeMountType.VOLUME)])
+    body = m.BindingCreate(
+        name=name,
+        image=IMAGE,
+        command=["sleep", "3600"],
+        labels=labels(api, m.BindingCreateLabels),
+        mounts=[m.VolumeMount(target="/data", type_=m.VolumeMountType.VOLUME)],
+    )
     made = api.bindings.create_binding.sync(client=api.client, body=body)
     assert isinstance(made, m.Binding) and made.state == "running"
     shown = api.bindings.get_binding.sync(name, client=api.client)
@@ -92,7 +107,9 @@ def test_seed_2_a_host_path(api, sdk, bind_root):
     name = unique("gen2")
     host_dir = bind_root / name
     body = m.BindingCreate(
-        name=name, image=IMAGE, labels=labels(api, m.BindingCreateLabels),
+        name=name,
+        image=IMAGE,
+        labels=labels(api, m.BindingCreateLabels),
         command=["sh", "-c", "echo from-container > /data/c.txt; exec sleep 3600"],
         mounts=[m.BindMount(source=str(host_dir), target="/data", type_=m.BindMountType.BIND)],
     )
@@ -108,16 +125,29 @@ def test_seed_3_copying_volume_settings(api, sdk, bind_root):
     m = api.models
     group = unique("infracon")
     html = bind_root / group
-    created = api.groups.create_sharing_group.sync(client=api.client, body=m.SharingGroupCreate(
-        name=group, share=[m.SharingGroupCreateShareItem.NETWORK],
-        mounts=[m.BindMount(source=str(html), target="/data/web/html", type_=m.BindMountType.BIND)]))
+    created = api.groups.create_sharing_group.sync(
+        client=api.client,
+        body=m.SharingGroupCreate(
+            name=group,
+            share=[m.SharingGroupCreateShareItem.NETWORK],
+            mounts=[m.BindMount(source=str(html), target="/data/web/html", type_=m.BindMountType.BIND)],
+        ),
+    )
     assert created.infra.state == "running"
     (html / "index.html").write_text("hello\n")
     members = {unique("nginx"): m.BindingCreateSharingMode.RW, unique("tomcat"): m.BindingCreateSharingMode.RO}
     for member, mode in members.items():
-        api.bindings.create_binding.sync(client=api.client, body=m.BindingCreate(
-            name=member, image=IMAGE, command=["sleep", "3600"], sharing_group=group, sharing_mode=mode,
-            labels=labels(api, m.BindingCreateLabels)))
+        api.bindings.create_binding.sync(
+            client=api.client,
+            body=m.BindingCreate(
+                name=member,
+                image=IMAGE,
+                command=["sleep", "3600"],
+                sharing_group=group,
+                sharing_mode=mode,
+                labels=labels(api, m.BindingCreateLabels),
+            ),
+        )
         assert run_in(sdk, member, "cat", "/data/web/html/index.html") == (0, "hello\n")
     assert api.groups.get_sharing_group.sync(group, client=api.client).members == sorted(members)
     refused = api.groups.delete_sharing_group.sync_detailed(group, client=api.client)

@@ -24,7 +24,9 @@ def sample(text: str, name: str, **labels: str) -> float:
 def test_metrics_count_across_workers_and_each_request_logs_one_json_line(start_service):
     # sync workers (one thread: gunicorn turns a threaded sync worker into gthread) take one request
     # at a time, so concurrent requests are spread over both
-    svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_WORKER_CLASS="sync", DOCKVOL_THREADS="1"))
+    svc = start_service(
+        service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_WORKER_CLASS="sync", DOCKVOL_THREADS="1")
+    )
     ids = [f"ops-{uuid.uuid4().hex[:12]}" for _ in range(40)]
     listed = dict(method="GET", route="/api/v1/volumes", status="200")
     before = sample(requests.get(svc.url("/metrics"), timeout=30).text, "dockvol_http_requests_total", **listed)
@@ -32,7 +34,9 @@ def test_metrics_count_across_workers_and_each_request_logs_one_json_line(start_
     def call(request_id):
         # a fresh connection each time, so the kernel spreads them over both workers
         with requests.Session() as s:
-            return s.get(svc.url("/api/v1/volumes?page_size=1"), headers={**READER, "X-Request-ID": request_id}, timeout=30)
+            return s.get(
+                svc.url("/api/v1/volumes?page_size=1"), headers={**READER, "X-Request-ID": request_id}, timeout=30
+            )
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(call, ids))
@@ -50,12 +54,25 @@ def test_metrics_count_across_workers_and_each_request_logs_one_json_line(start_
 def test_sigterm_lets_a_request_in_flight_finish(start_service, sdk):
     svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1"))
     name = unique("slow")
-    assert requests.post(svc.url("/api/v1/volumes"), json={"name": name, "labels": {TEST_LABEL: "e2e"}},
-                         headers=WRITER, timeout=30).status_code == 201
-    sdk.containers.run(IMAGE, ["sh", "-c", "dd if=/dev/urandom of=/v/blob bs=1048576 count=48 2>/dev/null"],
-                       remove=True, network_mode="none", volumes={name: {"bind": "/v", "mode": "rw"}})
-    r = requests.get(svc.url(f"/api/v1/volumes/{name}/archive"), headers={**READER, "Accept-Encoding": "identity"},
-                     stream=True, timeout=60)
+    assert (
+        requests.post(
+            svc.url("/api/v1/volumes"), json={"name": name, "labels": {TEST_LABEL: "e2e"}}, headers=WRITER, timeout=30
+        ).status_code
+        == 201
+    )
+    sdk.containers.run(
+        IMAGE,
+        ["sh", "-c", "dd if=/dev/urandom of=/v/blob bs=1048576 count=48 2>/dev/null"],
+        remove=True,
+        network_mode="none",
+        volumes={name: {"bind": "/v", "mode": "rw"}},
+    )
+    r = requests.get(
+        svc.url(f"/api/v1/volumes/{name}/archive"),
+        headers={**READER, "Accept-Encoding": "identity"},
+        stream=True,
+        timeout=60,
+    )
     received = len(r.raw.read(1 << 20))
     svc.proc.send_signal(signal.SIGTERM)  # while the download is under way
     while chunk := r.raw.read(1 << 20):

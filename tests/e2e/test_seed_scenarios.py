@@ -91,7 +91,9 @@ def test_a_named_volume_outlives_its_binding(service, sdk):
 @pytest.fixture(scope="module")
 def second_image(sdk):
     tag = f"{TEST_LABEL}/busybox:v2"
-    sdk.images.build(fileobj=io.BytesIO(f"FROM {IMAGE}\nLABEL dvtest=v2\n".encode()), tag=tag, rm=True, network_mode="none")
+    sdk.images.build(
+        fileobj=io.BytesIO(f"FROM {IMAGE}\nLABEL dvtest=v2\n".encode()), tag=tag, rm=True, network_mode="none"
+    )
     yield tag
     sdk.images.remove(tag, force=True)
 
@@ -106,7 +108,9 @@ def test_put_to_a_new_image_keeps_named_and_anonymous_data(service, sdk, second_
 
     etag = requests.get(service.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).headers["ETag"]
     body = {"image": second_image, "command": SLEEP, "mounts": mounts, "labels": {TEST_LABEL: "e2e"}}
-    r = requests.put(service.url(f"/api/v1/bindings/{name}"), json=body, headers={**WRITER, "If-Match": etag}, timeout=60)
+    r = requests.put(
+        service.url(f"/api/v1/bindings/{name}"), json=body, headers={**WRITER, "If-Match": etag}, timeout=60
+    )
     assert r.status_code == 200, r.text
     after = r.json()
     assert after["id"] != before["id"] and after["image"] == second_image and after["state"] == "running"
@@ -125,12 +129,17 @@ def test_refused_bind_sources_make_nothing(service, sdk, bind_root, tmp_path, ca
         link.symlink_to(outside)
         source = f"{link}/sub"
     else:
-        source = {"sibling": f"{bind_root}2/x", "system": "/etc", "relative": "data/x", "dotdot": f"{bind_root}/../x"}[case]
+        source = {"sibling": f"{bind_root}2/x", "system": "/etc", "relative": "data/x", "dotdot": f"{bind_root}/../x"}[
+            case
+        ]
     volumes_before = {v.name for v in sdk.volumes.list()}
     entries_before = set(os.listdir(bind_root))
     name = unique("refused")
-    body = {"name": name, "image": IMAGE, "mounts": [{"type": "volume", "target": "/a"},
-                                                      {"type": "bind", "source": source, "target": "/b"}]}
+    body = {
+        "name": name,
+        "image": IMAGE,
+        "mounts": [{"type": "volume", "target": "/a"}, {"type": "bind", "source": source, "target": "/b"}],
+    }
     r = post(service, "/api/v1/bindings", body)
     assert r.status_code in (403, 422), r.text
     assert r.headers["Content-Type"] == "application/problem+json"
@@ -144,8 +153,15 @@ def test_refused_bind_sources_make_nothing(service, sdk, bind_root, tmp_path, ca
 def test_a_container_that_cannot_start_leaves_nothing(service, sdk, bind_root):
     name = unique("nostart")
     volumes_before = {v.name for v in sdk.volumes.list()}
-    body = {"name": name, "image": IMAGE, "command": ["/no/such/program"],
-            "mounts": [{"type": "volume", "target": "/a"}, {"type": "bind", "source": f"{bind_root}/{name}", "target": "/b"}]}
+    body = {
+        "name": name,
+        "image": IMAGE,
+        "command": ["/no/such/program"],
+        "mounts": [
+            {"type": "volume", "target": "/a"},
+            {"type": "bind", "source": f"{bind_root}/{name}", "target": "/b"},
+        ],
+    }
     r = post(service, "/api/v1/bindings", body)
     assert r.status_code == 422, r.text
     assert not sdk.containers.list(all=True, filters={"name": name})
@@ -156,8 +172,15 @@ def test_a_container_that_cannot_start_leaves_nothing(service, sdk, bind_root):
 def test_seed_3_copying_volume_settings(service, sdk, bind_root):
     group = unique("infracon")
     html = bind_root / group
-    r = post(service, "/api/v1/sharing-groups",
-             {"name": group, "mounts": [{"type": "bind", "source": str(html), "target": "/data/web/html"}], "share": ["network"]})
+    r = post(
+        service,
+        "/api/v1/sharing-groups",
+        {
+            "name": group,
+            "mounts": [{"type": "bind", "source": str(html), "target": "/data/web/html"}],
+            "share": ["network"],
+        },
+    )
     assert r.status_code == 201, r.text
     assert r.json()["infra"]["state"] == "running"
     assert_hardened(sdk, group)

@@ -38,7 +38,9 @@ def snapshot(tar_bytes: bytes) -> dict:
 
 def new_volume(service, name=None):
     name = name or unique("data")
-    r = requests.post(service.url("/api/v1/volumes"), json={"name": name, "labels": {TEST_LABEL: "e2e"}}, headers=WRITER, timeout=30)
+    r = requests.post(
+        service.url("/api/v1/volumes"), json={"name": name, "labels": {TEST_LABEL: "e2e"}}, headers=WRITER, timeout=30
+    )
     assert r.status_code == 201, r.text
     return name
 
@@ -57,8 +59,14 @@ def helpers(sdk) -> list[str]:
 @pytest.fixture
 def filled(service, sdk):
     name = new_volume(service)
-    sdk.containers.run(IMAGE, ["sh", "-c", FILL], remove=True, network_mode="none",
-                       volumes={name: {"bind": "/v", "mode": "rw"}}, labels={TEST_LABEL: "e2e"})
+    sdk.containers.run(
+        IMAGE,
+        ["sh", "-c", FILL],
+        remove=True,
+        network_mode="none",
+        volumes={name: {"bind": "/v", "mode": "rw"}},
+        labels={TEST_LABEL: "e2e"},
+    )
     return name
 
 
@@ -77,13 +85,19 @@ def test_round_trip_keeps_content_modes_owners_and_links(service, sdk, filled):
 
 def test_clone_is_identical_and_rename_moves_it(service, sdk, filled):
     copy = unique("copy")
-    r = requests.post(service.url(f"/api/v1/volumes/{filled}/clone"), json={"name": copy, "labels": {TEST_LABEL: "e2e"}},
-                      headers=WRITER, timeout=120)
+    r = requests.post(
+        service.url(f"/api/v1/volumes/{filled}/clone"),
+        json={"name": copy, "labels": {TEST_LABEL: "e2e"}},
+        headers=WRITER,
+        timeout=120,
+    )
     assert r.status_code == 201, r.text
     original = snapshot(export(service, filled))
     assert snapshot(export(service, copy)) == original
     renamed = unique("renamed")
-    r = requests.post(service.url(f"/api/v1/volumes/{copy}/rename"), json={"name": renamed}, headers=WRITER, timeout=120)
+    r = requests.post(
+        service.url(f"/api/v1/volumes/{copy}/rename"), json={"name": renamed}, headers=WRITER, timeout=120
+    )
     assert r.status_code == 200, r.text
     assert requests.get(service.url(f"/api/v1/volumes/{copy}"), headers=READER, timeout=30).status_code == 404
     assert snapshot(export(service, renamed)) == original
@@ -93,30 +107,49 @@ def test_clone_is_identical_and_rename_moves_it(service, sdk, filled):
 def test_browse_and_usage(service, sdk, filled):
     listing = requests.get(service.url(f"/api/v1/volumes/{filled}/files"), headers=READER, timeout=30).json()
     assert {e["name"]: e["type"] for e in listing["entries"]} == {
-        ".hidden": "file", "current": "symlink", "deep": "directory", "html": "directory"}
-    r = requests.get(service.url(f"/api/v1/volumes/{filled}/files"), params={"path": "html/index.html"}, headers=PLAIN, timeout=30)
+        ".hidden": "file",
+        "current": "symlink",
+        "deep": "directory",
+        "html": "directory",
+    }
+    r = requests.get(
+        service.url(f"/api/v1/volumes/{filled}/files"), params={"path": "html/index.html"}, headers=PLAIN, timeout=30
+    )
     assert r.content == b"hi\n" and r.headers["Content-Type"] == "application/octet-stream"
     usage = requests.get(service.url(f"/api/v1/volumes/{filled}/usage"), headers=READER, timeout=60).json()
     assert usage == {"name": filled, "bytes": 3000 * 1024 + 3, "files": 3, "directories": 5, "symlinks": 1}
     assert helpers(sdk) == []
 
 
-@pytest.mark.parametrize("entries, status", [
-    ([("/abs", "file", b"x", 0o644)], 422),
-    ([("a/../../x", "file", b"x", 0o644)], 422),
-    ([("l", "symlink", "../../../etc", 0o777)], 422),
-    ([("big", "file", b"z" * 20000, 0o644)], 413),
-])
+@pytest.mark.parametrize(
+    "entries, status",
+    [
+        ([("/abs", "file", b"x", 0o644)], 422),
+        ([("a/../../x", "file", b"x", 0o644)], 422),
+        ([("l", "symlink", "../../../etc", 0o777)], 422),
+        ([("big", "file", b"z" * 20000, 0o644)], 413),
+    ],
+)
 def test_refused_archives_leave_the_volume_unchanged(start_service, bind_root, sdk, entries, status):
-    from .conftest import service_env
     from tests.support import engine_host
+
+    from .conftest import service_env
 
     svc = start_service(service_env(engine_host(), DOCKVOL_MAX_IMPORT_BYTES="16384"))
     name = new_volume(svc)
-    requests.put(svc.url(f"/api/v1/volumes/{name}/archive"), data=make_tar([("keep", "file", b"k", 0o644)]), headers=ADMIN, timeout=30)
+    requests.put(
+        svc.url(f"/api/v1/volumes/{name}/archive"),
+        data=make_tar([("keep", "file", b"k", 0o644)]),
+        headers=ADMIN,
+        timeout=30,
+    )
     before = snapshot(export(svc, name))
-    r = requests.put(svc.url(f"/api/v1/volumes/{name}/archive"), data=make_tar([("fine", "file", b"f", 0o644), *entries]),
-                     headers=ADMIN, timeout=30)
+    r = requests.put(
+        svc.url(f"/api/v1/volumes/{name}/archive"),
+        data=make_tar([("fine", "file", b"f", 0o644), *entries]),
+        headers=ADMIN,
+        timeout=30,
+    )
     assert r.status_code == status, r.text
     assert snapshot(export(svc, name)) == before
     assert helpers(sdk) == []
@@ -152,13 +185,20 @@ def test_an_aborted_download_leaves_no_helper(service, sdk, filled):
 
 
 def test_a_killed_worker_leaves_no_helper(start_service, sdk, bind_root):
-    from .conftest import service_env
     from tests.support import engine_host
+
+    from .conftest import service_env
 
     svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1"))
     name = new_volume(svc)
-    sdk.containers.run(IMAGE, ["sh", "-c", FILL], remove=True, network_mode="none",
-                       volumes={name: {"bind": "/v", "mode": "rw"}}, labels={TEST_LABEL: "e2e"})
+    sdk.containers.run(
+        IMAGE,
+        ["sh", "-c", FILL],
+        remove=True,
+        network_mode="none",
+        volumes={name: {"bind": "/v", "mode": "rw"}},
+        labels={TEST_LABEL: "e2e"},
+    )
     r = requests.get(svc.url(f"/api/v1/volumes/{name}/archive"), headers=PLAIN, stream=True, timeout=60)
     assert r.raw.read(64 * 1024)
     assert helpers(sdk) != []

@@ -68,8 +68,14 @@ def test_deleting_a_volume_a_foreign_container_uses_is_409(service, sdk):
     name = unique("busy")
     assert create(service, name=name).status_code == 201
     container = unique("c")
-    sdk.containers.create(IMAGE, ["true"], name=container, network_mode="none",
-                          volumes={name: {"bind": "/data", "mode": "rw"}}, labels={TEST_LABEL: "e2e"})
+    sdk.containers.create(
+        IMAGE,
+        ["true"],
+        name=container,
+        network_mode="none",
+        volumes={name: {"bind": "/data", "mode": "rw"}},
+        labels={TEST_LABEL: "e2e"},
+    )
     r = requests.delete(service.url(f"/api/v1/volumes/{name}"), headers=WRITER, timeout=10)
     assert r.status_code == 409
     assert r.json()["used_by"] == [{"container": container, "binding": None, "target": "/data", "read_only": False}]
@@ -95,8 +101,14 @@ def test_prune_dry_run_changes_nothing_and_prune_removes_what_it_listed(service,
     create(service, name=named, labels={"run": run})
     kept = create(service, labels={"run": run}).json()["name"]
     container = unique("c")
-    sdk.containers.create(IMAGE, ["true"], name=container, network_mode="none",
-                          volumes={kept: {"bind": "/k", "mode": "rw"}}, labels={TEST_LABEL: "e2e"})
+    sdk.containers.create(
+        IMAGE,
+        ["true"],
+        name=container,
+        network_mode="none",
+        volumes={kept: {"bind": "/k", "mode": "rw"}},
+        labels={TEST_LABEL: "e2e"},
+    )
 
     body = {"dry_run": True, "labels": [f"run={run}"]}
     planned = requests.post(service.url("/api/v1/volumes/prune"), json=body, headers=ADMIN, timeout=30).json()
@@ -116,8 +128,9 @@ def test_prune_dry_run_changes_nothing_and_prune_removes_what_it_listed(service,
 
 def test_anonymous_volumes_are_recognised_alike_on_every_engine(service, sdk):
     """Engine 23+ labels a container's anonymous volumes; 20.10 does not. dockvol answers alike."""
-    container = sdk.containers.create(IMAGE, ["true"], name=unique("anon"), network_mode="none",
-                                      volumes=["/data"], labels={TEST_LABEL: "e2e"})
+    container = sdk.containers.create(
+        IMAGE, ["true"], name=unique("anon"), network_mode="none", volumes=["/data"], labels={TEST_LABEL: "e2e"}
+    )
     (mount,) = container.attrs["Mounts"]
     picked = sdk.volumes.create(labels={TEST_LABEL: "e2e"}).name  # `docker volume create`, no name
     named = sdk.volumes.create(unique("named"), labels={TEST_LABEL: "e2e"}).name

@@ -23,6 +23,8 @@ def restart_engine():
 
     def restart() -> None:
         for action in ("stop", "start"):
-            subprocess.run([str(ROOT / "deploy" / "engine.sh"), action, engine], check=True, capture_output=True, timeout=180)
+            subprocess.run(
+                [str(ROOT / "deploy" / "engine.sh"), action, engine], check=True, capture_output=True, timeout=180
+            )
 
     return restart

@@ -23,9 +23,18 @@ def create(service, path, body):
 
 def binding(service, name, **extra):
     network = {} if "sharing_group" in extra else {"network": "none"}  # members share their group's
-    return create(service, "/api/v1/bindings", {
-        "name": name, "image": IMAGE, "command": ["sleep", "3600"], **network,
-        "mounts": [{"type": "volume", "target": "/data"}], **extra})
+    return create(
+        service,
+        "/api/v1/bindings",
+        {
+            "name": name,
+            "image": IMAGE,
+            "command": ["sleep", "3600"],
+            **network,
+            "mounts": [{"type": "volume", "target": "/data"}],
+            **extra,
+        },
+    )
 
 
 def states(service, names):
@@ -71,7 +80,9 @@ def test_bindings_and_group_members_run_again_after_an_engine_restart(service, s
     print(f"engine restart: every binding in its promised state {recovered:.1f} s after the engine answered again")
 
 
-def test_a_put_that_loses_the_engine_half_way_is_recovered_when_it_returns(service, start_service, sdk, tmp_path, bind_root):
+def test_a_put_that_loses_the_engine_half_way_is_recovered_when_it_returns(
+    service, start_service, sdk, tmp_path, bind_root
+):
     """The engine goes away after the old container stood aside: the PUT fails (503), its own
     recovery cannot reach the engine, and the process finishes it once the engine is back."""
     import json
@@ -87,14 +98,27 @@ def test_a_put_that_loses_the_engine_half_way_is_recovered_when_it_returns(servi
     sdk.containers.get(name).exec_run(["sh", "-c", "echo precious > /data/file"])
     release = tmp_path / "release"
     # Changes: lock, rename aside, stop; hold after the stop, with the binding's container aside.
-    held = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_TEST_HOLD_AFTER=f"3:{release}",
-                                     DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
+    held = start_service(
+        service_env(
+            engine_host(),
+            DOCKVOL_WORKERS="1",
+            DOCKVOL_TEST_HOLD_AFTER=f"3:{release}",
+            DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
+        )
+    )
     answer = {}
 
     def put():
-        body = {"name": name, "image": IMAGE, "command": ["sleep", "4242"], "network": "none",
-                "mounts": [{"type": "volume", "target": "/data"}]}
-        answer["status"] = requests.put(held.url(f"/api/v1/bindings/{name}"), json=body, headers=WRITER, timeout=120).status_code
+        body = {
+            "name": name,
+            "image": IMAGE,
+            "command": ["sleep", "4242"],
+            "network": "none",
+            "mounts": [{"type": "volume", "target": "/data"}],
+        }
+        answer["status"] = requests.put(
+            held.url(f"/api/v1/bindings/{name}"), json=body, headers=WRITER, timeout=120
+        ).status_code
 
     thread = threading.Thread(target=put, daemon=True)
     thread.start()
@@ -144,14 +168,31 @@ def test_a_put_that_loses_the_engine_at_any_step_comes_back_whole(service, start
     timings = []
     for step in range(1, 12):
         release = tmp_path / f"release-{step}"
-        held = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
-                                         DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
+        held = start_service(
+            service_env(
+                engine_host(),
+                DOCKVOL_WORKERS="1",
+                DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
+                DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
+            )
+        )
         new = ["sleep", str(6000 + step)]
         before = requests.get(held.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()["command"]
-        body = {"name": name, "image": IMAGE, "command": new, "network": "none", "mounts": [{"type": "volume", "target": "/data"}]}
+        body = {
+            "name": name,
+            "image": IMAGE,
+            "command": new,
+            "network": "none",
+            "mounts": [{"type": "volume", "target": "/data"}],
+        }
         answer = {}
-        thread = threading.Thread(target=lambda: answer.setdefault("r", requests.put(
-            held.url(f"/api/v1/bindings/{name}"), json=body, headers=WRITER, timeout=120).status_code), daemon=True)
+        thread = threading.Thread(
+            target=lambda: answer.setdefault(
+                "r",
+                requests.put(held.url(f"/api/v1/bindings/{name}"), json=body, headers=WRITER, timeout=120).status_code,
+            ),
+            daemon=True,
+        )
         thread.start()
         marker = f"test hold after engine change {step} "
         while marker not in held.log_path.read_text() and thread.is_alive():
@@ -167,8 +208,11 @@ def test_a_put_that_loses_the_engine_at_any_step_comes_back_whole(service, start
         while time.monotonic() - began < RECOVERY_SECONDS:
             try:
                 seen = requests.get(held.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()
-                left = [c.name for c in sdk.containers.list(all=True, filters={"label": "dockvol.managed=true"})
-                        if c.labels.get("dockvol.role") in ("lock", "helper") or c.name.startswith("dockvol-aside-")]
+                left = [
+                    c.name
+                    for c in sdk.containers.list(all=True, filters={"label": "dockvol.managed=true"})
+                    if c.labels.get("dockvol.role") in ("lock", "helper") or c.name.startswith("dockvol-aside-")
+                ]
                 if seen.get("state") == "running" and not left:
                     break
             except requests.RequestException:
@@ -179,5 +223,7 @@ def test_a_put_that_loses_the_engine_at_any_step_comes_back_whole(service, start
         assert sdk.containers.get(name).exec_run(["cat", "/data/file"]).output == b"precious\n", step
         held.stop()
     assert step > 5, step
-    print(f"PUT losing the engine after each of {step - 1} steps: whole again within {max(timings):.1f} s of its return"
-          f" ({', '.join(f'{t:.1f}' for t in timings)})")
+    print(
+        f"PUT losing the engine after each of {step - 1} steps: whole again within {max(timings):.1f} s of its return"
+        f" ({', '.join(f'{t:.1f}' for t in timings)})"
+    )

@@ -26,21 +26,29 @@ MAX_STEPS = 20
 
 def leftovers(sdk, name):
     """dockvol's own containers an operation on `name` may leave: locks, helpers, asides."""
-    return [c.name for c in sdk.containers.list(all=True, filters={"label": "dockvol.managed=true"})
-            if c.labels.get("dockvol.role") in ("lock", "helper") or c.name.startswith("dockvol-aside-")]
+    return [
+        c.name
+        for c in sdk.containers.list(all=True, filters={"label": "dockvol.managed=true"})
+        if c.labels.get("dockvol.role") in ("lock", "helper") or c.name.startswith("dockvol-aside-")
+    ]
 
 
 def held_service(start_service, tmp_path, step, bind_root):
     release = tmp_path / f"release-{step}"
-    return start_service(service_env(
-        engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
-        DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
-    ))
+    return start_service(
+        service_env(
+            engine_host(),
+            DOCKVOL_WORKERS="1",
+            DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
+            DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
+        )
+    )
 
 
 def run_until_held(svc, send, step):
     """Send the request; True if the service held at `step` (then it is killed), False if the
     operation finished first (there is no such step)."""
+
     def call():
         try:
             send(svc)
@@ -78,14 +86,27 @@ def eventually(check, what):
 
 
 def binding_body(name, command, *mounts):
-    return {"name": name, "image": IMAGE, "command": command, "network": "none", "labels": {TEST_LABEL: "1"},
-            "mounts": [{"type": "volume", "target": t} for t in mounts]}
+    return {
+        "name": name,
+        "image": IMAGE,
+        "command": command,
+        "network": "none",
+        "labels": {TEST_LABEL: "1"},
+        "mounts": [{"type": "volume", "target": t} for t in mounts],
+    }
 
 
 def test_put_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
     name = unique("replace")
-    assert requests.post(service.url("/api/v1/bindings"), json=binding_body(name, ["sleep", "3600"], "/data"),
-                         headers=WRITER, timeout=60).status_code == 201
+    assert (
+        requests.post(
+            service.url("/api/v1/bindings"),
+            json=binding_body(name, ["sleep", "3600"], "/data"),
+            headers=WRITER,
+            timeout=60,
+        ).status_code
+        == 201
+    )
     sdk.containers.get(name).exec_run(["sh", "-c", "echo precious > /data/file"])
     data_volume = next(m["Name"] for m in sdk.containers.get(name).attrs["Mounts"])
     recoveries = []
@@ -93,8 +114,12 @@ def test_put_killed_at_every_step(service, start_service, sdk, tmp_path, bind_ro
         new = ["sleep", str(4000 + step)]
         before = requests.get(service.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()["command"]
         svc = held_service(start_service, tmp_path, step, bind_root)
-        put = lambda s: requests.put(s.url(f"/api/v1/bindings/{name}"), json=binding_body(name, new, "/data", "/cache"),
-                                     headers=WRITER, timeout=60)
+        put = lambda s: requests.put(
+            s.url(f"/api/v1/bindings/{name}"),
+            json=binding_body(name, new, "/data", "/cache"),
+            headers=WRITER,
+            timeout=60,
+        )
         if not run_until_held(svc, put, step):
             break
 
@@ -108,7 +133,10 @@ def test_put_killed_at_every_step(service, start_service, sdk, tmp_path, bind_ro
             assert len(sdk.containers.list(all=True, filters={"label": f"dockvol.binding={name}"})) == 1
             out = sdk.containers.get(name).exec_run(["cat", "/data/file"]).output
             assert out == b"precious\n", out
-            assert next(m["Name"] for m in sdk.containers.get(name).attrs["Mounts"] if m["Destination"] == "/data") == data_volume
+            assert (
+                next(m["Name"] for m in sdk.containers.get(name).attrs["Mounts"] if m["Destination"] == "/data")
+                == data_volume
+            )
             return True
 
         recoveries.append(eventually(recovered, f"PUT killed after step {step}"))
@@ -123,8 +151,12 @@ def test_create_with_anonymous_volumes_killed_at_every_step(service, start_servi
     for step in range(1, MAX_STEPS):
         name = unique(f"create{step}")
         svc = held_service(start_service, tmp_path, step, bind_root)
-        post = lambda s: requests.post(s.url("/api/v1/bindings"), json=binding_body(name, ["sleep", "3600"], "/a", "/b"),
-                                       headers=WRITER, timeout=60)
+        post = lambda s: requests.post(
+            s.url("/api/v1/bindings"),
+            json=binding_body(name, ["sleep", "3600"], "/a", "/b"),
+            headers=WRITER,
+            timeout=60,
+        )
         if not run_until_held(svc, post, step):
             break
 
@@ -148,13 +180,22 @@ def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_pa
     recoveries = []
     for step in range(1, MAX_STEPS):
         group = unique(f"group{step}")
-        assert requests.post(service.url("/api/v1/sharing-groups"), json={"name": group}, headers=WRITER, timeout=60).status_code == 201
+        assert (
+            requests.post(
+                service.url("/api/v1/sharing-groups"), json={"name": group}, headers=WRITER, timeout=60
+            ).status_code
+            == 201
+        )
         members = [unique(f"m{step}") for _ in range(2)]
         for m in members:
             body = {"name": m, "image": IMAGE, "command": ["sleep", "3600"], "sharing_group": group}
-            assert requests.post(service.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60).status_code == 201
+            assert (
+                requests.post(service.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60).status_code == 201
+            )
         svc = held_service(start_service, tmp_path, step, bind_root)
-        delete = lambda s: requests.delete(s.url(f"/api/v1/sharing-groups/{group}?cascade=true"), headers=WRITER, timeout=60)
+        delete = lambda s: requests.delete(
+            s.url(f"/api/v1/sharing-groups/{group}?cascade=true"), headers=WRITER, timeout=60
+        )
         if not run_until_held(svc, delete, step):
             break
 
@@ -174,14 +215,21 @@ def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_pa
 
 
 def _contents(service, name):
-    r = requests.get(service.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60)
+    r = requests.get(
+        service.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60
+    )
     return files_of(r.content) if r.status_code == 200 else r.status_code
 
 
 def _volume(service, name, files):
     body = {"name": name, "labels": {TEST_LABEL: "1"}}
     assert requests.post(service.url("/api/v1/volumes"), json=body, headers=ADMIN, timeout=60).status_code == 201
-    r = requests.put(service.url(f"/api/v1/volumes/{name}/archive"), data=tar_of(files), headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
+    r = requests.put(
+        service.url(f"/api/v1/volumes/{name}/archive"),
+        data=tar_of(files),
+        headers={**ADMIN, "Content-Type": "application/x-tar"},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
 
 
@@ -193,8 +241,12 @@ def test_clone_killed_at_every_step(service, start_service, sdk, tmp_path, bind_
     for step in range(1, MAX_STEPS):
         target = unique(f"copy{step}")
         svc = held_service(start_service, tmp_path, step, bind_root)
-        clone = lambda s: requests.post(s.url(f"/api/v1/volumes/{source}/clone"), json={"name": target, "labels": {TEST_LABEL: "1"}},
-                                        headers=WRITER, timeout=60)
+        clone = lambda s: requests.post(
+            s.url(f"/api/v1/volumes/{source}/clone"),
+            json={"name": target, "labels": {TEST_LABEL: "1"}},
+            headers=WRITER,
+            timeout=60,
+        )
         if not run_until_held(svc, clone, step):
             break
 
@@ -220,8 +272,12 @@ def test_import_killed_at_every_step(service, start_service, sdk, tmp_path, bind
     recoveries = []
     for step in range(1, MAX_STEPS):
         svc = held_service(start_service, tmp_path, step, bind_root)
-        put = lambda s: requests.put(s.url(f"/api/v1/volumes/{name}/archive"), data=tar_of(new),
-                                     headers={**ADMIN, "Content-Type": "application/x-tar"}, timeout=60)
+        put = lambda s: requests.put(
+            s.url(f"/api/v1/volumes/{name}/archive"),
+            data=tar_of(new),
+            headers={**ADMIN, "Content-Type": "application/x-tar"},
+            timeout=60,
+        )
         if not run_until_held(svc, put, step):
             break
 
@@ -229,7 +285,10 @@ def test_import_killed_at_every_step(service, start_service, sdk, tmp_path, bind
             assert not leftovers(sdk, name), leftovers(sdk, name)
             now = _contents(service, name)
             assert now in (old, {**old, **new}), now
-            assert requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=30).json()["in_use"] is False
+            assert (
+                requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=30).json()["in_use"]
+                is False
+            )
             return True
 
         recoveries.append(eventually(recovered, f"import killed after step {step}"))

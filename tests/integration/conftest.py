@@ -20,7 +20,10 @@ class RealWorld:
     def container(self, name, volumes, read_only=False, labels=None):
         mode = "ro" if read_only else "rw"
         self.sdk.containers.create(
-            IMAGE, ["sleep", "300"], name=name, network_mode="none",
+            IMAGE,
+            ["sleep", "300"],
+            name=name,
+            network_mode="none",
             volumes={v: {"bind": t, "mode": mode} for v, t in volumes.items()},
             labels={TEST_LABEL: "1", **(labels or {})},
         )

@@ -11,8 +11,15 @@ def test_created_containers_are_never_privileged_and_share_no_host_namespace(sdk
     engine = DockerEngine(engine_host(), timeout=30)
     name = unique("hard")
     spec = ContainerSpec(
-        name=name, image=IMAGE, command=("sleep", "300"), labels={TEST_LABEL: "1"}, network="none",
-        mounts=(MountSpec("bind", "/www", str(tmp_path), propagation="rprivate"), MountSpec("tmpfs", "/t", size_bytes=1 << 20)),
+        name=name,
+        image=IMAGE,
+        command=("sleep", "300"),
+        labels={TEST_LABEL: "1"},
+        network="none",
+        mounts=(
+            MountSpec("bind", "/www", str(tmp_path), propagation="rprivate"),
+            MountSpec("tmpfs", "/t", size_bytes=1 << 20),
+        ),
     )
     engine.create_container(spec)
     try:

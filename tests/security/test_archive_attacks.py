@@ -37,20 +37,31 @@ def tar_of(entries, compress=False):
 
 def volume(svc, files):
     name = unique("arch")
-    assert requests.post(svc.url("/api/v1/volumes"), json={"name": name, "labels": {TEST_LABEL: "1"}}, headers=ADMIN, timeout=30).status_code == 201
+    assert (
+        requests.post(
+            svc.url("/api/v1/volumes"), json={"name": name, "labels": {TEST_LABEL: "1"}}, headers=ADMIN, timeout=30
+        ).status_code
+        == 201
+    )
     put(svc, name, tar_of([("file", n, d) for n, d in files.items()]), 200)
     return name
 
 
 def put(svc, name, body, status):
-    r = requests.put(svc.url(f"/api/v1/volumes/{name}/archive"), data=body, timeout=300,
-                     headers={**ADMIN, "Content-Type": "application/gzip" if body[:2] == b"\x1f\x8b" else "application/x-tar"})
+    r = requests.put(
+        svc.url(f"/api/v1/volumes/{name}/archive"),
+        data=body,
+        timeout=300,
+        headers={**ADMIN, "Content-Type": "application/gzip" if body[:2] == b"\x1f\x8b" else "application/x-tar"},
+    )
     assert r.status_code == status, r.text[:500]
     return r
 
 
 def exported(svc, name):
-    r = requests.get(svc.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60)
+    r = requests.get(
+        svc.url(f"/api/v1/volumes/{name}/archive"), headers={**ADMIN, "Accept-Encoding": "identity"}, timeout=60
+    )
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
         return {m.name: (m.type, m.linkname) for m in tar}
 
@@ -60,10 +71,13 @@ def svc(service):
     return service
 
 
-@pytest.mark.parametrize("chain", [
-    [("sym", "a", "."), ("sym", "a/b", ".."), ("file", "a/b/ESC", b"out")],
-    [("sym", "x", "y"), ("sym", "y", ".."), ("file", "x/f", b"out")],
-])
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [("sym", "a", "."), ("sym", "a/b", ".."), ("file", "a/b/ESC", b"out")],
+        [("sym", "x", "y"), ("sym", "y", ".."), ("file", "x/f", b"out")],
+    ],
+)
 def test_link_chains_out_of_the_volume_are_422_before_anything_is_written(svc, chain):
     name = volume(svc, {"keep.txt": b"kept"})
     before = exported(svc, name)
@@ -90,8 +104,10 @@ def test_300000_empty_entries_cost_bounded_memory_and_the_cap_answers_413(svc, s
     elapsed = time.monotonic() - started
     after = worker_rss(svc)
     growth = max(after.get(pid, 0) - rss for pid, rss in before.items()) / 1024
-    print(f"\n300,000 empty entries ({len(body) / 1e6:.1f} MB tar.gz) checked through gunicorn in {elapsed:.1f} s; "
-          f"worker RSS growth {growth:.1f} MiB")
+    print(
+        f"\n300,000 empty entries ({len(body) / 1e6:.1f} MB tar.gz) checked through gunicorn in {elapsed:.1f} s; "
+        f"worker RSS growth {growth:.1f} MiB"
+    )
     assert "FIFO" in r.json()["detail"]
     assert growth < 64, f"worker grew {growth:.1f} MiB"
 

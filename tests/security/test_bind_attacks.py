@@ -44,7 +44,14 @@ def svc(start_service, attack_root):
 
 
 def bind(svc, name, mounts, start=True):
-    body = {"name": name, "image": IMAGE, "command": ["sleep", "3600"], "network": "none", "mounts": mounts, "start": start}
+    body = {
+        "name": name,
+        "image": IMAGE,
+        "command": ["sleep", "3600"],
+        "network": "none",
+        "mounts": mounts,
+        "start": start,
+    }
     return requests.post(svc.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60)
 
 
@@ -78,8 +85,8 @@ def test_a_directory_swapped_for_a_symlink_to_slash_in_a_loop_never_gets_slash_m
     legit = os.path.join(attack_root, "legit")
     os.makedirs(legit)
     swapper = as_attacker(
-        f"cd {att} && mkdir dd && ln -s / ll && "
-        "while :; do mv -T dd d; mv -T d dd; mv -T ll d; mv -T d ll; done", background=True,
+        f"cd {att} && mkdir dd && ln -s / ll && while :; do mv -T dd d; mv -T d dd; mv -T ll d; mv -T d ll; done",
+        background=True,
     )
     made, answers = [], {"attack": [], "legit": []}
     deadline = time.monotonic() + RACE_SECONDS
@@ -202,8 +209,18 @@ def test_a_source_swapped_after_create_is_refused_at_start(svc, sdk, attack_root
     assert r.status_code == 403, r.json()
     assert s in r.json()["detail"]
     assert sdk.containers.get(name).status == "created"
-    r = requests.put(svc.url(f"/api/v1/bindings/{name}"), headers=WRITER, timeout=30, json={
-        "name": name, "image": IMAGE, "command": ["sleep", "3600"], "network": "none", "mounts": [bind_mount(f"{s}/d")]})
+    r = requests.put(
+        svc.url(f"/api/v1/bindings/{name}"),
+        headers=WRITER,
+        timeout=30,
+        json={
+            "name": name,
+            "image": IMAGE,
+            "command": ["sleep", "3600"],
+            "network": "none",
+            "mounts": [bind_mount(f"{s}/d")],
+        },
+    )
     assert r.status_code == 403
 
 

@@ -11,11 +11,14 @@ from .conftest import READER, WRITER
 JSON = {**WRITER, "Content-Type": "application/json"}
 
 
-@pytest.mark.parametrize("body", [
-    b'{"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}",
-    b'{"labels": ' + b'{"a":' * 100 + b"1" + b"}" * 100 + b"}",
-    b'{"name": ' + b"9" * 5000 + b"}",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+        b'{"labels": ' + b'{"a":' * 100 + b"1" + b"}" * 100 + b"}",
+        b'{"name": ' + b"9" * 5000 + b"}",
+    ],
+)
 def test_json_past_the_parsers_limits_is_400(service, body):
     r = requests.post(service.url("/api/v1/volumes"), data=body, headers=JSON, timeout=30)
     assert r.status_code == 400 and r.headers["Content-Type"] == "application/problem+json", r.text[:300]
@@ -27,7 +30,7 @@ def test_a_chunked_body_over_the_cap_is_413_like_one_with_a_length(service):
 
     def chunks():
         for i in range(0, len(big), 1 << 20):
-            yield big[i:i + (1 << 20)]
+            yield big[i : i + (1 << 20)]
 
     with_length = requests.post(service.url("/api/v1/volumes"), data=big, headers=JSON, timeout=60)
     chunked = requests.post(service.url("/api/v1/volumes"), data=chunks(), headers=JSON, timeout=60)

@@ -43,7 +43,7 @@ class Trickle:
                 if s is None:
                     continue
                 try:
-                    s.send(self.head[sent % len(self.head): sent % len(self.head) + 1] or b"a")
+                    s.send(self.head[sent % len(self.head) : sent % len(self.head) + 1] or b"a")
                     try:
                         data = s.recv(4096)
                     except BlockingIOError:
@@ -58,7 +58,7 @@ class Trickle:
             sent += 1
             self.stop.wait(self.every)
 
-    def __enter__(self) -> "Trickle":
+    def __enter__(self) -> Trickle:
         self.thread.start()
         return self
 
@@ -85,8 +85,10 @@ def test_trickling_headers_and_bodies_do_not_starve_normal_requests(service):
     port = service.port
     head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
     token = READER["Authorization"]
-    body_head = (f"POST /api/v1/volumes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {WRITER['Authorization']}\r\n"
-                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n").encode()
+    body_head = (
+        f"POST /api/v1/volumes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {WRITER['Authorization']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    ).encode()
     slow_bodies = []
     for _ in range(SLOW_BODIES):
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -98,8 +100,13 @@ def test_trickling_headers_and_bodies_do_not_starve_normal_requests(service):
         time.sleep(2)  # every trickler has its connection open and part of its headers sent
         while len(health) < 100:
             health.append(timed(lambda: requests.get(service.url("/healthz"), timeout=10)))
-            volumes.append(timed(lambda: requests.get(service.url("/api/v1/volumes?page_size=5"),
-                                                      headers={"Authorization": token}, timeout=10)))
+            volumes.append(
+                timed(
+                    lambda: requests.get(
+                        service.url("/api/v1/volumes?page_size=5"), headers={"Authorization": token}, timeout=10
+                    )
+                )
+            )
         # Keep the slow bodies going past the grace period: a byte every 2 s is far below the rate.
         cut = {}
         while time.monotonic() - started < ATTACK_SECONDS + 10 and len(cut) < SLOW_BODIES:
@@ -119,10 +126,12 @@ def test_trickling_headers_and_bodies_do_not_starve_normal_requests(service):
         trickled = trickle.reopened
     for s in slow_bodies:
         s.close()
-    figures = (f"with {TRICKLERS} trickling header connections and {SLOW_BODIES} slow bodies: "
-               f"GET /healthz p50 {p(health, 50) * 1000:.0f} ms p99 {p(health, 99) * 1000:.0f} ms; "
-               f"GET /api/v1/volumes p50 {p(volumes, 50) * 1000:.0f} ms p99 {p(volumes, 99) * 1000:.0f} ms; "
-               f"header connections closed by the server {trickled}; slow bodies cut {len(cut)}")
+    figures = (
+        f"with {TRICKLERS} trickling header connections and {SLOW_BODIES} slow bodies: "
+        f"GET /healthz p50 {p(health, 50) * 1000:.0f} ms p99 {p(health, 99) * 1000:.0f} ms; "
+        f"GET /api/v1/volumes p50 {p(volumes, 50) * 1000:.0f} ms p99 {p(volumes, 99) * 1000:.0f} ms; "
+        f"header connections closed by the server {trickled}; slow bodies cut {len(cut)}"
+    )
     print("\n" + figures)
     assert p(health, 99) < 1.0 and p(volumes, 99) < 1.0, figures
     assert len(cut) == SLOW_BODIES, figures

@@ -38,13 +38,16 @@ def check(*entries, base="", **kw):
     return check_upload(tar_of(*entries), base, BIG, **kw)
 
 
-@pytest.mark.parametrize("entries", [
-    [("sym", "a", "."), ("sym", "a/b", ".."), ("file", "a/b/ESC")],  # the chain seen in the wild
-    [("sym", "x", "y"), ("sym", "y", ".."), ("file", "x/f")],
-    [("dir", "d"), ("sym", "d/up", ".."), ("sym", "d/up/out", "..")],
-    [("sym", "a", "."), ("sym", "a/a2", "."), ("sym", "a/a2/b", "..")],
-    [("sym", "esc", "."), ("hard", "h", "esc/../../etc/passwd")],
-])
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("sym", "a", "."), ("sym", "a/b", ".."), ("file", "a/b/ESC")],  # the chain seen in the wild
+        [("sym", "x", "y"), ("sym", "y", ".."), ("file", "x/f")],
+        [("dir", "d"), ("sym", "d/up", ".."), ("sym", "d/up/out", "..")],
+        [("sym", "a", "."), ("sym", "a/a2", "."), ("sym", "a/a2/b", "..")],
+        [("sym", "esc", "."), ("hard", "h", "esc/../../etc/passwd")],
+    ],
+)
 def test_link_chains_that_leave_the_volume_are_refused(entries):
     with pytest.raises(InvalidInput, match="leaves the volume|may not use"):
         check(*entries)
@@ -66,11 +69,21 @@ def test_a_hard_link_through_a_link_that_leaves_is_refused():
 
 
 def test_ordinary_links_are_accepted():
-    assert check(
-        ("dir", "html"), ("file", "html/index.html"), ("sym", "html/current", "index.html"),
-        ("dir", "lib"), ("dir", "share"), ("file", "share/b"), ("sym", "lib/a", "../share/b"),
-        ("sym", "self", "."), ("file", "self/through-self"), ("hard", "h", "html/index.html"),
-    ) == 10
+    assert (
+        check(
+            ("dir", "html"),
+            ("file", "html/index.html"),
+            ("sym", "html/current", "index.html"),
+            ("dir", "lib"),
+            ("dir", "share"),
+            ("file", "share/b"),
+            ("sym", "lib/a", "../share/b"),
+            ("sym", "self", "."),
+            ("file", "self/through-self"),
+            ("hard", "h", "html/index.html"),
+        )
+        == 10
+    )
 
 
 def test_a_link_replaced_by_a_directory_is_no_link_any_more():

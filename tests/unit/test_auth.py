@@ -31,8 +31,11 @@ def test_a_wrong_or_malformed_token_is_401(client, engine, header):
 
 @pytest.mark.parametrize(
     "method, path, body",
-    [("post", "/api/v1/volumes", {"name": "x1"}), ("delete", "/api/v1/volumes/x1", None),
-     ("post", "/api/v1/volumes/prune", {})],
+    [
+        ("post", "/api/v1/volumes", {"name": "x1"}),
+        ("delete", "/api/v1/volumes/x1", None),
+        ("post", "/api/v1/volumes/prune", {}),
+    ],
 )
 def test_a_reader_cannot_write_and_the_engine_is_not_called(client, engine, method, path, body):
     r = getattr(client, method)(path, json=body, headers=bearer("reader"))
@@ -69,8 +72,12 @@ def test_tokens_file_holds_sha256_digests(tmp_path, engine):
 
 @pytest.mark.parametrize(
     "content",
-    ['[{"name": "x", "sha256": "abc", "scopes": ["read"]}]', '[{"name": "x", "sha256": "' + "0" * 64 + '", "scopes": ["root"]}]',
-     "not json", '[{"name": "x"}]'],
+    [
+        '[{"name": "x", "sha256": "abc", "scopes": ["read"]}]',
+        '[{"name": "x", "sha256": "' + "0" * 64 + '", "scopes": ["root"]}]',
+        "not json",
+        '[{"name": "x"}]',
+    ],
 )
 def test_a_bad_tokens_file_stops_the_start(tmp_path, engine, content):
     from service.config import ConfigError

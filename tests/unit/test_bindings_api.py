@@ -35,21 +35,38 @@ def site(client, as_writer):
 
 class TestCreate:
     def test_every_kind_of_mount(self, client, as_writer, engine, bind_root, site):
-        r = bind(client, as_writer, command=["sleep", "3600"], environment={"TZ": "UTC"}, mounts=[
-            {"type": "volume", "target": "/data"},
-            {"type": "volume", "source": site, "target": "/srv", "read_only": True},
-            {"type": "bind", "source": f"{bind_root}/b2", "target": "/www"},
-            {"type": "tmpfs", "target": "/tmp", "size_bytes": 67108864},
-        ])
+        r = bind(
+            client,
+            as_writer,
+            command=["sleep", "3600"],
+            environment={"TZ": "UTC"},
+            mounts=[
+                {"type": "volume", "target": "/data"},
+                {"type": "volume", "source": site, "target": "/srv", "read_only": True},
+                {"type": "bind", "source": f"{bind_root}/b2", "target": "/www"},
+                {"type": "tmpfs", "target": "/tmp", "size_bytes": 67108864},
+            ],
+        )
         assert r.status_code == 201, r.get_json()
         assert r.headers["Location"] == "/api/v1/bindings/b2"
         body = r.get_json()
-        assert (body["state"], body["image"], body["network"], body["managed"]) == ("running", "busybox:stable", "none", True)
+        assert (body["state"], body["image"], body["network"], body["managed"]) == (
+            "running",
+            "busybox:stable",
+            "none",
+            True,
+        )
         assert (body["command"], body["environment"]) == (["sleep", "3600"], {"TZ": "UTC"})
         mounts = {m["target"]: m for m in body["mounts"]}
         (anon,) = anonymous_volumes(engine)
-        assert mounts["/data"] == {"type": "volume", "name": anon, "source": engine.volumes[anon].mountpoint,
-                                   "target": "/data", "read_only": False, "driver": "local"}
+        assert mounts["/data"] == {
+            "type": "volume",
+            "name": anon,
+            "source": engine.volumes[anon].mountpoint,
+            "target": "/data",
+            "read_only": False,
+            "driver": "local",
+        }
         assert (mounts["/srv"]["name"], mounts["/srv"]["read_only"]) == (site, True)
         assert (mounts["/www"]["type"], mounts["/www"]["source"]) == ("bind", str(bind_root / "b2"))
         assert mounts["/tmp"]["type"] == "tmpfs"
@@ -58,7 +75,10 @@ class TestCreate:
         (spec,) = engine.specs.values()
         assert {m.target: m.propagation for m in spec.mounts}["/www"] == "rprivate"
 
-    @pytest.mark.parametrize("restart, expected", [(None, "unless-stopped"), ("no", "no"), ("on-failure", "on-failure"), ("always", "always")])
+    @pytest.mark.parametrize(
+        "restart, expected",
+        [(None, "unless-stopped"), ("no", "no"), ("on-failure", "on-failure"), ("always", "always")],
+    )
     def test_the_restart_policy_reaches_the_engine_and_is_shown(self, client, as_writer, engine, restart, expected):
         body = {} if restart is None else {"restart": restart}
         r = bind(client, as_writer, **body)
@@ -80,8 +100,11 @@ class TestCreate:
         assert r.get_json()["network"] == "bridge"
 
     def test_a_missing_named_volume_is_422_and_nothing_is_made(self, client, as_writer, engine, bind_root):
-        r = bind(client, as_writer, mounts=[{"type": "volume", "target": "/a"},
-                                            {"type": "volume", "source": "nope-vol", "target": "/b"}])
+        r = bind(
+            client,
+            as_writer,
+            mounts=[{"type": "volume", "target": "/a"}, {"type": "volume", "source": "nope-vol", "target": "/b"}],
+        )
         assert r.status_code == 422
         assert "mounts.1.source" in r.get_json()["errors"]
         assert nothing_made(engine, bind_root)
@@ -99,12 +122,20 @@ class TestCreate:
             raise EngineRejected("the engine refused this configuration")
 
         monkeypatch.setattr(engine, fail, refuse)
-        r = bind(client, as_writer, mounts=[{"type": "volume", "target": "/data"},
-                                            {"type": "bind", "source": f"{bind_root}/new/deep", "target": "/www"}])
+        r = bind(
+            client,
+            as_writer,
+            mounts=[
+                {"type": "volume", "target": "/data"},
+                {"type": "bind", "source": f"{bind_root}/new/deep", "target": "/www"},
+            ],
+        )
         assert r.status_code == 422
         assert nothing_made(engine, bind_root)
 
-    def test_an_engine_failure_is_502_and_takes_back_everything(self, client, as_writer, engine, bind_root, monkeypatch):
+    def test_an_engine_failure_is_502_and_takes_back_everything(
+        self, client, as_writer, engine, bind_root, monkeypatch
+    ):
         def fail(*a, **k):
             raise EngineFailure("the engine refused the request")
 
@@ -114,13 +145,27 @@ class TestCreate:
 
 
 class TestPolicy:
-    @pytest.mark.parametrize("source, status", [
-        ("relative/dir", 422), ("/roots/../etc", 422), ("/x\u0000y", 422), ("/" + "a" * 300, 422),
-        ("/etc", 403), ("/proc/self", 403), ("/", 403), ("/run/test-engine.sock", 403), ("/var/lib/docker", 403),
-        ("/var/lib/docker/volumes/x/_data", 403),
-    ])
+    @pytest.mark.parametrize(
+        "source, status",
+        [
+            ("relative/dir", 422),
+            ("/roots/../etc", 422),
+            ("/x\u0000y", 422),
+            ("/" + "a" * 300, 422),
+            ("/etc", 403),
+            ("/proc/self", 403),
+            ("/", 403),
+            ("/run/test-engine.sock", 403),
+            ("/var/lib/docker", 403),
+            ("/var/lib/docker/volumes/x/_data", 403),
+        ],
+    )
     def test_refused_bind_sources_make_nothing(self, client, as_writer, engine, bind_root, source, status):
-        r = bind(client, as_writer, mounts=[{"type": "volume", "target": "/data"}, {"type": "bind", "source": source, "target": "/www"}])
+        r = bind(
+            client,
+            as_writer,
+            mounts=[{"type": "volume", "target": "/data"}, {"type": "bind", "source": source, "target": "/www"}],
+        )
         assert r.status_code == status, r.get_json()
         assert r.content_type == PROBLEM
         assert nothing_made(engine, bind_root)
@@ -143,62 +188,124 @@ class TestPolicy:
     def test_the_resolved_path_is_what_the_engine_gets(self, client, as_writer, engine, bind_root):
         (bind_root / "real").mkdir()
         os.symlink(bind_root / "real", bind_root / "alias")
-        assert bind(client, as_writer, mounts=[{"type": "bind", "source": f"{bind_root}/alias/", "target": "/www"}]).status_code == 201
+        assert (
+            bind(
+                client, as_writer, mounts=[{"type": "bind", "source": f"{bind_root}/alias/", "target": "/www"}]
+            ).status_code
+            == 201
+        )
         (spec,) = engine.specs.values()
         assert spec.mounts[0].source == str(bind_root / "real")
 
     def test_a_source_inside_another_read_write_bind_source_is_refused(self, client, as_writer, engine, bind_root):
-        assert bind(client, as_writer, name="outer", mounts=[{"type": "bind", "source": f"{bind_root}/shared", "target": "/w"}]).status_code == 201
-        r = bind(client, as_writer, name="inner", mounts=[{"type": "bind", "source": f"{bind_root}/shared/sub", "target": "/w"}])
+        assert (
+            bind(
+                client,
+                as_writer,
+                name="outer",
+                mounts=[{"type": "bind", "source": f"{bind_root}/shared", "target": "/w"}],
+            ).status_code
+            == 201
+        )
+        r = bind(
+            client,
+            as_writer,
+            name="inner",
+            mounts=[{"type": "bind", "source": f"{bind_root}/shared/sub", "target": "/w"}],
+        )
         assert r.status_code == 403
         assert not (bind_root / "shared" / "sub").exists()
-        same = bind(client, as_writer, name="same", mounts=[{"type": "bind", "source": f"{bind_root}/shared", "target": "/w"}])
+        same = bind(
+            client, as_writer, name="same", mounts=[{"type": "bind", "source": f"{bind_root}/shared", "target": "/w"}]
+        )
         assert same.status_code == 201
 
     def test_a_read_write_source_inside_a_read_only_one_is_fine(self, client, as_writer, bind_root):
-        bind(client, as_writer, name="ro", mounts=[{"type": "bind", "source": f"{bind_root}/ro", "target": "/w", "read_only": True}])
-        r = bind(client, as_writer, name="in-ro", mounts=[{"type": "bind", "source": f"{bind_root}/ro/sub", "target": "/w"}])
+        bind(
+            client,
+            as_writer,
+            name="ro",
+            mounts=[{"type": "bind", "source": f"{bind_root}/ro", "target": "/w", "read_only": True}],
+        )
+        r = bind(
+            client, as_writer, name="in-ro", mounts=[{"type": "bind", "source": f"{bind_root}/ro/sub", "target": "/w"}]
+        )
         assert r.status_code == 201
 
     def test_a_read_write_source_above_an_existing_source_is_refused(self, client, as_writer, engine, bind_root):
-        child = bind(client, as_writer, name="child", mounts=[
-            {"type": "bind", "source": f"{bind_root}/p/child", "target": "/w", "read_only": True}])
+        child = bind(
+            client,
+            as_writer,
+            name="child",
+            mounts=[{"type": "bind", "source": f"{bind_root}/p/child", "target": "/w", "read_only": True}],
+        )
         assert child.status_code == 201
         before = dict(engine.containers)
-        r = bind(client, as_writer, name="parent", mounts=[{"type": "bind", "source": f"{bind_root}/p", "target": "/w"}])
+        r = bind(
+            client, as_writer, name="parent", mounts=[{"type": "bind", "source": f"{bind_root}/p", "target": "/w"}]
+        )
         assert r.status_code == 403
         assert f"{bind_root}/p/child" in r.get_json()["detail"]
         assert engine.containers == before
-        ro_parent = bind(client, as_writer, name="ro-parent", mounts=[
-            {"type": "bind", "source": f"{bind_root}/p", "target": "/w", "read_only": True}])
+        ro_parent = bind(
+            client,
+            as_writer,
+            name="ro-parent",
+            mounts=[{"type": "bind", "source": f"{bind_root}/p", "target": "/w", "read_only": True}],
+        )
         assert ro_parent.status_code == 201
 
     def test_two_sources_of_one_request_may_not_nest_under_a_writable_one(self, client, as_writer, engine, bind_root):
-        r = bind(client, as_writer, mounts=[
-            {"type": "bind", "source": f"{bind_root}/n", "target": "/a"},
-            {"type": "bind", "source": f"{bind_root}/n/inner", "target": "/b", "read_only": True}])
+        r = bind(
+            client,
+            as_writer,
+            mounts=[
+                {"type": "bind", "source": f"{bind_root}/n", "target": "/a"},
+                {"type": "bind", "source": f"{bind_root}/n/inner", "target": "/b", "read_only": True},
+            ],
+        )
         assert r.status_code == 403
         assert nothing_made(engine, bind_root)
 
     def test_bind_like_volumes_count_as_read_write_sources(self, client, as_writer, engine, bind_root):
-        assert bind(client, as_writer, name="holder", mounts=[
-            {"type": "bind", "source": f"{bind_root}/q", "target": "/w"}]).status_code == 201
+        assert (
+            bind(
+                client, as_writer, name="holder", mounts=[{"type": "bind", "source": f"{bind_root}/q", "target": "/w"}]
+            ).status_code
+            == 201
+        )
         disguised = {"type": "none", "o": "bind", "device": f"{bind_root}/q/dev"}
         r = client.post("/api/v1/volumes", json={"name": "disguised", "driver_opts": disguised}, headers=as_writer)
         assert r.status_code == 403
         assert "disguised" not in engine.volumes and not (bind_root / "q" / "dev").exists()
         device = {"type": "none", "o": "bind", "device": f"{bind_root}/r/dev"}
-        assert client.post("/api/v1/volumes", json={"name": "dev", "driver_opts": device}, headers=as_writer).status_code == 201
-        above = bind(client, as_writer, name="above", mounts=[{"type": "bind", "source": f"{bind_root}/r", "target": "/w"}])
+        assert (
+            client.post("/api/v1/volumes", json={"name": "dev", "driver_opts": device}, headers=as_writer).status_code
+            == 201
+        )
+        above = bind(
+            client, as_writer, name="above", mounts=[{"type": "bind", "source": f"{bind_root}/r", "target": "/w"}]
+        )
         assert above.status_code == 403
         assert "volume dev" in above.get_json()["detail"]
-        inside = bind(client, as_writer, name="inside", mounts=[
-            {"type": "bind", "source": f"{bind_root}/r/dev/x", "target": "/w", "read_only": True}])
+        inside = bind(
+            client,
+            as_writer,
+            name="inside",
+            mounts=[{"type": "bind", "source": f"{bind_root}/r/dev/x", "target": "/w", "read_only": True}],
+        )
         assert inside.status_code == 403  # the device is writable through any container that mounts it
 
-    def test_start_walks_the_source_again_and_refuses_a_swapped_one(self, client, as_writer, engine, bind_root, tmp_path):
-        made = bind(client, as_writer, name="swap", start=False, mounts=[
-            {"type": "bind", "source": f"{bind_root}/s/d", "target": "/w"}])
+    def test_start_walks_the_source_again_and_refuses_a_swapped_one(
+        self, client, as_writer, engine, bind_root, tmp_path
+    ):
+        made = bind(
+            client,
+            as_writer,
+            name="swap",
+            start=False,
+            mounts=[{"type": "bind", "source": f"{bind_root}/s/d", "target": "/w"}],
+        )
         assert made.status_code == 201
         (bind_root / "s" / "d").rename(bind_root / "s" / "d.old")
         os.symlink("/", bind_root / "s" / "d")
@@ -208,8 +315,16 @@ class TestPolicy:
         assert client.get("/api/v1/bindings/swap", headers=as_writer).get_json()["state"] == "created"
 
     def test_start_refuses_a_source_whose_parent_became_writable_by_others(self, client, as_writer, bind_root):
-        assert bind(client, as_writer, name="perm", start=False, mounts=[
-            {"type": "bind", "source": f"{bind_root}/t/d", "target": "/w"}]).status_code == 201
+        assert (
+            bind(
+                client,
+                as_writer,
+                name="perm",
+                start=False,
+                mounts=[{"type": "bind", "source": f"{bind_root}/t/d", "target": "/w"}],
+            ).status_code
+            == 201
+        )
         os.chmod(bind_root / "t", 0o777)
         r = client.post("/api/v1/bindings/perm/start", headers=as_writer)
         assert r.status_code == 403
@@ -224,8 +339,10 @@ class TestPolicy:
         from service.app import create_app
         from service.config import Settings
 
-        app = create_app({"SETTINGS": Settings(tokens={"w": ["write"]}, allowed_images=("busybox:*",),
-                                               allowed_networks=("none",))}, engine=engine)
+        app = create_app(
+            {"SETTINGS": Settings(tokens={"w": ["write"]}, allowed_images=("busybox:*",), allowed_networks=("none",))},
+            engine=engine,
+        )
         c = app.test_client()
         h = {"Authorization": "Bearer w"}
         assert bind(c, h, image="alpine:3").status_code == 403
@@ -238,26 +355,32 @@ class TestPolicy:
         assert "image" in r.get_json()["errors"]
         assert engine.containers == {}
 
-    @pytest.mark.parametrize("body, field", [
-        ({"privileged": True}, "privileged"),
-        ({"cap_add": ["SYS_ADMIN"]}, "cap_add"),
-        ({"mounts": [{"type": "volume", "target": "data"}]}, "mounts.0.target"),
-        ({"mounts": [{"type": "volume", "target": "/"}]}, "mounts.0.target"),
-        ({"mounts": [{"type": "volume", "target": "/a/../b"}]}, "mounts.0.target"),
-        ({"mounts": [{"type": "volume", "target": "/a/"}]}, "mounts.0.target"),
-        ({"mounts": [{"type": "volume", "target": "/a"}, {"type": "tmpfs", "target": "/a"}]}, "mounts"),
-        ({"mounts": [{"type": "bind", "source": "/x", "target": "/a", "propagation": "rshared"}]}, "mounts.0.propagation"),
-        ({"mounts": [{"type": "bind", "source": "/x", "target": "/a", "no_copy": True}]}, "mounts.0.no_copy"),
-        ({"mounts": [{"type": "tmpfs", "source": "/x", "target": "/a"}]}, "mounts.0.source"),
-        ({"mounts": [{"type": "bind", "target": "/a"}]}, "mounts.0.source"),
-        ({"mounts": [{"type": "npipe", "target": "/a"}]}, "mounts.0.type"),
-        ({"mounts": [{"type": "volume", "source": "../x", "target": "/a"}]}, "mounts.0.source"),
-        ({"image": "UPPER:case"}, "image"),
-        ({"environment": {"1BAD": "x"}}, "environment"),
-        ({"command": []}, "command"),
-        ({"name": "-x"}, "name"),
-        ({"sharing_mode": "rwx"}, "sharing_mode"),
-    ])
+    @pytest.mark.parametrize(
+        "body, field",
+        [
+            ({"privileged": True}, "privileged"),
+            ({"cap_add": ["SYS_ADMIN"]}, "cap_add"),
+            ({"mounts": [{"type": "volume", "target": "data"}]}, "mounts.0.target"),
+            ({"mounts": [{"type": "volume", "target": "/"}]}, "mounts.0.target"),
+            ({"mounts": [{"type": "volume", "target": "/a/../b"}]}, "mounts.0.target"),
+            ({"mounts": [{"type": "volume", "target": "/a/"}]}, "mounts.0.target"),
+            ({"mounts": [{"type": "volume", "target": "/a"}, {"type": "tmpfs", "target": "/a"}]}, "mounts"),
+            (
+                {"mounts": [{"type": "bind", "source": "/x", "target": "/a", "propagation": "rshared"}]},
+                "mounts.0.propagation",
+            ),
+            ({"mounts": [{"type": "bind", "source": "/x", "target": "/a", "no_copy": True}]}, "mounts.0.no_copy"),
+            ({"mounts": [{"type": "tmpfs", "source": "/x", "target": "/a"}]}, "mounts.0.source"),
+            ({"mounts": [{"type": "bind", "target": "/a"}]}, "mounts.0.source"),
+            ({"mounts": [{"type": "npipe", "target": "/a"}]}, "mounts.0.type"),
+            ({"mounts": [{"type": "volume", "source": "../x", "target": "/a"}]}, "mounts.0.source"),
+            ({"image": "UPPER:case"}, "image"),
+            ({"environment": {"1BAD": "x"}}, "environment"),
+            ({"command": []}, "command"),
+            ({"name": "-x"}, "name"),
+            ({"sharing_mode": "rwx"}, "sharing_mode"),
+        ],
+    )
     def test_bad_bodies_are_422_and_make_nothing(self, client, as_writer, engine, bind_root, body, field):
         r = bind(client, as_writer, **body)
         assert r.status_code == 422, r.get_json()
@@ -268,7 +391,13 @@ class TestPolicy:
 class TestReadAndList:
     @pytest.fixture
     def hosts(self, client, as_writer, engine, site):
-        bind(client, as_writer, name="web", labels={"tier": "front"}, mounts=[{"type": "volume", "source": site, "target": "/srv"}])
+        bind(
+            client,
+            as_writer,
+            name="web",
+            labels={"tier": "front"},
+            mounts=[{"type": "volume", "source": site, "target": "/srv"}],
+        )
         bind(client, as_writer, name="idle", start=False)
         engine.add_container("foreign", {site: "/x"})
         engine.add_container("helper", {}, labels={L.MANAGED: "true", L.ROLE: "helper"})
@@ -278,14 +407,17 @@ class TestReadAndList:
         assert r.status_code == 200, r.get_json()
         return [b["name"] for b in r.get_json()]
 
-    @pytest.mark.parametrize("query, expected", [
-        ("", ["foreign", "idle", "web"]),
-        ("?volume=site-data", ["foreign", "web"]),
-        ("?state=running", ["web"]),
-        ("?state=created", ["foreign", "idle"]),
-        ("?label=tier=front", ["web"]),
-        ("?sharing_group=nogroup", []),
-    ])
+    @pytest.mark.parametrize(
+        "query, expected",
+        [
+            ("", ["foreign", "idle", "web"]),
+            ("?volume=site-data", ["foreign", "web"]),
+            ("?state=running", ["web"]),
+            ("?state=created", ["foreign", "idle"]),
+            ("?label=tier=front", ["web"]),
+            ("?sharing_group=nogroup", []),
+        ],
+    )
     def test_filters(self, client, as_reader, hosts, query, expected):
         assert self.names(client, as_reader, query) == expected
 
@@ -308,8 +440,15 @@ class TestReadAndList:
         assert r.status_code == 409
         assert {"container": "web", "binding": "web", "target": "/srv", "read_only": False} in r.get_json()["used_by"]
 
-    @pytest.mark.parametrize("call", [("put", "/api/v1/bindings/foreign"), ("delete", "/api/v1/bindings/foreign"),
-                                      ("post", "/api/v1/bindings/foreign/start"), ("post", "/api/v1/bindings/foreign/stop")])
+    @pytest.mark.parametrize(
+        "call",
+        [
+            ("put", "/api/v1/bindings/foreign"),
+            ("delete", "/api/v1/bindings/foreign"),
+            ("post", "/api/v1/bindings/foreign/start"),
+            ("post", "/api/v1/bindings/foreign/stop"),
+        ],
+    )
     def test_foreign_containers_are_read_only(self, client, as_writer, engine, hosts, call):
         method, path = call
         kwargs = {"json": {"image": "busybox:stable", "network": "none"}} if method == "put" else {}
@@ -321,10 +460,17 @@ class TestReadAndList:
 class TestReplace:
     @pytest.fixture
     def running(self, client, as_writer, site, bind_root):
-        r = bind(client, as_writer, name="app", mounts=[
-            {"type": "volume", "target": "/data"}, {"type": "volume", "target": "/cache"},
-            {"type": "volume", "source": site, "target": "/srv"},
-            {"type": "bind", "source": f"{bind_root}/app", "target": "/www"}])
+        r = bind(
+            client,
+            as_writer,
+            name="app",
+            mounts=[
+                {"type": "volume", "target": "/data"},
+                {"type": "volume", "target": "/cache"},
+                {"type": "volume", "source": site, "target": "/srv"},
+                {"type": "bind", "source": f"{bind_root}/app", "target": "/www"},
+            ],
+        )
         return r.get_json()
 
     def put(self, client, headers, **body):
@@ -335,10 +481,17 @@ class TestReplace:
     def test_new_image_keeps_named_anonymous_and_host_data(self, client, as_writer, engine, running, bind_root, site):
         engine.images.add("busybox:v2")
         old = {m["target"]: m["name"] for m in running["mounts"]}
-        r = self.put(client, as_writer, image="busybox:v2", mounts=[
-            {"type": "volume", "target": "/data"}, {"type": "volume", "target": "/new"},
-            {"type": "volume", "source": site, "target": "/srv"},
-            {"type": "bind", "source": f"{bind_root}/app", "target": "/www"}])
+        r = self.put(
+            client,
+            as_writer,
+            image="busybox:v2",
+            mounts=[
+                {"type": "volume", "target": "/data"},
+                {"type": "volume", "target": "/new"},
+                {"type": "volume", "source": site, "target": "/srv"},
+                {"type": "bind", "source": f"{bind_root}/app", "target": "/www"},
+            ],
+        )
         assert r.status_code == 200, r.get_json()
         body = r.get_json()
         new = {m["target"]: m["name"] for m in body["mounts"]}
@@ -388,8 +541,12 @@ class TestReplace:
 class TestDeleteStartStop:
     @pytest.fixture
     def app_binding(self, client, as_writer, site):
-        return bind(client, as_writer, name="app", mounts=[
-            {"type": "volume", "target": "/data"}, {"type": "volume", "source": site, "target": "/srv"}]).get_json()
+        return bind(
+            client,
+            as_writer,
+            name="app",
+            mounts=[{"type": "volume", "target": "/data"}, {"type": "volume", "source": site, "target": "/srv"}],
+        ).get_json()
 
     def test_delete_keeps_every_volume(self, client, as_writer, engine, app_binding, site):
         volumes = set(engine.volumes)
@@ -397,7 +554,9 @@ class TestDeleteStartStop:
         assert engine.containers == {}
         assert set(engine.volumes) == volumes
 
-    def test_delete_can_remove_its_anonymous_volumes_but_never_named_ones(self, client, as_writer, engine, app_binding, site):
+    def test_delete_can_remove_its_anonymous_volumes_but_never_named_ones(
+        self, client, as_writer, engine, app_binding, site
+    ):
         r = client.delete("/api/v1/bindings/app?remove_anonymous_volumes=true", headers=as_writer)
         assert r.status_code == 204
         assert set(engine.volumes) == {site}

@@ -8,13 +8,24 @@ from service.config import ConfigError, Settings
 def test_defaults_follow_the_design():
     s = Settings.from_env({})
     assert (s.bind_roots, s.allowed_images, s.infra_image) == ((), ("*",), "busybox:stable")
-    assert (s.default_network, s.allowed_networks, s.pull, s.engine_timeout) == ("bridge", ("none", "bridge"), "missing", 10.0)
+    assert (s.default_network, s.allowed_networks, s.pull, s.engine_timeout) == (
+        "bridge",
+        ("none", "bridge"),
+        "missing",
+        10.0,
+    )
     assert s.auth_disabled is False
 
 
 def test_json_values_are_parsed():
-    s = Settings.from_env({"DOCKVOL_TOKENS": '{"t": ["read", "write"]}', "DOCKVOL_BIND_ROOTS": '["/srv"]',
-                           "DOCKVOL_AUTH_DISABLED": "true", "DOCKVOL_ENGINE_TIMEOUT": "2.5"})
+    s = Settings.from_env(
+        {
+            "DOCKVOL_TOKENS": '{"t": ["read", "write"]}',
+            "DOCKVOL_BIND_ROOTS": '["/srv"]',
+            "DOCKVOL_AUTH_DISABLED": "true",
+            "DOCKVOL_ENGINE_TIMEOUT": "2.5",
+        }
+    )
     assert s.tokens == {"t": ["read", "write"]}
     assert s.bind_roots == ("/srv",)
     assert s.auth_disabled is True
@@ -23,9 +34,16 @@ def test_json_values_are_parsed():
 
 @pytest.mark.parametrize(
     "env",
-    [{"DOCKVOL_TOKENS": "{nope"}, {"DOCKVOL_TOKENS": '{"t": ["root"]}'}, {"DOCKVOL_TOKENS": '["t"]'},
-     {"DOCKVOL_BIND_ROOTS": '"/srv"'}, {"DOCKVOL_PULL": "always"}, {"DOCKVOL_ENGINE_TIMEOUT": "soon"},
-     {"DOCKVOL_ENGINE_TIMEOUT": "0"}, {"DOCKVOL_AUTH_DISABLED": "maybe"}],
+    [
+        {"DOCKVOL_TOKENS": "{nope"},
+        {"DOCKVOL_TOKENS": '{"t": ["root"]}'},
+        {"DOCKVOL_TOKENS": '["t"]'},
+        {"DOCKVOL_BIND_ROOTS": '"/srv"'},
+        {"DOCKVOL_PULL": "always"},
+        {"DOCKVOL_ENGINE_TIMEOUT": "soon"},
+        {"DOCKVOL_ENGINE_TIMEOUT": "0"},
+        {"DOCKVOL_AUTH_DISABLED": "maybe"},
+    ],
 )
 def test_malformed_values_stop_the_start(env):
     with pytest.raises(ConfigError):

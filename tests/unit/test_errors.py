@@ -86,9 +86,13 @@ def test_volumes_prune_is_an_action_not_a_volume(client, as_writer, as_reader, e
     assert engine.volumes == {}
 
 
-@pytest.mark.parametrize("mount", [{"type": {}, "target": "/a"}, {"type": ["volume"], "target": "/a"}, "volume:/a", None])
+@pytest.mark.parametrize(
+    "mount", [{"type": {}, "target": "/a"}, {"type": ["volume"], "target": "/a"}, "volume:/a", None]
+)
 def test_a_mount_of_the_wrong_shape_is_422_not_500(client, as_writer, engine, mount):
-    r = client.post("/api/v1/bindings", json={"name": "m1", "image": "busybox:stable", "mounts": [mount]}, headers=as_writer)
+    r = client.post(
+        "/api/v1/bindings", json={"name": "m1", "image": "busybox:stable", "mounts": [mount]}, headers=as_writer
+    )
     assert r.status_code == 422
     assert engine.containers == {}
 
@@ -100,6 +104,8 @@ def test_json_flags_must_be_json_booleans(client, as_admin, engine, body):
 
 def test_tmpfs_size_must_be_a_json_integer(client, as_writer, engine):
     mount = {"type": "tmpfs", "target": "/t", "size_bytes": "65536"}
-    r = client.post("/api/v1/bindings", json={"name": "t1", "image": "busybox:stable", "mounts": [mount]}, headers=as_writer)
+    r = client.post(
+        "/api/v1/bindings", json={"name": "t1", "image": "busybox:stable", "mounts": [mount]}, headers=as_writer
+    )
     assert r.status_code == 422
     assert "mounts.0.size_bytes" in r.get_json()["errors"]

@@ -13,8 +13,16 @@ from service.domain import labels as L
 from service.domain.intents import Intents
 from tests.support import files_of, race, tar_of
 
-MUTATIONS = ("create_volume", "create_container", "start_container", "stop_container", "rename_container",
-             "remove_container", "remove_volume", "put_archive")
+MUTATIONS = (
+    "create_volume",
+    "create_container",
+    "start_container",
+    "stop_container",
+    "rename_container",
+    "remove_container",
+    "remove_volume",
+    "put_archive",
+)
 
 
 class Killed(BaseException):
@@ -50,8 +58,11 @@ def restart(monkeypatch, app, engine):
 
 def leftovers(engine):
     """What no finished operation may leave: locks, helpers, containers stood aside."""
-    return sorted(c.name for c in engine.containers.values()
-                  if c.labels.get(L.ROLE) in ("lock", "helper") or c.name.startswith("dockvol-aside-"))
+    return sorted(
+        c.name
+        for c in engine.containers.values()
+        if c.labels.get(L.ROLE) in ("lock", "helper") or c.name.startswith("dockvol-aside-")
+    )
 
 
 def binding_body(**extra):
@@ -60,8 +71,13 @@ def binding_body(**extra):
 
 @pytest.fixture
 def running(client, as_writer, bind_root):
-    body = binding_body(name="app", mounts=[
-        {"type": "volume", "target": "/data"}, {"type": "bind", "source": f"{bind_root}/www", "target": "/www"}])
+    body = binding_body(
+        name="app",
+        mounts=[
+            {"type": "volume", "target": "/data"},
+            {"type": "bind", "source": f"{bind_root}/www", "target": "/www"},
+        ],
+    )
     assert client.post("/api/v1/bindings", json=body, headers=as_writer).status_code == 201
     return client.get("/api/v1/bindings/app", headers=as_writer).get_json()
 
@@ -74,8 +90,12 @@ def steps_of(monkeypatch, engine, call):
 
 
 class TestReplaceKilledAtEveryStep:
-    NEW = binding_body(name="app", image="busybox:stable", command=["sleep", "7200"], mounts=[
-        {"type": "volume", "target": "/data"}, {"type": "volume", "target": "/cache"}])
+    NEW = binding_body(
+        name="app",
+        image="busybox:stable",
+        command=["sleep", "7200"],
+        mounts=[{"type": "volume", "target": "/data"}, {"type": "volume", "target": "/cache"}],
+    )
 
     def put(self, client, as_writer):
         return client.put("/api/v1/bindings/app", json=self.NEW, headers=as_writer)
@@ -87,9 +107,20 @@ class TestReplaceKilledAtEveryStep:
         assert total >= 6
         assert client.get("/api/v1/bindings/app", headers=as_writer).get_json()["command"] == ["sleep", "7200"]
         for step in range(1, total + 1):
-            assert client.put("/api/v1/bindings/app", json=binding_body(name="app", mounts=[
-                {"type": "volume", "target": "/data"}, {"type": "bind", "source": running["mounts"][1]["source"], "target": "/www"}]),
-                headers=as_writer).status_code == 200
+            assert (
+                client.put(
+                    "/api/v1/bindings/app",
+                    json=binding_body(
+                        name="app",
+                        mounts=[
+                            {"type": "volume", "target": "/data"},
+                            {"type": "bind", "source": running["mounts"][1]["source"], "target": "/www"},
+                        ],
+                    ),
+                    headers=as_writer,
+                ).status_code
+                == 200
+            )
             before = client.get("/api/v1/bindings/app", headers=as_writer).get_json()
             volumes_before = set(engine.volumes)
             kill_at(monkeypatch, engine, step)
@@ -127,7 +158,8 @@ def test_create_killed_at_any_step_leaves_all_or_nothing(app, client, as_writer,
     if got.status_code == 200:
         assert got.get_json()["state"] == "running"
         assert {n for n, v in engine.volumes.items() if v.labels.get(L.BINDING) == "fresh"} == {
-            m["name"] for m in got.get_json()["mounts"]}
+            m["name"] for m in got.get_json()["mounts"]
+        }
     else:
         assert not finished and got.status_code == 404
         assert engine.volumes == {}, f"step {step}: orphan volumes {list(engine.volumes)}"
@@ -135,11 +167,19 @@ def test_create_killed_at_any_step_leaves_all_or_nothing(app, client, as_writer,
 
 
 @pytest.mark.parametrize("step", range(1, 7))
-def test_cascade_delete_killed_at_any_step_finishes_or_leaves_the_group(app, client, as_writer, engine, monkeypatch, step):
+def test_cascade_delete_killed_at_any_step_finishes_or_leaves_the_group(
+    app, client, as_writer, engine, monkeypatch, step
+):
     assert client.post("/api/v1/sharing-groups", json={"name": "web"}, headers=as_writer).status_code == 201
     for m in ("nginx", "tomcat"):
-        assert client.post("/api/v1/bindings", json={"name": m, "image": "busybox:stable", "sharing_group": "web"},
-                           headers=as_writer).status_code == 201
+        assert (
+            client.post(
+                "/api/v1/bindings",
+                json={"name": m, "image": "busybox:stable", "sharing_group": "web"},
+                headers=as_writer,
+            ).status_code
+            == 201
+        )
     kill_at(monkeypatch, engine, step)
     try:
         client.delete("/api/v1/sharing-groups/web?cascade=true", headers=as_writer)
@@ -147,7 +187,11 @@ def test_cascade_delete_killed_at_any_step_finishes_or_leaves_the_group(app, cli
         pass
     restart(monkeypatch, app, engine)
     group = client.get("/api/v1/sharing-groups/web", headers=as_writer)
-    members = [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == "web" and c.labels.get(L.ROLE) == "binding"]
+    members = [
+        c.name
+        for c in engine.containers.values()
+        if c.labels.get(L.GROUP) == "web" and c.labels.get(L.ROLE) == "binding"
+    ]
     if group.status_code == 200:
         assert sorted(group.get_json()["members"]) == ["nginx", "tomcat"] == sorted(members)
     else:
@@ -157,7 +201,9 @@ def test_cascade_delete_killed_at_any_step_finishes_or_leaves_the_group(app, cli
 
 def test_twenty_concurrent_puts_are_serialised(client, as_writer, engine, running):
     def put(i):
-        body = binding_body(name="app", command=["sleep", str(1000 + i)], mounts=[{"type": "volume", "target": "/data"}])
+        body = binding_body(
+            name="app", command=["sleep", str(1000 + i)], mounts=[{"type": "volume", "target": "/data"}]
+        )
         return client.put("/api/v1/bindings/app", json=body, headers=as_writer).status_code
 
     with ThreadPoolExecutor(20) as pool:
@@ -174,8 +220,12 @@ def test_a_volume_delete_racing_a_binding_that_mounts_it_never_both_succeed(clie
         name = f"site-{round_}"
         assert client.post("/api/v1/volumes", json={"name": name}, headers=as_writer).status_code == 201
         body = binding_body(name=f"user-{round_}", mounts=[{"type": "volume", "source": name, "target": "/srv"}])
-        codes = tuple(race(lambda: client.delete(f"/api/v1/volumes/{name}", headers=as_writer).status_code,
-                           lambda: client.post("/api/v1/bindings", json=body, headers=as_writer).status_code))
+        codes = tuple(
+            race(
+                lambda: client.delete(f"/api/v1/volumes/{name}", headers=as_writer).status_code,
+                lambda: client.post("/api/v1/bindings", json=body, headers=as_writer).status_code,
+            )
+        )
         assert codes in ((204, 422), (409, 201)), f"round {round_}: {codes}"
         if codes[1] == 201:
             assert L.is_managed(engine.volumes[name].labels)  # the volume it checked, not a stand-in
@@ -187,8 +237,12 @@ def test_a_cascade_delete_racing_a_new_member_leaves_no_member_outside_a_group(c
         group = f"g{round_}"
         assert client.post("/api/v1/sharing-groups", json={"name": group}, headers=as_writer).status_code == 201
         body = {"name": f"m{round_}", "image": "busybox:stable", "sharing_group": group}
-        codes = tuple(race(lambda: client.delete(f"/api/v1/sharing-groups/{group}?cascade=true", headers=as_writer).status_code,
-                           lambda: client.post("/api/v1/bindings", json=body, headers=as_writer).status_code))
+        codes = tuple(
+            race(
+                lambda: client.delete(f"/api/v1/sharing-groups/{group}?cascade=true", headers=as_writer).status_code,
+                lambda: client.post("/api/v1/bindings", json=body, headers=as_writer).status_code,
+            )
+        )
         assert codes in ((204, 422), (204, 201)), codes
         assert [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == group] == []
     assert leftovers(engine) == []
@@ -202,14 +256,19 @@ def contents(client, headers, name):
 @pytest.fixture
 def filled(client, as_admin):
     assert client.post("/api/v1/volumes", json={"name": "src"}, headers=as_admin).status_code == 201
-    r = client.put("/api/v1/volumes/src/archive", data=tar_of({"a.txt": b"alpha", "b.txt": b"beta"}),
-                   headers={**as_admin, "Content-Type": "application/x-tar"})
+    r = client.put(
+        "/api/v1/volumes/src/archive",
+        data=tar_of({"a.txt": b"alpha", "b.txt": b"beta"}),
+        headers={**as_admin, "Content-Type": "application/x-tar"},
+    )
     assert r.status_code == 200, r.get_json()
     return contents(client, as_admin, "src")
 
 
 @pytest.mark.parametrize("operation", ["clone", "rename"])
-def test_clone_and_rename_killed_at_any_step_leave_one_whole_copy(app, client, as_admin, engine, monkeypatch, filled, operation):
+def test_clone_and_rename_killed_at_any_step_leave_one_whole_copy(
+    app, client, as_admin, engine, monkeypatch, filled, operation
+):
     total = None
     for step in range(1, 20):
         kill_at(monkeypatch, engine, step)
@@ -238,11 +297,18 @@ def test_clone_and_rename_killed_at_any_step_leave_one_whole_copy(app, client, a
 
 
 def test_a_rename_racing_an_import_loses_neither(client, as_admin, engine, filled):
-    codes = tuple(race(
-        lambda: client.put("/api/v1/volumes/src/archive", data=tar_of({"new.txt": b"new"}),
-                           headers={**as_admin, "Content-Type": "application/x-tar"}).status_code,
-        lambda: client.post("/api/v1/volumes/src/rename", json={"name": "moved"}, headers=as_admin).status_code,
-    ))
+    codes = tuple(
+        race(
+            lambda: (
+                client.put(
+                    "/api/v1/volumes/src/archive",
+                    data=tar_of({"new.txt": b"new"}),
+                    headers={**as_admin, "Content-Type": "application/x-tar"},
+                ).status_code
+            ),
+            lambda: client.post("/api/v1/volumes/src/rename", json={"name": "moved"}, headers=as_admin).status_code,
+        )
+    )
     moved = contents(client, as_admin, "moved")
     if codes == (200, 200):  # the import went first, then the rename carried it over
         assert moved == {**filled, "new.txt": b"new"}

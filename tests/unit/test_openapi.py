@@ -47,7 +47,9 @@ def test_every_operation_is_documented(spec):
 
 def test_the_bearer_scheme_is_declared(spec):
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "description": "A token from DOCKVOL_TOKENS or DOCKVOL_TOKENS_FILE"
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token from DOCKVOL_TOKENS or DOCKVOL_TOKENS_FILE",
     }
 
 
@@ -58,7 +60,7 @@ def test_the_document_is_valid_openapi(spec):
 
 
 def test_every_create_links_to_its_get_and_delete(spec):
-    for path, method, op in operations(spec):
+    for _path, _method, op in operations(spec):
         if op["operationId"].startswith("create"):
             links = {link["operationId"] for link in op["responses"]["201"]["links"].values()}
             noun = op["operationId"].removeprefix("create")

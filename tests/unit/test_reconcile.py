@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from service.engine.port import ContainerState
 from service.domain.reconcile import Reconciler, instant
+from service.engine.port import ContainerState
 
 
 @pytest.fixture
@@ -42,7 +42,10 @@ def test_members_that_could_not_start_before_their_group_are_started(engine, rec
         set_state(engine, name, "exited", "2020-01-02T00:00:04Z", "cannot join network of a non running container")
     assert sorted(reconciler.reconcile()) == ["nginx", "tomcat"]
     assert {n: by_name(engine, n).state for n in ("nginx", "tomcat", "oneshot")} == {
-        "nginx": "running", "tomcat": "running", "oneshot": "exited"}
+        "nginx": "running",
+        "tomcat": "running",
+        "oneshot": "exited",
+    }
     assert reconciler.reconcile() == []  # nothing more to do
 
 

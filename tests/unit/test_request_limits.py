@@ -15,16 +15,23 @@ PROBLEM = "application/problem+json"
 def post_raw(client, headers, body, chunked=False, path="/api/v1/volumes", content_type="application/json"):
     headers = {**headers, "Content-Type": content_type}
     if chunked:
-        return client.post(path, input_stream=io.BytesIO(body), headers={**headers, "Transfer-Encoding": "chunked"},
-                           environ_overrides={"wsgi.input_terminated": True})
+        return client.post(
+            path,
+            input_stream=io.BytesIO(body),
+            headers={**headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
     return client.post(path, data=body, headers=headers)
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b'{"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
-    (b'{"labels": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}", "nested deeper than 32 levels"),
-    (b'{"name": ' + b"1" * 5000 + b"}", "a number too long to read"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
+        (b'{"labels": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}", "nested deeper than 32 levels"),
+        (b'{"name": ' + b"1" * 5000 + b"}", "a number too long to read"),
+    ],
+)
 def test_parser_limits_are_a_bad_request(client, as_writer, engine, body, reason):
     r = post_raw(client, as_writer, body)
     assert r.status_code == 400 and r.content_type == PROBLEM
@@ -50,7 +57,9 @@ def test_a_chunked_archive_over_the_import_cap_is_413(engine):
     from service.app import create_app
     from service.config import Settings
 
-    app = create_app({"TESTING": True, "SETTINGS": Settings(tokens={"a": ["admin"]}, max_import_bytes=100_000)}, engine=engine)
+    app = create_app(
+        {"TESTING": True, "SETTINGS": Settings(tokens={"a": ["admin"]}, max_import_bytes=100_000)}, engine=engine
+    )
     client, admin = app.test_client(), {"Authorization": "Bearer a"}
     assert client.post("/api/v1/volumes", json={"name": "target"}, headers=admin).status_code == 201
     buf = io.BytesIO()
@@ -58,9 +67,12 @@ def test_a_chunked_archive_over_the_import_cap_is_413(engine):
         info = tarfile.TarInfo("big")
         info.size = 300_000
         tar.addfile(info, io.BytesIO(b"x" * info.size))
-    r = client.put("/api/v1/volumes/target/archive", input_stream=io.BytesIO(buf.getvalue()),
-                   headers={**admin, "Content-Type": "application/x-tar", "Transfer-Encoding": "chunked"},
-                   environ_overrides={"wsgi.input_terminated": True})
+    r = client.put(
+        "/api/v1/volumes/target/archive",
+        input_stream=io.BytesIO(buf.getvalue()),
+        headers={**admin, "Content-Type": "application/x-tar", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert r.status_code == 413 and r.content_type == PROBLEM
     exported = client.get("/api/v1/volumes/target/archive", headers={**admin, "Accept-Encoding": "identity"})
     with tarfile.open(fileobj=io.BytesIO(exported.get_data())) as tar:

@@ -25,8 +25,12 @@ def spec_of(engine, name):
 
 @pytest.fixture
 def infracon(client, as_writer, bind_root):
-    r = group(client, as_writer, mounts=[{"type": "bind", "source": f"{bind_root}/infracon", "target": "/data/web/html"}],
-              share=["network", "ipc"])
+    r = group(
+        client,
+        as_writer,
+        mounts=[{"type": "bind", "source": f"{bind_root}/infracon", "target": "/data/web/html"}],
+        share=["network", "ipc"],
+    )
     assert r.status_code == 201, r.get_json()
     return r.get_json()
 
@@ -86,7 +90,12 @@ def test_a_stopped_infrastructure_container_is_started_first(client, as_writer, 
 def test_the_infrastructure_container_is_not_a_binding(client, as_writer, infracon):
     assert client.get("/api/v1/bindings/infracon", headers=as_writer).status_code == 404
     assert client.delete("/api/v1/bindings/infracon", headers=as_writer).status_code == 404
-    assert client.post("/api/v1/bindings", json={"name": "infracon", "image": "busybox:stable"}, headers=as_writer).status_code == 409
+    assert (
+        client.post(
+            "/api/v1/bindings", json={"name": "infracon", "image": "busybox:stable"}, headers=as_writer
+        ).status_code
+        == 409
+    )
 
 
 def test_delete_with_members_is_409_and_removes_nothing(client, as_writer, engine, infracon):
@@ -108,13 +117,24 @@ def test_cascade_removes_members_and_infra_but_keeps_volumes(client, as_writer, 
 
 def test_list_and_missing(client, as_reader, as_writer, infracon):
     group(client, as_writer, name="second")
-    assert [g["name"] for g in client.get("/api/v1/sharing-groups", headers=as_reader).get_json()] == ["infracon", "second"]
+    assert [g["name"] for g in client.get("/api/v1/sharing-groups", headers=as_reader).get_json()] == [
+        "infracon",
+        "second",
+    ]
     assert client.get("/api/v1/sharing-groups/ghost", headers=as_reader).status_code == 404
     assert client.delete("/api/v1/sharing-groups/ghost", headers=as_writer).status_code == 404
 
 
-@pytest.mark.parametrize("body", [{"share": ["uts"]}, {"share": ["network", "network"]}, {"name": "a"},
-                                  {"mounts": [{"type": "bind", "source": "/etc", "target": "/x"}]}, {"privileged": True}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"share": ["uts"]},
+        {"share": ["network", "network"]},
+        {"name": "a"},
+        {"mounts": [{"type": "bind", "source": "/etc", "target": "/x"}]},
+        {"privileged": True},
+    ],
+)
 def test_bad_groups_are_refused_and_make_nothing(client, as_writer, engine, body):
     r = group(client, as_writer, **body)
     assert r.status_code in (403, 422)
@@ -126,7 +146,11 @@ def test_a_failed_group_create_takes_back_everything(client, as_writer, engine, 
         raise EngineRejected("the engine refused this configuration")
 
     monkeypatch.setattr(engine, "start_container", refuse)
-    r = group(client, as_writer, mounts=[{"type": "volume", "target": "/v"}, {"type": "bind", "source": f"{bind_root}/g", "target": "/b"}])
+    r = group(
+        client,
+        as_writer,
+        mounts=[{"type": "volume", "target": "/v"}, {"type": "bind", "source": f"{bind_root}/g", "target": "/b"}],
+    )
     assert r.status_code == 422
     assert engine.containers == {} and engine.volumes == {} and list(bind_root.iterdir()) == []
 

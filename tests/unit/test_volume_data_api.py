@@ -15,14 +15,20 @@ from tests.contract.engine_contract import make_tar
 
 from .conftest import TOKENS, bearer
 
-TREE = [("html", "dir", None, 0o755), ("html/index.html", "file", b"<h1>hi</h1>\n", 0o644),
-        ("html/empty", "dir", None, 0o700), ("current", "symlink", "html/index.html", 0o777),
-        ("secret", "file", b"s3", 0o600)]
+TREE = [
+    ("html", "dir", None, 0o755),
+    ("html/index.html", "file", b"<h1>hi</h1>\n", 0o644),
+    ("html/empty", "dir", None, 0o700),
+    ("current", "symlink", "html/index.html", 0o777),
+    ("secret", "file", b"s3", 0o600),
+]
 
 
 def tar_entries(data: bytes) -> dict:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        return {m.name: (m.type, m.mode & 0o7777, m.linkname, tar.extractfile(m).read() if m.isreg() else b"") for m in tar}
+        return {
+            m.name: (m.type, m.mode & 0o7777, m.linkname, tar.extractfile(m).read() if m.isreg() else b"") for m in tar
+        }
 
 
 def helpers_left(engine) -> list[str]:
@@ -32,7 +38,9 @@ def helpers_left(engine) -> list[str]:
 @pytest.fixture
 def filled(client, as_writer, as_admin, engine):
     assert client.post("/api/v1/volumes", json={"name": "site"}, headers=as_writer).status_code == 201
-    r = client.put("/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin)
+    r = client.put(
+        "/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin
+    )
     assert r.status_code == 200, r.get_json()
     assert r.get_json() == {"volume": "site", "path": "/", "entries": 5}
     assert helpers_left(engine) == []
@@ -50,7 +58,12 @@ def test_round_trip_through_a_fresh_volume(client, as_reader, as_writer, as_admi
     assert out.content_type == "application/x-tar"
     assert 'filename="site.tar"' in out.headers["Content-Disposition"]
     client.post("/api/v1/volumes", json={"name": "restored"}, headers=as_writer)
-    assert client.put("/api/v1/volumes/restored/archive", data=out.data, content_type="application/x-tar", headers=as_admin).status_code == 200
+    assert (
+        client.put(
+            "/api/v1/volumes/restored/archive", data=out.data, content_type="application/x-tar", headers=as_admin
+        ).status_code
+        == 200
+    )
     again = export(client, as_reader, "restored")
     original, restored = tar_entries(out.data), tar_entries(again.data)
     assert original == restored
@@ -74,7 +87,9 @@ def test_export_and_import_at_a_path(client, as_reader, as_writer, as_admin, fil
     sub = export(client, as_reader, query="?path=html")
     assert set(tar_entries(sub.data)) == {".", "./index.html", "./empty"}
     client.post("/api/v1/volumes", json={"name": "other"}, headers=as_writer)
-    r = client.put("/api/v1/volumes/other/archive?path=deep/er", data=sub.data, content_type="application/x-tar", headers=as_admin)
+    r = client.put(
+        "/api/v1/volumes/other/archive?path=deep/er", data=sub.data, content_type="application/x-tar", headers=as_admin
+    )
     assert r.status_code == 200
     listed = client.get("/api/v1/volumes/other/files?path=/deep/er/", headers=as_reader).get_json()
     assert [e["name"] for e in listed["entries"]] == ["empty", "index.html"]
@@ -82,7 +97,12 @@ def test_export_and_import_at_a_path(client, as_reader, as_writer, as_admin, fil
 
 def test_an_upload_gzipped_is_accepted(client, as_writer, as_admin, as_reader):
     client.post("/api/v1/volumes", json={"name": "gz"}, headers=as_writer)
-    r = client.put("/api/v1/volumes/gz/archive", data=gzip.compress(make_tar(TREE)), content_type="application/gzip", headers=as_admin)
+    r = client.put(
+        "/api/v1/volumes/gz/archive",
+        data=gzip.compress(make_tar(TREE)),
+        content_type="application/gzip",
+        headers=as_admin,
+    )
     assert r.status_code == 200
     assert client.get("/api/v1/volumes/gz/usage", headers=as_reader).get_json()["files"] == 2
 
@@ -96,7 +116,9 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD) + ["device", "fifo", "hardlink-out", "not-a-tar", "over-the-cap", "too-many"])
+@pytest.mark.parametrize(
+    "case", sorted(BAD) + ["device", "fifo", "hardlink-out", "not-a-tar", "over-the-cap", "too-many"]
+)
 def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin, engine, filled, case):
     if case in BAD:
         body = make_tar([("fine", "file", b"ok", 0o644)] + BAD[case])
@@ -127,9 +149,16 @@ def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin
 
 
 def test_import_needs_admin_and_a_volume_dockvol_made(client, as_writer, as_admin, engine, filled):
-    assert client.put("/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_writer).status_code == 403
+    assert (
+        client.put(
+            "/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_writer
+        ).status_code
+        == 403
+    )
     engine.create_volume("foreign", "local", {}, {})
-    r = client.put("/api/v1/volumes/foreign/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin)
+    r = client.put(
+        "/api/v1/volumes/foreign/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin
+    )
     assert r.status_code == 403
 
 
@@ -139,13 +168,17 @@ def test_a_declared_length_over_the_cap_is_413_before_reading(engine):
     app = create_app({"SETTINGS": Settings(tokens=TOKENS, max_import_bytes=100)}, engine=engine)
     c = app.test_client()
     c.post("/api/v1/volumes", json={"name": "capped"}, headers=bearer("writer"))
-    r = c.put("/api/v1/volumes/capped/archive", data=b"x" * 1000, content_type="application/x-tar", headers=bearer("admin"))
+    r = c.put(
+        "/api/v1/volumes/capped/archive", data=b"x" * 1000, content_type="application/x-tar", headers=bearer("admin")
+    )
     assert r.status_code == 413
     assert engine.calls["create_container"] == 0
 
 
 def test_clone_is_identical(client, as_reader, as_writer, engine, filled):
-    r = client.post("/api/v1/volumes/site/clone", json={"name": "site-copy", "labels": {"copy": "yes"}}, headers=as_writer)
+    r = client.post(
+        "/api/v1/volumes/site/clone", json={"name": "site-copy", "labels": {"copy": "yes"}}, headers=as_writer
+    )
     assert r.status_code == 201, r.get_json()
     assert r.headers["Location"] == "/api/v1/volumes/site-copy"
     assert r.get_json()["labels"] == {"copy": "yes"}
@@ -186,7 +219,9 @@ def test_rename_of_a_volume_in_use_is_409_and_changes_nothing(client, as_writer,
 
 
 def test_a_failed_rename_keeps_the_original_and_no_copy(client, as_writer, engine, filled, monkeypatch):
-    monkeypatch.setattr(engine, "remove_volume", lambda name: (_ for _ in ()).throw(EngineFailure("no")) if name == "site" else None)
+    monkeypatch.setattr(
+        engine, "remove_volume", lambda name: (_ for _ in ()).throw(EngineFailure("no")) if name == "site" else None
+    )
     r = client.post("/api/v1/volumes/site/rename", json={"name": "site-v2"}, headers=as_writer)
     assert r.status_code == 502
     monkeypatch.undo()
@@ -202,18 +237,32 @@ def test_rename_of_a_foreign_volume_is_403(client, as_writer, engine):
 def test_browse_lists_a_directory_and_downloads_a_file(client, as_reader, engine, filled):
     root = client.get("/api/v1/volumes/site/files", headers=as_reader).get_json()
     assert root["path"] == "/"
-    assert {e["name"]: e["type"] for e in root["entries"]} == {"current": "symlink", "html": "directory", "secret": "file"}
+    assert {e["name"]: e["type"] for e in root["entries"]} == {
+        "current": "symlink",
+        "html": "directory",
+        "secret": "file",
+    }
     assert next(e for e in root["entries"] if e["name"] == "current")["link_target"] == "html/index.html"
     html = client.get("/api/v1/volumes/site/files?path=html", headers=as_reader).get_json()
     assert [(e["name"], e["mode"]) for e in html["entries"]] == [("empty", 0o700), ("index.html", 0o644)]
-    r = client.get("/api/v1/volumes/site/files?path=html/index.html", headers={**as_reader, "Accept-Encoding": "identity"})
+    r = client.get(
+        "/api/v1/volumes/site/files?path=html/index.html", headers={**as_reader, "Accept-Encoding": "identity"}
+    )
     assert (r.status_code, r.content_type, r.data) == (200, "application/octet-stream", b"<h1>hi</h1>\n")
     assert r.headers["Content-Length"] == "12"
     assert helpers_left(engine) == []
 
 
-@pytest.mark.parametrize("query, status", [("?path=nothing", 404), ("?path=../../etc", 404), ("?path=a%00b", 422),
-                                           ("?depth=1", 422), ("?path=" + "x" * 256, 404)])
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("?path=nothing", 404),
+        ("?path=../../etc", 404),
+        ("?path=a%00b", 422),
+        ("?depth=1", 422),
+        ("?path=" + "x" * 256, 404),
+    ],
+)
 def test_browse_errors(client, as_reader, engine, filled, query, status):
     assert client.get(f"/api/v1/volumes/site/files{query}", headers=as_reader).status_code == status
     assert helpers_left(engine) == []
@@ -225,20 +274,33 @@ def test_paths_are_read_inside_the_volume(client, as_reader, filled):
 
 
 def test_an_import_path_that_cannot_exist_is_422(client, as_admin, engine, filled):
-    r = client.put("/api/v1/volumes/site/archive?path=" + "x" * 256, data=make_tar(TREE), content_type="application/x-tar",
-                   headers=as_admin)
+    r = client.put(
+        "/api/v1/volumes/site/archive?path=" + "x" * 256,
+        data=make_tar(TREE),
+        content_type="application/x-tar",
+        headers=as_admin,
+    )
     assert r.status_code == 422
     assert "path" in r.get_json()["errors"]
 
 
 def test_usage_counts_bytes_and_files(client, as_reader, filled):
     assert client.get("/api/v1/volumes/site/usage", headers=as_reader).get_json() == {
-        "name": "site", "bytes": 14, "files": 2, "directories": 2, "symlinks": 1}
+        "name": "site",
+        "bytes": 14,
+        "files": 2,
+        "directories": 2,
+        "symlinks": 1,
+    }
 
 
 def test_an_aborted_download_removes_its_helper(client, as_reader, as_admin, engine, filled):
-    client.put("/api/v1/volumes/site/archive", data=make_tar([("big", "file", b"y" * (1 << 20), 0o644)]),
-               content_type="application/x-tar", headers=as_admin)
+    client.put(
+        "/api/v1/volumes/site/archive",
+        data=make_tar([("big", "file", b"y" * (1 << 20), 0o644)]),
+        content_type="application/x-tar",
+        headers=as_admin,
+    )
     r = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept-Encoding": "identity"}, buffered=False)
     chunks = r.iter_encoded()
     assert next(chunks)
@@ -248,13 +310,30 @@ def test_an_aborted_download_removes_its_helper(client, as_reader, as_admin, eng
 
 
 def test_pause_pauses_writers_for_the_copy_and_resumes_them(client, as_reader, as_writer, engine, filled):
-    client.post("/api/v1/bindings", json={"name": "writer", "image": "busybox:stable", "network": "none",
-                                          "mounts": [{"type": "volume", "source": "site", "target": "/d"}]}, headers=as_writer)
-    client.post("/api/v1/bindings", json={"name": "reader", "image": "busybox:stable", "network": "none",
-                                          "mounts": [{"type": "volume", "source": "site", "target": "/d", "read_only": True}]},
-                headers=as_writer)
+    client.post(
+        "/api/v1/bindings",
+        json={
+            "name": "writer",
+            "image": "busybox:stable",
+            "network": "none",
+            "mounts": [{"type": "volume", "source": "site", "target": "/d"}],
+        },
+        headers=as_writer,
+    )
+    client.post(
+        "/api/v1/bindings",
+        json={
+            "name": "reader",
+            "image": "busybox:stable",
+            "network": "none",
+            "mounts": [{"type": "volume", "source": "site", "target": "/d", "read_only": True}],
+        },
+        headers=as_writer,
+    )
     states = lambda: {c.name: c.state for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"}  # noqa: E731
-    r = client.get("/api/v1/volumes/site/archive?pause=true", headers={**as_writer, "Accept-Encoding": "identity"}, buffered=False)
+    r = client.get(
+        "/api/v1/volumes/site/archive?pause=true", headers={**as_writer, "Accept-Encoding": "identity"}, buffered=False
+    )
     assert states() == {"writer": "paused", "reader": "running"}
     b"".join(r.iter_encoded())
     r.close()
@@ -263,8 +342,16 @@ def test_pause_pauses_writers_for_the_copy_and_resumes_them(client, as_reader, a
 
 
 def test_a_failing_export_still_removes_the_helper_and_resumes_writers(client, as_writer, engine, filled, monkeypatch):
-    client.post("/api/v1/bindings", json={"name": "writer", "image": "busybox:stable", "network": "none",
-                                          "mounts": [{"type": "volume", "source": "site", "target": "/d"}]}, headers=as_writer)
+    client.post(
+        "/api/v1/bindings",
+        json={
+            "name": "writer",
+            "image": "busybox:stable",
+            "network": "none",
+            "mounts": [{"type": "volume", "source": "site", "target": "/d"}],
+        },
+        headers=as_writer,
+    )
 
     def broken(*a, **k):
         raise EngineFailure("the engine refused the request")
@@ -276,14 +363,18 @@ def test_a_failing_export_still_removes_the_helper_and_resumes_writers(client, a
 
 
 def test_export_answers_octet_stream_to_clients_that_ask_for_it(client, as_reader, filled):
-    r = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept": "application/octet-stream",
-                                                             "Accept-Encoding": "identity"})
+    r = client.get(
+        "/api/v1/volumes/site/archive",
+        headers={**as_reader, "Accept": "application/octet-stream", "Accept-Encoding": "identity"},
+    )
     assert r.content_type == "application/octet-stream"
     assert "./secret" in tar_entries(r.data)
 
 
 @pytest.mark.parametrize("path", ["/archive", "/files", "/usage"])
-def test_a_read_racing_a_delete_does_not_bring_the_volume_back(client, as_reader, as_writer, engine, filled, monkeypatch, path):
+def test_a_read_racing_a_delete_does_not_bring_the_volume_back(
+    client, as_reader, as_writer, engine, filled, monkeypatch, path
+):
     """The volume goes between the read's look and its helper: the engine would make it again,
     empty and unlabelled (a volume dockvol then refuses to delete). The read is a 404 instead."""
     helpers = client.application.extensions["dockvol"].volume_data._helpers

@@ -105,7 +105,9 @@ def test_malformed_json_is_400(client, as_writer, engine):
 
 
 def test_a_body_that_is_not_json_is_415(client, as_writer, engine):
-    r = client.post("/api/v1/volumes", data="name=x", content_type="application/x-www-form-urlencoded", headers=as_writer)
+    r = client.post(
+        "/api/v1/volumes", data="name=x", content_type="application/x-www-form-urlencoded", headers=as_writer
+    )
     assert r.status_code == 415
     assert engine.volumes == {}
 
@@ -205,9 +207,15 @@ class TestList:
         r = client.get("/api/v1/volumes?page=2&page_size=1&label=team", headers=as_reader)
         assert [v["name"] for v in r.get_json()] == ["beta"]
         meta = json.loads(r.headers["X-Pagination"])
-        assert (meta["total"], meta["total_pages"], meta["page"], meta["previous_page"], meta["next_page"]) == (3, 3, 2, 1, 3)
+        assert (meta["total"], meta["total_pages"], meta["page"], meta["previous_page"], meta["next_page"]) == (
+            3,
+            3,
+            2,
+            1,
+            3,
+        )
         links = r.headers["Link"]
-        assert '<?' not in links
+        assert "<?" not in links
         assert '/api/v1/volumes?page_size=1&label=team&page=3>; rel="next"' in links
         assert 'page=1>; rel="prev"' in links
         assert 'page=3>; rel="last"' in links
@@ -218,8 +226,18 @@ class TestList:
         assert r.get_json() == []
 
     @pytest.mark.parametrize(
-        "query", ["?page_size=0", "?page_size=5000", "?page=0", "?page=x", "?dangling=maybe", "?label==x",
-                  "?label=a%0Ab", "?sort=name", "?name="]
+        "query",
+        [
+            "?page_size=0",
+            "?page_size=5000",
+            "?page=0",
+            "?page=x",
+            "?dangling=maybe",
+            "?label==x",
+            "?label=a%0Ab",
+            "?sort=name",
+            "?name=",
+        ],
     )
     def test_bad_query_parameters_are_422(self, client, as_reader, query):
         r = client.get(f"/api/v1/volumes{query}", headers=as_reader)
@@ -278,7 +296,9 @@ class TestGetAndDelete:
         engine.add_container("app1", {"busy": "/data"})
         r = client.delete("/api/v1/volumes/busy", headers=as_writer)
         assert r.status_code == 409
-        assert r.get_json()["used_by"] == [{"container": "app1", "binding": None, "target": "/data", "read_only": False}]
+        assert r.get_json()["used_by"] == [
+            {"container": "app1", "binding": None, "target": "/data", "read_only": False}
+        ]
         assert "busy" in engine.volumes
 
     def test_delete_of_a_volume_dockvol_did_not_create_is_403(self, client, as_writer, engine):
@@ -358,8 +378,18 @@ def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as
 
     samples = [
         Volume("a1", "local", {}, {}, "/m", "local", None, True, False),
-        Volume("b2", "local", {"type": "tmpfs"}, {"k": "v"}, "/m2", "local", "2026-01-01T00:00:00Z", False, True,
-               (VolumeUse("c", None, "/d", True), VolumeUse("d", "d", "/e", False))),
+        Volume(
+            "b2",
+            "local",
+            {"type": "tmpfs"},
+            {"k": "v"},
+            "/m2",
+            "local",
+            "2026-01-01T00:00:00Z",
+            False,
+            True,
+            (VolumeUse("c", None, "/d", True), VolumeUse("d", "d", "/e", False)),
+        ),
     ]
     for v in samples:
         assert volume_document(v) == VolumeSchema().dump(v)

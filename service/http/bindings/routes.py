@@ -10,7 +10,12 @@ from ...errors import InvalidInput
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, links_to
 from .schemas import (
-    EXAMPLE, BindingCreateSchema, BindingDeleteArgs, BindingQuerySchema, BindingReplaceSchema, BindingSchema,
+    EXAMPLE,
+    BindingCreateSchema,
+    BindingDeleteArgs,
+    BindingQuerySchema,
+    BindingReplaceSchema,
+    BindingSchema,
 )
 
 blp = Blueprint("bindings", __name__, url_prefix="/api/v1/bindings", description="Containers bound to storage")
@@ -47,9 +52,11 @@ class BindingCollection(MethodView):
     @blp.arguments(BindingCreateSchema, example=EXAMPLE)
     @blp.response(201, BindingSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
-    @blp.doc(summary="Create a binding: a container with its mounts, started unless start is false",
-             operationId="createBinding",
-             responses={201: {"links": links_to("getBinding", "deleteBinding", "stopBinding", "startBinding")}})
+    @blp.doc(
+        summary="Create a binding: a container with its mounts, started unless start is false",
+        operationId="createBinding",
+        responses={201: {"links": links_to("getBinding", "deleteBinding", "stopBinding", "startBinding")}},
+    )
     def post(self, data):
         document, headers = _shown(_bindings().create(_spec(data, data["name"])))
         headers["Location"] = url_for("bindings.BindingItem", name=document["name"])
@@ -69,8 +76,7 @@ class BindingItem(MethodView):
     @blp.arguments(BindingReplaceSchema, example=EXAMPLE)
     @blp.response(200, BindingSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(summary="Replace a binding's spec: recreate its container, keeping its data",
-             operationId="replaceBinding")
+    @blp.doc(summary="Replace a binding's spec: recreate its container, keeping its data", operationId="replaceBinding")
     @blp.if_match
     def put(self, data, name):
         if data.get("name", name) != name:

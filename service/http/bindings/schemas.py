@@ -20,29 +20,48 @@ ARG = ma.fields.String(validate=[ma.validate.Length(max=4096), FullMatch(r"^[^\x
 ENV_KEY = ma.fields.String(validate=FullMatch(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$", error="not a variable name"))
 
 EXAMPLE = {
-    "name": "b2", "image": "busybox:stable", "command": ["sleep", "3600"], "environment": {"TZ": "UTC"},
-    "mounts": [{"type": "volume", "target": "/data"},
-               {"type": "bind", "source": "/data/volumes/b2", "target": "/www"}],
+    "name": "b2",
+    "image": "busybox:stable",
+    "command": ["sleep", "3600"],
+    "environment": {"TZ": "UTC"},
+    "mounts": [{"type": "volume", "target": "/data"}, {"type": "bind", "source": "/data/volumes/b2", "target": "/www"}],
     "network": "none",
 }
 
 
 class BindingWriteSchema(Schema):
-    image = ma.fields.String(required=True, validate=[ma.validate.Length(max=512), IMAGE], metadata={"example": "busybox:stable"})
-    command = ma.fields.List(ARG, allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=256),
-                             metadata={"description": "Exec form; omit it for the image's own"})
+    image = ma.fields.String(
+        required=True, validate=[ma.validate.Length(max=512), IMAGE], metadata={"example": "busybox:stable"}
+    )
+    command = ma.fields.List(
+        ARG,
+        allow_none=True,
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=256),
+        metadata={"description": "Exec form; omit it for the image's own"},
+    )
     environment = Dict(256, keys=ENV_KEY, values=ARG, load_default=dict)
     labels = Labels(load_default=dict)
     mounts = Mounts(load_default=list)
-    network = ma.fields.String(allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=255),
-                               metadata={"description": "Default DOCKVOL_DEFAULT_NETWORK; one of DOCKVOL_ALLOWED_NETWORKS"})
+    network = ma.fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "Default DOCKVOL_DEFAULT_NETWORK; one of DOCKVOL_ALLOWED_NETWORKS"},
+    )
     sharing_group = Name(allow_none=True, load_default=None, metadata={"description": "Join this sharing group"})
-    sharing_mode = ma.fields.String(load_default="rw", validate=ma.validate.OneOf(("rw", "ro")),
-                                    metadata={"description": "How members see the group's volumes"})
+    sharing_mode = ma.fields.String(
+        load_default="rw",
+        validate=ma.validate.OneOf(("rw", "ro")),
+        metadata={"description": "How members see the group's volumes"},
+    )
     restart = ma.fields.String(
-        load_default="unless-stopped", validate=ma.validate.OneOf(RESTART_POLICIES),
-        metadata={"description": "The engine's restart policy: with the default, a binding that ran runs again "
-                                 "after an engine restart (and after a crash), until it is stopped"},
+        load_default="unless-stopped",
+        validate=ma.validate.OneOf(RESTART_POLICIES),
+        metadata={
+            "description": "The engine's restart policy: with the default, a binding that ran runs again "
+            "after an engine restart (and after a crash), until it is stopped"
+        },
     )
 
 
@@ -53,8 +72,11 @@ class BindingCreateSchema(BindingWriteSchema):
 
 class BindingReplaceSchema(BindingWriteSchema):
     name = Name(metadata={"description": "If given, must be the binding's name"})
-    start = StrictBool(allow_none=True, load_default=None,
-                              metadata={"description": "Default: run the new container if the old one ran"})
+    start = StrictBool(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "Default: run the new container if the old one ran"},
+    )
 
 
 class BindingSchema(Schema):
@@ -62,8 +84,12 @@ class BindingSchema(Schema):
     id = ma.fields.String(required=True)
     image = ma.fields.String(required=True)
     command = ma.fields.List(ma.fields.String(), allow_none=True)
-    environment = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), allow_none=True,
-                                 metadata={"description": "null for containers dockvol did not create"})
+    environment = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        allow_none=True,
+        metadata={"description": "null for containers dockvol did not create"},
+    )
     labels = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
     mounts = ma.fields.List(ma.fields.Nested(MountShownSchema))
     network = ma.fields.String()
@@ -83,4 +109,6 @@ class BindingQuerySchema(PageArgs):
 
 
 class BindingDeleteArgs(Schema):
-    remove_anonymous_volumes = ma.fields.Boolean(load_default=False, metadata={"description": "Named volumes always stay"})
+    remove_anonymous_volumes = ma.fields.Boolean(
+        load_default=False, metadata={"description": "Named volumes always stay"}
+    )

@@ -8,12 +8,20 @@ from flask.views import MethodView
 from ...domain.sharing import SharingGroup, SharingGroups
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, links_to
-from .schemas import EXAMPLE, SharingGroupCreateSchema, SharingGroupDeleteArgs, SharingGroupQuerySchema, SharingGroupSchema
+from .schemas import (
+    EXAMPLE,
+    SharingGroupCreateSchema,
+    SharingGroupDeleteArgs,
+    SharingGroupQuerySchema,
+    SharingGroupSchema,
+)
 
-blp = Blueprint("sharing_groups", __name__, url_prefix="/api/v1/sharing-groups",
-                description="Containers sharing one infrastructure container's volumes and namespaces")
-
-
+blp = Blueprint(
+    "sharing_groups",
+    __name__,
+    url_prefix="/api/v1/sharing-groups",
+    description="Containers sharing one infrastructure container's volumes and namespaces",
+)
 
 
 def _groups() -> SharingGroups:
@@ -21,7 +29,12 @@ def _groups() -> SharingGroups:
 
 
 def _shown(group: SharingGroup) -> dict:
-    infra = {"container": group.infra.name, "id": group.infra.id, "state": group.infra.state, "image": group.infra.image}
+    infra = {
+        "container": group.infra.name,
+        "id": group.infra.id,
+        "state": group.infra.state,
+        "image": group.infra.image,
+    }
     return SharingGroupSchema().dump({**group.__dict__, "infra": infra})
 
 
@@ -39,12 +52,18 @@ class SharingGroupCollection(MethodView):
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
     @blp.response(201, SharingGroupSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
-    @blp.doc(summary="Create a sharing group and start its infrastructure container", operationId="createSharingGroup",
-             responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}})
+    @blp.doc(
+        summary="Create a sharing group and start its infrastructure container",
+        operationId="createSharingGroup",
+        responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}},
+    )
     def post(self, data):
         group = _groups().create(data["name"], data["mounts"], data["share"])
         document = _shown(group)
-        return document, {"Location": url_for("sharing_groups.SharingGroupItem", name=group.name), "ETag": etag_of(document)}
+        return document, {
+            "Location": url_for("sharing_groups.SharingGroupItem", name=group.name),
+            "ETag": etag_of(document),
+        }
 
 
 @blp.route("/<name:name>")
@@ -62,8 +81,10 @@ class SharingGroupItem(MethodView):
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="The group has members (see `members`)")
-    @blp.doc(summary="Delete a sharing group; cascade=true removes its members first. Volumes stay",
-             operationId="deleteSharingGroup")
+    @blp.doc(
+        summary="Delete a sharing group; cascade=true removes its members first. Volumes stay",
+        operationId="deleteSharingGroup",
+    )
     @blp.if_match
     def delete(self, name, cascade):
         _groups().delete(name, cascade, precondition=lambda group: check_if_match(_shown(group)))

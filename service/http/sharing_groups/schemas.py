@@ -10,8 +10,11 @@ from ..pagination import PageArgs
 from ..smorest import Schema
 
 NAMESPACES = ("network", "ipc", "pid")
-EXAMPLE = {"name": "infracon", "mounts": [{"type": "bind", "source": "/data/infracon/volume", "target": "/data/web/html"}],
-           "share": ["network"]}
+EXAMPLE = {
+    "name": "infracon",
+    "mounts": [{"type": "bind", "source": "/data/infracon/volume", "target": "/data/web/html"}],
+    "share": ["network"],
+}
 
 
 def _unique(values: list[str]) -> None:
@@ -22,8 +25,12 @@ def _unique(values: list[str]) -> None:
 class SharingGroupCreateSchema(Schema):
     name = Name(required=True, metadata={"example": "infracon"})
     mounts = Mounts(load_default=list)
-    share = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(NAMESPACES)), load_default=lambda: ["network"],
-                           validate=_unique, metadata={"description": "Namespaces members share with the infrastructure container"})
+    share = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(NAMESPACES)),
+        load_default=lambda: ["network"],
+        validate=_unique,
+        metadata={"description": "Namespaces members share with the infrastructure container"},
+    )
 
 
 class InfraSchema(Schema):

@@ -8,18 +8,29 @@ from flask.views import MethodView
 from ...domain import archives
 from ...domain.volume_data import Download, Listing, VolumeData
 from ...errors import Forbidden, TooLarge
-from .data_schemas import (
-    CloneSchema, ExportArgs, FilesArgs, ImportArgs, ImportResultSchema, ListingSchema, RenameSchema, UsageSchema,
-)
 from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
+from .data_schemas import (
+    CloneSchema,
+    ExportArgs,
+    FilesArgs,
+    ImportArgs,
+    ImportResultSchema,
+    ListingSchema,
+    RenameSchema,
+    UsageSchema,
+)
 from .routes import VolumeSchema, _shown, blp
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
 TAR_TYPES = ["application/x-tar", "application/octet-stream"]
-TAR_BODY = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
-                        for t in ("application/x-tar", "application/gzip", "application/octet-stream")},
-            "required": True}
+TAR_BODY = {
+    "content": {
+        t: {"schema": {"type": "string", "format": "binary"}}
+        for t in ("application/x-tar", "application/gzip", "application/octet-stream")
+    },
+    "required": True,
+}
 
 
 def _data() -> VolumeData:
@@ -49,10 +60,19 @@ class VolumeArchive(MethodView):
     @blp.arguments(ExportArgs, location="query", as_kwargs=True)
     @blp.response(200, description="A tar stream of the volume (or of `path` in it)", content_type="application/x-tar")
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(summary="Export a volume as a tar stream", operationId="exportVolume", responses={
-        200: {"description": "A tar stream of the volume (or of `path` in it)", "content": {
-            t: {"schema": {"type": "string", "format": "binary"}}
-            for t in ("application/x-tar", "application/gzip", "application/octet-stream")}}})
+    @blp.doc(
+        summary="Export a volume as a tar stream",
+        operationId="exportVolume",
+        responses={
+            200: {
+                "description": "A tar stream of the volume (or of `path` in it)",
+                "content": {
+                    t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in ("application/x-tar", "application/gzip", "application/octet-stream")
+                },
+            }
+        },
+    )
     def get(self, name, path, pause, compression=None):
         if pause and not g.principal.allows("write"):
             raise Forbidden("pause=true needs the 'write' scope")
@@ -82,8 +102,11 @@ class VolumeClone(MethodView):
     @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="A volume of the new name exists")
-    @blp.doc(summary="Clone a volume into a new managed volume", operationId="cloneVolume",
-             responses={201: {"links": links_to("getVolume", "deleteVolume")}})
+    @blp.doc(
+        summary="Clone a volume into a new managed volume",
+        operationId="cloneVolume",
+        responses={201: {"links": links_to("getVolume", "deleteVolume")}},
+    )
     def post(self, data, name):
         document, headers = _shown(_data().clone(name, data["name"], data["labels"], data["pause"]))
         headers["Location"] = url_for("volumes.VolumeItem", name=document["name"])
@@ -110,9 +133,16 @@ class VolumeFiles(MethodView):
     @blp.arguments(FilesArgs, location="query", as_kwargs=True)
     @blp.response(200, ListingSchema, description="A directory's entries, or a file's content")
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(summary="List a directory in a volume, or download one file", operationId="browseVolume", responses={
-        200: {"description": "A directory's entries, or a file's content", "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    @blp.doc(
+        summary="List a directory in a volume, or download one file",
+        operationId="browseVolume",
+        responses={
+            200: {
+                "description": "A directory's entries, or a file's content",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
     def get(self, name, path):
         found = _data().files(name, path)
         if isinstance(found, Listing):

@@ -9,7 +9,6 @@ import marshmallow as ma
 from ..fields import Labels, StrictBool, VolumeName
 from ..smorest import Schema
 
-
 MAX_PATH = 256  # so that any URL the schema admits fits the server's request-line limit
 
 
@@ -24,17 +23,27 @@ class VolumePath(ma.fields.String):
         return posixpath.normpath("/" + value).lstrip("/")
 
 
-PATH = VolumePath(load_default="", metadata={
-    "description": "Inside the volume, as if it were the root ('..' stops there); default its root",
-    "example": "html", "maxLength": MAX_PATH, "pattern": r"^[^\x00]*$",
-})
+PATH = VolumePath(
+    load_default="",
+    metadata={
+        "description": "Inside the volume, as if it were the root ('..' stops there); default its root",
+        "example": "html",
+        "maxLength": MAX_PATH,
+        "pattern": r"^[^\x00]*$",
+    },
+)
 
 
 class ExportArgs(Schema):
     path = PATH
-    compression = ma.fields.String(validate=ma.validate.OneOf(("none", "gzip")),
-                                   metadata={"description": "gzip: a .tar.gz file (Accept-Encoding: gzip compresses in transit instead)"})
-    pause = ma.fields.Boolean(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile (needs write)"})
+    compression = ma.fields.String(
+        validate=ma.validate.OneOf(("none", "gzip")),
+        metadata={"description": "gzip: a .tar.gz file (Accept-Encoding: gzip compresses in transit instead)"},
+    )
+    pause = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "Pause the containers that can write to it meanwhile (needs write)"},
+    )
 
 
 class ImportArgs(Schema):
@@ -50,7 +59,9 @@ class ImportResultSchema(Schema):
 class CloneSchema(Schema):
     name = VolumeName(required=True, metadata={"description": "The new volume", "example": "site-data-copy"})
     labels = Labels(load_default=dict)
-    pause = StrictBool(load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile"})
+    pause = StrictBool(
+        load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile"}
+    )
 
 
 class RenameSchema(Schema):

@@ -9,7 +9,12 @@ from ...domain.volumes import Volume, VolumeQuery, Volumes
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, json_response, links_to
 from .schemas import (
-    PruneResultSchema, PruneSchema, VolumeCreateSchema, VolumeQuerySchema, VolumeSchema, volume_document,
+    PruneResultSchema,
+    PruneSchema,
+    VolumeCreateSchema,
+    VolumeQuerySchema,
+    VolumeSchema,
+    volume_document,
 )
 
 blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
@@ -38,8 +43,11 @@ class VolumeCollection(MethodView):
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
     @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A volume of that name exists")
-    @blp.doc(summary="Create a volume (no body: an anonymous one)", operationId="createVolume",
-             responses={201: {"links": links_to("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage")}})
+    @blp.doc(
+        summary="Create a volume (no body: an anonymous one)",
+        operationId="createVolume",
+        responses={201: {"links": links_to("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage")}},
+    )
     def post(self, spec):
         spec = spec or VolumeCreateSchema().load({})
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
@@ -63,7 +71,8 @@ class VolumeItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="In use: `used_by` says by whom")
     @blp.doc(
-        summary="Delete a volume dockvol created (never forced)", operationId="deleteVolume",
+        summary="Delete a volume dockvol created (never forced)",
+        operationId="deleteVolume",
     )
     @blp.if_match
     def delete(self, name):
@@ -73,7 +82,9 @@ class VolumeItem(MethodView):
 @blp.route("/prune")
 class VolumePrune(MethodView):
     @blp.protected("admin")
-    @blp.arguments(PruneSchema, required=False, example={"dry_run": True, "include_named": False, "labels": ["team=web"]})
+    @blp.arguments(
+        PruneSchema, required=False, example={"dry_run": True, "include_named": False, "labels": ["team=web"]}
+    )
     @blp.response(200, PruneResultSchema)
     @blp.doc(summary="Remove unused volumes dockvol manages", operationId="pruneVolumes")
     def post(self, spec):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ...domain.volumes import Volume
-
 from ..fields import Dict, FullMatch, LabelFilters, Labels, StrictBool, VolumeName
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -18,7 +17,9 @@ DRIVER = ma.fields.String(
 
 class VolumeUseSchema(Schema):
     container = ma.fields.String(required=True)
-    binding = ma.fields.String(allow_none=True, metadata={"description": "The binding, when dockvol made the container"})
+    binding = ma.fields.String(
+        allow_none=True, metadata={"description": "The binding, when dockvol made the container"}
+    )
     target = ma.fields.String(required=True, metadata={"description": "Where the container sees the volume"})
     read_only = ma.fields.Boolean(required=True)
 
@@ -27,8 +28,11 @@ class VolumeSchema(Schema):
     name = ma.fields.String(required=True)
     driver = ma.fields.String(required=True)
     driver_opts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
-    labels = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(),
-                            metadata={"description": "User labels (dockvol's own are not shown)"})
+    labels = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "User labels (dockvol's own are not shown)"},
+    )
     mountpoint = ma.fields.String(metadata={"description": "Where the data lives on the host"})
     scope = ma.fields.String()
     created_at = ma.fields.String(allow_none=True)
@@ -39,8 +43,12 @@ class VolumeSchema(Schema):
 
 
 class VolumeCreateSchema(Schema):
-    name = VolumeName(metadata={"description": "Omit it and the engine picks one (an anonymous volume); not 'prune'",
-                          "example": "site-data"})
+    name = VolumeName(
+        metadata={
+            "description": "Omit it and the engine picks one (an anonymous volume); not 'prune'",
+            "example": "site-data",
+        }
+    )
     driver = DRIVER
     driver_opts = Dict(
         32,
@@ -54,16 +62,22 @@ class VolumeCreateSchema(Schema):
 
 class VolumeQuerySchema(PageArgs):
     label = LabelFilters(in_query=True, metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
-    driver = ma.fields.String(validate=FullMatch(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,254}$", error="not a valid driver name"))
+    driver = ma.fields.String(
+        validate=FullMatch(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,254}$", error="not a valid driver name")
+    )
     dangling = ma.fields.Boolean(metadata={"description": "true: no container uses it"})
     anonymous = ma.fields.Boolean()
     managed = ma.fields.Boolean()
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=64), metadata={"description": "Substring of the name"})
+    name = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=64), metadata={"description": "Substring of the name"}
+    )
 
 
 class PruneSchema(Schema):
     dry_run = StrictBool(load_default=False, metadata={"description": "List what would go; change nothing"})
-    include_named = StrictBool(load_default=False, metadata={"description": "Named volumes too, not only anonymous ones"})
+    include_named = StrictBool(
+        load_default=False, metadata={"description": "Named volumes too, not only anonymous ones"}
+    )
     labels = LabelFilters(load_default=list, metadata={"description": "Only volumes matching all of these"})
 
 
@@ -77,9 +91,18 @@ def volume_document(v: Volume) -> dict:
     """What VolumeSchema().dump(v) gives, built directly: listing a thousand volumes through
     marshmallow cost more than the engine calls themselves. tests/unit keeps the two equal."""
     return {
-        "name": v.name, "driver": v.driver, "driver_opts": dict(v.driver_opts), "labels": dict(v.labels),
-        "mountpoint": v.mountpoint, "scope": v.scope, "created_at": v.created_at, "anonymous": v.anonymous,
-        "managed": v.managed, "in_use": v.in_use,
-        "used_by": [{"container": u.container, "binding": u.binding, "target": u.target, "read_only": u.read_only}
-                    for u in v.used_by],
+        "name": v.name,
+        "driver": v.driver,
+        "driver_opts": dict(v.driver_opts),
+        "labels": dict(v.labels),
+        "mountpoint": v.mountpoint,
+        "scope": v.scope,
+        "created_at": v.created_at,
+        "anonymous": v.anonymous,
+        "managed": v.managed,
+        "in_use": v.in_use,
+        "used_by": [
+            {"container": u.container, "binding": u.binding, "target": u.target, "read_only": u.read_only}
+            for u in v.used_by
+        ],
     }
