@@ -202,6 +202,21 @@ def first_file(chunks: Iterable[bytes]) -> Iterator[bytes]:
                 return
 
 
+def single_file_tar(name: str, content: IO[bytes], size: int) -> Iterator[bytes]:
+    """A tar stream of one regular file, its content read chunk by chunk (memory stays flat)."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = size, 0o600
+    yield info.tobuf(format=tarfile.PAX_FORMAT)
+    left = size
+    while left > 0:
+        chunk = content.read(min(CHUNK, left))
+        if not chunk:
+            raise OSError("the staged upload ended early")
+        left -= len(chunk)
+        yield chunk
+    yield b"\0" * (-size % tarfile.BLOCKSIZE) + b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
 def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
     for chunk in chunks:

@@ -243,6 +243,10 @@ class Intents:
             except NotFound:
                 pass
 
+    def remove_helpers(self, op: str) -> None:
+        """Remove the helpers an operation made (a recoverer that used some calls this)."""
+        self._remove_own(op, "helper")
+
     def _remove_own(self, op: str, role: str) -> None:
         for c in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}={role}", f"{L.OP}={op}"]):
             try:

@@ -26,6 +26,11 @@ from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
 NAME_MAX = 255  # bytes in one path component
+UPLOAD, STAGED = "upload", "staged"  # in an import's staging volume: the archive, then the marker
+
+
+def staging_name(op: str) -> str:
+    return f"dockvol-import-{op}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class VolumeData:
         self._intents = intents
         intents.recoverer("volume.clone", self._recover_clone)
         intents.recoverer("volume.rename", self._recover_rename)
+        intents.recoverer("volume.import", self._recover_import)
         self._volumes = volumes
         self._helpers = helpers
         self._max = max_import_bytes
@@ -93,15 +99,57 @@ class VolumeData:
         # Locked: a rename (or another import) of this volume waits rather than lose this one.
         with (
             archives.spool(upload, self._max, self._spool_dir) as spooled,
-            self._intents.run("volume.import", [f"volume/{name}"]) as intent,
+            self._intents.run("volume.import", [f"volume/{name}"], target=name, path=path) as intent,
         ):
             self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
             count = archives.check_upload(spooled, path, self._max, self._max_entries)
             intent.begin()
-            with self._helpers.open([(name, "/v", False)], intent.label) as helper:
-                self._ensure_dir(helper, path)
-                self._engine.put_archive(helper.id, _in("/v", path), spooled)
+            self._stage(spooled, intent)
+            self._apply(intent)
+            self._engine.remove_volume(staging_name(intent.op))
         return count
+
+    # An import is made atomic through a staging volume: (1) the checked upload is copied there
+    # whole, then a marker; (2) it is extracted into the volume from there. Until the marker, a
+    # recovery drops the staging volume (the volume is untouched: its old content); after it, a
+    # recovery extracts again from the staging copy (a file cut half-way by a kill is written
+    # whole again: its new content), so no mix of old and new outlives a recovery.
+
+    def _stage(self, spooled: IO[bytes], intent: Intent) -> None:
+        staging = staging_name(intent.op)
+        self._volumes.create(staging, "local", {}, {}, marks={**intent.label, L.FILLING: intent.op})
+        size = spooled.seek(0, io.SEEK_END)
+        spooled.seek(0)
+        with self._helpers.open([(staging, "/v", False)], intent.label) as helper:
+            self._engine.put_archive(helper.id, "/v", archives.single_file_tar(UPLOAD, spooled, size))
+            self._engine.put_archive(helper.id, "/v", archives.single_file_tar(STAGED, io.BytesIO(b""), 0))
+
+    def _apply(self, intent: Intent) -> None:
+        name, path = intent.args["target"], intent.args["path"]
+        with (
+            self._helpers.open([(staging_name(intent.op), "/s", True)], intent.label) as source,
+            self._helpers.open([(name, "/v", False)], intent.label) as target,
+        ):
+            self._ensure_dir(target, path)
+            with closing(self._engine.get_archive(source.id, f"/s/{UPLOAD}")) as archive:
+                self._engine.put_archive(target.id, _in("/v", path), archives.first_file(archive))
+
+    def _recover_import(self, intent: Intent) -> None:
+        staging = staging_name(intent.op)
+        try:
+            self._engine.inspect_volume(staging)
+        except NotFound:
+            return
+        with self._helpers.open([(staging, "/s", True)], intent.label) as helper:
+            try:
+                self._engine.get_archive(helper.id, f"/s/{STAGED}").close()
+                staged = True
+            except NotFound:
+                staged = False
+        if staged:
+            self._apply(intent)
+        self._intents.remove_helpers(intent.op)
+        self._engine.remove_volume(staging)
 
     def clone(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool) -> Volume:
         with self._intents.run("volume.clone", [f"volume/{name}", f"volume/{new_name}"], target=new_name) as intent:

@@ -316,3 +316,59 @@ def test_a_rename_racing_an_import_loses_neither(client, as_admin, engine, fille
         assert codes == (404, 200) and moved == filled, codes
     assert contents(client, as_admin, "src") == 404
     assert leftovers(engine) == []
+
+
+OLD = {"keep.txt": b"old", "over.txt": b"old content"}
+NEW = {"over.txt": b"new content", "added.txt": b"added"}
+
+
+@pytest.fixture
+def imported(client, as_admin):
+    assert client.post("/api/v1/volumes", json={"name": "data"}, headers=as_admin).status_code == 201
+    r = client.put("/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"})
+    assert r.status_code == 200
+    return "data"
+
+
+def import_new(client, as_admin):
+    return client.put("/api/v1/volumes/data/archive", data=tar_of(NEW), headers={**as_admin, "Content-Type": "application/x-tar"})
+
+
+def test_an_import_killed_at_any_step_leaves_old_or_new_content(app, client, as_admin, engine, monkeypatch, imported):
+    for step in range(1, 30):
+        kill_at(monkeypatch, engine, step)
+        try:
+            finished = import_new(client, as_admin).status_code == 200
+        except Killed:
+            finished = False
+        restart(monkeypatch, app, engine)
+        now = contents(client, as_admin, "data")
+        assert now in (OLD, {**OLD, **NEW}), f"step {step}: {now}"
+        assert set(engine.volumes) == {"data"} and leftovers(engine) == [], f"step {step}: {list(engine.volumes)}"
+        if finished:
+            break
+        assert client.delete("/api/v1/volumes/data", headers=as_admin).status_code == 204  # back to OLD
+        assert client.post("/api/v1/volumes", json={"name": "data"}, headers=as_admin).status_code == 201
+        r = client.put("/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"})
+        assert r.status_code == 200
+    assert finished and step > 6, step
+
+
+def test_an_import_killed_half_way_through_extracting_is_finished_not_left_mixed(app, client, as_admin, engine, monkeypatch, imported):
+    real_put = engine.put_archive
+
+    def cut_short(container, path, data):
+        mounted = {m.name for m in engine._find(container).mounts}
+        if "data" in mounted and path == "/v":  # extracting into the volume itself: die half-way
+            real_put(container, path, tar_of({"over.txt": b"new c"}))  # one file cut mid-write
+            raise Killed()
+        return real_put(container, path, data)
+
+    monkeypatch.setattr(engine, "put_archive", cut_short)
+    monkeypatch.setattr(Intents, "_recover_now", lambda self, intent: None)
+    with pytest.raises(Killed):
+        import_new(client, as_admin)
+    assert contents(client, as_admin, "data")["over.txt"] == b"new c"  # what a kill leaves, until...
+    restart(monkeypatch, app, engine)
+    assert contents(client, as_admin, "data") == {**OLD, **NEW}  # ...the recovery extracts it again, whole
+    assert set(engine.volumes) == {"data"} and leftovers(engine) == []
