@@ -325,13 +325,17 @@ NEW = {"over.txt": b"new content", "added.txt": b"added"}
 @pytest.fixture
 def imported(client, as_admin):
     assert client.post("/api/v1/volumes", json={"name": "data"}, headers=as_admin).status_code == 201
-    r = client.put("/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"})
+    r = client.put(
+        "/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"}
+    )
     assert r.status_code == 200
     return "data"
 
 
 def import_new(client, as_admin):
-    return client.put("/api/v1/volumes/data/archive", data=tar_of(NEW), headers={**as_admin, "Content-Type": "application/x-tar"})
+    return client.put(
+        "/api/v1/volumes/data/archive", data=tar_of(NEW), headers={**as_admin, "Content-Type": "application/x-tar"}
+    )
 
 
 def test_an_import_killed_at_any_step_leaves_old_or_new_content(app, client, as_admin, engine, monkeypatch, imported):
@@ -349,12 +353,16 @@ def test_an_import_killed_at_any_step_leaves_old_or_new_content(app, client, as_
             break
         assert client.delete("/api/v1/volumes/data", headers=as_admin).status_code == 204  # back to OLD
         assert client.post("/api/v1/volumes", json={"name": "data"}, headers=as_admin).status_code == 201
-        r = client.put("/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"})
+        r = client.put(
+            "/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"}
+        )
         assert r.status_code == 200
     assert finished and step > 6, step
 
 
-def test_an_import_killed_half_way_through_extracting_is_finished_not_left_mixed(app, client, as_admin, engine, monkeypatch, imported):
+def test_an_import_killed_half_way_through_extracting_is_finished_not_left_mixed(
+    app, client, as_admin, engine, monkeypatch, imported
+):
     real_put = engine.put_archive
 
     def cut_short(container, path, data):
