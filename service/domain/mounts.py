@@ -52,12 +52,15 @@ class Prepared:
         try:
             yield
         except BaseException:
-            for path in reversed(self.created_dirs):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    log.warning("could not remove directory %s after a failed create", path)
+            self.remove_dirs()
             raise
+
+    def remove_dirs(self) -> None:
+        for path in reversed(self.created_dirs):
+            try:
+                os.rmdir(path)
+            except OSError:
+                log.warning("could not remove directory %s after a failed create", path)
 
 
 def remove_unused_volumes(engine: Engine, op: str) -> None:
@@ -108,9 +111,7 @@ class MountPlanner:
                     )
                 )
         except BaseException:
-            for path in reversed(prepared.created_dirs):
-                with contextlib.suppress(OSError):
-                    os.rmdir(path)
+            prepared.remove_dirs()
             raise
         prepared.mounts = tuple(specs)
         return prepared
