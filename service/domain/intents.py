@@ -112,24 +112,26 @@ class Intents:
     def run(self, kind: str, keys: Sequence[str], **args: Any) -> Iterator[Intent]:
         """Lock `keys` (e.g. "binding/web") for an operation of `kind`; on a failure inside after
         `intent.begin()`, recover it before the error goes on."""
+        held = self.hold(kind, keys, **args)
+        try:
+            yield held.intent
+        except BaseException:
+            held.end(failed=True)
+            raise
+        held.end(failed=False)
+
+    def hold(self, kind: str, keys: Sequence[str], **args: Any) -> Held:
+        """`run` for an operation that outlives the call that starts it (a paused export streams
+        until its client has read it): the caller ends it with `Held.end`."""
         intent = Intent(
             secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), datetime.now(UTC).isoformat()
         )
         _LIVE.add(intent.op)
         try:
-            held = self._acquire(intent)
-            try:
-                yield intent
-            except BaseException:
-                if intent.op in _BEGUN:
-                    self._recover_now(intent)
-                else:
-                    self._finish(intent.op, held)  # nothing changed: only the locks go
-                raise
-            self._finish(intent.op, held)
-        finally:
+            return Held(self, intent, self._acquire(intent))
+        except BaseException:
             _LIVE.discard(intent.op)
-            _BEGUN.discard(intent.op)
+            raise
 
     def _finish(self, op: str, held: list[str]) -> None:
         """Remove the operation's helpers (any whose removal failed on the way) and its locks; if
@@ -253,6 +255,25 @@ class Intents:
                 self._engine.remove_container(c.id)
             except NotFound:
                 pass
+
+
+@dataclass
+class Held:
+    intents: Intents
+    intent: Intent
+    locks: list[str]
+
+    def end(self, failed: bool) -> None:
+        """Release; after a failure past `intent.begin()`, recover first."""
+        op = self.intent.op
+        try:
+            if failed and op in _BEGUN:
+                self.intents._recover_now(self.intent)
+            else:
+                self.intents._finish(op, self.locks)
+        finally:
+            _LIVE.discard(op)
+            _BEGUN.discard(op)
 
 
 def _dead(intent: Intent) -> bool:

@@ -6,22 +6,24 @@ file and checked entry by entry before anything reaches the volume.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import posixpath
+import secrets
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import IO
 
 from ..engine.port import Archive, Engine
-from ..errors import Conflict, DockvolError, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import archives
 from . import labels as L
 from .archives import Entry, Stream
 from .helpers import Helper, Helpers
-from .intents import Intent, Intents
+from .intents import Held, Intent, Intents
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class VolumeData:
         intents.recoverer("volume.clone", self._recover_clone)
         intents.recoverer("volume.rename", self._recover_rename)
         intents.recoverer("volume.import", self._recover_import)
+        intents.recoverer("volume.pause", self._recover_pause)
         self._volumes = volumes
         self._helpers = helpers
         self._max = max_import_bytes
@@ -79,7 +82,7 @@ class VolumeData:
 
     def export(self, name: str, path: str, pause: bool) -> Download:
         volume = self._volumes.get(name)
-        paused = self._pause(name) if pause else []
+        paused = self._pause(name) if pause else None
         helper = None
         try:
             helper = self._reader(volume)
@@ -173,7 +176,7 @@ class VolumeData:
         """Fill a new volume with a copy of another. Until the operation ends the copy is marked
         filling: not listed, not shown, and removed if the operation does not finish."""
         self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, L.FILLING: intent.op})
-        paused = self._pause(name) if pause else []
+        paused = self._pause(name) if pause else None
         try:
             # Two helpers: the engine locks a container while one of its archives is being read.
             with (
@@ -298,27 +301,35 @@ class VolumeData:
             tar.addfile(info)
         self._engine.put_archive(helper.id, _in("/v", parent), buf.getvalue())
 
-    def _pause(self, name: str) -> list[str]:
-        """Pause running containers that can write to the volume; the ones paused."""
-        paused = []
+    def _pause(self, name: str) -> Held:
+        """Pause the running containers that can write to the volume, recorded first as an intent
+        (its own lock, no one else's), so that if dockvol dies before `_finish` they are unpaused
+        by the reconciler, not left paused."""
+        writers = [
+            c.id
+            for c in self._engine.list_containers(volume=name)
+            if c.state == "running" and any(m.name == name and not m.read_only for m in c.mounts)
+        ]
+        held = self._intents.hold("volume.pause", [f"pause/{secrets.token_hex(8)}"], paused=writers)
+        held.intent.begin()
         try:
-            for c in self._engine.list_containers(volume=name):
-                if c.state == "running" and any(m.name == name and not m.read_only for m in c.mounts):
-                    self._engine.pause_container(c.id)
-                    paused.append(c.id)
+            for cid in writers:
+                self._engine.pause_container(cid)
         except BaseException:
-            self._finish(None, paused)
+            held.end(failed=True)
             raise
-        return paused
+        return held
 
-    def _finish(self, helper: Helper | None, paused: Sequence[str]) -> None:
+    def _finish(self, helper: Helper | None, paused: Held | None) -> None:
         if helper is not None:
             helper.close()
-        for cid in paused:
-            try:
+        if paused is not None:
+            paused.end(failed=True)  # "failed": the recoverer is what unpauses
+
+    def _recover_pause(self, intent: Intent) -> None:
+        for cid in intent.args["paused"]:
+            with contextlib.suppress(NotFound, Conflict):  # gone, or not paused (any more)
                 self._engine.unpause_container(cid)
-            except DockvolError:
-                log.error("could not unpause container %s", cid)
 
 
 def _in(root: str, path: str) -> str:

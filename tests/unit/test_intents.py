@@ -380,3 +380,27 @@ def test_an_import_killed_half_way_through_extracting_is_finished_not_left_mixed
     restart(monkeypatch, app, engine)
     assert contents(client, as_admin, "data") == {**OLD, **NEW}  # ...the recovery extracts it again, whole
     assert set(engine.volumes) == {"data"} and leftovers(engine) == []
+
+
+def test_containers_paused_for_an_export_are_unpaused_when_dockvol_dies_mid_stream(
+    app, client, as_writer, engine, monkeypatch, imported
+):
+    body = binding_body(name="writer", mounts=[{"type": "volume", "source": "data", "target": "/data"}])
+    assert client.post("/api/v1/bindings", json=body, headers=as_writer).status_code == 201
+    r = client.get("/api/v1/volumes/data/archive?pause=true", headers=as_writer)
+    assert r.status_code == 200
+    assert next(c for c in engine.containers.values() if c.name == "writer").state == "paused"
+    # The process dies with the stream unread: nothing of the request's own cleanup runs.
+    restart(monkeypatch, app, engine)
+    assert next(c for c in engine.containers.values() if c.name == "writer").state == "running"
+    assert [c.name for c in engine.containers.values() if c.labels.get(L.ROLE) == "lock"] == []
+
+
+def test_a_paused_export_read_to_the_end_unpauses_and_leaves_nothing(client, as_writer, engine, imported):
+    body = binding_body(name="writer", mounts=[{"type": "volume", "source": "data", "target": "/data"}])
+    assert client.post("/api/v1/bindings", json=body, headers=as_writer).status_code == 201
+    r = client.get("/api/v1/volumes/data/archive?pause=true", headers={**as_writer, "Accept-Encoding": "identity"})
+    assert files_of(r.get_data()) == OLD
+    r.close()
+    assert next(c for c in engine.containers.values() if c.name == "writer").state == "running"
+    assert leftovers(engine) == []
