@@ -1,5 +1,6 @@
-# dockvol's image: a wheel built in one stage, installed with no build tools in the next,
-# run by a non-root user. Needs access to the engine socket: see the README's Deploy section.
+# dockvol's image: a wheel built in one stage, installed with no build tools in the next, with
+# its dependencies pinned and hash-checked (requirements/runtime.txt), run by a non-root user.
+# Needs access to the engine socket: see the README's Deploy section.
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -8,12 +9,14 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip install --no-cache-dir --upgrade pip wheel \
- && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE}
 COPY --from=build /wheels /wheels
+COPY requirements/runtime.txt /wheels/
 RUN python3 -m venv /opt/dockvol \
- && /opt/dockvol/bin/pip install --no-cache-dir --no-index --find-links /wheels dockvol \
+ && /opt/dockvol/bin/pip install --no-cache-dir --require-hashes -r /wheels/runtime.txt \
+ && /opt/dockvol/bin/pip install --no-cache-dir --no-deps --no-index --find-links /wheels dockvol \
  && rm -rf /wheels \
  && (getent group dockvol || groupadd --system dockvol) \
  && (getent passwd dockvol || useradd --system --gid dockvol --home-dir /nonexistent --shell /usr/sbin/nologin dockvol)

@@ -3,14 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit lint bench openapi venv clean
+.PHONY: run test unit lint lock bench openapi venv clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency comes pinned with its hashes from requirements/ (`make lock` refreshes them).
+$(VENV)/.installed: pyproject.toml requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/test.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# Pin every dependency of pyproject.toml, with hashes: runtime.txt (the image) and test.txt (make).
+LOCK = .lockenv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
+lock:
+	$(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet --disable-pip-version-check pip-tools
+	$(LOCK) --upgrade -o requirements/runtime.txt pyproject.toml
+	$(LOCK) --upgrade --extra test -o requirements/test.txt pyproject.toml
 
 run: venv
 	deploy/run.sh
@@ -33,4 +44,4 @@ openapi: venv
 	$(BIN)/flask --app 'service.app:create_app()' openapi write --format=json openapi/openapi.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .lockenv .pytest_cache *.egg-info
