@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import signal
+import time
 import uuid
 
 import requests
@@ -21,12 +22,23 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def access_pids(svc, path: str) -> set[int]:
+    lines = [json.loads(line) for line in svc.log_path.read_text().splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line.get("logger") == "dockvol.access" and line.get("path") == path}
+
+
 def test_metrics_count_across_workers_and_each_request_logs_one_json_line(start_service):
     # sync workers (one thread: gunicorn turns a threaded sync worker into gthread) take one request
     # at a time, so concurrent requests are spread over both
     svc = start_service(
         service_env(engine_host(), DOCKVOL_WORKERS="2", DOCKVOL_WORKER_CLASS="sync", DOCKVOL_THREADS="1")
     )
+    # On a busy machine the second worker may still be loading the app: wait until both answer.
+    deadline = time.monotonic() + 30
+    while len(access_pids(svc, "/healthz")) < 2:
+        assert time.monotonic() < deadline, "the second worker never answered"
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: requests.get(svc.url("/healthz"), timeout=10), range(8)))
     ids = [f"ops-{uuid.uuid4().hex[:12]}" for _ in range(40)]
     listed = dict(method="GET", route="/api/v1/volumes", status="200")
     before = sample(requests.get(svc.url("/metrics"), timeout=30).text, "dockvol_http_requests_total", **listed)
