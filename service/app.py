@@ -59,6 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     test_config = dict(test_config or {})
     settings: Settings = test_config.pop("SETTINGS", None) or Settings.from_env()
     app = Flask(__name__)
+    app.json = limits.JSONProvider(app)  # request bodies within dockvol's JSON limits, whoever reads them
     app.config.update(
         API_TITLE="dockvol",
         API_VERSION="1",

@@ -1,23 +1,86 @@
-"""Slow clients cost nothing: a request body must keep up a minimum rate.
+"""Hostile request input costs nothing: bounded JSON, and bodies at a minimum rate.
 
-gunicorn's gevent worker (the default, deploy/gunicorn.conf.py) gives each connection a greenlet,
-not a thread, so clients that trickle cannot starve the others, and it bounds the time to receive
-a request's headers (`keepalive` seconds). The body is read later, by the app: `PacedInput` makes
-every read of it finish by a deadline that moves with what has arrived (BODY_GRACE seconds, then
-BODY_MIN_RATE bytes a second on average); a client slower than that gets 408 and the connection
-closes. Under a worker without gevent the body is read as it comes (no timer to bound a read).
+JSON: `load_json` is the one way request bodies are parsed (webargs' parser in smorest.py and
+Flask's `request.get_json` through `JSONProvider`). What the parser cannot take (nesting that
+exhausts the stack, integers of more than 4300 digits, bytes that are not UTF-8), documents nested
+deeper than MAX_JSON_DEPTH (counted without recursion) and strings holding lone surrogates (not
+Unicode) raise `BadJson`, a ValueError: a 400 problem, like any malformed JSON.
+
+Slow clients: gunicorn's gevent worker (the default, deploy/gunicorn.conf.py) gives each connection
+a greenlet, not a thread, so clients that trickle cannot starve the others, and it bounds the time
+to receive a request's headers (`keepalive` seconds). The body is read later, by the app:
+`PacedInput` makes every read of it finish by a deadline that moves with what has arrived
+(BODY_GRACE seconds, then BODY_MIN_RATE bytes a second on average); a client slower than that gets
+408 and the connection closes. Under a worker without gevent the body is read as it comes (no
+timer to bound a read).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestTimeout
 
+MAX_JSON_DEPTH = 32  # dockvol's deepest document (a mount's options) is 4 levels
 BODY_GRACE = 10.0  # seconds any body may take
 BODY_MIN_RATE = 4096  # bytes a second, on average, after that
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BadJson(ValueError):
+    """A body past dockvol's JSON limits; str() is the reason, for the client."""
+
+
+def load_json(data: bytes | str) -> Any:
+    """json.loads within dockvol's limits (see the module's doc); json.JSONDecodeError for
+    malformed JSON, as json.loads."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadJson(f"not UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise BadJson(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        reason = "a number too long to read" if "digits" in str(exc) else "not readable"
+        raise BadJson(reason) from None
+    _check(value)
+    return value
+
+
+def _check(value: Any) -> None:
+    """Depth and strings, walked with a stack of our own (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise BadJson("a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode")
+        elif isinstance(item, (dict, list)):
+            if level > MAX_JSON_DEPTH:
+                raise BadJson(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                stack.extend((key, level) for key in item)
+                stack.extend((child, level + 1) for child in item.values())
+            else:
+                stack.extend((child, level + 1) for child in item)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with request bodies (`request.get_json`) parsed by `load_json`."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return load_json(s)
 
 
 class SlowBody(RequestTimeout):

@@ -18,11 +18,12 @@ import flask_smorest
 import marshmallow as ma
 from flask import Response, current_app, g, request
 from flask_smorest.utils import prepare_response
-from webargs.flaskparser import FlaskParser
+from webargs import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import PreconditionFailed
-from . import problems
+from . import limits, problems
 
 
 class Schema(ma.Schema):
@@ -31,42 +32,22 @@ class Schema(ma.Schema):
         ordered = True
 
 
-MAX_JSON_DEPTH = 32  # dockvol's deepest document (a mount's options) is 4 levels
-
-
 class Parser(FlaskParser):
     # Let each schema's own `unknown = RAISE` apply to query strings too: a typo is an error.
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
     def _raw_load_json(self, req):
-        """The JSON parser's own limits (nesting that exhausts the stack, integers of more than
-        4300 digits) and nesting deeper than MAX_JSON_DEPTH are a bad request, like bad JSON."""
+        """JSON bodies within dockvol's limits (limits.load_json); past them, a bad request."""
+        if not is_json_request(req):
+            return missing
         try:
-            data = super()._raw_load_json(req)
-        except RecursionError:
-            return self._handle_invalid_json_error(ValueError("nested too deeply"), req)
-        except ValueError as exc:
-            if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
-                raise  # webargs answers these itself
-            return self._handle_invalid_json_error(ValueError("a number too long to read"), req)
-        if _depth(data) > MAX_JSON_DEPTH:
-            return self._handle_invalid_json_error(ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels"), req)
-        return data
+            return limits.load_json(req.get_data(cache=True))
+        except limits.BadJson as exc:
+            return self._handle_invalid_json_error(exc, req)
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         flask_smorest.abort(400, exc=error, messages={"json": [f"Invalid JSON body: {reason}"]})
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest, counted without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 class Api(flask_smorest.Api):

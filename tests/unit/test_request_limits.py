@@ -1,6 +1,6 @@
-"""Hostile bodies cost nothing and answer a problem document: JSON nested past the parser's
-limits (400), numbers too long to read (400), chunked bodies over the cap (413, as with a
-Content-Length). Over the Flask test client and the in-memory engine."""
+"""Hostile bodies cost nothing and answer a problem document: JSON past the parser's limits or
+dockvol's (400), chunked bodies over the cap (413, as with a Content-Length). Over the Flask test
+client and the in-memory engine."""
 
 from __future__ import annotations
 
@@ -27,10 +27,21 @@ def post_raw(client, headers, body, chunked=False, path="/api/v1/volumes", conte
 @pytest.mark.parametrize(
     "body, reason",
     [
-        (b'{"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
-        (b'{"labels": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}", "nested deeper than 32 levels"),
+        (b'{"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested deeper than 32 levels"),
+        (b"[" * 200_000, "nested deeper than 32 levels"),
+        (b'{"labels": ' + b'{"a":' * 32 + b"1" + b"}" * 32 + b"}", "nested deeper than 32 levels"),
         (b'{"name": ' + b"1" * 5000 + b"}", "a number too long to read"),
+        (b'{"name": "\xff\xfe"}', "not UTF-8 (byte 10)"),
+        (
+            b'{"name": "sur", "labels": {"k": "\\ud800"}}',
+            "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode",
+        ),
+        (
+            b'{"name": "sur", "labels": {"\\udfff": "v"}}',
+            "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode",
+        ),
     ],
+    ids=["1000-deep", "200000-deep", "33-deep", "5000-digits", "not-utf8", "surrogate-value", "surrogate-key"],
 )
 def test_parser_limits_are_a_bad_request(client, as_writer, engine, body, reason):
     r = post_raw(client, as_writer, body)
@@ -77,3 +88,21 @@ def test_a_chunked_archive_over_the_import_cap_is_413(engine):
     exported = client.get("/api/v1/volumes/target/archive", headers={**admin, "Accept-Encoding": "identity"})
     with tarfile.open(fileobj=io.BytesIO(exported.get_data())) as tar:
         assert [m.name for m in tar if m.isreg()] == []  # nothing of it reached the volume
+
+
+def test_the_depth_limit_admits_32_levels(client, as_writer, engine):
+    body = b'{"labels": ' + b'{"a":' * 31 + b"1" + b"}" * 31 + b"}"  # 32 levels: parsed, then refused by the schema
+    r = post_raw(client, as_writer, body)
+    assert r.status_code == 422 and list(r.get_json()["errors"]) == ["labels.a.value"], r.get_json()
+
+
+def test_flasks_own_json_loading_has_the_same_limits(app, engine):
+    """A view that reads request.get_json() itself gets the same limits and problem document."""
+    from flask import jsonify, request
+
+    app.add_url_rule("/echo", "echo", lambda: jsonify(request.get_json()), methods=["POST"])
+    client = app.test_client()
+    for body in (b"[" * 1000 + b"]" * 1000, b"9" * 5000, b'"\xff"', b'"\\ud800"', b"[" * 33 + b"]" * 33):
+        r = client.post("/echo", data=body, content_type="application/json")
+        assert r.status_code == 400 and r.content_type == PROBLEM, (body[:10], r.status_code)
+    assert client.post("/echo", data=b'{"a": [1]}', content_type="application/json").get_json() == {"a": [1]}
