@@ -7,12 +7,14 @@ deeper than MAX_JSON_DEPTH (counted without recursion) and strings holding lone 
 Unicode) raise `BadJson`, a ValueError: a 400 problem, like any malformed JSON.
 
 Slow clients: gunicorn's gevent worker (the default, deploy/gunicorn.conf.py) gives each connection
-a greenlet, not a thread, so clients that trickle cannot starve the others, and it bounds the time
-to receive a request's headers (`keepalive` seconds). The body is read later, by the app:
-`PacedInput` makes every read of it finish by a deadline that moves with what has arrived
-(BODY_GRACE seconds, then BODY_MIN_RATE bytes a second on average); a client slower than that gets
-408 and the connection closes. Under a worker without gevent the body is read as it comes (no
-timer to bound a read).
+a greenlet, not a thread, so clients that trickle cannot starve the others, and it reads a
+request's headers under a `keepalive`-second timeout. The body is read later, by the app:
+`PacedInput` holds the client to BODY_MIN_RATE bytes a second on average after BODY_GRACE seconds,
+counting only the time the app spends waiting for the client (never its own work between reads).
+A large read is made of pieces no larger than what a client at the minimum rate sends in half the
+time still allowed, so that such a client is never cut and the allowance grows as data arrives (a fast
+client soon reads in large pieces). A slower client gets 408 and the connection closes. Under a
+worker without gevent the body is read as it comes (no timer to bound a read).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ MAX_JSON_DEPTH = 32  # dockvol's deepest document (a mount's options) is 4 level
 BODY_GRACE = 10.0  # seconds any body may take
 BODY_MIN_RATE = 4096  # bytes a second, on average, after that
 
+MIN_PIECE = 1024  # bytes: the smallest piece a large read is made of
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -96,19 +99,40 @@ def _gevent_timeout() -> Any:
 
 
 class PacedInput:
-    """A wsgi.input whose reads must keep up the minimum rate."""
+    """A wsgi.input whose reads must keep up the minimum rate (see the module's doc)."""
 
-    def __init__(self, stream: Any, timeout: Any) -> None:
+    def __init__(self, stream: Any, timeout: Any, grace: float = BODY_GRACE, rate: float = BODY_MIN_RATE) -> None:
         self._stream = stream
         self._timeout = timeout
-        self._started = time.monotonic()
-        self._read = 0
+        self._grace, self._rate = grace, rate
+        self._waited = 0.0  # seconds spent waiting for the client
+        self._got = 0
 
-    def read(self, *args: Any) -> bytes:
-        return self._paced(self._stream.read, *args)
+    def read(self, size: int | None = -1) -> bytes:
+        whole = size is None or size < 0
+        parts: list[bytes] = []
+        left = 0 if whole else size
+        while whole or left > 0:
+            data = self._paced(self._stream.read, None if whole else left)
+            if not data:
+                break
+            parts.append(data)
+            left -= len(data)
+        return b"".join(parts)
 
-    def readline(self, *args: Any) -> bytes:
-        return self._paced(self._stream.readline, *args)
+    def readline(self, size: int | None = -1) -> bytes:
+        whole = size is None or size < 0
+        parts: list[bytes] = []
+        left = 0 if whole else size
+        while whole or left > 0:
+            data = self._paced(self._stream.readline, None if whole else left)
+            if not data:
+                break
+            parts.append(data)
+            left -= len(data)
+            if data.endswith(b"\n"):
+                break
+        return b"".join(parts)
 
     def readlines(self, *args: Any) -> list[bytes]:
         return list(iter(self.readline, b""))
@@ -116,13 +140,18 @@ class PacedInput:
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.readline, b"")
 
-    def _paced(self, read: Callable[..., bytes], *args: Any) -> bytes:
-        remaining = self._started + BODY_GRACE + self._read / BODY_MIN_RATE - time.monotonic()
-        if remaining <= 0:
+    def _paced(self, read: Callable[[int], bytes], size: int | None) -> bytes:
+        allowed = self._grace + self._got / self._rate - self._waited
+        if allowed <= 0:
             raise SlowBody()
-        with self._timeout(remaining, SlowBody()):
-            data = read(*args)
-        self._read += len(data)
+        piece = max(MIN_PIECE, int(allowed * self._rate / 2))  # the minimum rate delivers it in time
+        started = time.monotonic()
+        try:
+            with self._timeout(allowed, SlowBody()):
+                data = read(piece if size is None else min(size, piece))
+        finally:
+            self._waited += time.monotonic() - started
+        self._got += len(data)
         return data
 
 

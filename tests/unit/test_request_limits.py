@@ -1,6 +1,6 @@
 """Hostile bodies cost nothing and answer a problem document: JSON past the parser's limits or
-dockvol's (400), chunked bodies over the cap (413, as with a Content-Length). Over the Flask test
-client and the in-memory engine."""
+dockvol's (400), chunked bodies over the cap (413, as with a Content-Length), bodies slower than
+the minimum rate (408). Over the Flask test client and the in-memory engine."""
 
 from __future__ import annotations
 
@@ -106,3 +106,78 @@ def test_flasks_own_json_loading_has_the_same_limits(app, engine):
         r = client.post("/echo", data=body, content_type="application/json")
         assert r.status_code == 400 and r.content_type == PROBLEM, (body[:10], r.status_code)
     assert client.post("/echo", data=b'{"a": [1]}', content_type="application/json").get_json() == {"a": [1]}
+
+
+# --- bodies at a minimum rate (PacedInput; gevent's timer, no monkey-patching needed) -------
+
+
+class Trickling:
+    """A wsgi.input that delivers `rate` bytes a second (gevent.sleep), `total` bytes in all."""
+
+    def __init__(self, rate: float, total: int) -> None:
+        self.rate, self.left = rate, total
+
+    def read(self, size: int = -1) -> bytes:
+        import gevent
+
+        n = min(self.left, size if size >= 0 else self.left)
+        gevent.sleep(n / self.rate)
+        self.left -= n
+        return b"x" * n
+
+    readline = read
+
+
+def paced(stream, **kwargs):
+    import gevent
+
+    from service.http.limits import PacedInput
+
+    return PacedInput(stream, gevent.Timeout, **{"grace": 0.2, "rate": 10_000, **kwargs})
+
+
+def test_a_body_slower_than_the_minimum_rate_is_cut():
+    import time
+
+    from service.http.limits import SlowBody
+
+    body = paced(Trickling(rate=2_000, total=100_000))
+    started = time.monotonic()
+    with pytest.raises(SlowBody):
+        while body.read(1000):
+            pass
+    assert 0.2 <= time.monotonic() - started < 0.6
+
+
+def test_a_read_that_never_returns_is_cut_at_the_grace():
+    import time
+
+    from service.http.limits import SlowBody
+
+    body = paced(Trickling(rate=1, total=100))  # its first piece would take 100 s
+    started = time.monotonic()
+    with pytest.raises(SlowBody):
+        body.read()
+    assert 0.2 <= time.monotonic() - started < 0.4
+
+
+def test_one_large_read_at_an_honest_rate_is_not_cut():
+    """read(n) waits for n bytes: it is made of pieces, and the allowance grows with each."""
+    body = paced(Trickling(rate=20_000, total=20_000))  # 1 s in all, five times the grace
+    assert len(body.read(50_000)) == 20_000
+    body = paced(Trickling(rate=20_000, total=20_000))
+    assert len(body.read()) == 20_000
+
+
+def test_a_body_at_the_minimum_rate_is_never_cut():
+    body = paced(Trickling(rate=10_000, total=8_000))  # 0.8 s in all, four times the grace
+    assert len(body.read()) == 8_000
+
+
+def test_time_the_app_spends_between_reads_is_not_the_clients():
+    import gevent
+
+    body = paced(Trickling(rate=1_000_000, total=3000))
+    for _ in range(3):
+        gevent.sleep(0.15)  # e.g. an engine call before the upload is read: 0.45 s, over the grace
+        assert len(body.read(1000)) == 1000
