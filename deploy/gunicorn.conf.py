@@ -2,14 +2,20 @@
 
 Worker class gevent: each connection costs a greenlet, not a thread, so clients that trickle
 their headers or body, or hold connections idle, cannot starve the others (with gthread, 16 such
-connections took every thread of 2 workers x 8). A request's headers must arrive within
-`keepalive` seconds (gunicorn reads them under that timeout), its body at a minimum rate
-(service/http/limits.py). Requests mostly wait on the engine, and exports and imports stream for
-as long as the data takes; greenlets do both. See the README's Performance and Security sections.
-"""
+connections took every thread of 2 workers x 8). Slow clients are bounded:
+- headers: gunicorn's async worker reads each request (from the connection's start, or the end of
+  the previous response, to the end of its headers, after draining any body the app left unread)
+  under `gevent.Timeout(keepalive)`, one budget for the whole, and closes the connection when it
+  runs out; so `keepalive` is both the most a request's headers may take and the most an idle
+  connection stays. With keepalive 0 gunicorn reads them with no limit: on_starting refuses that.
+- bodies: a minimum rate, service/http/limits.py (408 below it).
+Requests mostly wait on the engine, and exports and imports stream for as long as the data takes;
+greenlets do both. See the README's Performance and Security sections."""
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 # Metrics from every worker are summed through files here; set before prometheus_client loads.
@@ -45,6 +51,21 @@ logconfig_dict = {
 }
 
 
+def on_starting(server):
+    # gunicorn's gevent worker reads headers under a `keepalive` timeout only when keepalive is on.
+    if "gevent" not in server.cfg.worker_class_str:
+        server.log.warning(
+            "worker class %s: slow or idle clients each hold a thread, and neither headers nor bodies have "
+            "a time limit; gevent (the default) bounds both",
+            server.cfg.worker_class_str,
+        )
+    elif server.cfg.keepalive < 1:
+        server.log.error(
+            "keepalive %s would let request headers take forever; it must be at least 1", server.cfg.keepalive
+        )
+        sys.exit(1)
+
+
 def post_worker_init(worker):
     # Members of sharing groups are started again after their infrastructure container restarts
     # (service/domain/reconcile.py); one worker per host is elected to do it.
@@ -53,13 +74,19 @@ def post_worker_init(worker):
 
 def child_exit(server, worker):
     # Runs in the master after any worker ends, even a killed one, which could not remove its own
-    # helper containers (a leftover helper keeps its volume "in use").
-    from prometheus_client import multiprocess
+    # helper containers (a leftover helper keeps its volume "in use"). In a process of its own:
+    # loading the app here would load ssl and urllib3 into the master, and every worker forked
+    # after that would be patched by gevent too late (urllib3 keeps the unpatched SSLContext, whose
+    # sockets block the whole worker).
+    try:
+        subprocess.run([sys.executable, "-c", AFTER_WORKER, str(worker.pid)], timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        server.log.error("cleaning up after worker %s took over %s s; its helpers stay", worker.pid, timeout)
+    except OSError as exc:
+        server.log.error("could not clean up after worker %s: %s", worker.pid, exc)
 
-    from service.app import sweep_helpers_of
 
-    multiprocess.mark_process_dead(worker.pid)
-    sweep_helpers_of(worker.pid)
+AFTER_WORKER = "import sys; from service.app import after_worker; after_worker(int(sys.argv[1]))"
 
 
 def on_exit(server):

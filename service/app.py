@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -177,6 +178,21 @@ def _buffer_chunked(max_bytes: int) -> None:
     request.environ["wsgi.input"] = io.BytesIO(data)
     request.environ["CONTENT_LENGTH"] = str(len(data))
     request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def after_worker(pid: int) -> None:
+    """What a gunicorn worker that ended (even a killed one) leaves behind: its live metrics and
+    its helper containers. deploy/gunicorn.conf.py runs this in a process of its own, so that the
+    master never loads the app (see there)."""
+    from prometheus_client import multiprocess
+
+    from .http.observability import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    multiprocess.mark_process_dead(pid)
+    sweep_helpers_of(pid)
 
 
 def sweep_helpers_of(pid: int) -> None:
