@@ -63,6 +63,7 @@ def on_starting(server):
         server.log.error(
             "keepalive %s would let request headers take forever; it must be at least 1", server.cfg.keepalive
         )
+        on_exit(server)
         sys.exit(1)
 
 
