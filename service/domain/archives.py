@@ -5,6 +5,7 @@ Everything here works chunk by chunk, so memory does not grow with a volume's si
 
 from __future__ import annotations
 
+import bisect
 import collections
 import io
 import tarfile
@@ -19,8 +20,12 @@ from ..errors import InvalidInput, TooLarge
 
 CHUNK = 1 << 20
 MAX_LINKS = 100_000  # symlinks an uploaded archive may hold: what checking it keeps in memory
+MAX_LINK_TEXT = 16 << 20  # characters of those links' paths and targets
 MAX_HOPS = 40  # links followed to resolve one path, as the kernel's ELOOP
+MAX_STEPS = 4096  # components walked to resolve one path, its links' targets included
+PATH_MAX = 4096  # bytes in a name or a link target, as the kernel's
 ALLOWED_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE}
+ENCODING = ("utf-8", "surrogateescape")  # names as bytes, whatever they are
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def check_upload(spooled: IO[bytes], base: str, max_bytes: int, max_entries: int
     `base` is where, inside the volume, the archive will be extracted ('' for its root). One pass,
     streaming: memory grows with the archive's symlinks (at most MAX_LINKS), not its entries."""
     count = total = 0
-    tree = _LinkTree([p for p in base.split("/") if p])
+    links = _Links(base)
     try:
         with tarfile.open(fileobj=spooled, mode="r|*") as tar:
             for member in tar:
@@ -69,7 +74,7 @@ def check_upload(spooled: IO[bytes], base: str, max_bytes: int, max_entries: int
                 if count > max_entries:
                     raise TooLarge(f"the archive has more than {max_entries} entries (DOCKVOL_MAX_IMPORT_ENTRIES)")
                 _check_entry(member)
-                tree.add(member)
+                links.add(member)
                 total += member.size
                 if total > max_bytes:
                     raise TooLarge(f"the archive unpacks to more than {max_bytes} bytes")
@@ -90,6 +95,8 @@ def _check_entry(m: tarfile.TarInfo) -> None:
     if m.type not in ALLOWED_TYPES:
         kind = "device node" if m.isdev() and not m.isfifo() else "FIFO" if m.isfifo() else "entry of this type"
         raise refuse(f"{name!r}: a {kind} is refused")
+    if any(len(text.encode(*ENCODING)) >= PATH_MAX for text in (name, m.linkname)):
+        raise refuse(f"{name[:200]!r}: names and link targets of {PATH_MAX} bytes or more are refused")
     if m.issym() or m.islnk():
         target = m.linkname
         if target.startswith("/") or "\x00" in target:
@@ -98,57 +105,116 @@ def _check_entry(m: tarfile.TarInfo) -> None:
             raise refuse(f"{name!r}: a hard link may not use '..'")
 
 
-class _LinkTree:
+class _Links:
     """The symlinks an extractor has made so far, entry after entry, so that each entry's path
     and each link's target are resolved as the extractor will resolve them: through earlier
-    links. Paths are lists of components from the volume's root; leaving the root is refused."""
+    links. Paths are components from the volume's root; leaving the root is refused.
 
-    def __init__(self, base: list[str]) -> None:
-        self._base = base
-        self._links: dict[str, str] = {}  # "a/b" -> its target, as written
+    An extractor replaces what an entry's path names: a link there goes, and so does everything
+    under it unless a directory meets a directory. Walking a path asks, component by component,
+    whether it is a link: first of a set of hashes chained along the components (O(1) a step
+    however deep the path), then of the table on a hit."""
+
+    def __init__(self, base: str) -> None:
+        self._base = [p for p in base.split("/") if p]
+        self._targets: dict[str, str] = {}  # "a/b" -> its target, as written
+        self._sorted: list[str] = []  # the same paths in order: those under "a" lie in ["a/", "a0")
+        self._hashes: collections.Counter[int] = collections.Counter()  # _chain of each path
+        self._text = 0
 
     def add(self, m: tarfile.TarInfo) -> None:
-        parts = [p for p in m.name.split("/") if p not in ("", ".")]
+        parts = _parts(m.name)
         if not parts:
-            return  # the extraction directory itself
-        parent = self._resolve(self._base + parts[:-1], m.name)
+            if not m.isdir():
+                raise refuse(f"{m.name!r}: the extraction directory itself can only be a directory")
+            return
+        parent = self._resolve(self._base + parts[:-1], m.name, "its path")
         key = "/".join([*parent, parts[-1]])
-        if m.issym():
-            self._resolve(parent + m.linkname.split("/"), m.name, what="its link target")
-            if key not in self._links and len(self._links) >= MAX_LINKS:
-                raise TooLarge(f"the archive has more than {MAX_LINKS} symbolic links")
-            self._links[key] = m.linkname
-        else:
-            if m.islnk():  # a hard link names a path from the extraction directory; its last part is not followed
-                target = [p for p in m.linkname.split("/") if p not in ("", ".")]
-                self._resolve(self._base + target[:-1], m.name, what="its link target")
-            self._links.pop(key, None)  # an extractor replaces a link with what comes under its name
+        target = m.linkname if m.issym() else None
+        if m.islnk():  # names a path from the extraction directory, last part not followed: a
+            linked = _parts(m.linkname)  # hard link to a symlink is that symlink again
+            if linked:
+                linked_parent = self._resolve(self._base + linked[:-1], m.name, "its link target")
+                target = self._targets.get("/".join([*linked_parent, linked[-1]]))
+        self._forget(key, under=not m.isdir())
+        if target is not None:
+            self._resolve(parent + target.split("/"), m.name, "its link target")
+            self._remember(key, target)
 
-    def _resolve(self, parts: list[str], entry: str, what: str = "its path") -> list[str]:
+    def _resolve(self, parts: list[str], entry: str, what: str) -> list[str]:
         """Follow every link in `parts` (all of them are directories on the way)."""
         done: list[str] = []
+        chained = [0]  # chained[i]: _chain of done[:i]
         todo = collections.deque(parts)
-        hops = 0
+        hops = steps = 0
         while todo:
+            steps += 1
+            if steps > MAX_STEPS:
+                raise refuse(f"{entry!r}: {what} takes more than {MAX_STEPS} steps to resolve")
             part = todo.popleft()
             if part in ("", "."):
                 continue
             if part == "..":
                 if not done:
-                    raise refuse(f"{entry!r}: {what} leaves the volume through earlier links")
+                    raise refuse(f"{entry!r}: {what} leaves the volume")
                 done.pop()
+                chained.pop()
                 continue
-            done.append(part)
-            target = self._links.get("/".join(done))
-            if target is not None:
-                hops += 1
-                if hops > MAX_HOPS:
-                    raise refuse(f"{entry!r}: {what} goes through a loop of links")
-                if target.startswith("/"):
-                    raise refuse(f"{entry!r}: {what} leaves the volume through earlier links")
-                done.pop()
-                todo.extendleft(reversed(target.split("/")))
+            h = _chain(chained[-1], part)
+            target = self._targets.get("/".join([*done, part])) if h in self._hashes else None
+            if target is None:
+                done.append(part)
+                chained.append(h)
+                continue
+            hops += 1
+            if hops > MAX_HOPS:
+                raise refuse(f"{entry!r}: {what} goes through a loop of links")
+            todo.extendleft(reversed(target.split("/")))
         return done
+
+    def _remember(self, path: str, target: str) -> None:
+        if len(self._targets) >= MAX_LINKS:
+            raise TooLarge(f"the archive has more than {MAX_LINKS} symbolic links (checking keeps them in memory)")
+        self._text += len(path) + len(target)
+        if self._text > MAX_LINK_TEXT:
+            raise TooLarge(
+                f"the archive's symbolic links hold more than {MAX_LINK_TEXT} characters of names and targets"
+            )
+        self._targets[path] = target
+        bisect.insort(self._sorted, path)
+        self._hashes[_hash(path)] += 1
+
+    def _forget(self, path: str, under: bool) -> None:
+        """A link at `path` goes, and with `under` every link below it."""
+        doomed = []
+        if under:
+            low, high = bisect.bisect_left(self._sorted, path + "/"), bisect.bisect_left(self._sorted, path + "0")
+            doomed = self._sorted[low:high]
+            del self._sorted[low:high]
+        if path in self._targets:
+            del self._sorted[bisect.bisect_left(self._sorted, path)]
+            doomed.append(path)
+        for gone in doomed:
+            self._text -= len(gone) + len(self._targets.pop(gone))
+            h = _hash(gone)
+            self._hashes[h] -= 1
+            if not self._hashes[h]:
+                del self._hashes[h]
+
+
+def _parts(name: str) -> list[str]:
+    return [p for p in name.split("/") if p not in ("", ".")]
+
+
+def _chain(h: int, part: str) -> int:
+    return hash((h, part))
+
+
+def _hash(path: str) -> int:
+    h = 0
+    for part in path.split("/"):
+        h = _chain(h, part)
+    return h
 
 
 class ChunkReader(io.RawIOBase):
