@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -122,13 +123,23 @@ def sdk():
     client = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
     yield client
     for c in client.containers.list(all=True):
-        if c.name.startswith("dvtest-") or TEST_LABEL in c.labels:
-            c.remove(force=True)
+        # The tests' containers, and dockvol's own helpers, locks and stood-aside containers that a
+        # service stopped (or killed) at the session's end had no time to finish with.
+        own = c.labels.get("dockvol.role") in ("helper", "lock") or c.name.startswith("dockvol-aside-")
+        if c.name.startswith("dvtest-") or TEST_LABEL in c.labels or own:
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
     for v in client.volumes.list():
         labels = v.attrs.get("Labels") or {}
         owner = labels.get("dockvol.binding", "") + labels.get("dockvol.group", "")
-        if TEST_LABEL in labels or owner.startswith("dvtest-"):
-            v.remove(force=True)
+        if TEST_LABEL in labels or owner.startswith("dvtest-") or "dockvol.filling" in labels:
+            try:
+                v.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:  # in use by a container of another test session
+                if exc.status_code != 409:
+                    raise
     client.close()
 
 
