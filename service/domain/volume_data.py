@@ -105,9 +105,11 @@ class VolumeData:
             self._intents.run("volume.import", [f"volume/{name}"], target=name, path=path) as intent,
         ):
             self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
-            count = archives.check_upload(spooled, path, self._max, self._max_entries)
-            intent.begin()
-            self._stage(spooled, intent)
+            checked, count = archives.check_upload(spooled, path, self._max, self._max_entries, self._spool_dir)
+            spooled.close()  # what goes on is the copy of what was checked, not the upload
+            with checked:
+                intent.begin()
+                self._stage(checked, intent)
             self._apply(intent)
             self._engine.remove_volume(staging_name(intent.op))
         return count
@@ -118,13 +120,13 @@ class VolumeData:
     # recovery extracts again from the staging copy (a file cut half-way by a kill is written
     # whole again: its new content), so no mix of old and new outlives a recovery.
 
-    def _stage(self, spooled: IO[bytes], intent: Intent) -> None:
+    def _stage(self, checked: IO[bytes], intent: Intent) -> None:
         staging = staging_name(intent.op)
         self._volumes.create(staging, "local", {}, {}, marks={**intent.label, L.FILLING: intent.op})
-        size = spooled.seek(0, io.SEEK_END)
-        spooled.seek(0)
+        size = checked.seek(0, io.SEEK_END)
+        checked.seek(0)
         with self._helpers.open([(staging, "/v", False)], intent.label) as helper:
-            self._engine.put_archive(helper.id, "/v", archives.single_file_tar(UPLOAD, spooled, size))
+            self._engine.put_archive(helper.id, "/v", archives.single_file_tar(UPLOAD, checked, size))
             self._engine.put_archive(helper.id, "/v", archives.single_file_tar(STAGED, io.BytesIO(b""), 0))
 
     def _apply(self, intent: Intent) -> None:

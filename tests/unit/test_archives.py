@@ -37,7 +37,15 @@ def tar_of(*entries, compress=False):
 
 def check(*entries, base="", max_entries=10**6):
     """The number of entries, once checked."""
-    return check_upload(tar_of(*entries), base, BIG, max_entries)
+    return checked(tar_of(*entries), base, max_entries)[1]
+
+
+def checked(archive: io.BytesIO | bytes, base: str = "", max_entries: int = 10**6) -> tuple[bytes, int]:
+    """The copy that goes to the engine, and the number of entries."""
+    archive = io.BytesIO(archive) if isinstance(archive, bytes) else archive
+    copy, count = check_upload(archive, base, BIG, max_entries)
+    with copy:
+        return copy.read(), count
 
 
 @pytest.mark.parametrize(
@@ -126,8 +134,9 @@ def traced_peak(entries: int) -> tuple[int, float]:
     tracemalloc.start()
     started = time.monotonic()
     try:
-        count = check_upload(archive, "", BIG, 10**6)
+        copy, count = check_upload(archive, "", BIG, 10**6)
         elapsed = time.monotonic() - started
+        copy.close()
         assert count == entries
         return tracemalloc.get_traced_memory()[1], elapsed
     finally:
@@ -222,3 +231,161 @@ def test_the_link_table_holds_a_bounded_text(monkeypatch):
     assert check(*[("sym", f"l{i}", "t" * 8) for i in range(10)]) == 10  # 10 x (2 + 8)
     with pytest.raises(TooLarge, match="symbolic links"):
         check(*[("sym", f"l{i}", "t" * 8) for i in range(11)])
+
+
+# --- What Python's tarfile reads is what the engine reads -------------------------------------------
+
+
+def block(info: tarfile.TarInfo, **patch: bytes) -> bytes:
+    """One ustar header, with raw fields patched (offset: bytes) and the checksum made right."""
+    raw = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
+    for offset, value in patch.items():
+        raw[int(offset[1:]) : int(offset[1:]) + len(value)] = value
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\0 " % sum(raw)
+    return bytes(raw)
+
+
+def pax(records: dict[str, str], kind: bytes = tarfile.XHDTYPE) -> bytes:
+    """An extended header (pax 'x', or 'g' for a global one) with its records."""
+    data = b""
+    for key, value in records.items():
+        body = f" {key}={value}\n".encode()
+        n = len(body) + 1
+        while len(str(n)) + len(body) != n:
+            n += 1
+        data += str(n).encode() + body
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = kind, len(data)
+    return info.tobuf(tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+def symlink(name: str, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    return info
+
+
+END = b"\0" * 1024
+FINE = block(tarfile.TarInfo("fine"))
+EVIL = symlink("evil", "/etc")
+
+
+@pytest.mark.parametrize(
+    "archive, refusal",
+    [
+        # Python applies a global header's path to every later entry; the engine ignores it.
+        (pax({"path": "benign", "linkpath": "benign"}, tarfile.XGLTYPE) + block(EVIL) + END, "global"),
+        # A checksum field starting with NUL: Python stops reading there, Go reads on.
+        (FINE + block(EVIL)[:148] + b"\0" + block(EVIL)[149:] + END, "damaged"),
+        # Several compressed streams: Python's tarfile reads the first, the engine all of them.
+        (gzip.compress(FINE) + gzip.compress(block(EVIL) + END), "absolute"),
+        # Two extended headers: Python keeps the first's path, Go the second's.
+        (
+            pax({"path": "benign"})
+            + pax({"path": "evil"})
+            + pax({"path": "evil2"})
+            + pax({"path": "evil3"})
+            + pax({"path": "evil4"})
+            + block(tarfile.TarInfo("x"))
+            + END,
+            "extended headers in a row",
+        ),
+        (FINE + block(EVIL)[:300], "ends in the middle of a header"),
+    ],
+)
+def test_archives_that_readers_read_differently_are_refused(archive, refusal):
+    with pytest.raises(InvalidInput, match=refusal):
+        checked(archive)
+
+
+def test_an_extended_header_is_at_most_a_mebibyte():
+    huge = pax({"path": "a/" * (1 << 20)})
+    started = time.monotonic()
+    with pytest.raises(InvalidInput, match="extended header"):
+        checked(huge + block(tarfile.TarInfo("x")) + END)
+    assert time.monotonic() - started < 2
+
+
+def test_gnu_sparse_entries_are_refused():
+    old = block(tarfile.TarInfo("s"), o156=tarfile.GNUTYPE_SPARSE, o257=tarfile.GNU_MAGIC)
+    with pytest.raises(InvalidInput, match="sparse"):
+        checked(old + END)
+    # Version 1.0 keeps its map in the entry's data: numbers, one a line, as many as it says.
+    numbers = b"1000000000\n" + b"0\n" * 100_000
+    entry = tarfile.TarInfo("s")
+    entry.size = len(numbers)
+    archive = (
+        pax({"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "s", "GNU.sparse.realsize": "1"})
+        + block(entry)
+        + numbers
+        + b"\0" * (-len(numbers) % 512)
+        + END
+    )
+    with pytest.raises(InvalidInput, match="sparse"):
+        checked(archive)
+
+
+def test_a_global_header_may_carry_a_comment():
+    """git archive writes one, with the commit."""
+    archive = pax({"comment": "3b94a0b"}, tarfile.XGLTYPE) + block(tarfile.TarInfo("x")) + END
+    assert checked(archive)[1] == 1
+
+
+# --- The copy that goes to the engine ---------------------------------------------------------------------
+
+
+def test_the_copy_holds_what_was_checked_and_nothing_else():
+    # Python applies the first extended header over the second, Go's archive/tar only the second:
+    # the upload is benign -> fine to the checker and evil -> /etc to the engine; the copy is not.
+    archive = pax({"path": "benign", "linkpath": "fine"}) + pax({"path": "evil", "linkpath": "/etc"})
+    copy, count = checked(archive + block(symlink("x", "x")) + END)
+    assert count == 1
+    assert b"evil" not in copy and b"/etc" not in copy
+    with tarfile.open(fileobj=io.BytesIO(copy)) as tar:
+        assert [(m.name, m.linkname) for m in tar] == [("benign", "fine")]
+
+
+def test_the_copy_is_a_plain_tar_of_the_same_entries():
+    long = "l" * 150 + "/name"
+    original = io.BytesIO()
+    with tarfile.open(fileobj=original, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, data, mode in [
+            ("d", tarfile.DIRTYPE, b"", 0o750),
+            ("d/f", tarfile.REGTYPE, b"data" * 1000, 0o640),
+            ("d/l", tarfile.SYMTYPE, "f", 0o777),
+            ("h", tarfile.LNKTYPE, "d/f", 0o640),
+            (long, tarfile.REGTYPE, b"x", 0o600),
+            ("caf\udce9", tarfile.REGTYPE, b"", 0o644),  # a name that is not UTF-8
+        ]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime, info.uid, info.gid = kind, mode, 1_700_000_000, 1000, 1000
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = data
+            elif kind == tarfile.REGTYPE:
+                info.size = len(data)
+            if name == "d/f":
+                info.pax_headers = {"SCHILY.xattr.user.note": "kept", "comment": "dropped"}
+            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+    def read(data: bytes) -> list:
+        with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8", errors="surrogateescape") as tar:
+            return [
+                (
+                    m.name,
+                    m.type,
+                    m.mode,
+                    m.mtime,
+                    m.uid,
+                    m.linkname,
+                    tar.extractfile(m).read() if m.isreg() else None,
+                    {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY")},
+                )
+                for m in tar
+            ]
+
+    copy, count = checked(gzip.compress(original.getvalue()))
+    assert copy[:2] != b"\x1f\x8b"  # plain
+    assert count == 6
+    assert read(copy) == read(original.getvalue())
+    assert b"dropped" not in copy
