@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
@@ -127,8 +126,13 @@ def sdk():
         # service stopped (or killed) at the session's end had no time to finish with.
         own = c.labels.get("dockvol.role") in ("helper", "lock") or c.name.startswith("dockvol-aside-")
         if c.name.startswith("dvtest-") or TEST_LABEL in c.labels or own:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:  # 409: a stopping service is removing it too
+                if exc.status_code != 409:
+                    raise
     for v in client.volumes.list():
         labels = v.attrs.get("Labels") or {}
         owner = labels.get("dockvol.binding", "") + labels.get("dockvol.group", "")
