@@ -84,7 +84,11 @@ class VolumeArchive(MethodView):
     @blp.arguments(ImportArgs, location="query", as_kwargs=True)
     @blp.response(200, ImportResultSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE", description="Over DOCKVOL_MAX_IMPORT_BYTES")
+    @blp.alt_response(
+        413,
+        response="REQUEST_ENTITY_TOO_LARGE",
+        description="Over DOCKVOL_MAX_IMPORT_BYTES or DOCKVOL_MAX_IMPORT_ENTRIES, or more than 100,000 symbolic links",
+    )
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="An entry is refused; the volume is unchanged")
     @blp.doc(summary="Import a tar (or tar.gz) stream into a volume", operationId="importVolume", requestBody=TAR_BODY)
     def put(self, name, path):
