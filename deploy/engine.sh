@@ -125,9 +125,13 @@ start() {
 }
 
 stop() {
-    [ -f "$PIDFILE" ] || { say "not running"; return 0; }
     local pid
-    pid=$(cat "$PIDFILE")
+    if [ -f "$PIDFILE" ]; then
+        pid=$(cat "$PIDFILE")
+    else  # a dockerd of ours whose pid file went: found by its socket
+        pid=$(pgrep -f -- "dockerd --host $HOST " | head -n 1 || true)
+        [ -n "$pid" ] || { say "not running"; return 0; }
+    fi
     if kill "$pid" 2>/dev/null; then
         for _ in $(seq 1 60); do
             kill -0 "$pid" 2>/dev/null || break
