@@ -15,12 +15,20 @@ A large read is made of pieces no larger than what a client at the minimum rate 
 time still allowed, so that such a client is never cut and the allowance grows as data arrives (a fast
 client soon reads in large pieces). A slower client gets 408 and the connection closes. Under a
 worker without gevent the body is read as it comes (no timer to bound a read).
+
+Lingering close: a response that closes the connection before the body was read whole (408, and
+any other answer given early) would make the kernel reset the connection as soon as the client's
+next bytes arrive, and a reset can destroy the answer before the client reads it (it then sees
+"connection reset", not 408). So, as web servers do, dockvol half-closes the socket after the
+answer is written and reads and discards what still comes, for at most LINGER_SECONDS (less if the
+client goes quiet for LINGER_QUIET seconds), before gunicorn closes it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +40,8 @@ MAX_JSON_DEPTH = 32  # dockvol's deepest document (a mount's options) is 4 level
 BODY_GRACE = 10.0  # seconds any body may take
 BODY_MIN_RATE = 4096  # bytes a second, on average, after that
 
+LINGER_SECONDS = 5.0  # at most, after a closing answer to an unread body
+LINGER_QUIET = 2.0  # seconds without a byte that end the lingering sooner
 MIN_PIECE = 1024  # bytes: the smallest piece a large read is made of
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -107,6 +117,7 @@ class PacedInput:
         self._grace, self._rate = grace, rate
         self._waited = 0.0  # seconds spent waiting for the client
         self._got = 0
+        self.ended = False  # the body was read to its end
 
     def read(self, size: int | None = -1) -> bytes:
         whole = size is None or size < 0
@@ -115,6 +126,7 @@ class PacedInput:
         while whole or left > 0:
             data = self._paced(self._stream.read, None if whole else left)
             if not data:
+                self.ended = True
                 break
             parts.append(data)
             left -= len(data)
@@ -127,6 +139,7 @@ class PacedInput:
         while whole or left > 0:
             data = self._paced(self._stream.readline, None if whole else left)
             if not data:
+                self.ended = True
                 break
             parts.append(data)
             left -= len(data)
@@ -163,6 +176,46 @@ class PacedBodies:
         self._timeout = _gevent_timeout()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if self._timeout is not None and "wsgi.input" in environ:
-            environ["wsgi.input"] = PacedInput(environ["wsgi.input"], self._timeout)
-        return self._app(environ, start_response)
+        if self._timeout is None or "wsgi.input" not in environ:
+            return self._app(environ, start_response)
+        body = environ["wsgi.input"] = PacedInput(environ["wsgi.input"], self._timeout)
+        closing = False
+
+        def starting(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            nonlocal closing
+            closing = any(k.lower() == "connection" and v.lower() == "close" for k, v in headers)
+            return start_response(status, headers, *rest)
+
+        result = self._app(environ, starting)
+        sock = environ.get("gunicorn.socket")
+        if closing and sock is not None and _has_body(environ) and not body.ended:
+            return _Lingering(result, sock, self._timeout)
+        return result
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return chunked or environ.get("CONTENT_LENGTH", "") not in ("", "0")
+
+
+class _Lingering:
+    """The app's response; once gunicorn has written it (close()), the lingering close."""
+
+    def __init__(self, result: Any, sock: Any, timeout: Any) -> None:
+        self._result, self._sock, self._timeout = result, sock, timeout
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._result)
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+        try:
+            self._sock.shutdown(socket.SHUT_WR)  # the answer, then FIN: the client reads it all
+            with self._timeout(LINGER_SECONDS, False):
+                self._sock.settimeout(LINGER_QUIET)
+                while self._sock.recv(65536):
+                    pass
+        except OSError:  # the client went away (or was quiet): nothing left to protect
+            pass

@@ -203,6 +203,48 @@ def test_headers_must_arrive_within_keepalive(service):
     assert all(KEEPALIVE - 1 < at < KEEPALIVE + 2 for at in results.values()), results
 
 
+def test_a_slow_body_cut_while_still_sending_reads_its_408(service):
+    """The client keeps sending after the server gave up on its body (as curl does while it uploads):
+    the server half-closes and reads what still comes for a while (the lingering close), so the
+    client reads its 408 and then an orderly end, never a reset that can destroy the answer."""
+    head = (
+        f"POST /api/v1/volumes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {WRITER['Authorization']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"
+    ).encode()
+    seen: list[tuple[bytes, str]] = []
+
+    def client() -> None:
+        with socket.create_connection(("127.0.0.1", service.port), timeout=5) as s:
+            s.sendall(head)
+            s.settimeout(0.25)
+            answer, ending = b"", "no answer"
+            started = time.monotonic()
+            try:
+                while b"\r\n" not in answer and time.monotonic() - started < BODY_GRACE + 10:
+                    s.sendall(b" " * 128)  # about 500 bytes a second: far below the minimum rate
+                    try:
+                        answer += s.recv(4096)
+                    except TimeoutError:
+                        pass
+                for _ in range(4):  # still sending, a second after the answer
+                    s.sendall(b" " * 128)
+                    time.sleep(0.25)
+                s.settimeout(10)
+                while data := s.recv(4096):
+                    answer += data
+                ending = "closed"
+            except OSError as exc:
+                ending = type(exc).__name__
+            seen.append((answer.split(b"\r\n", 1)[0], ending))
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [(b"HTTP/1.1 408 REQUEST TIMEOUT", "closed")] * 16, sorted(set(seen))
+
+
 def paced_request(port: int, head: bytes, body: bytes, rate: float, piece: int = 4096) -> tuple[int, float]:
     """Send `head`, then `body` at about `rate` bytes a second; the status and the seconds it took."""
     started = time.monotonic()
