@@ -34,6 +34,9 @@ from .port import (
 )
 
 log = logging.getLogger(__name__)
+# Connections kept to the engine: a gevent worker runs many requests at once, and a pool smaller
+# than that opens and drops a connection per call over it (with a warning each time).
+POOL_SIZE = 64
 
 # From API 1.42 the engine's prune removes only anonymous volumes unless told `all`.
 PRUNE_ALL_SINCE = (1, 42)
@@ -94,7 +97,9 @@ class DockerEngine:
                     if self._base_url:
                         kwargs["base_url"] = self._base_url
                     try:
-                        client = docker.APIClient(version="auto", timeout=self._timeout, **kwargs)
+                        client = docker.APIClient(
+                            version="auto", timeout=self._timeout, max_pool_size=POOL_SIZE, **kwargs
+                        )
                     except Exception:
                         self._failed_at = time.monotonic()
                         raise
