@@ -216,7 +216,7 @@ class Intents:
                 self._take(spec, key)
                 held.append(name)
         except BaseException:
-            self._release(held, intent.op)
+            self._finish(intent.op, held)  # the engine may be away: then the reconciler releases them
             raise
         return held
 

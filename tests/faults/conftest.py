@@ -15,16 +15,26 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def restart_engine():
-    """Stop and start the private engine this run uses (deploy/engine.sh), as a host reboot would."""
+def engine_ctl():
+    """engine_ctl("stop") / engine_ctl("start"): the private engine this run uses (deploy/engine.sh)."""
     engine = os.environ.get("DOCKVOL_TEST_ENGINE")
     if not engine:
         pytest.fail("DOCKVOL_TEST_ENGINE is not set: run the faults tier through `make test`", pytrace=False)
 
+    def ctl(action: str) -> None:
+        subprocess.run(
+            [str(ROOT / "deploy" / "engine.sh"), action, engine], check=True, capture_output=True, timeout=180
+        )
+
+    return ctl
+
+
+@pytest.fixture(scope="session")
+def restart_engine(engine_ctl):
+    """Stop and start the engine, as a host reboot would."""
+
     def restart() -> None:
-        for action in ("stop", "start"):
-            subprocess.run(
-                [str(ROOT / "deploy" / "engine.sh"), action, engine], check=True, capture_output=True, timeout=180
-            )
+        engine_ctl("stop")
+        engine_ctl("start")
 
     return restart

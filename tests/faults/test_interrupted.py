@@ -1,10 +1,14 @@
-"""dockvol killed (SIGKILL to its whole process group) after each engine change an operation
-makes, then the service that keeps running on the same engine recovers: the resource is in its
-old or its new state, under its name, with its data, and nothing is left behind.
+"""Every multi-step operation interrupted after each change it makes to the engine, in two ways:
 
-The step is exact: the service under test holds still right after its N-th change to the engine
-(DOCKVOL_TEST_HOLD_AFTER, a test-only hook), and the test kills it there. Steps are counted until
-an operation runs to its end without reaching the hold."""
+- `kill`: dockvol is killed (SIGKILL to its whole process group), as an OOM kill or a power cut
+  would; the service that keeps running on the same engine recovers.
+- `engine`: the engine stops there (as a host reboot or an engine upgrade would); the operation
+  goes on against no engine and fails; the engine starts again and dockvol recovers.
+
+Then the resource is in its old or its new state, under its name, with its data, and nothing is
+left behind. The step is exact: the service under test holds still right after its N-th change to
+the engine (DOCKVOL_TEST_HOLD_AFTER, a test-only hook). Steps are counted until an operation runs
+to its end without reaching the hold."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from .conftest import ADMIN, READER, WRITER
 
 RECOVERY_SECONDS = 30
 MAX_STEPS = 20
+FAULTS = pytest.mark.parametrize("fault", ["kill", "engine"])
 
 
 def leftovers(sdk, name):
@@ -33,42 +38,61 @@ def leftovers(sdk, name):
     ]
 
 
-def held_service(start_service, tmp_path, step, bind_root):
-    release = tmp_path / f"release-{step}"
-    return start_service(
-        service_env(
+class Interrupt:
+    """One operation's run, interrupted by `fault` after its `step`-th engine change."""
+
+    def __init__(self, fault, engine_ctl, start_service, tmp_path, bind_root):
+        self.fault, self.engine_ctl = fault, engine_ctl
+        self.start_service, self.tmp_path, self.bind_root = start_service, tmp_path, bind_root
+        self.svc = None
+
+    def run(self, step, send):
+        """Send the request to a service that holds at `step`; True if it held there (and the
+        fault was done), False if the operation finished first (there is no such step)."""
+        release = self.tmp_path / f"release-{self.fault}-{step}"
+        env = service_env(
             engine_host(),
             DOCKVOL_WORKERS="1",
             DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
-            DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
+            DOCKVOL_BIND_ROOTS=json.dumps([str(self.bind_root)]),
         )
-    )
+        svc = self.svc = self.start_service(env)
+
+        def call():
+            try:
+                send(svc)
+            except requests.RequestException:
+                pass  # killed mid-request: no answer is what a killed service gives
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        marker = f"test hold after engine change {step} "
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if marker in svc.log_path.read_text():
+                if self.fault == "kill":
+                    svc.kill()
+                else:
+                    self.engine_ctl("stop")
+                    release.touch()
+                    thread.join(60)  # the operation goes on against no engine, and fails
+                    self.engine_ctl("start")
+                return True
+            if not thread.is_alive():
+                svc.stop()
+                return False
+            time.sleep(0.02)
+        svc.kill()
+        raise AssertionError(f"step {step}: neither held nor finished")
+
+    def done(self):
+        """The interrupted service has recovered (or was killed): stop it."""
+        self.svc.stop()
 
 
-def run_until_held(svc, send, step):
-    """Send the request; True if the service held at `step` (then it is killed), False if the
-    operation finished first (there is no such step)."""
-
-    def call():
-        try:
-            send(svc)
-        except requests.RequestException:
-            pass  # killed mid-request: no answer is what a killed service gives
-
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    marker = f"test hold after engine change {step} "
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if marker in svc.log_path.read_text():
-            svc.kill()
-            return True
-        if not thread.is_alive():
-            svc.stop()
-            return False
-        time.sleep(0.02)
-    svc.kill()
-    raise AssertionError(f"step {step}: neither held nor finished")
+@pytest.fixture
+def interrupt(fault, engine_ctl, start_service, tmp_path, bind_root):
+    return Interrupt(fault, engine_ctl, start_service, tmp_path, bind_root)
 
 
 def eventually(check, what):
@@ -96,7 +120,8 @@ def binding_body(name, command, *mounts):
     }
 
 
-def test_put_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+@FAULTS
+def test_put_interrupted_at_every_step(service, interrupt, sdk, fault):
     name = unique("replace")
     assert (
         requests.post(
@@ -113,14 +138,13 @@ def test_put_killed_at_every_step(service, start_service, sdk, tmp_path, bind_ro
     for step in range(1, MAX_STEPS):
         new = ["sleep", str(4000 + step)]
         before = requests.get(service.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()["command"]
-        svc = held_service(start_service, tmp_path, step, bind_root)
         put = lambda s: requests.put(
             s.url(f"/api/v1/bindings/{name}"),
             json=binding_body(name, new, "/data", "/cache"),
             headers=WRITER,
             timeout=60,
         )
-        if not run_until_held(svc, put, step):
+        if not interrupt.run(step, put):
             break
 
         def recovered():
@@ -139,25 +163,26 @@ def test_put_killed_at_every_step(service, start_service, sdk, tmp_path, bind_ro
             )
             return True
 
-        recoveries.append(eventually(recovered, f"PUT killed after step {step}"))
+        recoveries.append(eventually(recovered, f"PUT ({fault}) after step {step}"))
+        interrupt.done()
     else:
         pytest.fail("the PUT never ran to its end")
     assert step > 5, f"only {step - 1} steps"
-    print(f"PUT killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+    print(f"PUT interrupted ({fault}) at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
 
 
-def test_create_with_anonymous_volumes_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+@FAULTS
+def test_create_with_anonymous_volumes_interrupted_at_every_step(service, interrupt, sdk, fault):
     recoveries = []
     for step in range(1, MAX_STEPS):
         name = unique(f"create{step}")
-        svc = held_service(start_service, tmp_path, step, bind_root)
         post = lambda s: requests.post(
             s.url("/api/v1/bindings"),
             json=binding_body(name, ["sleep", "3600"], "/a", "/b"),
             headers=WRITER,
             timeout=60,
         )
-        if not run_until_held(svc, post, step):
+        if not interrupt.run(step, post):
             break
 
         def recovered():
@@ -171,12 +196,14 @@ def test_create_with_anonymous_volumes_killed_at_every_step(service, start_servi
                 assert r.status_code == 404 and owned == [], (r.status_code, owned)
             return True
 
-        recoveries.append(eventually(recovered, f"create killed after step {step}"))
+        recoveries.append(eventually(recovered, f"create ({fault}) after step {step}"))
+        interrupt.done()
     assert step > 3, f"only {step - 1} steps"
-    print(f"create killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+    print(f"create interrupted ({fault}) at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
 
 
-def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+@FAULTS
+def test_cascade_delete_interrupted_at_every_step(service, interrupt, sdk, fault):
     recoveries = []
     for step in range(1, MAX_STEPS):
         group = unique(f"group{step}")
@@ -192,11 +219,10 @@ def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_pa
             assert (
                 requests.post(service.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60).status_code == 201
             )
-        svc = held_service(start_service, tmp_path, step, bind_root)
         delete = lambda s: requests.delete(
             s.url(f"/api/v1/sharing-groups/{group}?cascade=true"), headers=WRITER, timeout=60
         )
-        if not run_until_held(svc, delete, step):
+        if not interrupt.run(step, delete):
             break
 
         def recovered():
@@ -209,9 +235,13 @@ def test_cascade_delete_killed_at_every_step(service, start_service, sdk, tmp_pa
                 assert left == [], left
             return True
 
-        recoveries.append(eventually(recovered, f"cascade delete killed after step {step}"))
+        recoveries.append(eventually(recovered, f"cascade delete ({fault}) after step {step}"))
+        interrupt.done()
     assert step > 3
-    print(f"cascade delete killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+    print(
+        f"cascade delete interrupted ({fault}) at each of {step - 1} steps:"
+        f" recovered in at most {max(recoveries):.1f} s"
+    )
 
 
 def _contents(service, name):
@@ -233,21 +263,21 @@ def _volume(service, name, files):
     assert r.status_code == 200, r.text
 
 
-def test_clone_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+@FAULTS
+def test_clone_interrupted_at_every_step(service, interrupt, sdk, fault):
     source = unique("src")
     files = {"a.txt": b"alpha", "b.txt": b"beta" * 1000}
     _volume(service, source, files)
     recoveries = []
     for step in range(1, MAX_STEPS):
         target = unique(f"copy{step}")
-        svc = held_service(start_service, tmp_path, step, bind_root)
         clone = lambda s: requests.post(
             s.url(f"/api/v1/volumes/{source}/clone"),
             json={"name": target, "labels": {TEST_LABEL: "1"}},
             headers=WRITER,
             timeout=60,
         )
-        if not run_until_held(svc, clone, step):
+        if not interrupt.run(step, clone):
             break
 
         def recovered():
@@ -259,26 +289,27 @@ def test_clone_killed_at_every_step(service, start_service, sdk, tmp_path, bind_
             assert in_use is False
             return True
 
-        recoveries.append(eventually(recovered, f"clone killed after step {step}"))
+        recoveries.append(eventually(recovered, f"clone ({fault}) after step {step}"))
+        interrupt.done()
     assert step > 3
-    print(f"clone killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+    print(f"clone interrupted ({fault}) at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
 
 
-def test_import_killed_at_every_step(service, start_service, sdk, tmp_path, bind_root):
+@FAULTS
+def test_import_interrupted_at_every_step(service, interrupt, sdk, fault):
     name = unique("imp")
     old = {"keep.txt": b"old", "over.txt": b"old content"}
     new = {"over.txt": b"new content", "added.txt": b"added"}
     _volume(service, name, old)
     recoveries = []
     for step in range(1, MAX_STEPS):
-        svc = held_service(start_service, tmp_path, step, bind_root)
         put = lambda s: requests.put(
             s.url(f"/api/v1/volumes/{name}/archive"),
             data=tar_of(new),
             headers={**ADMIN, "Content-Type": "application/x-tar"},
             timeout=60,
         )
-        if not run_until_held(svc, put, step):
+        if not interrupt.run(step, put):
             break
 
         def recovered():
@@ -291,9 +322,10 @@ def test_import_killed_at_every_step(service, start_service, sdk, tmp_path, bind
             )
             return True
 
-        recoveries.append(eventually(recovered, f"import killed after step {step}"))
+        recoveries.append(eventually(recovered, f"import ({fault}) after step {step}"))
+        interrupt.done()
         _volume_reset = requests.delete(service.url(f"/api/v1/volumes/{name}"), headers=ADMIN, timeout=60)
         assert _volume_reset.status_code == 204
         _volume(service, name, old)
     assert step > 2
-    print(f"import killed at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+    print(f"import interrupted ({fault}) at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")

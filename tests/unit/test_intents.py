@@ -11,6 +11,7 @@ import pytest
 from service.domain import intents as intents_module
 from service.domain import labels as L
 from service.domain.intents import Intents
+from service.errors import EngineUnavailable
 from tests.support import files_of, race, tar_of
 
 MUTATIONS = (
@@ -294,6 +295,65 @@ def test_clone_and_rename_killed_at_any_step_leave_one_whole_copy(
         if operation == "rename" and src == 404:  # it went through: put things back for the next step
             assert client.post("/api/v1/volumes/dst/rename", json={"name": "src"}, headers=as_admin).status_code == 200
     assert total and total > 3
+
+
+ENGINE_CALLS = (
+    *MUTATIONS,
+    "list_volumes",
+    "inspect_volume",
+    "list_containers",
+    "container_state",
+    "get_archive",
+    "image_present",
+    "pause_container",
+    "unpause_container",
+)
+
+
+def engine_away_after(monkeypatch, engine, step):
+    """After the `step`-th mutating engine call, every engine call fails as with the engine
+    stopped, until monkeypatch.undo() (the engine is back); the process lives on."""
+    count = {"n": 0}
+    for name in ENGINE_CALLS:
+        real = getattr(engine, name)
+
+        def wrapped(*args, _real=real, _name=name, **kwargs):
+            if count["n"] >= step:
+                raise EngineUnavailable("the engine is away")
+            if _name in MUTATIONS:
+                count["n"] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(engine, name, wrapped)
+    return count
+
+
+@pytest.mark.parametrize("operation", ["clone", "rename"])
+def test_clone_and_rename_that_lose_the_engine_at_any_step_are_recovered_by_their_own_process(
+    app, client, as_admin, engine, monkeypatch, filled, operation
+):
+    """Including right after the first of its two locks: the release that fails then is retried."""
+    for step in range(1, 20):
+        engine_away_after(monkeypatch, engine, step)
+        r = client.post(f"/api/v1/volumes/src/{operation}", json={"name": "dst"}, headers=as_admin)
+        monkeypatch.undo()
+        if r.status_code in (200, 201):
+            break
+        assert r.status_code == 503, (step, r.get_json())
+        app.extensions["dockvol"].intents.retry_own()  # this process's reconciler, once the engine is back
+        src, dst = contents(client, as_admin, "src"), contents(client, as_admin, "dst")
+        if operation == "clone":
+            assert src == filled and dst in (404, filled), f"step {step}: {src} {dst}"
+        else:
+            assert (src, dst) in ((filled, 404), (404, filled)), f"step {step}: {src} {dst}"
+        assert leftovers(engine) == [], f"step {step}"
+        if dst != 404 and src != 404:
+            client.delete("/api/v1/volumes/dst", headers=as_admin)
+        elif src == 404:
+            assert client.post("/api/v1/volumes/dst/rename", json={"name": "src"}, headers=as_admin).status_code == 200
+    else:
+        pytest.fail("never ran to its end")
+    assert step > 3
 
 
 def test_a_rename_racing_an_import_loses_neither(client, as_admin, engine, filled):
