@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from .port import (
     ContainerRecord,
     ContainerSpec,
     ContainerState,
+    EngineEvent,
     EngineInfo,
     MountRecord,
     PathStat,
@@ -276,6 +278,21 @@ class DockerEngine:
             stream = self._api.events(filters=filters, decode=True)  # subscribed from here on
         return _ids(stream)
 
+    def events(self, since: int, until: int | None = None) -> Iterator[EngineEvent]:
+        with _translated():
+            stream = self._api.events(
+                since=_seconds(since),
+                until=None if until is None else _seconds(until),
+                filters={"type": ["volume", "container"]},
+                decode=True,
+            )
+        return _events(stream, until is None)
+
+    def clock(self) -> int:
+        with _translated():
+            now = self._api.info().get("SystemTime", "")
+        return _nanoseconds(now)
+
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         with _translated():
             self._api.stop(id_or_name, timeout=timeout)
@@ -289,6 +306,40 @@ class DockerEngine:
     def remove_container(self, id_or_name: str) -> None:
         with _translated():
             self._api.remove_container(id_or_name, force=True, v=False)
+
+
+def _events(stream, endless: bool) -> Iterator[EngineEvent]:
+    try:
+        with _translated():
+            for e in stream:
+                actor = e.get("Actor") or {}
+                attributes = actor.get("Attributes") or {}
+                yield EngineEvent(
+                    e.get("Type", ""),
+                    e.get("Action", ""),
+                    actor.get("ID", ""),
+                    int(e.get("timeNano", 0)),
+                    attributes.get("name", "") if e.get("Type") == "container" else "",
+                )
+        if endless:
+            raise EngineUnavailable("the engine's event stream ended")
+    finally:
+        stream.close()
+
+
+def _seconds(ns: int) -> str:
+    """The engine's time parameters: seconds, with nanoseconds after the point."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _nanoseconds(rfc3339: str) -> int:
+    """RFC 3339 with up to nanoseconds (the engine's SystemTime) to nanoseconds since the epoch."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", rfc3339)
+    if not match:
+        raise EngineFailure(f"the engine's clock reads {rfc3339!r}")
+    whole, fraction, zone = match.groups()
+    at = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    return int(at.timestamp()) * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
 
 
 def _ids(stream) -> Iterator[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -16,7 +17,16 @@ from datetime import UTC, datetime
 
 from ..errors import Conflict, EngineRejected, EngineUnavailable, NotFound
 from .memory_files import MemoryArchive, VolumeFiles
-from .port import ContainerRecord, ContainerSpec, ContainerState, EngineInfo, MountRecord, PruneReport, VolumeRecord
+from .port import (
+    ContainerRecord,
+    ContainerSpec,
+    ContainerState,
+    EngineEvent,
+    EngineInfo,
+    MountRecord,
+    PruneReport,
+    VolumeRecord,
+)
 
 
 def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
@@ -45,6 +55,8 @@ class InMemoryEngine:
         self._started = threading.Condition(self._lock)
         self._starts: list[str] = []
         self._clock = 0
+        self.events_log: list[EngineEvent] = []  # every change, as the engine's event stream gives it
+        self.events_kept = 256  # what `events(since, until)` can still return, as the engine keeps
 
     def _call(self, name: str) -> None:
         self.calls[name] += 1
@@ -54,6 +66,12 @@ class InMemoryEngine:
     def _now(self) -> str:
         self._clock += 1
         return f"2026-01-01T00:00:{self._clock % 60:02d}Z"
+
+    def _emit(self, type_: str, action: str, id_: str, name: str = "") -> None:
+        with self._started:
+            last = self.events_log[-1].at if self.events_log else 0
+            self.events_log.append(EngineEvent(type_, action, id_, max(time.time_ns(), last + 1), name))
+            self._started.notify_all()
 
     def _users(self, volume: str) -> list[ContainerRecord]:
         return [c for c in self.containers.values() if any(m.name == volume for m in c.mounts)]
@@ -101,6 +119,7 @@ class InMemoryEngine:
                 driver_opts=dict(driver_opts),
             )
             self.volumes[name] = record
+            self._emit("volume", "create", name)
             return record
 
     def remove_volume(self, name: str) -> None:
@@ -113,6 +132,7 @@ class InMemoryEngine:
             del self.volumes[name]
             self.sizes.pop(name, None)
             self.files.drop(name)
+            self._emit("volume", "destroy", name)
 
     def prune_volumes(self, labels: Sequence[str]) -> PruneReport:
         self._call("prune_volumes")
@@ -123,6 +143,7 @@ class InMemoryEngine:
                 del self.volumes[n]
                 self.sizes.pop(n, None)
                 self.files.drop(n)
+                self._emit("volume", "destroy", n)
             return PruneReport(tuple(doomed), space)
 
     def volume_sizes(self) -> dict[str, int]:
@@ -172,6 +193,7 @@ class InMemoryEngine:
             )
             self.containers[record.id] = record
             self.specs[record.id] = spec
+            self._emit("container", "create", record.id, record.name)
             return record.id
 
     def start_container(self, id_or_name: str) -> None:
@@ -182,7 +204,7 @@ class InMemoryEngine:
             started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             self.states[cid] = ContainerState("running", started, "")
             self._starts.append(cid)
-            self._started.notify_all()
+            self._emit("container", "start", cid, self._find(cid).name)
 
     def container_state(self, id_or_name: str) -> ContainerState:
         self._call("container_state")
@@ -210,9 +232,33 @@ class InMemoryEngine:
             if c is not None and labels_match(c.labels, labels):
                 yield cid
 
+    def events(self, since: int, until: int | None = None) -> Iterator[EngineEvent]:
+        self._call("events")
+        with self._lock:
+            kept = self.events_log[-self.events_kept :]
+            past = [e for e in kept if e.at >= since and (until is None or e.at <= until)]
+            seen = len(self.events_log)
+        return iter(past) if until is not None else self._stream(past, seen)
+
+    def _stream(self, past: list[EngineEvent], seen: int) -> Iterator[EngineEvent]:
+        yield from past
+        while True:
+            with self._started:
+                while len(self.events_log) <= seen and not self.down:
+                    self._started.wait(0.1)
+                if self.down:
+                    raise EngineUnavailable("the engine's event stream ended")
+                event = self.events_log[seen]
+                seen += 1
+            yield event
+
+    def clock(self) -> int:
+        self._call("clock")
+        return time.time_ns()
+
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         self._call("stop_container")
-        self._set_state(id_or_name, "exited")
+        self._set_state(id_or_name, "exited", "die")
 
     def rename_container(self, id_or_name: str, new_name: str) -> None:
         self._call("rename_container")
@@ -221,6 +267,7 @@ class InMemoryEngine:
             if any(c.name == new_name for c in self.containers.values()):
                 raise Conflict("the engine reports a conflict")
             self.containers[record.id] = replace(record, name=new_name)
+            self._emit("container", "rename", record.id, new_name)
 
     def remove_container(self, id_or_name: str) -> None:
         self._call("remove_container")
@@ -228,14 +275,15 @@ class InMemoryEngine:
             record = self._find(id_or_name)
             del self.containers[record.id]
             self.specs.pop(record.id, None)
+            self._emit("container", "destroy", record.id, record.name)
 
     def pause_container(self, id_or_name: str) -> None:
         self._call("pause_container")
-        self._change_state(id_or_name, "running", "paused")
+        self._change_state(id_or_name, "running", "paused", "pause")
 
     def unpause_container(self, id_or_name: str) -> None:
         self._call("unpause_container")
-        self._change_state(id_or_name, "paused", "running")
+        self._change_state(id_or_name, "paused", "running", "unpause")
 
     def import_image(self, ref: str, rootfs_tar: bytes, labels: Mapping[str, str]) -> None:
         self._call("import_image")
@@ -261,11 +309,11 @@ class InMemoryEngine:
                 return m.name or "", path[len(m.target) :].lstrip("/")
         raise NotFound("not found in the engine")
 
-    def _change_state(self, id_or_name: str, before: str, after: str) -> None:
+    def _change_state(self, id_or_name: str, before: str, after: str, action: str) -> None:
         with self._lock:
             if self._find(id_or_name).state != before:
                 raise Conflict("the engine reports a conflict")
-            self._set_state(id_or_name, after)
+            self._set_state(id_or_name, after, action)
 
     def _find(self, id_or_name: str) -> ContainerRecord:
         for c in self.containers.values():
@@ -273,10 +321,12 @@ class InMemoryEngine:
                 return c
         raise NotFound("not found in the engine")
 
-    def _set_state(self, id_or_name: str, state: str) -> None:
+    def _set_state(self, id_or_name: str, state: str, action: str = "") -> None:
         with self._lock:
             record = self._find(id_or_name)
             self.containers[record.id] = replace(record, state=state)
+            if action:
+                self._emit("container", action, record.id, record.name)
 
     def _mount(self, m) -> MountRecord:
         if m.type == "volume":
@@ -284,6 +334,7 @@ class InMemoryEngine:
                 self.volumes[m.source] = VolumeRecord(
                     m.source, "local", f"{self.data_root}/volumes/{m.source}/_data", "local", self._now()
                 )
+                self._emit("volume", "create", m.source)
             v = self.volumes[m.source]
             return MountRecord(
                 "volume", m.target, name=v.name, source=v.mountpoint, read_only=m.read_only, driver=v.driver
@@ -314,6 +365,7 @@ class InMemoryEngine:
             )
             record = ContainerRecord(secrets.token_hex(32), name, "created", dict(labels or {}), mounts)
             self.containers[record.id] = record
+            self._emit("container", "create", record.id, name)
             return record
 
     def set_size(self, volume: str, size: int) -> None:

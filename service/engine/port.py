@@ -126,6 +126,17 @@ class Archive(Protocol):
 
 
 @dataclass(frozen=True)
+class EngineEvent:
+    """One change the engine reports for a volume or a container (`docker events`)."""
+
+    type: str  # "volume" or "container"
+    action: str  # create, destroy, start, die, rename, ... (the engine's words)
+    id: str  # a volume's name, a container's id
+    at: int  # the engine's clock, in nanoseconds since the epoch
+    name: str = ""  # a container's name (after the change, for a rename)
+
+
+@dataclass(frozen=True)
 class PruneReport:
     volumes_deleted: tuple[str, ...]
     space_reclaimed: int
@@ -188,6 +199,15 @@ class Engine(Protocol):
     def container_starts(self, labels: Sequence[str]) -> Iterator[str]:
         """The ids of containers carrying every label filter, as they start, from the moment of the
         call on; blocks between events; ends (raising EngineUnavailable) when the engine goes away."""
+
+    def events(self, since: int, until: int | None = None) -> Iterator[EngineEvent]:
+        """Volume and container events at or after `since` (ns), in the engine's order: with
+        `until`, those up to it (the engine keeps only its latest few hundred), then the iterator
+        ends; without, the kept ones, then each as it happens, blocking between them, until the
+        engine goes away (EngineUnavailable)."""
+
+    def clock(self) -> int:
+        """The engine's clock now, in nanoseconds since the epoch."""
 
     def stop_container(self, id_or_name: str, timeout: int = 5) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds. Raises NotFound."""

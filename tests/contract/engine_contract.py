@@ -193,6 +193,47 @@ class ContainerContract:
             first = pool.submit(next, starts).result(timeout=10)
         assert first == world.engine.list_containers(name=mine.name)[0].id
 
+    def test_events_give_volume_and_container_changes_in_order_since_a_time(self, world, tag):
+        since = world.engine.clock()
+        name = unique("evvol")
+        self.create(world, tag, name)
+        spec = self.spec(world, tag)
+        cid = world.engine.create_container(spec)
+        world.engine.start_container(cid)
+        world.engine.rename_container(cid, spec.name + "-renamed")
+        world.engine.remove_container(cid)
+        world.engine.remove_volume(name)
+        until = world.engine.clock()
+        seen = [
+            (e.type, e.action, e.id, e.name)
+            for e in world.engine.events(since, until)
+            if e.id in (name, cid) and e.action in ("create", "start", "rename", "destroy")
+        ]
+        assert seen == [
+            ("volume", "create", name, ""),
+            ("container", "create", cid, spec.name),
+            ("container", "start", cid, spec.name),
+            ("container", "rename", cid, spec.name + "-renamed"),
+            ("container", "destroy", cid, spec.name + "-renamed"),
+            ("volume", "destroy", name, ""),
+        ]
+        times = [e.at for e in world.engine.events(since, until)]
+        assert times == sorted(times) and since <= times[0] and times[-1] <= until
+        assert list(world.engine.events(until + 1, until + 1)) == []
+
+    def test_events_without_an_end_stream_each_change_as_it_happens(self, world, tag):
+        import concurrent.futures
+
+        stream = world.engine.events(world.engine.clock())
+        name = unique("evlive")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            first = pool.submit(next, stream)
+            self.create(world, tag, name)
+            event = first.result(timeout=10)
+        stream.close()
+        assert (event.type, event.action, event.id) == ("volume", "create", name)
+        world.engine.remove_volume(name)
+
     def test_a_taken_name_is_a_conflict(self, world, tag):
         spec = self.spec(world, tag)
         world.engine.create_container(spec)
