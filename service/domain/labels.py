@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine.port import VolumeRecord
 
 PREFIX = "dockvol."
 MANAGED = "dockvol.managed"
@@ -39,3 +43,10 @@ def is_anonymous(name: str, labels: Mapping[str, str]) -> bool:
     if ANONYMOUS in labels:
         return labels[ANONYMOUS] == "true"
     return ENGINE_ANONYMOUS in labels or bool(_ENGINE_PICKED_NAME.fullmatch(name))
+
+
+def identity(record: VolumeRecord) -> str:
+    """What tells this volume from one made again under its name: the one-time label dockvol put
+    on it, else its creation time (which engine 20.10 moves when the volume's top level changes,
+    so an identity without the label can look new when it is not)."""
+    return record.labels.get(CREATE_ID) or f"created {record.created_at}"

@@ -42,7 +42,7 @@ class MountRequest:
 @dataclass
 class Prepared:
     mounts: tuple[MountSpec, ...]
-    checked_volumes: dict[str, str | None] = field(default_factory=dict)  # named volume -> its created_at
+    checked_volumes: dict[str, str] = field(default_factory=dict)  # named volume -> its labels.identity
     created_dirs: list[str] = field(default_factory=list)
 
     @contextlib.contextmanager
@@ -120,9 +120,9 @@ class MountPlanner:
         """After the container is made: each named volume it mounts is the one that was checked.
         The engine quietly makes a missing named volume, so one deleted meanwhile comes back new
         and empty; then the container is not this binding's to keep."""
-        for name, created_at in prepared.checked_volumes.items():
+        for name, identity in prepared.checked_volumes.items():
             try:
-                same = self._engine.inspect_volume(name).created_at == created_at
+                same = L.identity(self._engine.inspect_volume(name)) == identity
             except NotFound:
                 same = False
             if not same:
@@ -157,14 +157,14 @@ class MountPlanner:
         requests: Sequence[MountRequest],
         ignore_container: str | None,
     ) -> tuple[dict[int, str], dict[str, str | None]]:
-        """Resolved bind sources by request index, and the named volumes' creation times; raises
+        """Resolved bind sources by request index, and the named volumes' identities; raises
         before anything is made."""
         binds: dict[int, str] = {}
-        checked: dict[str, str | None] = {}
+        checked: dict[str, str] = {}
         for i, r in enumerate(requests):
             if r.type == "volume" and r.source is not None:
                 try:
-                    checked[r.source] = self._engine.inspect_volume(r.source).created_at
+                    checked[r.source] = L.identity(self._engine.inspect_volume(r.source))
                 except NotFound:
                     raise InvalidInput(f"mounts.{i}.source", f"no volume named {r.source}") from None
             elif r.type == "bind":

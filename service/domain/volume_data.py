@@ -253,7 +253,7 @@ class VolumeData:
         stand-in go, and the answer is 404."""
         helper = self._helpers.open([(volume.name, "/v", True)])
         try:
-            same = self._engine.inspect_volume(volume.name).created_at == volume.created_at
+            same = L.identity(self._engine.inspect_volume(volume.name)) == volume.identity
         except NotFound:
             same = False
         if not same:
