@@ -8,7 +8,6 @@ import re
 import sys
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
+from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError, TooLarge
 from .http import docs, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
@@ -54,6 +54,7 @@ class Services:
     volume_data: VolumeData
     intents: Intents
     reconciler: Reconciler
+    view: View
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -82,6 +83,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
 
         engine = HoldingEngine(engine, *settings.test_hold)
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
+    view = View(engine, observability.observe_view)
+    engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
     bind_policy = _bind_policy(settings, engine)
     planner = MountPlanner(engine, bind_policy)
     policy = ContainerPolicy(
@@ -90,7 +93,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     helpers = Helpers(engine)
     intents = Intents(engine, helpers)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
-    volumes = Volumes(engine, bind_policy, settings.volume_drivers, ThreadPoolExecutor(8, "dockvol-engine"), intents)
+    volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
     app.extensions["dockvol"] = Services(
         settings=settings,
         engine=engine,
@@ -109,9 +112,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         ),
         intents=intents,
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
+        view=view,
     )
 
     app.before_request(_take_request_id)
+    # GET requests read the view of the engine (service/engine/viewed.py); others the engine.
+    app.before_request(lambda: engine.new_scope(reading=request.method in ("GET", "HEAD")))
+    app.teardown_request(lambda _exc: engine.end_scope())
     app.before_request(_require_json_body)
     app.after_request(_give_request_id)
     app.register_error_handler(DockvolError, problems.from_dockvol_error)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from ..engine.port import ContainerRecord, Engine, VolumeRecord
@@ -36,6 +35,7 @@ class Volume:
     anonymous: bool
     managed: bool
     used_by: tuple[VolumeUse, ...] = ()
+    identity: str = ""  # labels.identity: not shown, compared
 
     @property
     def in_use(self) -> bool:
@@ -90,6 +90,7 @@ def to_volume(record: VolumeRecord, uses: Iterable[VolumeUse] = ()) -> Volume:
         anonymous=L.is_anonymous(record.name, record.labels),
         managed=L.is_managed(record.labels),
         used_by=tuple(sorted(uses, key=lambda u: (u.container, u.target))),
+        identity=L.identity(record),
     )
 
 
@@ -101,27 +102,22 @@ class Volumes:
         engine: Engine,
         bind_policy: BindPolicy,
         drivers: Sequence[str],
-        pool: Executor,
         intents: Intents,
     ) -> None:
-        """`pool` runs a read's two independent engine calls side by side."""
         self._engine = engine
         self._intents = intents
         self._bind_policy = bind_policy
         self._drivers = tuple(drivers)
-        self._pool = pool
 
     def list(self, query: VolumeQuery) -> list[Volume]:
         engine_labels = list(query.labels) + ([f"{L.MANAGED}=true"] if query.managed else [])
-        containers = self._pool.submit(self._engine.list_containers)
         records = self._engine.list_volumes(labels=engine_labels, driver=query.driver)
-        listed = containers.result()
+        listed = self._engine.list_containers()
         index, filling = usage_index(listed), pending_ops(listed)
         found = (to_volume(r, index.get(r.name, ())) for r in records if r.labels.get(L.FILLING, "-") not in filling)
         return sorted((v for v in found if query.admits(v)), key=lambda v: v.name)
 
     def get(self, name: str) -> Volume:
-        containers = self._pool.submit(self._engine.list_containers, volume=name)
         try:
             record = self._engine.inspect_volume(name)
         except NotFound:
@@ -129,9 +125,8 @@ class Volumes:
         if L.FILLING in record.labels and self._engine.list_containers(
             labels=[f"{L.ROLE}=lock", f"{L.OP}={record.labels[L.FILLING]}"]
         ):
-            containers.cancel()
             raise NotFound(f"volume {name} does not exist yet: it is being filled")
-        index = usage_index(containers.result())
+        index = usage_index(self._engine.list_containers(volume=name))
         return to_volume(record, index.get(name, ()))
 
     def create(

@@ -11,12 +11,30 @@ import sys
 import time
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 REQUESTS = Counter("dockvol_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("dockvol_http_request_duration_seconds", "Time to answer a request", ["method", "route"])
 ENGINE_LATENCY = Histogram("dockvol_engine_call_duration_seconds", "Time of one engine call", ["operation"])
 ENGINE_ERRORS = Counter("dockvol_engine_call_errors_total", "Engine calls that failed", ["operation", "error"])
+VIEW_RELISTS = Counter("dockvol_view_relists_total", "Listings the view of the engine made (at start, after a break)")
+VIEW_PRIMED = Gauge(
+    "dockvol_view_primed_time_seconds", "When each worker's view last listed (its age: now minus this)", ["pid"]
+)
+VIEW_LAG = Histogram(
+    "dockvol_view_event_lag_seconds",
+    "From an engine event to the view applying it",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+)
+VIEW_READS = Counter("dockvol_view_reads_total", "Engine reads, by where they were answered", ["source"])
 
 access_log = logging.getLogger("dockvol.access")
 blp = Blueprint("metrics", __name__)
@@ -57,6 +75,17 @@ def observe_engine_call(operation: str, seconds: float, error: str | None) -> No
     ENGINE_LATENCY.labels(operation).observe(seconds)
     if error:
         ENGINE_ERRORS.labels(operation, error).inc()
+
+
+def observe_view(what: str, value: float) -> None:
+    """What the view of the engine reports (service/engine/viewed.py)."""
+    if what == "relist":
+        VIEW_RELISTS.inc()
+        VIEW_PRIMED.labels(str(os.getpid())).set(time.time())
+    elif what == "event_lag":
+        VIEW_LAG.observe(value)
+    else:  # "read_view" / "read_engine"
+        VIEW_READS.labels(what.removeprefix("read_")).inc()
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,284 @@
+"""Reads from a view of the engine, kept current by the engine's own events.
+
+`View` holds every volume and container as the engine does: primed by one listing, then fed by
+the engine's event stream (each event makes the view fetch the one thing that changed). It
+subscribes before it lists, so nothing that happens in between is missed; whenever the stream
+breaks (engine restart, stream error) the view stops vouching for itself and lists again.
+
+`ViewedEngine` is the engine port with its three reads (`list_volumes`, `inspect_volume`,
+`list_containers`) answered from the view, and everything else passed through.
+
+No stale read, across workers: each worker has its own view, so before a read is answered from
+it the view proves it is current. It asks the engine for the events from shortly (REORDER)
+before the latest one it applied up to now (one small call: the engine answers from the events
+it keeps in memory). A write answered before the read started has its event among them (the
+engine records an event before it answers the call that caused it), or older than any the view
+has not applied. If the view has applied every one of them it answers; if not, the read waits
+(up to CATCH_UP seconds) for the stream to bring them; past that, or while the view is not
+primed, the read goes to the engine, as without a view.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..errors import DockvolError, NotFound
+from .memory import labels_match
+from .port import ContainerRecord, Engine, EngineEvent, VolumeRecord
+
+log = logging.getLogger(__name__)
+CATCH_UP = 1.0  # seconds a read waits for the view to apply events that happened before it
+# The engine stamps an event before it queues it, so two events close in time can arrive in the
+# other order: a read checks every event of the last REORDER nanoseconds, not only the newer ones.
+REORDER = 250_000_000
+KEEP_APPLIED = 4096  # events remembered as applied (more than the engine keeps to answer `since`)
+RETRY = 0.5  # seconds between attempts to list again after the stream broke
+# Container events that can change what a ContainerRecord holds (state, name); others (exec_*,
+# attach, archive-path, health_status, ...) do not, and cost nothing.
+CONTAINER_CHANGES = frozenset(
+    {"create", "start", "restart", "die", "stop", "kill", "oom", "pause", "unpause", "rename", "update"}
+)
+
+
+class View:
+    def __init__(self, engine: Engine, observe: Callable[[str, float], None] | None = None) -> None:
+        self._engine = engine
+        self.observe = observe or (lambda what, value: None)
+        self._changed = threading.Condition()
+        self._volumes: dict[str, VolumeRecord] = {}
+        self._containers: dict[str, ContainerRecord] = {}
+        self._primed = False
+        self._since = 0  # the engine time the last listing began: it holds every change before
+        self._last = 0  # the latest engine time of an event applied
+        self._applied: dict[tuple[int, str, str, str], None] = {}  # events applied lately, oldest first
+        self._offset = 0  # the engine's clock minus ours, in nanoseconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.relists = 0  # listings made (the first, and one after each break)
+        self.applied = 0  # events applied
+        self.lag = 0.0  # seconds between the engine's last event and the view applying it
+        self.primed_at = 0.0
+
+    # -- feeding ---------------------------------------------------------------------------------
+
+    def start_in_background(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run, name="dockvol-view", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.follow(self.prime())
+            except DockvolError as exc:
+                log.warning("the view of the engine is rebuilding: %s", exc.detail)
+            with self._changed:
+                self._primed = False
+            self._stop.wait(RETRY)
+
+    def prime(self) -> Iterator[EngineEvent]:
+        """Subscribe, then list: the stream returned holds every change since the listing began."""
+        self._offset = self._measure_offset()
+        since = self._engine.clock()
+        stream = self._engine.events(since)
+        volumes = {v.name: v for v in self._engine.list_volumes()}
+        containers = {c.id: c for c in self._engine.list_containers()}
+        with self._changed:
+            self._volumes, self._containers = volumes, containers
+            self._since = self._last = since
+            self._applied.clear()
+            self._primed = True
+            self.relists += 1
+            self.primed_at = time.monotonic()
+            self._changed.notify_all()
+        self.observe("relist", 1)
+        return stream
+
+    def _measure_offset(self, samples: int = 3) -> int:
+        """The engine's clock minus ours. Each sample may run ahead of the true offset by its call's
+        duration, never behind (the engine read its clock after `before`), so "now" in the engine's
+        time is never underestimated; the least of a few is the closest (a read's check waits for
+        the engine to reach that "now")."""
+        offsets = []
+        for _ in range(samples):
+            before = time.time_ns()
+            offsets.append(self._engine.clock() - before)
+        return min(offsets)
+
+    def follow(self, stream: Iterator[EngineEvent]) -> None:
+        for event in stream:
+            self.apply(event)
+            if self._stop.is_set():
+                return
+
+    def apply(self, event: EngineEvent) -> None:
+        volume: VolumeRecord | None = None
+        containers: list[ContainerRecord] = []
+        if event.type == "volume" and event.action == "create":
+            try:
+                volume = self._engine.inspect_volume(event.id)
+            except NotFound:  # gone again since
+                pass
+        elif event.type == "container" and event.action in CONTAINER_CHANGES:
+            containers = self._engine.list_containers(name=event.name) if event.name else []
+        with self._changed:
+            if event.type == "volume" and event.action in ("create", "destroy"):
+                self._volumes.pop(event.id, None)
+                if volume is not None:
+                    self._volumes[volume.name] = volume
+            elif event.type == "container" and event.action == "destroy":
+                self._containers.pop(event.id, None)
+            for c in containers:
+                self._containers[c.id] = c
+            self._last = max(self._last, event.at)
+            self._applied[_key(event)] = None
+            while len(self._applied) > KEEP_APPLIED:
+                del self._applied[next(iter(self._applied))]
+            self.applied += 1
+            self.lag = max(0.0, (time.time_ns() + self._offset - event.at) / 1e9)
+            self._changed.notify_all()
+        self.observe("event_lag", self.lag)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def current(self) -> bool:
+        """Whether every event up to now is applied (waiting up to CATCH_UP for the stream)."""
+        with self._changed:
+            if not self._primed:
+                return False
+            since = max(self._since, self._last - REORDER)
+        try:
+            recent = [_key(e) for e in self._engine.events(since, time.time_ns() + self._offset)]
+        except DockvolError:
+            return False
+        deadline = time.monotonic() + CATCH_UP
+        with self._changed:
+            while self._primed and any(k not in self._applied for k in recent):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = [k for k in recent if k not in self._applied]
+                    log.warning(
+                        "the view is %d events behind after %.1f s; reading from the engine: %s",
+                        len(missing),
+                        CATCH_UP,
+                        missing[:3],
+                    )
+                    return False
+                self._changed.wait(left)
+            return self._primed
+
+    def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
+        with self._changed:
+            found = list(self._volumes.values())
+        return [v for v in found if labels_match(v.labels, labels) and driver in (None, v.driver)]
+
+    def inspect_volume(self, name: str) -> VolumeRecord:
+        with self._changed:
+            found = self._volumes.get(name)
+        if found is None:
+            raise NotFound("not found in the engine")
+        return found
+
+    def list_containers(
+        self, volume: str | None = None, labels: Sequence[str] = (), name: str | None = None
+    ) -> list[ContainerRecord]:
+        with self._changed:
+            found = list(self._containers.values())
+        return [
+            c
+            for c in found
+            if labels_match(c.labels, labels)
+            and name in (None, c.name)
+            and (volume is None or any(m.name == volume for m in c.mounts))
+        ]
+
+    def stats(self) -> dict[str, float]:
+        with self._changed:
+            return {
+                "primed": float(self._primed),
+                "age_seconds": time.monotonic() - self.primed_at if self._primed else 0.0,
+                "volumes": float(len(self._volumes)),
+                "containers": float(len(self._containers)),
+                "relists": float(self.relists),
+                "events_applied": float(self.applied),
+                "event_lag_seconds": self.lag,
+            }
+
+
+def _key(event: EngineEvent) -> tuple[int, str, str, str]:
+    return (event.at, event.type, event.action, event.id)
+
+
+class ViewedEngine:
+    """The engine port, its reads answered from `view` in a read scope, when the view is current.
+
+    A read scope is a GET request (`new_scope(reading=True)`) until it writes (an export's helper):
+    the view is proven current once, at its first read, and again only after a write this process
+    made since; every write answered before the request began is in it from the first proof on.
+    Everything else (operations that change things, a GET after its first write, the reconciler)
+    reads the engine itself: their reads follow their own writes at once, and they decide on what
+    they read."""
+
+    QUIET = frozenset({"info", "clock", "events", "container_state", "volume_sizes", "image_present", "get_archive"})
+
+    def __init__(self, engine: Engine, view: View) -> None:
+        self._engine = engine
+        self.view = view
+        self._scope = threading.local()
+        self._writes = itertools.count()  # next() after each write this process makes
+        self._written = 0  # what the last next() gave
+
+    def new_scope(self, reading: bool) -> None:
+        self._scope.reading = reading
+        self._scope.vouched = None  # the write count when the view was last proven current
+
+    def end_scope(self) -> None:
+        self._scope.reading, self._scope.vouched = False, None
+
+    def __getattr__(self, operation: str) -> Any:
+        call = getattr(self._engine, operation)
+        if operation in self.QUIET or not callable(call):
+            return call
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self._scope.reading = False  # a request that writes (a GET's helper) reads the engine from here on
+            try:
+                return call(*args, **kwargs)
+            finally:  # other read scopes' later reads must see it
+                self._written = next(self._writes) + 1
+
+        return write
+
+    def _from_view(self) -> bool:
+        if not getattr(self._scope, "reading", False):
+            return False
+        written = self._written
+        current = self._scope.vouched == written or self.view.current()
+        self._scope.vouched = written if current else None
+        self.view.observe("read_view" if current else "read_engine", 1)
+        return current
+
+    def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
+        if self._from_view():
+            return self.view.list_volumes(labels, driver)
+        return self._engine.list_volumes(labels, driver)
+
+    def inspect_volume(self, name: str) -> VolumeRecord:
+        if self._from_view():
+            return self.view.inspect_volume(name)
+        return self._engine.inspect_volume(name)
+
+    def list_containers(
+        self, volume: str | None = None, labels: Sequence[str] = (), name: str | None = None
+    ) -> list[ContainerRecord]:
+        if self._from_view():
+            return self.view.list_containers(volume, labels, name)
+        return self._engine.list_containers(volume, labels, name)
