@@ -78,3 +78,32 @@ def test_bindings_and_group_members_run_again_after_an_engine_restart(service, s
     infra_netns = sdk.containers.get(group).exec_run(["readlink", "/proc/1/ns/net"]).output
     assert member_netns == infra_netns
     print(f"engine restart: every binding in its promised state {recovered:.1f} s after the engine answered again")
+
+
+def test_reads_stay_correct_across_an_engine_restart(service, sdk, restart_engine):
+    """The view's stream breaks when the engine stops: reads go to the engine until it has listed
+    again, and never show what the engine no longer holds, nor miss what it holds."""
+    from tests.support import TEST_LABEL
+
+    kept = unique("kept")
+    create(service, "/api/v1/volumes", {"name": kept, "labels": {TEST_LABEL: "1"}})
+    relists = _relists(service)
+    restart_engine()
+    for i in range(20):
+        name = unique(f"after{i}")
+        sdk.volumes.create(name, labels={TEST_LABEL: "1"})
+        r = requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=30)
+        assert r.status_code == 200, (i, r.text)
+        sdk.volumes.get(name).remove()
+        assert requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=30).status_code == 404
+        assert requests.get(service.url(f"/api/v1/volumes/{kept}"), headers=READER, timeout=30).status_code == 200
+        time.sleep(0.1)
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while _relists(service) <= relists and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _relists(service) > relists, "the views did not list again after the engine restart"
+
+
+def _relists(service) -> float:
+    text = requests.get(service.url("/metrics"), timeout=30).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("dockvol_view_relists_total"))
