@@ -28,7 +28,7 @@ from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError, TooLarge
-from .http import docs, health, limits, mount_schemas, observability, problems
+from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
@@ -55,6 +55,7 @@ class Services:
     intents: Intents
     reconciler: Reconciler
     view: View
+    watch: events.Watch | None = None
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -115,6 +116,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         view=view,
     )
 
+    services = app.extensions["dockvol"]
+    services.watch = events.Watch(
+        events.representer(services), events.everything(services), observability.observe_watch
+    )
+    view.listeners.append(services.watch.applied)
+    view.relisted.append(services.watch.relisted)
+
     app.before_request(_take_request_id)
     # GET requests read the view of the engine (service/engine/viewed.py); others the engine.
     app.before_request(lambda: engine.new_scope(reading=request.method in ("GET", "HEAD")))
@@ -136,6 +144,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     api.register_blueprint(volume_routes.blp)
     api.register_blueprint(binding_routes.blp)
     api.register_blueprint(sharing_group_routes.blp)
+    api.register_blueprint(events.blp)
     app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]
     return app
 

@@ -316,5 +316,10 @@ def _as_itself(c: ContainerRecord) -> ContainerRecord:
     return replace(c, name=_owner_of(c)) if _is_aside(c) else c
 
 
+def binding_name(c: ContainerRecord) -> str | None:
+    """The binding a container is shown as (itself, or the one it stands aside for); None if none."""
+    return _as_itself(c).name if _is_binding(c) else None
+
+
 def _is_binding(c: ContainerRecord) -> bool:
     return c.labels.get(L.ROLE) not in HIDDEN_ROLES if L.is_managed(c.labels) else True

@@ -63,6 +63,10 @@ class View:
         self.applied = 0  # events applied
         self.lag = 0.0  # seconds between the engine's last event and the view applying it
         self.primed_at = 0.0
+        # Told of each event once applied: (event, the container before, after; None if none), and
+        # of each listing (True for the first): run on the view's thread, they must be quick.
+        self.listeners: list[Callable[[EngineEvent, ContainerRecord | None, ContainerRecord | None], None]] = []
+        self.relisted: list[Callable[[bool], None]] = []
 
     # -- feeding ---------------------------------------------------------------------------------
 
@@ -100,6 +104,8 @@ class View:
             self.primed_at = time.monotonic()
             self._changed.notify_all()
         self.observe("relist", 1)
+        for tell in self.relisted:
+            _safely(tell, self.relists == 1)
         return stream
 
     def _measure_offset(self, samples: int = 3) -> int:
@@ -130,6 +136,7 @@ class View:
         elif event.type == "container" and event.action in CONTAINER_CHANGES:
             containers = self._engine.list_containers(name=event.name) if event.name else []
         with self._changed:
+            before = self._containers.get(event.id) if event.type == "container" else None
             if event.type == "volume" and event.action in ("create", "destroy"):
                 self._volumes.pop(event.id, None)
                 if volume is not None:
@@ -144,8 +151,11 @@ class View:
                 del self._applied[next(iter(self._applied))]
             self.applied += 1
             self.lag = max(0.0, (time.time_ns() + self._offset - event.at) / 1e9)
+            after = self._containers.get(event.id) if event.type == "container" else None
             self._changed.notify_all()
         self.observe("event_lag", self.lag)
+        for tell in self.listeners:
+            _safely(tell, event, before, after)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -213,6 +223,13 @@ class View:
             }
 
 
+def _safely(tell: Callable[..., None], *args: Any) -> None:
+    try:
+        tell(*args)
+    except Exception:  # a listener's failure is its own: the view goes on
+        log.exception("a listener of the view failed")
+
+
 def _key(event: EngineEvent) -> tuple[int, str, str, str]:
     return (event.at, event.type, event.action, event.id)
 
@@ -240,6 +257,11 @@ class ViewedEngine:
         self._scope.reading = reading
         self._scope.vouched = None  # the write count when the view was last proven current
 
+    def trusted_scope(self) -> None:
+        """Reads from the view as it stands, unproven: for the view's own listeners, which run on
+        its thread right after it applied an event (a proof would wait for that very thread)."""
+        self._scope.reading, self._scope.trusted = True, True
+
     def end_scope(self) -> None:
         self._scope.reading, self._scope.vouched = False, None
 
@@ -258,6 +280,8 @@ class ViewedEngine:
         return write
 
     def _from_view(self) -> bool:
+        if getattr(self._scope, "trusted", False):
+            return True
         if not getattr(self._scope, "reading", False):
             return False
         written = self._written

@@ -34,6 +34,8 @@ VIEW_LAG = Histogram(
     "From an engine event to the view applying it",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
 )
+WATCHERS = Gauge("dockvol_watchers", "Clients connected to GET /api/v1/events", multiprocess_mode="livesum")
+WATCHERS_DROPPED = Counter("dockvol_watchers_dropped_total", "Watch clients dropped for not keeping up")
 VIEW_READS = Counter("dockvol_view_reads_total", "Engine reads, by where they were answered", ["source"])
 
 access_log = logging.getLogger("dockvol.access")
@@ -86,6 +88,14 @@ def observe_view(what: str, value: float) -> None:
         VIEW_LAG.observe(value)
     else:  # "read_view" / "read_engine"
         VIEW_READS.labels(what.removeprefix("read_")).inc()
+
+
+def observe_watch(what: str, value: float) -> None:
+    """What the watch reports (http/events.py): "watchers" (+1/-1), "dropped"."""
+    if what == "watchers":
+        WATCHERS.inc(value)
+    else:
+        WATCHERS_DROPPED.inc()
 
 
 def init_app(app: Flask) -> None:

@@ -155,3 +155,31 @@ def test_seed_3_copying_volume_settings(api, sdk, bind_root):
     done = api.groups.delete_sharing_group.sync_detailed(group, client=api.client, cascade=True)
     assert done.status_code == 204
     assert (html / "index.html").read_text() == "hello\n"
+
+
+def test_the_generated_client_reads_the_watch_stream(gen, service):
+    """As the README shows: the generated client's own HTTP client, read as lines."""
+    import json
+    import threading
+
+    from dockvol_client import AuthenticatedClient
+
+    name = unique("genwatch")
+    seen = []
+    with (
+        AuthenticatedClient(base_url=service.base, token="e2e-reader") as client,
+        AuthenticatedClient(base_url=service.base, token="e2e-admin") as writer,
+    ):
+        with client.get_httpx_client().stream("GET", "/api/v1/events", params={"resource": "volume"}, timeout=30) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            make = threading.Timer(0.5, lambda: writer.get_httpx_client().post("/api/v1/volumes", json={"name": name}))
+            make.start()
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    change = json.loads(line[6:])
+                    seen.append(change)
+                    if change["name"] == name:
+                        break
+            make.join()
+        assert seen[-1]["object"]["name"] == name
+        writer.get_httpx_client().delete(f"/api/v1/volumes/{name}")

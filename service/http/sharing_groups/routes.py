@@ -28,7 +28,7 @@ def _groups() -> SharingGroups:
     return current_app.extensions["dockvol"].sharing_groups
 
 
-def _shown(group: SharingGroup) -> dict:
+def group_document(group: SharingGroup) -> dict:
     infra = {
         "container": group.infra.name,
         "id": group.infra.id,
@@ -46,7 +46,7 @@ class SharingGroupCollection(MethodView):
     @blp.doc(summary="List sharing groups", operationId="listSharingGroups")
     def get(self, page, page_size):
         groups, headers = paginate(_groups().list(), page, page_size)
-        return [_shown(g) for g in groups], headers
+        return [group_document(g) for g in groups], headers
 
     @blp.protected("write")
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
@@ -59,7 +59,7 @@ class SharingGroupCollection(MethodView):
     )
     def post(self, data):
         group = _groups().create(data["name"], data["mounts"], data["share"])
-        document = _shown(group)
+        document = group_document(group)
         return document, {
             "Location": url_for("sharing_groups.SharingGroupItem", name=group.name),
             "ETag": etag_of(document),
@@ -73,7 +73,7 @@ class SharingGroupItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one sharing group with its members", operationId="getSharingGroup")
     def get(self, name):
-        document = _shown(_groups().get(name))
+        document = group_document(_groups().get(name))
         return document, {"ETag": etag_of(document)}
 
     @blp.protected("write")
@@ -87,4 +87,4 @@ class SharingGroupItem(MethodView):
     )
     @blp.if_match
     def delete(self, name, cascade):
-        _groups().delete(name, cascade, precondition=lambda group: check_if_match(_shown(group)))
+        _groups().delete(name, cascade, precondition=lambda group: check_if_match(group_document(group)))
