@@ -107,3 +107,27 @@ def test_reads_stay_correct_across_an_engine_restart(service, sdk, restart_engin
 def _relists(service) -> float:
     text = requests.get(service.url("/metrics"), timeout=30).text
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("dockvol_view_relists_total"))
+
+
+def test_watchers_are_told_to_resync_when_the_engine_restarts(service, restart_engine):
+    """What changed while the engine was away is unknown to the view: each watcher hears resync."""
+    import threading
+
+    heard: list[str] = []
+
+    def watch() -> None:
+        with requests.get(service.url("/api/v1/events"), headers=READER, stream=True, timeout=60) as r:
+            for line in r.iter_lines(decode_unicode=True):
+                if line.startswith("event: ") and line != "event: heartbeat":
+                    heard.append(line[7:])
+                    if line == "event: resync":
+                        return
+
+    watchers = [threading.Thread(target=watch, daemon=True) for _ in range(4)]
+    for t in watchers:
+        t.start()
+    time.sleep(1)
+    restart_engine()
+    for t in watchers:
+        t.join(RECOVERY_SECONDS)
+    assert heard.count("resync") == 4, heard
