@@ -34,7 +34,9 @@ def restart_engine(engine_ctl):
     """Stop and start the engine, as a host reboot would."""
 
     def restart() -> None:
-        engine_ctl("stop")
-        engine_ctl("start")
+        try:
+            engine_ctl("stop")
+        finally:
+            engine_ctl("start")
 
     return restart

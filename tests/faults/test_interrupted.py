@@ -27,6 +27,9 @@ from .conftest import ADMIN, READER, WRITER
 RECOVERY_SECONDS = 30
 MAX_STEPS = 20
 FAULTS = pytest.mark.parametrize("fault", ["kill", "engine"])
+# Each step restarts dockvol (and the engine: about 10 s, containers get 2 s to stop): an operation
+# of 13 steps takes about 4 minutes on a busy machine, past the suite's 300 s default.
+LONG = pytest.mark.timeout(900)
 
 
 def leftovers(sdk, name):
@@ -74,9 +77,11 @@ class Interrupt:
                     svc.kill()
                 else:
                     self.engine_ctl("stop")
-                    release.touch()
-                    thread.join(60)  # the operation goes on against no engine, and fails
-                    self.engine_ctl("start")
+                    try:
+                        release.touch()
+                        thread.join(60)  # the operation goes on against no engine, and fails
+                    finally:  # even when the test is cut short: the tests after it need the engine
+                        self.engine_ctl("start")
                 return True
             if not thread.is_alive():
                 svc.stop()
@@ -121,6 +126,7 @@ def binding_body(name, command, *mounts):
 
 
 @FAULTS
+@LONG
 def test_put_interrupted_at_every_step(service, interrupt, sdk, fault):
     name = unique("replace")
     assert (
@@ -172,6 +178,7 @@ def test_put_interrupted_at_every_step(service, interrupt, sdk, fault):
 
 
 @FAULTS
+@LONG
 def test_create_with_anonymous_volumes_interrupted_at_every_step(service, interrupt, sdk, fault):
     recoveries = []
     for step in range(1, MAX_STEPS):
@@ -203,6 +210,7 @@ def test_create_with_anonymous_volumes_interrupted_at_every_step(service, interr
 
 
 @FAULTS
+@LONG
 def test_cascade_delete_interrupted_at_every_step(service, interrupt, sdk, fault):
     recoveries = []
     for step in range(1, MAX_STEPS):
@@ -264,6 +272,7 @@ def _volume(service, name, files):
 
 
 @FAULTS
+@LONG
 def test_clone_interrupted_at_every_step(service, interrupt, sdk, fault):
     source = unique("src")
     files = {"a.txt": b"alpha", "b.txt": b"beta" * 1000}
@@ -296,6 +305,7 @@ def test_clone_interrupted_at_every_step(service, interrupt, sdk, fault):
 
 
 @FAULTS
+@LONG
 def test_import_interrupted_at_every_step(service, interrupt, sdk, fault):
     name = unique("imp")
     old = {"keep.txt": b"old", "over.txt": b"old content"}
