@@ -53,7 +53,6 @@ class InMemoryEngine:
         self.states: dict[str, ContainerState] = {}  # by id, for containers that ever ran or failed to
         self._lock = threading.RLock()
         self._started = threading.Condition(self._lock)
-        self._starts: list[str] = []
         self._clock = 0
         self.events_log: list[EngineEvent] = []  # every change, as the engine's event stream gives it
         self.events_kept = 256  # what `events(since, until)` can still return, as the engine keeps
@@ -203,7 +202,6 @@ class InMemoryEngine:
             cid = self._find(id_or_name).id
             started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             self.states[cid] = ContainerState("running", started, "")
-            self._starts.append(cid)
             self._emit("container", "start", cid, self._find(cid).name)
 
     def container_state(self, id_or_name: str) -> ContainerState:
@@ -216,21 +214,14 @@ class InMemoryEngine:
     def container_starts(self, labels: Sequence[str]) -> Iterator[str]:
         self._call("container_starts")
         with self._lock:
-            seen = len(self._starts)
-        return self._follow(seen, labels)
+            seen = len(self.events_log)  # subscribed now, not at the first next()
+        return self._starting(seen, labels)
 
-    def _follow(self, seen: int, labels: Sequence[str]) -> Iterator[str]:
-        while True:
-            with self._started:
-                while len(self._starts) <= seen and not self.down:
-                    self._started.wait(0.1)
-                if self.down:
-                    raise EngineUnavailable("the engine's event stream ended")
-                cid = self._starts[seen]
-                seen += 1
-                c = self.containers.get(cid)
-            if c is not None and labels_match(c.labels, labels):
-                yield cid
+    def _starting(self, seen: int, labels: Sequence[str]) -> Iterator[str]:
+        for e in self._stream([], seen):
+            c = self.containers.get(e.id)
+            if e.action == "start" and c is not None and labels_match(c.labels, labels):
+                yield e.id
 
     def events(self, since: int, until: int | None = None) -> Iterator[EngineEvent]:
         self._call("events")

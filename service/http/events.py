@@ -117,7 +117,6 @@ class Watch:
                 self._drop(client)
 
     def applied(self, event: EngineEvent, before: ContainerRecord | None, after: ContainerRecord | None) -> None:
-        changes = []
         for k, key in enumerate(touched(event, before, after)):
             document = self._represent(key)
             shown = None if document is None else json.dumps(document, sort_keys=True)
@@ -138,7 +137,6 @@ class Watch:
                 self._kept.append((change, labels))
                 self._seen_at = max(self._seen_at, event.at)
                 clients = list(self._clients)
-            changes.append(change)
             for client in clients:
                 if client.filters.admit(change, labels):
                     try:
