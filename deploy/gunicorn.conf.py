@@ -71,8 +71,11 @@ def post_worker_init(worker):
     # Members of sharing groups are started again after their infrastructure container restarts
     # (service/domain/reconcile.py); one worker per host is elected to do it.
     worker.wsgi.extensions["dockvol"].reconciler.start_in_background()
-    # Reads are answered from a view of the engine fed by its events (service/engine/viewed.py).
-    worker.wsgi.extensions["dockvol"].view.start_in_background()
+    # Reads are answered from a view of the engine fed by its events (service/engine/viewed.py);
+    # what answered writes changed is shared by every worker through a file mapped in each.
+    view = worker.wsgi.extensions["dockvol"].view
+    view.share(os.path.join(_metrics_dir, "written"))
+    view.start_in_background()
 
 
 def child_exit(server, worker):

@@ -7,11 +7,11 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from .config import Settings
 from .domain.bind_paths import BindPolicy
@@ -56,6 +56,14 @@ class Services:
     reconciler: Reconciler
     view: View
     watch: events.Watch | None = None
+
+
+def _settled(engine: ViewedEngine) -> Callable[[Response], Response]:
+    def settle(response: Response) -> Response:
+        engine.settle()
+        return response
+
+    return settle
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
@@ -127,6 +135,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     # GET requests read the view of the engine (service/engine/viewed.py); others the engine.
     app.before_request(lambda: engine.new_scope(reading=request.method in ("GET", "HEAD")))
     app.teardown_request(lambda _exc: engine.end_scope())
+    app.after_request(_settled(engine))  # a write is published to every worker's view before its answer
     app.before_request(_require_json_body)
     app.after_request(_give_request_id)
     app.register_error_handler(DockvolError, problems.from_dockvol_error)

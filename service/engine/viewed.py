@@ -8,19 +8,22 @@ breaks (engine restart, stream error) the view stops vouching for itself and lis
 `ViewedEngine` is the engine port with its three reads (`list_volumes`, `inspect_volume`,
 `list_containers`) answered from the view, and everything else passed through.
 
-No stale read, across workers: each worker has its own view, so before a read is answered from
-it the view proves it is current. It asks the engine for the events from shortly (REORDER)
-before the latest one it applied up to now (one small call: the engine answers from the events
-it keeps in memory). A write answered before the read started has its event among them (the
-engine records an event before it answers the call that caused it), or older than any the view
-has not applied. If the view has applied every one of them it answers; if not, the read waits
-(up to CATCH_UP seconds) for the stream to bring them; past that, or while the view is not
-primed, the read goes to the engine, as without a view.
+No stale read, across workers, with no engine call per read: a request that wrote asks the
+engine, before it is answered, for the events recorded since it began (its own among them: the
+engine records an event before it answers the call that caused it) and appends their digests to a
+ring every worker shares (service/engine/written.py). A read answers from its worker's view once
+the view has applied every digest appended since it last looked, or listed after them; it waits
+up to CATCH_UP for the stream to bring them. Past that, when the ring moved on too far, or when it
+holds an UNKNOWN (a writer could not ask), the view proves itself current with one engine call
+(the events from shortly, REORDER, before the latest it applied up to now); failing that, or
+while the view is not primed, the read goes to the engine, as without a view.
+
+Changes made to the engine directly (the `docker` CLI, another tool) reach reads as fast as the
+stream brings them, milliseconds, and are not waited for: no one answered them to a client.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -30,6 +33,7 @@ from typing import Any
 from ..errors import DockvolError, NotFound
 from .memory import labels_match
 from .port import ContainerRecord, Engine, EngineEvent, VolumeRecord
+from .written import UNKNOWN, Written, digest
 
 log = logging.getLogger(__name__)
 CATCH_UP = 1.0  # seconds a read waits for the view to apply events that happened before it
@@ -55,8 +59,10 @@ class View:
         self._primed = False
         self._since = 0  # the engine time the last listing began: it holds every change before
         self._last = 0  # the latest engine time of an event applied
-        self._applied: dict[tuple[int, str, str, str], None] = {}  # events applied lately, oldest first
-        self._offset = 0  # the engine's clock minus ours, in nanoseconds
+        self._applied: dict[int, int] = {}  # digests of the events applied lately, oldest first: their time
+        self._offset: int | None = None  # the engine's clock minus ours, in nanoseconds, once measured
+        self.written = Written()  # what answered writes changed; share() makes it every worker's
+        self._checked = 0  # how far into `written` the view is known to hold everything
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.relists = 0  # listings made (the first, and one after each break)
@@ -69,6 +75,10 @@ class View:
         self.relisted: list[Callable[[bool], None]] = []
 
     # -- feeding ---------------------------------------------------------------------------------
+
+    def share(self, path: str) -> None:
+        """Use the ring at `path`, which every worker of this host maps (before the view starts)."""
+        self.written = Written(path)
 
     def start_in_background(self) -> None:
         if self._thread is None:
@@ -91,6 +101,7 @@ class View:
     def prime(self) -> Iterator[EngineEvent]:
         """Subscribe, then list: the stream returned holds every change since the listing began."""
         self._offset = self._measure_offset()
+        written = self.written.count()  # appended before the listing: the listing holds them
         since = self._engine.clock()
         stream = self._engine.events(since)
         volumes = {v.name: v for v in self._engine.list_volumes()}
@@ -99,6 +110,7 @@ class View:
             self._volumes, self._containers = volumes, containers
             self._since = self._last = since
             self._applied.clear()
+            self._checked = max(self._checked, written)
             self._primed = True
             self.relists += 1
             self.primed_at = time.monotonic()
@@ -146,11 +158,11 @@ class View:
             for c in containers:
                 self._containers[c.id] = c
             self._last = max(self._last, event.at)
-            self._applied[_key(event)] = None
+            self._applied[_key(event)] = event.at
             while len(self._applied) > KEEP_APPLIED:
                 del self._applied[next(iter(self._applied))]
             self.applied += 1
-            self.lag = max(0.0, (time.time_ns() + self._offset - event.at) / 1e9)
+            self.lag = max(0.0, (time.time_ns() + (self._offset or 0) - event.at) / 1e9)
             after = self._containers.get(event.id) if event.type == "container" else None
             self._changed.notify_all()
         self.observe("event_lag", self.lag)
@@ -159,14 +171,49 @@ class View:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def current(self) -> bool:
-        """Whether every event up to now is applied (waiting up to CATCH_UP for the stream)."""
+    def caught_up(self) -> bool:
+        """Whether the view holds every change an answered write made, in any worker: it has
+        applied every digest in `written` it has not checked yet (waiting up to CATCH_UP for the
+        stream), or else proves itself current with the engine (`current`)."""
+        deadline = time.monotonic() + CATCH_UP
         with self._changed:
-            if not self._primed:
+            while self._primed:
+                start = self._checked
+                end, entries = self.written.since(start)
+                if entries is None:
+                    break  # overwritten before this view read them: what they were is unknown
+                missing = [(at, d) for at, d in entries if at >= self._since and d not in self._applied]
+                if not missing:
+                    self._checked = max(self._checked, end)
+                    return True
+                oldest = next(iter(self._applied.values()), self._since)
+                if any(d == UNKNOWN or at < oldest for at, d in missing):
+                    break  # a writer could not ask, or the view forgot what it applied then
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "the view is %d events behind after %.1f s; reading from the engine", len(missing), CATCH_UP
+                    )
+                    return False
+                self._changed.wait(min(left, 0.05))
+            else:
                 return False
-            since = max(self._since, self._last - REORDER)
+        end = self.written.count()  # every write appended before the proof is in it once proven
+        if not self.current():
+            return False
+        with self._changed:
+            self._checked = max(self._checked, end)
+        return True
+
+    def current(self) -> bool:
+        """Whether every event up to now is applied (waiting up to CATCH_UP for the stream): one
+        call to the engine."""
+        with self._changed:
+            if not self._primed or self._offset is None:
+                return False
+            since, offset = max(self._since, self._last - REORDER), self._offset
         try:
-            recent = [_key(e) for e in self._engine.events(since, time.time_ns() + self._offset)]
+            recent = [_key(e) for e in self._engine.events(since, time.time_ns() + offset)]
         except DockvolError:
             return False
         deadline = time.monotonic() + CATCH_UP
@@ -176,14 +223,24 @@ class View:
                 if left <= 0:
                     missing = [k for k in recent if k not in self._applied]
                     log.warning(
-                        "the view is %d events behind after %.1f s; reading from the engine: %s",
-                        len(missing),
-                        CATCH_UP,
-                        missing[:3],
+                        "the view is %d events behind after %.1f s; reading from the engine", len(missing), CATCH_UP
                     )
                     return False
                 self._changed.wait(left)
             return self._primed
+
+    def publish(self, began: int) -> None:
+        """After a request that wrote, before it is answered: append the digests of the events the
+        engine recorded since the request `began` (our clock, ns), its own among them."""
+        offset = self._offset
+        if offset is None:  # never measured: what "since" means in the engine's time is unknown
+            self.written.append([(time.time_ns(), UNKNOWN)])
+            return
+        try:
+            events = list(self._engine.events(began + offset - REORDER, time.time_ns() + offset))
+            self.written.append((e.at, _key(e)) for e in events)
+        except DockvolError:
+            self.written.append([(time.time_ns() + offset, UNKNOWN)])
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         with self._changed:
@@ -230,19 +287,19 @@ def _safely(tell: Callable[..., None], *args: Any) -> None:
         log.exception("a listener of the view failed")
 
 
-def _key(event: EngineEvent) -> tuple[int, str, str, str]:
-    return (event.at, event.type, event.action, event.id)
+def _key(event: EngineEvent) -> int:
+    return digest(event.at, event.type, event.action, event.id)
 
 
 class ViewedEngine:
-    """The engine port, its reads answered from `view` in a read scope, when the view is current.
+    """The engine port, its reads answered from `view` in a read scope, when the view is caught up.
 
-    A read scope is a GET request (`new_scope(reading=True)`) until it writes (an export's helper):
-    the view is proven current once, at its first read, and again only after a write this process
-    made since; every write answered before the request began is in it from the first proof on.
+    A scope is one request (`new_scope` before it, `settle` before its answer, `end_scope` after).
+    A read scope is a GET until it writes (an export's helper): the view is vouched for once, at
+    its first read; every write answered before the request began is in it from then on.
     Everything else (operations that change things, a GET after its first write, the reconciler)
     reads the engine itself: their reads follow their own writes at once, and they decide on what
-    they read."""
+    they read. A scope that wrote publishes what it changed (`View.publish`) before its answer."""
 
     QUIET = frozenset({"info", "clock", "events", "container_state", "volume_sizes", "image_present", "get_archive"})
 
@@ -250,20 +307,27 @@ class ViewedEngine:
         self._engine = engine
         self.view = view
         self._scope = threading.local()
-        self._writes = itertools.count()  # next() after each write this process makes
-        self._written = 0  # what the last next() gave
 
     def new_scope(self, reading: bool) -> None:
         self._scope.reading = reading
-        self._scope.vouched = None  # the write count when the view was last proven current
+        self._scope.vouched = False
+        self._scope.began = time.time_ns()
+        self._scope.wrote = False
 
     def trusted_scope(self) -> None:
         """Reads from the view as it stands, unproven: for the view's own listeners, which run on
         its thread right after it applied an event (a proof would wait for that very thread)."""
         self._scope.reading, self._scope.trusted = True, True
 
+    def settle(self) -> None:
+        """Before a request's answer: if it wrote, no later read anywhere may miss what it wrote."""
+        if getattr(self._scope, "wrote", False) and getattr(self._scope, "began", None) is not None:
+            self._scope.wrote = False
+            self.view.publish(self._scope.began)
+
     def end_scope(self) -> None:
-        self._scope.reading, self._scope.vouched = False, None
+        self.settle()  # a streamed answer (an export) writes after its headers went out
+        self._scope.reading, self._scope.vouched = False, False
 
     def __getattr__(self, operation: str) -> Any:
         call = getattr(self._engine, operation)
@@ -272,10 +336,8 @@ class ViewedEngine:
 
         def write(*args: Any, **kwargs: Any) -> Any:
             self._scope.reading = False  # a request that writes (a GET's helper) reads the engine from here on
-            try:
-                return call(*args, **kwargs)
-            finally:  # other read scopes' later reads must see it
-                self._written = next(self._writes) + 1
+            self._scope.wrote = True
+            return call(*args, **kwargs)
 
         return write
 
@@ -284,11 +346,10 @@ class ViewedEngine:
             return True
         if not getattr(self._scope, "reading", False):
             return False
-        written = self._written
-        current = self._scope.vouched == written or self.view.current()
-        self._scope.vouched = written if current else None
-        self.view.observe("read_view" if current else "read_engine", 1)
-        return current
+        if not self._scope.vouched:
+            self._scope.vouched = self.view.caught_up()
+        self.view.observe("read_view" if self._scope.vouched else "read_engine", 1)
+        return self._scope.vouched
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         if self._from_view():
