@@ -36,6 +36,10 @@ class Service:
         self.log_path = log_path
         gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
         self.log = log_path.open("wb")
+        # Its metrics and the ring of answered writes live beside its log, in pytest's temporary
+        # directory, so a killed service leaves nothing behind in the machine's /tmp.
+        metrics = log_path.parent / "metrics"
+        metrics.mkdir()
         self.proc = subprocess.Popen(
             [
                 str(gunicorn),
@@ -46,7 +50,7 @@ class Service:
                 "service.app:create_app()",
             ],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a test can kill master and workers at once
