@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
 
 import docker
 import requests
-from common import AUTH, IMAGE, LABEL, Gunicorn, engine_host, median, p99, table, timed
+from common import AUTH, IMAGE, LABEL, ROOT, Gunicorn, engine_host, median, p99, table, timed
 
 
 def ms(seconds: float) -> str:
@@ -213,6 +216,123 @@ class Bench:
             ]
         )
 
+    def watchers(self) -> None:
+        """The time from a create being sent to each of `watchers` SSE clients reading its event,
+        next to the same for subscribers of the engine's own event stream."""
+        count, n = self.args.watchers, self.args.repeat
+
+        def listen(open_stream, name_of, arrived: dict[str, list[float]], ready: threading.Barrier) -> None:
+            lines = open_stream()
+            ready.wait()
+            for item in lines:
+                name = name_of(item)
+                if name:
+                    arrived.setdefault(name, []).append(time.perf_counter())
+                    if name.endswith("-last"):
+                        return
+
+        def run(open_stream, name_of, create) -> list[float]:
+            arrived: dict[str, list[float]] = {}
+            ready = threading.Barrier(count + 1)
+            threads = [
+                threading.Thread(target=listen, args=(open_stream, name_of, arrived, ready), daemon=True)
+                for _ in range(count)
+            ]
+            for t in threads:
+                t.start()
+            ready.wait()
+            time.sleep(0.5)
+            sent = {}
+            for i in range(n + 1):
+                name = f"bench-{self.run}-w-{uuid.uuid4().hex[:8]}" + ("-last" if i == n else "")
+                sent[name] = time.perf_counter()
+                create(name)
+                time.sleep(0.05)
+            for t in threads:
+                t.join(30)
+            return [at - sent[name] for name, ats in arrived.items() if name in sent for at in ats]
+
+        def ours_stream():
+            r = requests.get(self.service.url("/api/v1/events?resource=volume"), headers=AUTH, stream=True, timeout=60)
+            return r.iter_lines()
+
+        def ours_name(line: bytes) -> str | None:
+            if line.startswith(b"data:"):
+                data = json.loads(line[5:])
+                if data.get("name", "").startswith(f"bench-{self.run}-w-"):
+                    return data["name"]
+            return None
+
+        def raw_stream():
+            api = docker.APIClient(base_url=self.host, version=self.api.api_version, timeout=60)
+            return api.events(filters={"type": "volume", "event": "create"}, decode=True)
+
+        def raw_name(event: dict) -> str | None:
+            name = event.get("Actor", {}).get("ID", "")
+            return name if name.startswith(f"bench-{self.run}-w-") else None
+
+        ours = run(
+            ours_stream,
+            ours_name,
+            lambda name: self.http.post(
+                self.service.url("/api/v1/volumes"), json={"name": name, "labels": {LABEL: self.run}}, timeout=60
+            ).raise_for_status(),
+        )
+        raw = run(raw_stream, raw_name, lambda name: self.api.create_volume(name, labels={LABEL: self.run}))
+        self.rows.append(
+            [
+                f"a create reaches {count} watchers (time from sending it)",
+                ms(median(ours)),
+                ms(p99(ours)),
+                ms(median(raw)),
+                ms(p99(raw)),
+                f"{median(ours) / median(raw):.2f}; {len(ours)}/{count * (n + 1)} read",
+            ]
+        )
+
+    def view_memory(self) -> None:
+        """What a view of --view-volumes volumes and --view-containers containers adds to a process
+        that already runs dockvol's engine adapter (a worker), read from /proc."""
+        volumes, containers = self.args.view_volumes, self.args.view_containers
+        have_v = len(self.api.volumes(filters={"label": self.label}).get("Volumes") or [])
+        have_c = len(self.api.containers(all=True, filters={"label": self.label}))
+        print(f"populating for the view: {volumes} volumes, {containers} containers")
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            names = list(
+                pool.map(
+                    lambda i: self.api.create_volume(f"bench-{self.run}-m{i:05d}", labels={LABEL: self.run})["Name"],
+                    range(max(0, volumes - have_v)),
+                )
+            )
+
+            def container(i: int) -> None:
+                host_config = self.api.create_host_config(
+                    network_mode="none", binds={names[i % len(names)]: {"bind": "/d", "mode": "rw"}}
+                )
+                self.api.create_container(
+                    IMAGE,
+                    ["true"],
+                    name=f"bench-{self.run}-mc{i:04d}",
+                    labels={LABEL: self.run},
+                    host_config=host_config,
+                )
+
+            list(pool.map(container, range(max(0, containers - have_c))))
+        out = subprocess.run(
+            [sys.executable, "-c", VIEW_MEMORY, self.host], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+        grown, seconds, seen_v, seen_c = float(out[0]), float(out[1]), int(out[2]), int(out[3])
+        self.rows.append(
+            [
+                f"view of {seen_v} volumes + {seen_c} containers: memory added",
+                f"{grown:.1f} MiB",
+                f"primed in {seconds * 1000:.0f} ms",
+                "-",
+                "-",
+                "target: at most 64 MiB",
+            ]
+        )
+
     def cleanup(self) -> None:
         for c in self.api.containers(all=True, filters={"label": self.label}):
             self.api.remove_container(c["Id"], force=True)
@@ -221,6 +341,22 @@ class Bench:
         for v in self.api.volumes(filters={"label": self.label}).get("Volumes") or []:
             self.api.remove_volume(v["Name"], force=True)
         self.service.stop()
+
+
+# Run in a process of its own: the engine adapter loaded first (a worker has it), then the view primed.
+VIEW_MEMORY = """
+import gc, os, sys, time
+from service.engine.docker_engine import DockerEngine
+from service.engine.viewed import View
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+engine = DockerEngine(sys.argv[1], 120)
+engine.list_volumes(); engine.list_containers()  # the adapter's own buffers, which a worker has anyway
+gc.collect(); before = rss(); started = time.perf_counter()
+view = View(engine); view.prime(); took = time.perf_counter() - started
+gc.collect(); stats = view.stats()
+print((rss() - before) / 2**20, took, int(stats["volumes"]), int(stats["containers"]))
+"""
 
 
 def main() -> None:
@@ -232,7 +368,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class: gthread or sync")
+    parser.add_argument("--worker-class", default="gevent", help="gunicorn worker class: gevent, gthread or sync")
+    parser.add_argument("--watchers", type=int, default=50)
+    parser.add_argument("--view-volumes", type=int, default=10_000, help="0 skips the view's memory")
+    parser.add_argument("--view-containers", type=int, default=2_000)
     parser.add_argument("--only-concurrent", action="store_true", help="just the concurrent-clients scenario")
     args = parser.parse_args()
     bench = Bench(args)
@@ -243,6 +382,10 @@ def main() -> None:
             bench.create_delete_volume()
             bench.binding_lifecycle(names[0])
         bench.concurrent(names[3])
+        if not args.only_concurrent:
+            bench.watchers()
+            if args.view_volumes:
+                bench.view_memory()
     finally:
         bench.cleanup()
     version = bench.api.version()
