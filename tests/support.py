@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -17,6 +20,21 @@ def engine_host() -> str:
     if not host:
         pytest.fail("DOCKVOL_TEST_DOCKER_HOST is not set: run the engine tiers through `make test`", pytrace=False)
     return host
+
+
+T = TypeVar("T")
+
+
+def read_soon(read: Callable[[], T], ok: Callable[[T], bool], within: float = 2.0) -> T:
+    """What `read` gives once `ok` holds of it, within `within` seconds: for reads of a change made
+    to the engine directly, which dockvol's views show as soon as the event stream brings it (no
+    client of dockvol was answered for it, so no read waits for it)."""
+    deadline = time.monotonic() + within
+    while True:
+        value = read()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.01)
 
 
 def unique(prefix: str = "t") -> str:

@@ -8,7 +8,7 @@ import uuid
 
 import requests
 
-from tests.support import IMAGE, TEST_LABEL, unique
+from tests.support import IMAGE, TEST_LABEL, read_soon, unique
 
 from .conftest import ADMIN, READER, WRITER
 
@@ -89,7 +89,11 @@ def test_deleting_a_volume_a_foreign_container_uses_is_409(service, sdk):
 def test_a_volume_dockvol_did_not_create_is_read_only(service, sdk):
     name = unique("foreign")
     sdk.volumes.create(name, labels={TEST_LABEL: "e2e"})
-    assert requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=10).json()["managed"] is False
+    got = read_soon(
+        lambda: requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=10),
+        lambda r: r.status_code == 200,
+    )
+    assert got.json()["managed"] is False, got.text
     assert requests.delete(service.url(f"/api/v1/volumes/{name}"), headers=WRITER, timeout=10).status_code == 403
     assert sdk.volumes.get(name)
 
