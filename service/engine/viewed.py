@@ -299,7 +299,8 @@ class ViewedEngine:
     its first read; every write answered before the request began is in it from then on.
     Everything else (operations that change things, a GET after its first write, the reconciler)
     reads the engine itself: their reads follow their own writes at once, and they decide on what
-    they read. A scope that wrote publishes what it changed (`View.publish`) before its answer."""
+    they read. A scope that wrote publishes what it changed (`View.publish`) before its answer; a
+    write outside any request (the reconciler's) publishes at once."""
 
     QUIET = frozenset({"info", "clock", "events", "container_state", "volume_sizes", "image_present", "get_archive"})
 
@@ -327,7 +328,7 @@ class ViewedEngine:
 
     def end_scope(self) -> None:
         self.settle()  # a streamed answer (an export) writes after its headers went out
-        self._scope.reading, self._scope.vouched = False, False
+        self._scope.reading, self._scope.vouched, self._scope.began = False, False, None
 
     def __getattr__(self, operation: str) -> Any:
         call = getattr(self._engine, operation)
@@ -336,8 +337,14 @@ class ViewedEngine:
 
         def write(*args: Any, **kwargs: Any) -> Any:
             self._scope.reading = False  # a request that writes (a GET's helper) reads the engine from here on
-            self._scope.wrote = True
-            return call(*args, **kwargs)
+            if getattr(self._scope, "began", None) is not None:
+                self._scope.wrote = True  # published once, before the request's answer
+                return call(*args, **kwargs)
+            began = time.time_ns()  # outside a request (the reconciler's recoveries): published at once
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.view.publish(began)
 
         return write
 

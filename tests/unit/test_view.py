@@ -328,3 +328,12 @@ def test_a_get_that_writes_reads_the_engine_after_its_write_and_publishes_it(eng
     other = ViewedEngine(engine, view)  # another request's scope
     assert fresh(other).inspect_volume("mine").name == "mine"
     assert sources == ["read_view"]
+
+
+def test_a_write_outside_any_request_is_published_at_once(engine, view):
+    """The reconciler's recoveries answer no one, but a read after one is done reflects it."""
+    ve = ViewedEngine(engine, view)
+    before = view.written.count()
+    ve.create_volume("recovered", "local", {}, {})  # no scope: a background thread's write
+    assert view.written.count() > before
+    assert fresh(ve).inspect_volume("recovered").name == "recovered"
