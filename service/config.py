@@ -1,4 +1,4 @@
-"""Settings read from the environment (names fixed by DESIGN.md section 2)."""
+"""Settings read from the environment (names and defaults: the README's Configuration table)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The labels dockvol puts on what it creates (prefix `dockvol.`, DESIGN.md section 2)."""
+"""The labels dockvol puts on what it creates (prefix `dockvol.`; docs/design.md section 3)."""
 
 from __future__ import annotations
 

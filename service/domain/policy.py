@@ -1,4 +1,4 @@
-"""Which images and networks containers may use (DESIGN.md sections 2 and 5)."""
+"""Which images and networks containers may use (docs/design.md section 4)."""
 
 from __future__ import annotations
 

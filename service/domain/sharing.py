@@ -1,5 +1,5 @@
 """Sharing groups: an infrastructure container holds the group's mounts and namespaces, and
-members (bindings) join it with volumes-from and container: namespace modes (DESIGN.md section 6).
+members (bindings) join it with volumes-from and container: namespace modes (docs/design.md section 5).
 The group's name is its infrastructure container's name, as in `docker run --name infracon`."""
 
 from __future__ import annotations

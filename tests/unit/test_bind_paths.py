@@ -1,4 +1,4 @@
-"""The bind-source policy (DESIGN.md section 5), on real directories under tmp_path."""
+"""The bind-source policy (docs/design.md section 4), on real directories under tmp_path."""
 
 from __future__ import annotations
 
