@@ -58,6 +58,9 @@ class Services:
     watch: events.Watch | None = None
 
 
+ACTING_READS = frozenset({"volumes.VolumeArchive", "volumes.VolumeFiles", "volumes.VolumeUsage"})
+
+
 def _settled(engine: ViewedEngine) -> Callable[[Response], Response]:
     def settle(response: Response) -> Response:
         engine.settle()
@@ -132,8 +135,11 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     view.relisted.append(services.watch.relisted)
 
     app.before_request(_take_request_id)
-    # GET requests read the view of the engine (service/engine/viewed.py); others the engine.
-    app.before_request(lambda: engine.new_scope(reading=request.method in ("GET", "HEAD")))
+    # GET requests read the view of the engine (service/engine/viewed.py); others the engine, and
+    # so do the GETs of volume data, which act on what they read (pause its writers, make helpers).
+    app.before_request(
+        lambda: engine.new_scope(reading=request.method in ("GET", "HEAD") and request.endpoint not in ACTING_READS)
+    )
     app.teardown_request(lambda _exc: engine.end_scope())
     app.after_request(_settled(engine))  # a write is published to every worker's view before its answer
     app.before_request(_require_json_body)

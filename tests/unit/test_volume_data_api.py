@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -415,3 +417,33 @@ def test_a_read_racing_a_delete_does_not_bring_the_volume_back(
     r = client.get(f"/api/v1/volumes/site{path}", headers={**as_reader, "Accept-Encoding": "identity"})
     assert r.status_code == 404
     assert "site" not in engine.volumes and helpers_left(engine) == []
+
+
+def test_an_export_pauses_the_writers_the_engine_has_not_those_a_view_remembers(app, client, as_writer, engine, filled):
+    """GETs of volume data act on what they read, so they read the engine, not the event-fed view:
+    a writer started a moment ago, that the view has not heard of yet, is paused all the same."""
+    view = app.extensions["dockvol"].view
+    view.start_in_background()
+    deadline = time.monotonic() + 5
+    while not view.stats()["primed"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    held = threading.Event()
+    real_apply = view.apply
+    view.apply = lambda event: (held.wait(5), real_apply(event))  # the view hears nothing more for now
+    try:
+        writer = engine.add_container("direct-writer", {"site": "/d"})
+        engine.start_container(writer.id)
+        r = client.get(
+            "/api/v1/volumes/site/archive?pause=true",
+            headers={**as_writer, "Accept-Encoding": "identity"},
+            buffered=False,
+        )
+        assert engine.containers[writer.id].state == "paused"
+        b"".join(r.iter_encoded())
+        r.close()
+        assert engine.containers[writer.id].state == "running"
+    finally:
+        held.set()
+        view.stop()
+        engine.down = True
