@@ -80,7 +80,10 @@ def test_deleting_a_volume_a_foreign_container_uses_is_409(service, sdk):
     assert r.status_code == 409
     assert r.json()["used_by"] == [{"container": container, "binding": None, "target": "/data", "read_only": False}]
     assert sdk.volumes.get(name)
-    got = requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=10).json()
+    got = read_soon(  # the container was made with the engine directly: reads show it within moments
+        lambda: requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=10).json(),
+        lambda v: v.get("in_use") is True,
+    )
     assert got["in_use"] is True
     sdk.containers.get(container).remove()
     assert requests.delete(service.url(f"/api/v1/volumes/{name}"), headers=WRITER, timeout=10).status_code == 204
@@ -138,12 +141,20 @@ def test_anonymous_volumes_are_recognised_alike_on_every_engine(service, sdk):
     (mount,) = container.attrs["Mounts"]
     picked = sdk.volumes.create(labels={TEST_LABEL: "e2e"}).name  # `docker volume create`, no name
     named = sdk.volumes.create(unique("named"), labels={TEST_LABEL: "e2e"}).name
-    listed = requests.get(service.url("/api/v1/volumes?anonymous=true&page_size=1000"), headers=READER, timeout=30)
-    by_name = {v["name"]: v for v in listed.json()}
+
+    def anonymous() -> dict[str, dict]:
+        listed = requests.get(service.url("/api/v1/volumes?anonymous=true&page_size=1000"), headers=READER, timeout=30)
+        return {v["name"]: v for v in listed.json()}
+
+    # made with the engine directly: reads show them within moments
+    by_name = read_soon(anonymous, lambda found: mount["Name"] in found and picked in found)
     assert mount["Name"] in by_name and picked in by_name and named not in by_name
     assert by_name[mount["Name"]]["used_by"] == [
         {"container": container.name, "binding": None, "target": "/data", "read_only": False}
     ]
-    got = requests.get(service.url(f"/api/v1/volumes/{named}"), headers=READER, timeout=30).json()
+    got = read_soon(
+        lambda: requests.get(service.url(f"/api/v1/volumes/{named}"), headers=READER, timeout=30).json(),
+        lambda v: "anonymous" in v,
+    )
     assert got["anonymous"] is False
     container.remove(v=True)
