@@ -62,10 +62,12 @@ class Written:
                 fcntl.lockf(self._fd, fcntl.LOCK_EX)
             try:
                 n = self.count()
-                for i, (at, value) in enumerate(entries[-SLOTS:]):
-                    _ENTRY.pack_into(self._map, _COUNT.size + (n + i) % SLOTS * _ENTRY.size, at, value)
+                # Only the last SLOTS fit; the count still grows by all, so that a reader who would
+                # have needed the ones overwritten sees it is more than SLOTS behind.
+                for i in range(max(0, len(entries) - SLOTS), len(entries)):
+                    _ENTRY.pack_into(self._map, _COUNT.size + (n + i) % SLOTS * _ENTRY.size, *entries[i])
                 # entries first, then the count: a reader that sees the count sees them
-                _COUNT.pack_into(self._map, 0, n + min(len(entries), SLOTS))
+                _COUNT.pack_into(self._map, 0, n + len(entries))
             finally:
                 if self._fd is not None:
                     fcntl.lockf(self._fd, fcntl.LOCK_UN)

@@ -237,6 +237,9 @@ def test_the_ring_keeps_what_was_appended_across_processes(tmp_path):
     ring.append([(i, i) for i in range(SLOTS)])
     assert ring.since(3) == (3 + SLOTS, [(i, i) for i in range(SLOTS)])
     assert ring.since(2) == (3 + SLOTS, None)  # overwritten: the reader must find out another way
+    caught_up = ring.count()
+    ring.append([(i, i) for i in range(SLOTS + 1)])  # one append larger than the ring
+    assert ring.since(caught_up) == (caught_up + SLOTS + 1, None)  # not the last SLOTS as if they were all
     assert digest(1, "volume", "create", "x") == digest(1, "volume", "create", "x") != UNKNOWN
 
 
