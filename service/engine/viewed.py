@@ -175,29 +175,21 @@ class View:
         """Whether the view holds every change an answered write made, in any worker: it has
         applied every digest in `written` it has not checked yet (waiting up to CATCH_UP for the
         stream), or else proves itself current with the engine (`current`)."""
-        deadline = time.monotonic() + CATCH_UP
         with self._changed:
-            while self._primed:
-                start = self._checked
-                end, entries = self.written.since(start)
-                if entries is None:
-                    break  # overwritten before this view read them: what they were is unknown
-                missing = [(at, d) for at, d in entries if at >= self._since and d not in self._applied]
-                if not missing:
+            if not self._primed:
+                return False
+            end, entries = self.written.since(self._checked)
+            # None: overwritten before this view read them, so what they were is unknown
+            if entries is not None:
+                oldest = next(iter(self._applied.values()), self._since)
+                unknowable = any(  # a writer could not ask, or the view forgot what it applied then
+                    d == UNKNOWN or (at < oldest and at >= self._since and d not in self._applied) for at, d in entries
+                )
+                if not unknowable:
+                    if not self._wait_applied(entries):
+                        return False
                     self._checked = max(self._checked, end)
                     return True
-                oldest = next(iter(self._applied.values()), self._since)
-                if any(d == UNKNOWN or at < oldest for at, d in missing):
-                    break  # a writer could not ask, or the view forgot what it applied then
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning(
-                        "the view is %d events behind after %.1f s; reading from the engine", len(missing), CATCH_UP
-                    )
-                    return False
-                self._changed.wait(min(left, 0.05))
-            else:
-                return False
         end = self.written.count()  # every write appended before the proof is in it once proven
         if not self.current():
             return False
@@ -213,21 +205,28 @@ class View:
                 return False
             since, offset = max(self._since, self._last - REORDER), self._offset
         try:
-            recent = [_key(e) for e in self._engine.events(since, time.time_ns() + offset)]
+            recent = [(e.at, _key(e)) for e in self._engine.events(since, time.time_ns() + offset)]
         except DockvolError:
             return False
-        deadline = time.monotonic() + CATCH_UP
         with self._changed:
-            while self._primed and any(k not in self._applied for k in recent):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    missing = [k for k in recent if k not in self._applied]
-                    log.warning(
-                        "the view is %d events behind after %.1f s; reading from the engine", len(missing), CATCH_UP
-                    )
-                    return False
-                self._changed.wait(left)
-            return self._primed
+            return self._wait_applied(recent)
+
+    def _wait_applied(self, events: list[tuple[int, int]]) -> bool:
+        """With the lock held: wait up to CATCH_UP until each (time, digest) is applied or older
+        than the last listing; False past that, or once the view is no longer primed."""
+        deadline = time.monotonic() + CATCH_UP
+        while self._primed:
+            missing = [d for at, d in events if at >= self._since and d not in self._applied]
+            if not missing:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning(
+                    "the view is %d events behind after %.1f s; reading from the engine", len(missing), CATCH_UP
+                )
+                return False
+            self._changed.wait(left)
+        return False
 
     def publish(self, began: int) -> None:
         """After a request that wrote, before it is answered: append the digests of the events the
@@ -322,7 +321,7 @@ class ViewedEngine:
 
     def settle(self) -> None:
         """Before a request's answer: if it wrote, no later read anywhere may miss what it wrote."""
-        if getattr(self._scope, "wrote", False) and getattr(self._scope, "began", None) is not None:
+        if getattr(self._scope, "wrote", False):  # only writes inside a request set it
             self._scope.wrote = False
             self.view.publish(self._scope.began)
 
