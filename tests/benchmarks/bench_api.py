@@ -55,30 +55,33 @@ class Bench:
         r.raise_for_status()
         return r
 
-    def populate(self) -> list[str]:
-        print(f"populating: {self.args.volumes} volumes, {self.args.containers} containers using some of them")
-        names = []
+    def populate(self, volumes: int | None = None, containers: int | None = None, tag: str = "") -> list[str]:
+        """Volumes and stopped containers using some of them, labelled for cleanup; the volumes' names."""
+        volumes = self.args.volumes if volumes is None else volumes
+        containers = self.args.containers if containers is None else containers
+        print(f"populating: {volumes} volumes, {containers} containers using some of them")
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             names = list(
                 pool.map(
-                    lambda i: self.api.create_volume(f"bench-{self.run}-{i:04d}", labels={LABEL: self.run})["Name"],
-                    range(self.args.volumes),
+                    lambda i: self.api.create_volume(f"bench-{self.run}-{tag}{i:05d}", labels={LABEL: self.run})[
+                        "Name"
+                    ],
+                    range(volumes),
                 )
             )
 
             def container(i: int) -> None:
-                host_config = self.api.create_host_config(
-                    network_mode="none", binds={names[i * 3 % len(names)]: {"bind": "/d", "mode": "rw"}}
-                )
+                binds = {names[i * 3 % len(names)]: {"bind": "/d", "mode": "rw"}} if names else {}
+                host_config = self.api.create_host_config(network_mode="none", binds=binds)
                 self.api.create_container(
                     IMAGE,
                     ["true"],
-                    name=f"bench-{self.run}-c{i:03d}",
+                    name=f"bench-{self.run}-{tag}c{i:05d}",
                     labels={LABEL: self.run},
                     host_config=host_config,
                 )
 
-            list(pool.map(container, range(self.args.containers)))
+            list(pool.map(container, range(containers)))
         return names
 
     def list_scenarios(self, names: list[str]) -> None:
@@ -296,28 +299,7 @@ class Bench:
         volumes, containers = self.args.view_volumes, self.args.view_containers
         have_v = len(self.api.volumes(filters={"label": self.label}).get("Volumes") or [])
         have_c = len(self.api.containers(all=True, filters={"label": self.label}))
-        print(f"populating for the view: {volumes} volumes, {containers} containers")
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            names = list(
-                pool.map(
-                    lambda i: self.api.create_volume(f"bench-{self.run}-m{i:05d}", labels={LABEL: self.run})["Name"],
-                    range(max(0, volumes - have_v)),
-                )
-            )
-
-            def container(i: int) -> None:
-                host_config = self.api.create_host_config(
-                    network_mode="none", binds={names[i % len(names)]: {"bind": "/d", "mode": "rw"}}
-                )
-                self.api.create_container(
-                    IMAGE,
-                    ["true"],
-                    name=f"bench-{self.run}-mc{i:04d}",
-                    labels={LABEL: self.run},
-                    host_config=host_config,
-                )
-
-            list(pool.map(container, range(max(0, containers - have_c))))
+        self.populate(max(0, volumes - have_v), max(0, containers - have_c), tag="m")
         out = subprocess.run(
             [sys.executable, "-c", VIEW_MEMORY, self.host], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.split()
