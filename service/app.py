@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from .config import Settings
 from .domain.bind_paths import BindPolicy
@@ -19,21 +21,25 @@ from .domain.bindings import Bindings
 from .domain.helpers import Helpers
 from .domain.intents import Intents
 from .domain.mounts import MountPlanner
+from .domain.nodes import Nodes
 from .domain.policy import ContainerPolicy
 from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
-from .domain.volumes import Volumes
+from .domain.volumes import VolumeQuery, Volumes
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
-from .errors import DockvolError, TooLarge
-from .http import docs, events, health, limits, mount_schemas, observability, problems
+from .errors import DockvolError, NotFound, TooLarge
+from .fleet.peers import Directory, HttpTransport, Resolver, Transport, dns_resolver
+from .fleet.router import Router, identify
+from .http import docs, events, health, limits, mount_schemas, observability, pagination, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
+from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
-from .http.smorest import Api
+from .http.smorest import Api, json_response
 from .http.volumes import data_routes
 from .http.volumes import routes as volume_routes
 
@@ -55,6 +61,7 @@ class Services:
     intents: Intents
     reconciler: Reconciler
     view: View
+    nodes: Nodes
     watch: events.Watch | None = None
 
 
@@ -69,7 +76,13 @@ def _settled(engine: ViewedEngine) -> Callable[[Response], Response]:
     return settle
 
 
-def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    peers: tuple[Resolver, Transport] | None = None,
+) -> Flask:
+    """The app for one engine; with DOCKVOL_FLEET=swarm, one node's instance of a fleet, finding
+    its peers through DNS over HTTP (`peers` replaces both in tests)."""
     test_config = dict(test_config or {})
     settings: Settings = test_config.pop("SETTINGS", None) or Settings.from_env()
     app = Flask(__name__)
@@ -97,7 +110,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
     view = View(engine, observability.observe_view)
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
-    bind_policy = _bind_policy(settings, engine)
+    nodes = Nodes(engine)
+    bind_policy = _bind_policy(settings, nodes)
     planner = MountPlanner(engine, bind_policy)
     policy = ContainerPolicy(
         engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
@@ -125,6 +139,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
         intents=intents,
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
         view=view,
+        nodes=nodes,
     )
 
     services = app.extensions["dockvol"]
@@ -143,6 +158,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     app.teardown_request(lambda _exc: engine.end_scope())
     app.after_request(_settled(engine))  # a write is published to every worker's view before its answer
     app.before_request(_require_json_body)
+    app.before_request(_take_node)
+    if settings.fleet == "swarm":
+        router = _fleet_router(settings, services, peers)
+        app.before_request(lambda: router.route(request))
+    else:
+        app.before_request(_only_this_node)
     app.after_request(_give_request_id)
     app.register_error_handler(DockvolError, problems.from_dockvol_error)
     app.register_error_handler(Exception, problems.from_unexpected)
@@ -159,22 +180,70 @@ def create_app(test_config: Mapping[str, Any] | None = None, engine: Engine | No
     api.register_blueprint(volume_routes.blp)
     api.register_blueprint(binding_routes.blp)
     api.register_blueprint(sharing_group_routes.blp)
+    api.register_blueprint(node_routes.blp)
     api.register_blueprint(events.blp)
     app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
-def _bind_policy(settings: Settings, engine: Engine) -> BindPolicy:
+def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver, Transport] | None) -> Router:
+    resolve, transport = peers or (dns_resolver(settings.fleet_peers), HttpTransport())
+    directory = Directory(resolve, identify(settings.fleet_secret, transport, settings.engine_timeout))
+
+    def identity() -> dict[str, Any]:
+        info = services.engine.info()
+        shown: dict[str, Any] = {
+            "name": info.name,
+            "id": info.node_id or info.engine_id,
+            "role": "manager" if info.manager else "worker",
+            "engine_version": info.server_version,
+            "api_version": info.api_version,
+            "volumes": len(services.volumes.list(VolumeQuery(managed=True))),
+        }
+        if info.manager:
+            shown["swarm"] = [dataclasses.asdict(n) for n in services.engine.list_nodes()]
+        return shown
+
+    return Router(
+        services.nodes.here,
+        settings.fleet_secret,
+        services.auth,
+        directory,
+        transport,
+        settings.engine_timeout,
+        identity,
+    )
+
+
+def _bind_policy(settings: Settings, nodes: Nodes) -> BindPolicy:
     host = settings.docker_host or "unix:///var/run/docker.sock"
     socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
-    data_root: list[str] = []  # asked of the engine once: it is fixed for the engine's lifetime
 
     def engine_paths() -> list[str]:
-        if not data_root:
-            data_root.append(engine.info().data_root)
-        return [socket, "/var/run/docker.sock", "/run/docker.sock", data_root[0]]
+        return [socket, "/var/run/docker.sock", "/run/docker.sock", nodes.identity().data_root]
 
     return BindPolicy(settings.bind_roots, engine_paths)
+
+
+def _take_node() -> None:
+    """`?node=` picks the node a request is for (docs/design.md section 10): taken off the query
+    here, so that no view's own query checks see it."""
+    g.nodes = request.args.getlist("node")
+    if g.nodes:
+        request.args = ImmutableMultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "node"])
+
+
+def _only_this_node() -> Response | None:
+    """One engine: a request for another node finds nothing (an empty list, or 404)."""
+    blueprint = (request.endpoint or "").partition(".")[0]
+    if not g.nodes or blueprint not in ("volumes", "bindings", "sharing_groups"):
+        return None
+    here = current_app.extensions["dockvol"].nodes.here()
+    if here in g.nodes:
+        return None
+    if request.method == "GET" and not (request.view_args or {}).get("name"):
+        return json_response([], headers=pagination.headers_for(0, 1, 1))
+    raise NotFound(f"there is no node {g.nodes[0]!r} (this is {here})")
 
 
 def _take_request_id() -> None:

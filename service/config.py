@@ -33,6 +33,9 @@ class Settings:
     max_import_bytes: int = 10 * 1024**3
     max_import_entries: int = 1_000_000
     spool_dir: str | None = None
+    fleet: str = "off"  # off | swarm (docs/design.md section 10)
+    fleet_secret: bytes = b""  # read from DOCKVOL_FLEET_SECRET_FILE
+    fleet_peers: str = "tasks.dockvol"  # a DNS name whose A records are the instances; optional :PORT
     test_hold: tuple[int, str] | None = None  # tests only: see service/engine/holding.py
 
     @classmethod
@@ -68,7 +71,14 @@ class Settings:
         after, _, release = hold.partition(":")
         if hold and not (after.isdigit() and release):
             raise ConfigError("DOCKVOL_TEST_HOLD_AFTER must be N:RELEASE_FILE (tests only)")
+        fleet = env.get("DOCKVOL_FLEET", "off")
+        if fleet not in ("off", "swarm"):
+            raise ConfigError("DOCKVOL_FLEET must be 'off' or 'swarm'")
+        secret = _secret(env.get("DOCKVOL_FLEET_SECRET_FILE") or None) if fleet == "swarm" else b""
         return cls(
+            fleet=fleet,
+            fleet_secret=secret,
+            fleet_peers=env.get("DOCKVOL_FLEET_PEERS") or "tasks.dockvol",
             test_hold=(int(after), release) if hold else None,
             max_import_bytes=max_import,
             max_import_entries=max_entries,
@@ -86,6 +96,20 @@ class Settings:
             pull=pull,
             engine_timeout=timeout,
         )
+
+
+def _secret(path: str | None) -> bytes:
+    """The fleet secret: at least 16 bytes, surrounding whitespace ignored."""
+    if not path:
+        raise ConfigError("DOCKVOL_FLEET=swarm needs DOCKVOL_FLEET_SECRET_FILE (a Swarm secret)")
+    try:
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"DOCKVOL_FLEET_SECRET_FILE {path}: {exc.strerror}") from None
+    if len(secret) < 16:
+        raise ConfigError("DOCKVOL_FLEET_SECRET_FILE must hold at least 16 bytes")
+    return secret
 
 
 def _is_scope_list(value: Any) -> bool:

@@ -32,6 +32,7 @@ from .port import (
     MountRecord,
     PathStat,
     PruneReport,
+    SwarmNode,
     VolumeRecord,
 )
 
@@ -115,7 +116,31 @@ class DockerEngine:
         with _translated():
             api = self._api
             data = api.info()
-        return EngineInfo(api.api_version, data.get("ServerVersion", ""), data.get("DockerRootDir", ""))
+        swarm = data.get("Swarm") or {}
+        return EngineInfo(
+            api.api_version,
+            data.get("ServerVersion", ""),
+            data.get("DockerRootDir", ""),
+            name=data.get("Name", ""),
+            engine_id=data.get("ID", ""),
+            node_id=swarm.get("NodeID", ""),
+            swarm_state=swarm.get("LocalNodeState", ""),
+            manager=bool(swarm.get("ControlAvailable")),
+        )
+
+    def list_nodes(self) -> list[SwarmNode]:
+        with _translated():
+            data = self._api.nodes()
+        return [
+            SwarmNode(
+                n.get("ID", ""),
+                (n.get("Description") or {}).get("Hostname", ""),
+                (n.get("Spec") or {}).get("Role", ""),
+                (n.get("Spec") or {}).get("Availability", ""),
+                (n.get("Status") or {}).get("State", ""),
+            )
+            for n in data or ()
+        ]
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         filters: dict[str, object] = {}

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ..errors import Conflict, EngineRejected, EngineUnavailable, NotFound
+from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
 from .memory_files import MemoryArchive, VolumeFiles
 from .port import (
     ContainerRecord,
@@ -25,6 +25,7 @@ from .port import (
     EngineInfo,
     MountRecord,
     PruneReport,
+    SwarmNode,
     VolumeRecord,
 )
 
@@ -39,9 +40,11 @@ def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
 
 
 class InMemoryEngine:
-    def __init__(self, api_version: str = "1.41", data_root: str = "/var/lib/docker") -> None:
+    def __init__(self, api_version: str = "1.41", data_root: str = "/var/lib/docker", name: str = "node-1") -> None:
         self.api_version = api_version
         self.data_root = data_root
+        self.name = name
+        self.swarm_nodes: list[SwarmNode] = []  # set to make it a Swarm manager (fleet tests)
         self.volumes: dict[str, VolumeRecord] = {}
         self.containers: dict[str, ContainerRecord] = {}
         self.sizes: dict[str, int] = {}
@@ -79,7 +82,20 @@ class InMemoryEngine:
 
     def info(self) -> EngineInfo:
         self._call("info")
-        return EngineInfo(self.api_version, "memory", self.data_root)
+        return EngineInfo(
+            self.api_version,
+            "memory",
+            self.data_root,
+            name=self.name,
+            engine_id=f"memory-{self.name}",
+            manager=bool(self.swarm_nodes),
+        )
+
+    def list_nodes(self) -> list[SwarmNode]:
+        self._call("list_nodes")
+        if not self.swarm_nodes:
+            raise EngineFailure("this node is not a swarm manager")
+        return list(self.swarm_nodes)
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         self._call("list_volumes")

@@ -17,6 +17,20 @@ class EngineInfo:
     api_version: str
     server_version: str
     data_root: str
+    name: str = ""  # the engine host's hostname: the node's name in every representation
+    engine_id: str = ""
+    node_id: str = ""  # Swarm's id of this node; empty outside a Swarm
+    swarm_state: str = ""  # Swarm's LocalNodeState: inactive, pending, active, error, locked
+    manager: bool = False  # a Swarm manager (it can read the node and task lists)
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    id: str
+    hostname: str
+    role: str  # manager | worker
+    availability: str  # active | pause | drain
+    state: str  # ready | down | unknown | disconnected
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,10 @@ class PruneReport:
 
 class Engine(Protocol):
     def info(self) -> EngineInfo:
-        """Version and data root of the engine; also the readiness probe."""
+        """Version, data root and node identity of the engine; also the readiness probe."""
+
+    def list_nodes(self) -> list[SwarmNode]:
+        """The Swarm's nodes; only a manager (`info().manager`) can answer, others raise EngineFailure."""
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         """All volumes matching every label filter (`k` or `k=v`) and the driver, in one call."""

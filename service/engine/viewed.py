@@ -301,7 +301,9 @@ class ViewedEngine:
     they read. A scope that wrote publishes what it changed (`View.publish`) before its answer; a
     write outside any request (the reconciler's) publishes at once."""
 
-    QUIET = frozenset({"info", "clock", "events", "container_state", "volume_sizes", "image_present", "get_archive"})
+    QUIET = frozenset(
+        {"info", "list_nodes", "clock", "events", "container_state", "volume_sizes", "image_present", "get_archive"}
+    )
 
     def __init__(self, engine: Engine, view: View) -> None:
         self._engine = engine

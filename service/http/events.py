@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import socket
 import threading
 import time
 from collections import deque
@@ -33,10 +32,8 @@ from ..domain.changes import BINDING, GROUP, VOLUME, Key, touched
 from ..engine.memory import labels_match
 from ..engine.port import ContainerRecord, EngineEvent
 from ..errors import InvalidInput, NotFound
-from .bindings.schemas import BindingSchema
-from .sharing_groups.routes import group_document
+from .documents import binding_document, group_document, volume_document
 from .smorest import Blueprint, Schema
-from .volumes.schemas import volume_document
 
 log = logging.getLogger(__name__)
 RETAIN = 10_000  # changes a worker keeps for clients that resume
@@ -196,10 +193,10 @@ def representer(services: Any) -> Callable[[Key], dict | None]:
         engine.trusted_scope()  # the view as it stands, right after the event
         try:
             if resource == VOLUME:
-                return volume_document(services.volumes.get(name))
+                return volume_document(services.volumes.get(name), services.nodes.here())
             if resource == BINDING:
-                return BindingSchema().dump(services.bindings.get(name))
-            return group_document(services.sharing_groups.get(name))
+                return binding_document(services.bindings.get(name), services.nodes.here())
+            return group_document(services.sharing_groups.get(name), services.nodes.here())
         except NotFound:
             return None
         finally:
@@ -218,12 +215,13 @@ def everything(services: Any) -> Callable[[], dict[Key, dict]]:
     def read() -> dict[Key, dict]:
         engine.trusted_scope()
         try:
+            node = services.nodes.here()
             found: dict[Key, dict] = {
-                (VOLUME, v.name): volume_document(v) for v in services.volumes.list(VolumeQuery())
+                (VOLUME, v.name): volume_document(v, node) for v in services.volumes.list(VolumeQuery())
             }
-            binding = BindingSchema()
-            found.update(((BINDING, b.name), binding.dump(b)) for b in services.bindings.list(BindingQuery()))
-            found.update(((GROUP, g.name), group_document(g)) for g in services.sharing_groups.list())
+            bindings = services.bindings.list(BindingQuery())
+            found.update(((BINDING, b.name), binding_document(b, node)) for b in bindings)
+            found.update(((GROUP, g.name), group_document(g, node)) for g in services.sharing_groups.list())
             return found
         finally:
             engine.end_scope()
@@ -265,7 +263,7 @@ def events(resource: Sequence[str] = RESOURCES, name: str | None = None, label: 
     last = request.headers.get("Last-Event-ID") or rest.get("last_event_id")
     last_id = _parse_id(last) if last else None
     watch: Watch = current_app.extensions["dockvol"].watch
-    node = socket.gethostname()
+    node = current_app.extensions["dockvol"].nodes.here()
     client, missed = watch.subscribe(Filters(tuple(resource) or RESOURCES, name, tuple(label)), last_id)
     heartbeat = HEARTBEAT
 

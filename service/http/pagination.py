@@ -21,6 +21,10 @@ HEADERS_DOC = {
         "schema": {"type": "string"},
     },
     "Link": {"description": "RFC 8288 links: first, prev, next, last", "schema": {"type": "string"}},
+    "Dockvol-Unreachable-Nodes": {
+        "description": "Fleet mode: the nodes that did not answer in time (their items are not in the list)",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -30,7 +34,12 @@ class PageArgs(Schema):
 
 
 def paginate(items: Sequence[T], page: int, page_size: int) -> tuple[list[T], dict[str, str]]:
-    total = len(items)
+    start = (page - 1) * page_size
+    return list(items[start : start + page_size]), headers_for(len(items), page, page_size)
+
+
+def headers_for(total: int, page: int, page_size: int) -> dict[str, str]:
+    """X-Pagination and Link for page `page` of `total` items."""
     last = max(1, -(-total // page_size))
     meta: dict[str, int] = {"total": total, "total_pages": -(-total // page_size), "page": page}
     meta.update(first_page=1, last_page=last)
@@ -40,8 +49,7 @@ def paginate(items: Sequence[T], page: int, page_size: int) -> tuple[list[T], di
     if page < last:
         meta["next_page"] = rels["next"] = page + 1
     links = ", ".join(f'<{_url(p)}>; rel="{rel}"' for rel, p in rels.items())
-    start = (page - 1) * page_size
-    return list(items[start : start + page_size]), {"X-Pagination": json.dumps(meta), "Link": links}
+    return {"X-Pagination": json.dumps(meta), "Link": links}
 
 
 def _url(page: int) -> str:

@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, g
+from flask import Response, current_app, g
 from werkzeug.exceptions import HTTPException
 
 from .. import errors
@@ -72,7 +72,11 @@ def from_dockvol_error(error: errors.DockvolError) -> Response:
                 headers["WWW-Authenticate"] = 'Bearer realm="dockvol"'
             if status == 503:
                 headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return problem(status, slug, error.detail, headers, **error.extra)
+            extra = dict(error.extra)
+            if "used_by" in extra:  # entries are shown as in the volume's `used_by`, with their node
+                node = current_app.extensions["dockvol"].nodes.here()
+                extra["used_by"] = [{**_jsonable(use), "node": node} for use in extra["used_by"]]
+            return problem(status, slug, error.detail, headers, **extra)
     return from_unexpected(error)
 
 

@@ -22,7 +22,7 @@ from webargs import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import PreconditionFailed
+from ..errors import Forbidden, PreconditionFailed
 from . import limits, problems
 
 
@@ -78,9 +78,17 @@ class Api(flask_smorest.Api):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, per_node: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(self._prepare_if_match_doc)
+        self._per_node = per_node  # its resources live on nodes: routes document `node`
+
+    def route(self, rule: str, *, parameters: list | None = None, **options: Any) -> Callable:
+        """As flask-smorest's, and a resource's routes document the `node` query parameter (which
+        app.py takes off the query before any view reads it)."""
+        if self._per_node:
+            parameters = [*(parameters or []), NODE_ITEM_PARAM if "<" in rule else NODE_FILTER_PARAM]
+        return super().route(rule, parameters=parameters, **options)
 
     @staticmethod
     def if_match(func: Callable) -> Callable:
@@ -101,8 +109,14 @@ class Blueprint(flask_smorest.Blueprint):
         def decorator(func: Callable) -> Callable:
             @wraps(func)
             def checked(*args: Any, **kwargs: Any) -> Any:
-                auth = current_app.extensions["dockvol"].auth
-                g.principal = auth.authorize(request.headers.get("Authorization"), scope)
+                forwarded = g.get("forwarded")  # fleet mode: the caller an instance vouched for
+                if forwarded is not None:
+                    if not forwarded.allows(scope):
+                        raise Forbidden(f"this token lacks the '{scope}' scope")
+                    g.principal = forwarded
+                else:
+                    auth = current_app.extensions["dockvol"].auth
+                    g.principal = auth.authorize(request.headers.get("Authorization"), scope)
                 return func(*args, **kwargs)
 
             documented = self.doc(security=[{"bearerAuth": []}])(checked)
@@ -143,6 +157,22 @@ def links_to(*operations: str, field: str = "name", param: str = "name") -> dict
         for op in operations
     }
 
+
+NODE_ITEM_PARAM = {
+    "in": "query",
+    "name": "node",
+    "schema": {"type": "string"},
+    "required": False,
+    "description": "The node that holds it (fleet mode: needed when the name is on several nodes)",
+}
+NODE_FILTER_PARAM = {
+    "in": "query",
+    "name": "node",
+    "schema": {"type": "array", "items": {"type": "string"}},
+    "explode": True,
+    "required": False,
+    "description": "Only these nodes (repeatable)",
+}
 
 IF_MATCH_DOC = {
     "in": "header",

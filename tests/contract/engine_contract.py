@@ -33,10 +33,12 @@ class EngineContract:
         key, _, value = tag.partition("=")
         return world.engine.create_volume(name, "local", {}, {key: value, **labels})
 
-    def test_info_names_api_version_and_data_root(self, world):
+    def test_info_names_api_version_data_root_and_node(self, world):
         info = world.engine.info()
         assert re.fullmatch(r"1\.\d+", info.api_version)
         assert info.data_root.startswith("/")
+        assert info.name and info.engine_id, info
+        assert info.swarm_state in ("", "inactive") and not info.node_id and not info.manager, info
 
     def test_create_returns_the_new_volume(self, world, tag):
         name = unique()

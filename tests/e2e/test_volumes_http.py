@@ -78,7 +78,10 @@ def test_deleting_a_volume_a_foreign_container_uses_is_409(service, sdk):
     )
     r = requests.delete(service.url(f"/api/v1/volumes/{name}"), headers=WRITER, timeout=10)
     assert r.status_code == 409
-    assert r.json()["used_by"] == [{"container": container, "binding": None, "target": "/data", "read_only": False}]
+    node = sdk.info()["Name"]
+    assert r.json()["used_by"] == [
+        {"container": container, "node": node, "binding": None, "target": "/data", "read_only": False}
+    ]
     assert sdk.volumes.get(name)
     got = read_soon(  # the container was made with the engine directly: reads show it within moments
         lambda: requests.get(service.url(f"/api/v1/volumes/{name}"), headers=READER, timeout=10).json(),
@@ -150,7 +153,13 @@ def test_anonymous_volumes_are_recognised_alike_on_every_engine(service, sdk):
     by_name = read_soon(anonymous, lambda found: mount["Name"] in found and picked in found)
     assert mount["Name"] in by_name and picked in by_name and named not in by_name
     assert by_name[mount["Name"]]["used_by"] == [
-        {"container": container.name, "binding": None, "target": "/data", "read_only": False}
+        {
+            "container": container.name,
+            "node": sdk.info()["Name"],
+            "binding": None,
+            "target": "/data",
+            "read_only": False,
+        }
     ]
     got = read_soon(
         lambda: requests.get(service.url(f"/api/v1/volumes/{named}"), headers=READER, timeout=30).json(),

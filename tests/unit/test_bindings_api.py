@@ -438,7 +438,8 @@ class TestReadAndList:
     def test_a_volume_a_binding_uses_cannot_be_deleted(self, client, as_writer, hosts):
         r = client.delete("/api/v1/volumes/site-data", headers=as_writer)
         assert r.status_code == 409
-        assert {"container": "web", "binding": "web", "target": "/srv", "read_only": False} in r.get_json()["used_by"]
+        use = {"container": "web", "node": "node-1", "binding": "web", "target": "/srv", "read_only": False}
+        assert use in r.get_json()["used_by"]
 
     @pytest.mark.parametrize(
         "call",

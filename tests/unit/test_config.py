@@ -56,3 +56,21 @@ def test_the_import_entries_cap_is_a_positive_whole_number():
     for bad in ("0", "-1", "many", "1.5"):
         with pytest.raises(ConfigError, match="DOCKVOL_MAX_IMPORT_ENTRIES"):
             Settings.from_env({"DOCKVOL_MAX_IMPORT_ENTRIES": bad})
+
+
+def test_fleet_is_off_unless_asked_and_then_needs_its_secret(tmp_path):
+    assert (Settings.from_env({}).fleet, Settings.from_env({}).fleet_peers) == ("off", "tasks.dockvol")
+    secret = tmp_path / "fleet"
+    secret.write_bytes(b"  0123456789abcdef-secret\n")
+    s = Settings.from_env({"DOCKVOL_FLEET": "swarm", "DOCKVOL_FLEET_SECRET_FILE": str(secret)})
+    assert (s.fleet, s.fleet_secret) == ("swarm", b"0123456789abcdef-secret")
+    short = tmp_path / "short"
+    short.write_bytes(b"tiny")
+    for env, says in [
+        ({"DOCKVOL_FLEET": "mesh"}, "DOCKVOL_FLEET"),
+        ({"DOCKVOL_FLEET": "swarm"}, "DOCKVOL_FLEET_SECRET_FILE"),
+        ({"DOCKVOL_FLEET": "swarm", "DOCKVOL_FLEET_SECRET_FILE": str(tmp_path / "absent")}, "absent"),
+        ({"DOCKVOL_FLEET": "swarm", "DOCKVOL_FLEET_SECRET_FILE": str(short)}, "16 bytes"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            Settings.from_env(env)

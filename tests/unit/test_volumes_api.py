@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -174,8 +175,8 @@ class TestList:
         body = {v["name"]: v for v in client.get("/api/v1/volumes", headers=as_reader).get_json()}
         assert body["alpha"]["in_use"] is True
         assert body["alpha"]["used_by"] == [
-            {"container": "other", "binding": None, "target": "/backup", "read_only": True},
-            {"container": "web1", "binding": "web1", "target": "/data", "read_only": False},
+            {"container": "other", "node": "node-1", "binding": None, "target": "/backup", "read_only": True},
+            {"container": "web1", "node": "node-1", "binding": "web1", "target": "/data", "read_only": False},
         ]
         assert body["beta"]["in_use"] is False
         assert body["foreign"]["managed"] is False
@@ -253,6 +254,7 @@ class TestList:
 
         engine.create_volume("v0", "local", {}, {})
         engine.add_container("c0", {"v0": "/d"})
+        calls_for_listing()  # the first also asks the engine who it is, once
         small = calls_for_listing()
         for i in range(1, 300):
             engine.create_volume(f"v{i}", "local", {}, {})
@@ -297,7 +299,7 @@ class TestGetAndDelete:
         r = client.delete("/api/v1/volumes/busy", headers=as_writer)
         assert r.status_code == 409
         assert r.get_json()["used_by"] == [
-            {"container": "app1", "binding": None, "target": "/data", "read_only": False}
+            {"container": "app1", "node": "node-1", "binding": None, "target": "/data", "read_only": False}
         ]
         assert "busy" in engine.volumes
 
@@ -374,7 +376,8 @@ class TestPrune:
 
 def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as_reader, engine):
     from service.domain.volumes import Volume, VolumeUse
-    from service.http.volumes.schemas import VolumeSchema, volume_document
+    from service.http.documents import volume_document
+    from service.http.volumes.schemas import VolumeSchema
 
     samples = [
         Volume("a1", "local", {}, {}, "/m", "local", None, True, False),
@@ -392,4 +395,6 @@ def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as
         ),
     ]
     for v in samples:
-        assert volume_document(v) == VolumeSchema().dump(v)
+        used_by = [{**dataclasses.asdict(u), "node": "n1"} for u in v.used_by]
+        shown = {**dataclasses.asdict(v), "node": "n1", "in_use": v.in_use, "used_by": used_by}
+        assert volume_document(v, "n1") == VolumeSchema().dump(shown)

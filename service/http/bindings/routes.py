@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import Response, current_app, url_for
 from flask.views import MethodView
 
 from ...domain.bindings import Binding, BindingQuery, Bindings, BindingSpec
 from ...errors import InvalidInput
+from ..documents import answer, binding_document, check_node, here
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
 from .schemas import (
     EXAMPLE,
     BindingCreateSchema,
@@ -18,20 +19,22 @@ from .schemas import (
     BindingSchema,
 )
 
-blp = Blueprint("bindings", __name__, url_prefix="/api/v1/bindings", description="Containers bound to storage")
+blp = Blueprint(
+    "bindings", __name__, url_prefix="/api/v1/bindings", description="Containers bound to storage", per_node=True
+)
 
 
 def _bindings() -> Bindings:
     return current_app.extensions["dockvol"].bindings
 
 
-def _shown(binding: Binding) -> tuple[dict, dict[str, str]]:
-    document = BindingSchema().dump(binding)
-    return document, {"ETag": etag_of(document)}
+def _shown(binding: Binding, status: int = 200) -> Response:
+    location = url_for("bindings.BindingItem", name=binding.name) if status == 201 else None
+    return answer(binding_document(binding, here()), status, location)
 
 
 def _if_match(binding: Binding) -> None:
-    check_if_match(BindingSchema().dump(binding))
+    check_if_match(binding_document(binding, here()))
 
 
 def _spec(data: dict, name: str) -> BindingSpec:
@@ -46,7 +49,9 @@ class BindingCollection(MethodView):
     @blp.response(200, BindingSchema(many=True), headers=HEADERS_DOC)
     @blp.doc(summary="List bindings", operationId="listBindings")
     def get(self, page, page_size, label=(), **filters):
-        return paginate(_bindings().list(BindingQuery(labels=label, **filters)), page, page_size)
+        bindings, headers = paginate(_bindings().list(BindingQuery(labels=label, **filters)), page, page_size)
+        node = here()
+        return json_response([binding_document(b, node) for b in bindings], headers=headers)
 
     @blp.protected("write")
     @blp.arguments(BindingCreateSchema, example=EXAMPLE)
@@ -58,9 +63,8 @@ class BindingCollection(MethodView):
         responses={201: {"links": links_to("getBinding", "deleteBinding", "stopBinding", "startBinding")}},
     )
     def post(self, data):
-        document, headers = _shown(_bindings().create(_spec(data, data["name"])))
-        headers["Location"] = url_for("bindings.BindingItem", name=document["name"])
-        return document, headers
+        check_node(data.pop("node", None))
+        return _shown(_bindings().create(_spec(data, data["name"])), 201)
 
 
 @blp.route("/<name:name>")

@@ -68,6 +68,10 @@ class BindingWriteSchema(Schema):
 class BindingCreateSchema(BindingWriteSchema):
     name = Name(required=True, metadata={"example": "b2"})
     start = StrictBool(load_default=True)
+    node = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "The node to create it on (fleet mode; default: by placement)"},
+    )
 
 
 class BindingReplaceSchema(BindingWriteSchema):
@@ -81,6 +85,7 @@ class BindingReplaceSchema(BindingWriteSchema):
 
 class BindingSchema(Schema):
     name = ma.fields.String(required=True)
+    node = ma.fields.String(required=True, metadata={"description": "The node (host name) that holds it"})
     id = ma.fields.String(required=True)
     image = ma.fields.String(required=True)
     command = ma.fields.List(ma.fields.String(), allow_none=True)

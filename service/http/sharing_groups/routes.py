@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import current_app, url_for
 from flask.views import MethodView
 
-from ...domain.sharing import SharingGroup, SharingGroups
+from ...domain.sharing import SharingGroups
+from ..documents import answer, check_node, group_document, here
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
 from .schemas import (
     EXAMPLE,
     SharingGroupCreateSchema,
@@ -21,21 +22,12 @@ blp = Blueprint(
     __name__,
     url_prefix="/api/v1/sharing-groups",
     description="Containers sharing one infrastructure container's volumes and namespaces",
+    per_node=True,
 )
 
 
 def _groups() -> SharingGroups:
     return current_app.extensions["dockvol"].sharing_groups
-
-
-def group_document(group: SharingGroup) -> dict:
-    infra = {
-        "container": group.infra.name,
-        "id": group.infra.id,
-        "state": group.infra.state,
-        "image": group.infra.image,
-    }
-    return SharingGroupSchema().dump({**group.__dict__, "infra": infra})
 
 
 @blp.route("")
@@ -46,7 +38,8 @@ class SharingGroupCollection(MethodView):
     @blp.doc(summary="List sharing groups", operationId="listSharingGroups")
     def get(self, page, page_size):
         groups, headers = paginate(_groups().list(), page, page_size)
-        return [group_document(g) for g in groups], headers
+        node = here()
+        return json_response([group_document(g, node) for g in groups], headers=headers)
 
     @blp.protected("write")
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
@@ -58,12 +51,10 @@ class SharingGroupCollection(MethodView):
         responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}},
     )
     def post(self, data):
+        check_node(data.get("node"))
         group = _groups().create(data["name"], data["mounts"], data["share"])
-        document = group_document(group)
-        return document, {
-            "Location": url_for("sharing_groups.SharingGroupItem", name=group.name),
-            "ETag": etag_of(document),
-        }
+        location = url_for("sharing_groups.SharingGroupItem", name=group.name)
+        return answer(group_document(group, here()), 201, location)
 
 
 @blp.route("/<name:name>")
@@ -73,8 +64,7 @@ class SharingGroupItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one sharing group with its members", operationId="getSharingGroup")
     def get(self, name):
-        document = group_document(_groups().get(name))
-        return document, {"ETag": etag_of(document)}
+        return answer(group_document(_groups().get(name), here()))
 
     @blp.protected("write")
     @blp.arguments(SharingGroupDeleteArgs, location="query", as_kwargs=True)
@@ -87,4 +77,4 @@ class SharingGroupItem(MethodView):
     )
     @blp.if_match
     def delete(self, name, cascade):
-        _groups().delete(name, cascade, precondition=lambda group: check_if_match(group_document(group)))
+        _groups().delete(name, cascade, precondition=lambda group: check_if_match(group_document(group, here())))

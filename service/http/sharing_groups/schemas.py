@@ -31,10 +31,14 @@ class SharingGroupCreateSchema(Schema):
         validate=_unique,
         metadata={"description": "Namespaces members share with the infrastructure container"},
     )
+    node = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "The node to create it on (fleet mode; default: by placement)"},
+    )
 
 
 class InfraSchema(Schema):
-    container = ma.fields.String(required=True)
+    container = ma.fields.String(required=True, attribute="name")
     id = ma.fields.String(required=True)
     state = ma.fields.String(required=True)
     image = ma.fields.String(required=True)
@@ -42,6 +46,7 @@ class InfraSchema(Schema):
 
 class SharingGroupSchema(Schema):
     name = ma.fields.String(required=True)
+    node = ma.fields.String(required=True, metadata={"description": "The node (host name) that holds it"})
     mounts = ma.fields.List(ma.fields.Nested(MountShownSchema))
     share = ma.fields.List(ma.fields.String())
     infra = ma.fields.Nested(InfraSchema)

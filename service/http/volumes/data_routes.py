@@ -8,6 +8,7 @@ from flask.views import MethodView
 from ...domain import archives
 from ...domain.volume_data import Download, Listing, VolumeData
 from ...errors import Forbidden, TooLarge
+from ..documents import answer, here, volume_document
 from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
 from .data_schemas import (
     CloneSchema,
@@ -19,7 +20,7 @@ from .data_schemas import (
     RenameSchema,
     UsageSchema,
 )
-from .routes import VolumeSchema, _shown, blp
+from .routes import VolumeSchema, blp
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
@@ -112,9 +113,8 @@ class VolumeClone(MethodView):
         responses={201: {"links": links_to("getVolume", "deleteVolume")}},
     )
     def post(self, data, name):
-        document, headers = _shown(_data().clone(name, data["name"], data["labels"], data["pause"]))
-        headers["Location"] = url_for("volumes.VolumeItem", name=document["name"])
-        return document, headers
+        volume = _data().clone(name, data["name"], data["labels"], data["pause"])
+        return answer(volume_document(volume, here()), 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/rename")
@@ -126,9 +126,8 @@ class VolumeRename(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="In use (see `used_by`), or the new name exists")
     @blp.doc(summary="Rename an unused volume dockvol created", operationId="renameVolume")
     def post(self, data, name):
-        document, headers = _shown(_data().rename(name, data["name"]))
-        headers["Location"] = url_for("volumes.VolumeItem", name=document["name"])
-        return document, headers
+        volume = _data().rename(name, data["name"])
+        return answer(volume_document(volume, here()), 200, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/files")

@@ -5,28 +5,23 @@ from __future__ import annotations
 from flask import current_app, url_for
 from flask.views import MethodView
 
-from ...domain.volumes import Volume, VolumeQuery, Volumes
+from ...domain.volumes import VolumeQuery, Volumes
+from ..documents import answer, check_node, here, volume_document
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, etag_of, json_response, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
 from .schemas import (
     PruneResultSchema,
     PruneSchema,
     VolumeCreateSchema,
     VolumeQuerySchema,
     VolumeSchema,
-    volume_document,
 )
 
-blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes")
+blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="Managed volumes", per_node=True)
 
 
 def _volumes() -> Volumes:
     return current_app.extensions["dockvol"].volumes
-
-
-def _shown(volume: Volume) -> tuple[dict, dict[str, str]]:
-    document = volume_document(volume)
-    return document, {"ETag": etag_of(document)}
 
 
 @blp.route("")
@@ -37,7 +32,8 @@ class VolumeCollection(MethodView):
     @blp.doc(summary="List volumes", operationId="listVolumes")
     def get(self, page, page_size, label=(), **filters):
         volumes, headers = paginate(_volumes().list(VolumeQuery(labels=label, **filters)), page, page_size)
-        return json_response([volume_document(v) for v in volumes], headers=headers)
+        node = here()
+        return json_response([volume_document(v, node) for v in volumes], headers=headers)
 
     @blp.protected("write")
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
@@ -50,10 +46,9 @@ class VolumeCollection(MethodView):
     )
     def post(self, spec):
         spec = spec or VolumeCreateSchema().load({})
+        check_node(spec.get("node"))
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
-        document, headers = _shown(volume)
-        headers["Location"] = url_for("volumes.VolumeItem", name=volume.name)
-        return document, headers
+        return answer(volume_document(volume, here()), 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>")
@@ -63,8 +58,7 @@ class VolumeItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one volume", operationId="getVolume")
     def get(self, name):
-        document, headers = _shown(_volumes().get(name))
-        return json_response(document, headers=headers)
+        return answer(volume_document(_volumes().get(name), here()))
 
     @blp.protected("write")
     @blp.response(204)
@@ -76,7 +70,7 @@ class VolumeItem(MethodView):
     )
     @blp.if_match
     def delete(self, name):
-        _volumes().delete(name, precondition=lambda v: check_if_match(volume_document(v)))
+        _volumes().delete(name, precondition=lambda v: check_if_match(volume_document(v, here())))
 
 
 @blp.route("/prune")

@@ -1,0 +1,355 @@
+"""Fleet mode's front door (docs/design.md section 10): every request that reaches an instance is
+served for the whole fleet. Lists are merged from every node, items and writes go to the node
+that holds them (or will), and a request another instance forwarded is served here, as it is.
+
+The router runs before the request's view (`Flask.before_request`): it answers itself, or lets
+the local view answer when the request is for this node and was forwarded (signed) to it. A
+request is forwarded even to this instance's own node through the same path, so that the node
+the caller names (`?node=`) never reaches a view's own query checks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Request, Response, g
+
+from ..errors import Conflict, EngineUnavailable, NotFound, Unauthenticated
+from ..http.auth import Principal, TokenStore
+from ..http.pagination import headers_for
+from . import forwarding
+from .fanout import FanOut
+from .lists import NodePage, merge, window
+from .peers import Directory, Reply, Transport
+from .placement import Candidate, place
+
+IDENTITY = "/fleet/v1/identity"
+ANY_NODE = "*"  # the node an identity request is signed for: it is sent to an address, node unknown
+UNREACHABLE = "Dockvol-Unreachable-Nodes"
+FLEET_CALLER = forwarding.Caller("dockvol-fleet", frozenset({"read"}))
+MAX_PAGE = 1000
+MEMBERS_TTL = 1.0  # seconds what the instances say of themselves is kept
+# Collections the fleet merges, and where their items live.
+COLLECTIONS = {"volumes": "/api/v1/volumes", "bindings": "/api/v1/bindings", "sharing_groups": "/api/v1/sharing-groups"}
+SENT = ("Content-Type", "Accept", "If-Match", "X-Request-ID", "Last-Event-ID")
+KEPT = {"content-type", "content-disposition", "etag", "location", "retry-after", "x-pagination", "link"}
+
+
+@dataclass(frozen=True)
+class Member:
+    """A node of the fleet as the router sees it."""
+
+    name: str
+    address: str | None  # its instance, None when unreachable
+    identity: dict[str, Any] | None  # what its instance says of itself
+
+
+class Router:
+    def __init__(
+        self,
+        here: Callable[[], str],
+        secret: bytes,
+        auth: TokenStore,
+        directory: Directory,
+        transport: Transport,
+        timeout: float,
+        identity: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._here, self._secret, self._auth = here, secret, auth
+        self._directory, self._transport, self._timeout = directory, transport, timeout
+        self._identity = identity
+        self._fan = FanOut()
+        self._known: set[str] = set()  # every node ever heard of: one gone silent is named, not dropped
+        self._members: list[Member] = []
+        self._members_at = -MEMBERS_TTL
+        self._lock = threading.Lock()
+
+    # -- the hook ---------------------------------------------------------------------------------
+
+    def route(self, request: Request) -> Response | None:
+        signed = request.headers.get(forwarding.HEADER)
+        if signed is not None:
+            meant_for = ANY_NODE if request.path == IDENTITY else self._here()  # who are you: asked by address
+            caller = forwarding.verify(self._secret, signed, meant_for, request.method, _target(request), time.time())
+            g.forwarded = Principal(caller.name, caller.scopes)
+            if request.path == IDENTITY:
+                return _json(self._identity())
+            return None  # served here, by the view
+        if request.path == IDENTITY:
+            raise Unauthenticated("only instances of this fleet may ask")
+        blueprint = (request.endpoint or "").partition(".")[0]
+        if blueprint not in ("volumes", "bindings", "sharing_groups", "nodes"):
+            return None  # health, documents, the watch of this node: answered here
+        principal = self._auth.authorize(request.headers.get("Authorization"), "read")
+        caller = forwarding.Caller(principal.name, principal.scopes)
+        if blueprint == "nodes":
+            return self._nodes()
+        collection = COLLECTIONS[blueprint]
+        if request.path == collection and request.method == "GET":
+            return self._list(request, caller)
+        if request.path == collection and request.method == "POST":
+            return self._create(request, caller, blueprint)
+        if request.path == f"{collection}/prune":
+            return self._prune(request, caller)
+        name = (request.view_args or {}).get("name")
+        if name is None:
+            return None
+        return self._forward(request, caller, g.nodes[0] if g.nodes else self._locate(caller, collection, name))
+
+    # -- nodes ------------------------------------------------------------------------------------
+
+    def members(self, fresh: bool = False) -> list[Member]:
+        """Every node of the fleet: Swarm's list (from a manager's instance) and every node ever
+        seen, each with its instance's address and identity when it answered (kept MEMBERS_TTL)."""
+        with self._lock:
+            if not fresh and time.monotonic() - self._members_at < MEMBERS_TTL:
+                return self._members
+        members = self._ask_members()
+        with self._lock:
+            self._members, self._members_at = members, time.monotonic()
+        return members
+
+    def _ask_members(self) -> list[Member]:
+        peers = self._directory.peers()
+        asked = self._fan.ask(
+            sorted(peers),
+            lambda node, left: self._call(peers[node], ANY_NODE, FLEET_CALLER, "GET", IDENTITY, left),
+            self._timeout,
+        )
+        identities = {node: reply.json() for node, reply in asked.answers.items() if reply.status == 200}
+        swarm = next((i["swarm"] for i in identities.values() if i.get("swarm")), None)
+        names = set(self._known) | set(identities) | {n["hostname"] for n in swarm or ()}
+        self._known |= names
+        return [Member(n, peers.get(n) if n in identities else None, identities.get(n)) for n in sorted(names)]
+
+    def _nodes(self) -> Response:
+        members = self.members(fresh=True)
+        by_host = _swarm(members)
+        shown = []
+        for m in members:
+            node = by_host.get(m.name, {})
+            identity = m.identity or {}
+            shown.append(
+                {
+                    "name": m.name,
+                    "id": node.get("id") or identity.get("id", ""),
+                    "role": node.get("role") or identity.get("role", "unknown"),
+                    "availability": node.get("availability", "unknown"),
+                    "state": node.get("state", "unknown"),
+                    "dockvol": "up" if m.address else "unreachable",
+                    "engine_version": identity.get("engine_version", ""),
+                    "api_version": identity.get("api_version", ""),
+                }
+            )
+        return _json(shown, headers=_unreachable([m.name for m in members if not m.address]))
+
+    # -- lists ------------------------------------------------------------------------------------
+
+    def _list(self, request: Request, caller: forwarding.Caller) -> Response | None:
+        try:
+            page, size = int(request.args.get("page", 1)), int(request.args.get("page_size", 50))
+        except ValueError:
+            return None  # the view's own checks answer
+        if not (1 <= page <= 10**6 and 1 <= size <= MAX_PAGE):
+            return None
+        members = self.members()
+        members = [m for m in members if not g.nodes or m.name in g.nodes]
+        query = [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "page_size")]
+        k, path = window(page, size), request.path  # the fan-out's threads have no request
+
+        def first(node: str, left: float) -> NodePage | Reply:
+            address = next(m.address for m in members if m.name == node)
+            assert address is not None
+            return self._first_items(address, node, caller, path, query, k, left)
+
+        reachable = [m.name for m in members if m.address]
+        asked = self._fan.ask(reachable, first, self._timeout)
+        refusal = next((p for p in asked.answers.values() if isinstance(p, Reply)), None)
+        if refusal is not None:
+            return _passed(refusal)  # a bad filter or scope: every node says the same
+        items, total = merge(asked.answers, page, size)
+        headers = headers_for(total, page, size)
+        headers.update(_unreachable(sorted({m.name for m in members if not m.address} | set(asked.unreachable))))
+        return _json(items, headers=headers)
+
+    def _first_items(
+        self, address: str, node: str, caller: forwarding.Caller, path: str, query: list, k: int, left: float
+    ) -> NodePage | Reply:
+        """The node's first k items (in pages of at most MAX_PAGE), or its refusal."""
+        items: list[dict] = []
+        total, page = 0, 1
+        while True:
+            size = min(MAX_PAGE, k - len(items))
+            target = f"{path}?{urlencode([*query, ('page', str(page)), ('page_size', str(size))])}"
+            reply = self._call(address, node, caller, "GET", target, left)
+            if reply.status != 200:
+                return reply
+            got = reply.json()
+            assert isinstance(got, list)
+            items.extend(got)
+            total = json.loads(reply.headers.get("X-Pagination", "{}")).get("total", len(items))
+            if len(items) >= min(k, total) or not got:
+                return NodePage(items[:k], total)
+            page += 1
+
+    def _prune(self, request: Request, caller: forwarding.Caller) -> Response:
+        """Prune on every node (or those named): one result, what went from all of them."""
+        members = [m for m in self.members() if not g.nodes or m.name in g.nodes]
+        reachable = {m.name: m.address for m in members if m.address}
+        path, headers, body = request.path, _sent(request), request.get_data()
+
+        def prune(node: str, left: float) -> Reply:
+            address = reachable[node]
+            assert address is not None
+            return self._call(address, node, caller, "POST", path, left, headers, body)
+
+        asked = self._fan.ask(sorted(reachable), prune, self._timeout)
+        refusal = next((r for r in asked.answers.values() if r.status != 200), None)
+        if refusal is not None:
+            return _passed(refusal)
+        results = [r.json() for r in asked.answers.values()]
+        merged = {
+            "volumes_deleted": sorted(v for r in results for v in r["volumes_deleted"]),
+            "space_reclaimed": sum(r["space_reclaimed"] for r in results),
+            "dry_run": all(r["dry_run"] for r in results),
+        }
+        silent = sorted({m.name for m in members if not m.address} | set(asked.unreachable))
+        return _json(merged, headers=_unreachable(silent))
+
+    # -- items and writes -------------------------------------------------------------------------
+
+    def _locate(self, caller: forwarding.Caller, collection: str, name: str) -> str:
+        members = self.members()
+        reachable = {m.name: m.address for m in members if m.address}
+        asked = self._fan.ask(
+            sorted(reachable),
+            lambda node, left: self._call(reachable[node], node, caller, "GET", f"{collection}/{name}", left).status,
+            self._timeout,
+        )
+        found = sorted(node for node, status in asked.answers.items() if status == 200)
+        silent = sorted({m.name for m in members if not m.address} | set(asked.unreachable))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise Conflict(f"{name} exists on several nodes: name one with ?node=", nodes=found)
+        if silent:
+            raise EngineUnavailable(
+                f"{name} is on no node that answered; not heard from: {', '.join(silent)}", nodes=silent
+            )
+        raise NotFound(f"{name} does not exist on any node")
+
+    def _create(self, request: Request, caller: forwarding.Caller, blueprint: str) -> Response | None:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return None  # the view's own checks answer
+        wanted = body.get("node") if isinstance(body.get("node"), str) else None
+        volumes: set[str] = set()
+        for mount in body.get("mounts") or ():
+            if isinstance(mount, dict) and mount.get("type", "volume") == "volume" and mount.get("source"):
+                volumes.add(self._locate(caller, COLLECTIONS["volumes"], str(mount["source"])))
+        group = body.get("sharing_group") if blueprint == "bindings" else None
+        group_node = self._locate(caller, COLLECTIONS["sharing_groups"], str(group)) if group else None
+        members = self.members()
+        swarm = _swarm(members)
+        candidates = [_candidate(m, swarm) for m in members]
+        node = place(candidates, wanted, volumes, group_node)
+        return self._forward(request, caller, node, members)
+
+    def _forward(
+        self, request: Request, caller: forwarding.Caller, node: str, members: Sequence[Member] | None = None
+    ) -> Response:
+        members = self.members() if members is None else members
+        address = next((m.address for m in members if m.name == node), None)
+        if address is None:
+            if node not in {m.name for m in members}:
+                raise NotFound(f"there is no node {node!r} in this fleet")
+            raise EngineUnavailable(f"node {node} does not answer", nodes=[node])
+        query = list(request.args.items(multi=True))  # without `node` (app.py took it off)
+        target = request.path + (f"?{urlencode(query)}" if query else "")
+        body = request.stream if request.method in ("POST", "PUT", "PATCH") else None
+        if request.is_json and body is not None:
+            body = request.get_data()  # already read (and checked) by the router
+        reply = self._call(address, node, caller, request.method, target, self._timeout, _sent(request), body)
+        return _passed(reply)
+
+    def _call(
+        self,
+        address: str,
+        node: str,
+        caller: forwarding.Caller,
+        method: str,
+        target: str,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> Reply:
+        signed = forwarding.sign(self._secret, caller, node, method, target, time.time())
+        return self._transport.send(
+            address, method, target, {**(headers or {}), forwarding.HEADER: signed}, body, timeout
+        )
+
+
+def _swarm(members: Sequence[Member]) -> dict[str, dict[str, str]]:
+    """Swarm's view of each node (by hostname), from the first manager whose instance answered."""
+    for m in members:
+        if m.identity and m.identity.get("swarm"):
+            return {n["hostname"]: n for n in m.identity["swarm"]}
+    return {}
+
+
+def _candidate(m: Member, swarm: dict[str, dict[str, str]]) -> Candidate:
+    identity = m.identity or {}
+    node = swarm.get(m.name, {})
+    return Candidate(
+        m.name,
+        node.get("availability", "active" if m.address else "unknown"),
+        node.get("state", "ready" if m.address else "unknown"),
+        m.address is not None,
+        int(identity.get("volumes", 0)),
+    )
+
+
+def _sent(request: Request) -> dict[str, str]:
+    """The caller's headers an instance passes on when it forwards."""
+    return {h: request.headers[h] for h in SENT if h in request.headers}
+
+
+def _target(request: Request) -> str:
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(document), status=status, headers=headers, content_type="application/json")
+
+
+def _passed(reply: Reply) -> Response:
+    headers = {h: v for h, v in reply.headers.items() if h.lower() in KEPT or h.lower() == UNREACHABLE.lower()}
+    return Response(_stream(reply.body), status=reply.status, headers=headers)
+
+
+def _stream(body: Iterator[bytes]) -> Iterator[bytes]:
+    yield from body
+
+
+def _unreachable(nodes: Sequence[str]) -> dict[str, str]:
+    return {UNREACHABLE: ", ".join(nodes)} if nodes else {}
+
+
+def identify(secret: bytes, transport: Transport, timeout: float) -> Callable[[str], str]:
+    """For the directory: the node whose instance answers at an address."""
+
+    def ask(address: str) -> str:
+        headers = {forwarding.HEADER: forwarding.sign(secret, FLEET_CALLER, ANY_NODE, "GET", IDENTITY, time.time())}
+        reply = transport.send(address, "GET", IDENTITY, headers, None, timeout)
+        shown = reply.json() if reply.status == 200 else None
+        if not isinstance(shown, dict) or not shown.get("name"):
+            raise EngineUnavailable(f"the instance at {address} did not say which node it is")
+        return str(shown["name"])
+
+    return ask

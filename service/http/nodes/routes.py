@@ -1,0 +1,36 @@
+"""/api/v1/nodes: the Docker hosts this service answers for."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import marshmallow as ma
+from flask import current_app
+from flask.views import MethodView
+
+from ..pagination import HEADERS_DOC, PageArgs, paginate
+from ..smorest import Blueprint, Schema, json_response
+
+blp = Blueprint("nodes", __name__, url_prefix="/api/v1/nodes", description="The Docker hosts dockvol answers for")
+
+
+class NodeSchema(Schema):
+    name = ma.fields.String(required=True, metadata={"description": "The host's name: `node` in every resource"})
+    id = ma.fields.String(required=True, metadata={"description": "Swarm's node id (standalone: the engine's id)"})
+    role = ma.fields.String(required=True, metadata={"enum": ["manager", "worker", "standalone"]})
+    availability = ma.fields.String(required=True, metadata={"enum": ["active", "pause", "drain"]})
+    state = ma.fields.String(required=True, metadata={"description": "Swarm's node state (standalone: ready)"})
+    dockvol = ma.fields.String(required=True, metadata={"enum": ["up", "unreachable"]})
+    engine_version = ma.fields.String(required=True)
+    api_version = ma.fields.String(required=True)
+
+
+@blp.route("")
+class NodeCollection(MethodView):
+    @blp.protected("read")
+    @blp.arguments(PageArgs, location="query", as_kwargs=True)
+    @blp.response(200, NodeSchema(many=True), headers=HEADERS_DOC)
+    @blp.doc(summary="List the nodes (one engine: one node, role standalone)", operationId="listNodes")
+    def get(self, page, page_size):
+        nodes, headers = paginate(current_app.extensions["dockvol"].nodes.list(), page, page_size)
+        return json_response([dataclasses.asdict(n) for n in nodes], headers=headers)

@@ -1,0 +1,251 @@
+"""Fleet mode over three in-memory nodes: each node's app has its own in-memory engine, and the
+instances reach each other through their WSGI apps instead of HTTP (the fleet tier on a real
+Swarm drives the same over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+from service.engine.memory import InMemoryEngine
+from service.engine.port import SwarmNode
+from service.errors import EngineUnavailable
+from service.fleet import forwarding
+from service.fleet.peers import Reply
+
+from .conftest import TOKENS, bearer
+
+SECRET = b"unit-fleet-secret-0123456789"
+NODES = ("n1", "n2", "n3")
+READER, WRITER, ADMIN = bearer("reader"), bearer("writer"), bearer("admin")
+
+
+class Wsgi:
+    """The transport between instances: address -> that instance's app."""
+
+    def __init__(self):
+        self.apps, self.down, self.hidden = {}, set(), set()
+
+    def resolve(self):
+        return sorted(set(self.apps) - self.hidden)
+
+    def send(self, address, method, target, headers, body, timeout):
+        if address in self.down:
+            raise EngineUnavailable(f"the dockvol of {address} does not answer")
+        data = body if body is None or isinstance(body, bytes) else body.read()
+        r = self.apps[address].test_client().open(target, method=method, headers=headers, data=data)
+        return Reply(r.status_code, dict(r.headers), iter([r.get_data()]))
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    wsgi = Wsgi()
+    engines = {}
+    for i, name in enumerate(NODES):
+        engine = InMemoryEngine(name=name)
+        engines[name] = engine
+        settings = Settings(tokens=TOKENS, fleet="swarm", fleet_secret=SECRET, engine_timeout=2.0)
+        wsgi.apps[f"10.0.0.{i + 1}:8080"] = create_app(
+            {"TESTING": True, "SETTINGS": settings}, engine=engine, peers=(wsgi.resolve, wsgi)
+        )
+    engines["n1"].swarm_nodes = [
+        SwarmNode(f"id-{n}", n, "manager" if n == "n1" else "worker", "active", "ready") for n in NODES
+    ]
+
+    class Fleet:
+        pass
+
+    f = Fleet()
+    f.wsgi, f.engines = wsgi, engines
+    f.client = {n: wsgi.apps[f"10.0.0.{i + 1}:8080"].test_client() for i, n in enumerate(NODES)}
+    f.address = {n: f"10.0.0.{i + 1}:8080" for i, n in enumerate(NODES)}
+    return f
+
+
+def containers(engine):
+    return {c.name for c in engine.containers.values()}
+
+
+def names(response):
+    return [(item["name"], item["node"]) for item in response.get_json()]
+
+
+def test_every_instance_lists_every_node(fleet):
+    for node in NODES:
+        r = fleet.client[node].get("/api/v1/nodes", headers=READER)
+        assert r.status_code == 200
+        shown = {n["name"]: n for n in r.get_json()}
+        assert set(shown) == set(NODES)
+        assert shown["n1"]["role"] == "manager" and shown["n2"]["role"] == "worker"
+        assert {n["dockvol"] for n in shown.values()} == {"up"}
+        assert shown["n3"]["id"] == "id-n3" and shown["n3"]["availability"] == "active"
+        assert "Dockvol-Unreachable-Nodes" not in r.headers
+
+
+def test_one_name_on_two_nodes_is_listed_twice_and_needs_node_to_be_read(fleet):
+    c = fleet.client["n3"]
+    for node in ("n1", "n2"):
+        r = c.post("/api/v1/volumes", json={"name": "shared", "node": node}, headers=WRITER)
+        assert r.status_code == 201 and r.get_json()["node"] == node
+    assert set(fleet.engines["n1"].volumes) == {"shared"} and set(fleet.engines["n2"].volumes) == {"shared"}
+    assert not fleet.engines["n3"].volumes
+    assert names(c.get("/api/v1/volumes", headers=READER)) == [("shared", "n1"), ("shared", "n2")]
+    r = c.get("/api/v1/volumes/shared", headers=READER)
+    assert r.status_code == 409 and r.get_json()["nodes"] == ["n1", "n2"]
+    for node in ("n1", "n2"):
+        r = c.get(f"/api/v1/volumes/shared?node={node}", headers=READER)
+        assert r.status_code == 200 and r.get_json()["node"] == node and r.headers["ETag"]
+    assert c.get("/api/v1/volumes/absent", headers=READER).status_code == 404
+    assert c.get("/api/v1/volumes/shared?node=n9", headers=READER).status_code == 404
+
+
+def test_pages_of_the_merged_list_are_pages_of_the_sorted_union(fleet):
+    c = fleet.client["n1"]
+    made = []
+    for i in range(23):
+        node = NODES[i % 3]
+        fleet.engines[node].create_volume(f"v{i:02}", "local", {}, {})
+        made.append((f"v{i:02}", node))
+    seen = []
+    for page in (1, 2, 3):
+        r = c.get(f"/api/v1/volumes?page={page}&page_size=10", headers=READER)
+        assert r.status_code == 200
+        assert json.loads(r.headers["X-Pagination"])["total"] == 23
+        seen += names(r)
+    assert seen == sorted(made)
+    only = c.get("/api/v1/volumes?node=n2&page_size=100", headers=READER)
+    assert names(only) == sorted(m for m in made if m[1] == "n2")
+
+
+def test_a_binding_goes_where_its_volume_lives_and_a_member_to_its_group(fleet):
+    c = fleet.client["n1"]
+    assert c.post("/api/v1/volumes", json={"name": "data", "node": "n3"}, headers=WRITER).status_code == 201
+    body = {"name": "web", "image": "busybox:stable", "network": "none"}
+    r = c.post(
+        "/api/v1/bindings",
+        json={**body, "mounts": [{"type": "volume", "source": "data", "target": "/d"}]},
+        headers=WRITER,
+    )
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["node"] == "n3" and "web" in containers(fleet.engines["n3"])
+    r = c.post("/api/v1/sharing-groups", json={"name": "grp", "node": "n2"}, headers=WRITER)
+    assert r.status_code == 201 and r.get_json()["node"] == "n2"
+    r = c.post(
+        "/api/v1/bindings", json={"name": "member", "image": "busybox:stable", "sharing_group": "grp"}, headers=WRITER
+    )
+    assert r.status_code == 201 and r.get_json()["node"] == "n2"
+    clash = {**body, "name": "clash", "node": "n1", "mounts": [{"type": "volume", "source": "data", "target": "/d"}]}
+    r = c.post("/api/v1/bindings", json=clash, headers=WRITER)
+    assert r.status_code == 422 and "node" in r.get_json()["errors"]
+    assert all("clash" not in containers(e) for e in fleet.engines.values())
+
+
+def test_a_new_volume_goes_to_the_node_with_fewest_unless_one_is_named(fleet):
+    c = fleet.client["n2"]
+    fleet.engines["n1"].create_volume("a", "local", {}, {"dockvol.managed": "true"})
+    fleet.engines["n2"].create_volume("b", "local", {}, {"dockvol.managed": "true"})
+    r = c.post("/api/v1/volumes", json={"name": "cc"}, headers=WRITER)
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["node"] == "n3"
+
+
+def test_a_drained_node_gets_nothing_new(fleet):
+    fleet.engines["n1"].swarm_nodes[2] = SwarmNode("id-n3", "n3", "worker", "drain", "ready")
+    c = fleet.client["n1"]
+    r = c.post("/api/v1/volumes", json={"name": "xx", "node": "n3"}, headers=WRITER)
+    assert r.status_code == 409
+    for i in range(4):
+        r = c.post("/api/v1/volumes", json={"name": f"y{i}"}, headers=WRITER)
+        assert r.status_code == 201 and r.get_json()["node"] != "n3"
+
+
+def test_a_node_that_does_not_answer_is_named_and_the_others_unaffected(fleet):
+    c = fleet.client["n1"]
+    for node in NODES:
+        assert c.post("/api/v1/volumes", json={"name": f"on-{node}", "node": node}, headers=WRITER).status_code == 201
+    c.get("/api/v1/nodes", headers=READER)
+    fleet.wsgi.down.add(fleet.address["n2"])  # its address still resolves, its instance does not answer
+    r = c.get("/api/v1/volumes", headers=READER)
+    assert r.status_code == 200
+    assert names(r) == [("on-n1", "n1"), ("on-n3", "n3")]
+    assert r.headers["Dockvol-Unreachable-Nodes"] == "n2"
+    r = c.get("/api/v1/volumes/on-n2", headers=READER)
+    assert r.status_code == 503 and "n2" in r.get_json()["detail"]
+    assert c.get("/api/v1/volumes/on-n3", headers=READER).status_code == 200
+    nodes = {n["name"]: n for n in c.get("/api/v1/nodes", headers=READER).get_json()}
+    assert nodes["n2"]["dockvol"] == "unreachable" and nodes["n1"]["dockvol"] == "up"
+
+
+def test_a_node_whose_task_is_gone_from_dns_is_still_named(fleet):
+    fresh = fleet.client["n3"]  # has never listed before: knows n2 only from Swarm's node list
+    fleet.wsgi.hidden.add(fleet.address["n2"])
+    fleet.wsgi.down.add(fleet.address["n2"])
+    r = fresh.get("/api/v1/volumes", headers=READER)
+    assert r.status_code == 200 and r.headers["Dockvol-Unreachable-Nodes"] == "n2"
+    r = fresh.post("/api/v1/volumes", json={"name": "zz", "node": "n2"}, headers=WRITER)
+    assert r.status_code == 503
+
+
+def test_the_callers_scopes_travel_with_a_forwarded_request(fleet):
+    c = fleet.client["n1"]
+    r = c.post("/api/v1/volumes", json={"name": "xx", "node": "n2"}, headers=READER)
+    assert r.status_code == 403
+    assert not fleet.engines["n2"].volumes
+    assert c.post("/api/v1/volumes", json={"name": "xx", "node": "n2"}).status_code == 401
+
+
+def test_a_forged_forwarding_header_is_refused(fleet):
+    c = fleet.client["n2"]
+    admin = forwarding.Caller("me", frozenset({"admin"}))
+    target = "/api/v1/volumes"
+    for secret, node in ((b"guessed-secret-0123456789", "n2"), (SECRET, "n3")):
+        forged = forwarding.sign(secret, admin, node, "POST", target, time.time())
+        r = c.post(target, json={"name": "evil"}, headers={forwarding.HEADER: forged})
+        assert r.status_code == 401, (secret, node)
+    stale = forwarding.sign(SECRET, admin, "n2", "POST", target, time.time() - 120)
+    assert c.post(target, json={"name": "evil"}, headers={forwarding.HEADER: stale}).status_code == 401
+    assert all(not e.volumes for e in fleet.engines.values())
+    assert c.get("/fleet/v1/identity").status_code == 401
+
+
+def test_archives_stream_through_the_instance_that_was_asked(fleet):
+    from tests.contract.engine_contract import make_tar
+
+    c = fleet.client["n1"]
+    assert c.post("/api/v1/volumes", json={"name": "site", "node": "n3"}, headers=WRITER).status_code == 201
+    tree = [("a.txt", "file", b"hello fleet\n", 0o644)]
+    r = c.put("/api/v1/volumes/site/archive", data=make_tar(tree), content_type="application/x-tar", headers=ADMIN)
+    assert r.status_code == 200, r.get_json()
+    assert fleet.engines["n3"].files.tree("site")["a.txt"][1] == b"hello fleet\n"
+    r = c.get("/api/v1/volumes/site/archive", headers={**READER, "Accept-Encoding": "identity"})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-tar"
+    assert b"hello fleet" in r.data
+
+
+def test_item_routes_with_their_own_query_take_node_too(fleet):
+    c = fleet.client["n2"]
+    for node in ("n1", "n3"):
+        body = {"name": "twin", "image": "busybox:stable", "network": "none", "node": node}
+        body["mounts"] = [{"type": "volume", "target": "/anon"}]
+        assert c.post("/api/v1/bindings", json=body, headers=WRITER).status_code == 201
+    assert c.delete("/api/v1/bindings/twin?remove_anonymous_volumes=true", headers=WRITER).status_code == 409
+    r = c.delete("/api/v1/bindings/twin?remove_anonymous_volumes=true&node=n3", headers=WRITER)
+    assert r.status_code == 204
+    assert not containers(fleet.engines["n3"]) and not fleet.engines["n3"].volumes
+    assert containers(fleet.engines["n1"]) == {"twin"} and fleet.engines["n1"].volumes
+
+
+def test_prune_acts_on_every_node_or_those_named(fleet):
+    c = fleet.client["n1"]
+    for node in NODES:
+        assert c.post("/api/v1/volumes", json={"node": node}, headers=WRITER).status_code == 201
+    r = c.post("/api/v1/volumes/prune?node=n2", json={"dry_run": True}, headers=ADMIN)
+    assert r.status_code == 200 and r.get_json()["volumes_deleted"] == list(fleet.engines["n2"].volumes)
+    r = c.post("/api/v1/volumes/prune", json={}, headers=ADMIN)
+    assert r.status_code == 200 and len(r.get_json()["volumes_deleted"]) == 3
+    assert all(not e.volumes for e in fleet.engines.values())
+    assert c.post("/api/v1/volumes/prune", json={}, headers=WRITER).status_code == 403
