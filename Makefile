@@ -38,7 +38,7 @@ unit: venv
 lint: venv
 	$(BIN)/ruff check service tests deploy/*.py
 	$(BIN)/ruff format --check service tests deploy/*.py
-	shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh .ci/run
+	shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh tests/fleet/*.sh .ci/run
 
 openapi: venv
 	$(BIN)/flask --app 'service.app:create_app()' openapi write --format=json openapi/openapi.json

@@ -44,7 +44,7 @@ lint() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null 2>&1 \
             || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
     fi
-    shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh .ci/run || rc=1
+    shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh tests/fleet/*.sh .ci/run || rc=1
     if [ "$rc" = 0 ]; then summary+=("lint: passed"); else summary+=("lint: FAILED"); failed=1; fi
 }
 
