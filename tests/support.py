@@ -14,6 +14,13 @@ TEST_LABEL = "dockvol-test"
 IMAGE = os.environ.get("DOCKVOL_TEST_IMAGE", "busybox:stable")
 
 
+def sleeper(seconds: int = 3600) -> list[str]:
+    """A command that sleeps and ends at once on SIGTERM: a bare `sleep` as PID 1 ignores it, so
+    every engine stop waited its 10 s stop timeout for each such container (the faults tier
+    restarts the engine at every step)."""
+    return ["sh", "-c", f"trap 'exit 0' TERM; sleep {seconds} & wait"]
+
+
 def engine_host() -> str:
     """The private engine `make test` started; its absence is a failure, never a skip."""
     host = os.environ.get("DOCKVOL_TEST_DOCKER_HOST")

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from tests.support import IMAGE, unique
+from tests.support import IMAGE, sleeper, unique
 
 from .conftest import READER, WRITER
 
@@ -29,7 +29,7 @@ def binding(service, name, **extra):
         {
             "name": name,
             "image": IMAGE,
-            "command": ["sleep", "3600"],
+            "command": sleeper(),
             **network,
             "mounts": [{"type": "volume", "target": "/data"}],
             **extra,

@@ -20,14 +20,14 @@ import pytest
 import requests
 
 from tests.e2e.conftest import service_env
-from tests.support import IMAGE, TEST_LABEL, engine_host, files_of, tar_of, unique
+from tests.support import IMAGE, TEST_LABEL, engine_host, files_of, sleeper, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
 
 RECOVERY_SECONDS = 30
 MAX_STEPS = 20
 FAULTS = pytest.mark.parametrize("fault", ["kill", "engine"])
-# Each step restarts dockvol (and the engine: about 10 s, containers get 2 s to stop): an operation
+# Each step restarts dockvol (and the engine: a few seconds; test containers end on SIGTERM): an operation
 # of 13 steps takes about 4 minutes on a busy machine, past the suite's 300 s default.
 LONG = pytest.mark.timeout(900)
 
@@ -132,7 +132,7 @@ def test_put_interrupted_at_every_step(service, interrupt, sdk, fault):
     assert (
         requests.post(
             service.url("/api/v1/bindings"),
-            json=binding_body(name, ["sleep", "3600"], "/data"),
+            json=binding_body(name, sleeper(), "/data"),
             headers=WRITER,
             timeout=60,
         ).status_code
@@ -142,7 +142,7 @@ def test_put_interrupted_at_every_step(service, interrupt, sdk, fault):
     data_volume = next(m["Name"] for m in sdk.containers.get(name).attrs["Mounts"])
     recoveries = []
     for step in range(1, MAX_STEPS):
-        new = ["sleep", str(4000 + step)]
+        new = sleeper(4000 + step)
         before = requests.get(service.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30).json()["command"]
         put = lambda s: requests.put(
             s.url(f"/api/v1/bindings/{name}"),
@@ -185,7 +185,7 @@ def test_create_with_anonymous_volumes_interrupted_at_every_step(service, interr
         name = unique(f"create{step}")
         post = lambda s: requests.post(
             s.url("/api/v1/bindings"),
-            json=binding_body(name, ["sleep", "3600"], "/a", "/b"),
+            json=binding_body(name, sleeper(), "/a", "/b"),
             headers=WRITER,
             timeout=60,
         )
@@ -223,7 +223,7 @@ def test_cascade_delete_interrupted_at_every_step(service, interrupt, sdk, fault
         )
         members = [unique(f"m{step}") for _ in range(2)]
         for m in members:
-            body = {"name": m, "image": IMAGE, "command": ["sleep", "3600"], "sharing_group": group}
+            body = {"name": m, "image": IMAGE, "command": sleeper(), "sharing_group": group}
             assert (
                 requests.post(service.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60).status_code == 201
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support import IMAGE, TEST_LABEL, files_of, race, tar_of, unique
+from tests.support import IMAGE, TEST_LABEL, files_of, race, sleeper, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
 
@@ -33,7 +33,7 @@ def test_deleting_a_volume_while_a_binding_mounts_it(service, sdk):
         body = {
             "name": user,
             "image": IMAGE,
-            "command": ["sleep", "3600"],
+            "command": sleeper(),
             "network": "none",
             "mounts": [{"type": "volume", "source": volume, "target": "/srv"}],
         }
@@ -59,7 +59,7 @@ def test_a_cascade_delete_while_a_member_joins(service, sdk):
             ).status_code
             == 201
         )
-        body = {"name": member, "image": IMAGE, "command": ["sleep", "3600"], "sharing_group": group}
+        body = {"name": member, "image": IMAGE, "command": sleeper(), "sharing_group": group}
         codes = race(
             lambda: (
                 requests.delete(
@@ -118,7 +118,7 @@ def test_twenty_concurrent_puts_of_one_binding(service, sdk):
     body = {
         "name": name,
         "image": IMAGE,
-        "command": ["sleep", "3600"],
+        "command": sleeper(),
         "network": "none",
         "mounts": [{"type": "volume", "target": "/data"}],
     }
@@ -129,7 +129,7 @@ def test_twenty_concurrent_puts_of_one_binding(service, sdk):
         return lambda: (
             requests.put(
                 service.url(f"/api/v1/bindings/{name}"),
-                json={**body, "command": ["sleep", str(5000 + i)]},
+                json={**body, "command": sleeper(5000 + i)},
                 headers=WRITER,
                 timeout=120,
             ).status_code
