@@ -14,6 +14,7 @@ MANAGED = "dockvol.managed"
 ANONYMOUS = "dockvol.anonymous"
 CREATE_ID = "dockvol.create-id"  # one-time label: tells "I created it" from "it was there"
 ROLE = "dockvol.role"
+SERVICE_ROLE = "service"  # dockvol.role of dockvol's own container (compose file, stack file)
 BINDING = "dockvol.binding"
 GROUP = "dockvol.group"
 OWNER = "dockvol.owner"  # host:pid of the worker that made a helper container

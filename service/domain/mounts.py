@@ -192,11 +192,13 @@ def bind_device(driver: str, opts: Mapping[str, str]) -> str | None:
 
 
 def host_sources(engine: Engine, ignore_container: str | None = None) -> list[HostSource]:
-    """Every host path in use on the engine, in two calls whatever the host holds."""
+    """Every host path in use on the engine, in two calls whatever the host holds. dockvol's own
+    container does not count: it mounts the bind roots to check sources as the engine sees them,
+    and it is trusted (its label is one no caller of dockvol can set)."""
     sources = [
         HostSource(m.source, not m.read_only, f"the bind source of container {c.name}")
         for c in engine.list_containers()
-        if c.id != ignore_container
+        if c.id != ignore_container and c.labels.get(L.ROLE) != L.SERVICE_ROLE
         for m in c.mounts
         if m.type == "bind" and m.source
     ]

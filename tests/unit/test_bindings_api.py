@@ -595,3 +595,18 @@ def test_bind_checks_ask_the_engine_for_its_data_root_once(client, as_writer, en
         mounts = [{"type": "bind", "source": f"{bind_root}/b{i}-{j}", "target": f"/w{j}"} for j in range(3)]
         assert bind(client, as_writer, name=f"many{i}", mounts=mounts).status_code == 201
     assert engine.calls["info"] == 1
+
+
+def test_dockvols_own_container_mounting_a_bind_root_does_not_block_binds_under_it(
+    client, as_writer, engine, bind_root
+):
+    import dataclasses
+
+    outer = [{"type": "bind", "source": f"{bind_root}/outer", "target": "/all"}]
+    assert bind(client, as_writer, name="writer-above", mounts=outer).status_code == 201
+    inner = [{"type": "bind", "source": f"{bind_root}/outer/inner", "target": "/www"}]
+    r = bind(client, as_writer, name="inner1", mounts=inner)
+    assert r.status_code == 403 and "writer-above" in r.get_json()["detail"]
+    (above,) = [c for c in engine.containers.values() if c.name == "writer-above"]
+    engine.containers[above.id] = dataclasses.replace(above, labels={**above.labels, L.ROLE: L.SERVICE_ROLE})
+    assert bind(client, as_writer, name="inner2", mounts=inner).status_code == 201
