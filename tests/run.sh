@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole suite (`make test`): lint and the unit tier once, then the integration, end-to-end,
-# security and faults tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a
+# security, faults and fleet tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a
 # private engine that this script starts and stops again, and the deploy smoke test
 # (deploy/smoke.sh) on one engine.
 # Any failure, or a tier that runs no test, fails the run.
@@ -67,6 +67,7 @@ for engine in $ENGINES; do
     run "security on engine $engine ($version)" tests/security
     export DOCKVOL_TEST_ENGINE=$engine
     run "faults on engine $engine ($version)" tests/faults
+    run "fleet on engine $engine ($version): a three-node Swarm" tests/fleet
     if [ "$engine" = "$SMOKE_ENGINE" ]; then
         echo "== deploy smoke on engine $engine: image, HEALTHCHECK, compose"
         if deploy/smoke.sh "$engine"; then

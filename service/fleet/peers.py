@@ -116,7 +116,8 @@ class Directory:
                     except EngineUnavailable:
                         continue
                 peers[node] = address
-            self._peers, self._at = peers, time.monotonic()
+            if peers:  # none (DNS not ready yet) is asked again next time
+                self._peers, self._at = peers, time.monotonic()
             return dict(peers)
 
     def forget(self) -> None:

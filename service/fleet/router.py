@@ -99,6 +99,8 @@ class Router:
         name = (request.view_args or {}).get("name")
         if name is None:
             return None
+        if request.endpoint == "volumes.VolumeClone":
+            return self._clone(request, caller, name, g.nodes[0] if g.nodes else self._locate(caller, collection, name))
         return self._forward(request, caller, g.nodes[0] if g.nodes else self._locate(caller, collection, name))
 
     # -- nodes ------------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ class Router:
         )
         identities = {node: reply.json() for node, reply in asked.answers.items() if reply.status == 200}
         swarm = next((i["swarm"] for i in identities.values() if i.get("swarm")), None)
-        names = set(self._known) | set(identities) | {n["hostname"] for n in swarm or ()}
+        names = {self._here()} | set(self._known) | set(identities) | {n["hostname"] for n in swarm or ()}
         self._known |= names
         return [Member(n, peers.get(n) if n in identities else None, identities.get(n)) for n in sorted(names)]
 
@@ -223,7 +225,8 @@ class Router:
 
     # -- items and writes -------------------------------------------------------------------------
 
-    def _locate(self, caller: forwarding.Caller, collection: str, name: str) -> str:
+    def _locate(self, caller: forwarding.Caller, collection: str, name: str, prefer: str | None = None) -> str:
+        """The node that holds `name`; of several, `prefer` if it is one of them (a create's `node`)."""
         members = self.members()
         reachable = {m.name: m.address for m in members if m.address}
         asked = self._fan.ask(
@@ -235,6 +238,8 @@ class Router:
         silent = sorted({m.name for m in members if not m.address} | set(asked.unreachable))
         if len(found) == 1:
             return found[0]
+        if prefer in found:
+            return prefer
         if found:
             raise Conflict(f"{name} exists on several nodes: name one with ?node=", nodes=found)
         if silent:
@@ -251,14 +256,73 @@ class Router:
         volumes: set[str] = set()
         for mount in body.get("mounts") or ():
             if isinstance(mount, dict) and mount.get("type", "volume") == "volume" and mount.get("source"):
-                volumes.add(self._locate(caller, COLLECTIONS["volumes"], str(mount["source"])))
+                volumes.add(self._locate(caller, COLLECTIONS["volumes"], str(mount["source"]), wanted))
         group = body.get("sharing_group") if blueprint == "bindings" else None
-        group_node = self._locate(caller, COLLECTIONS["sharing_groups"], str(group)) if group else None
+        group_node = self._locate(caller, COLLECTIONS["sharing_groups"], str(group), wanted) if group else None
         members = self.members()
         swarm = _swarm(members)
         candidates = [_candidate(m, swarm) for m in members]
         node = place(candidates, wanted, volumes, group_node)
         return self._forward(request, caller, node, members)
+
+    def _clone(self, request: Request, caller: forwarding.Caller, name: str, source: str) -> Response:
+        """A clone onto another node: the copy is made there, empty, then filled by streaming the
+        source's export into an import on the target (an import's checks, all or nothing); if the
+        import fails, the copy goes. The same node: the source's own clone."""
+        body = request.get_json(silent=True)
+        target = body.get("node") if isinstance(body, dict) else None
+        if not isinstance(target, str) or target == source:
+            return self._forward(request, caller, source)
+        members = self.members()
+        swarm = _swarm(members)
+        place([_candidate(m, swarm) for m in members], wanted=target)  # open to new resources
+        address = {m.name: m.address for m in members}
+        src, dst = address.get(source), address.get(target)
+        if src is None or dst is None:
+            raise EngineUnavailable(f"node {source if src is None else target} does not answer")
+        assert isinstance(body, dict)
+        copy = str(body.get("name", ""))
+        made = self._call(
+            dst,
+            target,
+            caller,
+            "POST",
+            COLLECTIONS["volumes"],
+            self._timeout,
+            {"Content-Type": "application/json"},
+            json.dumps({"name": copy, "labels": body.get("labels", {}), "node": target}).encode(),
+        )
+        if made.status != 201:
+            return _passed(made)
+        made.read()
+        pause = "?pause=true" if body.get("pause") is True else ""
+        export = self._call(
+            src, source, caller, "GET", f"{COLLECTIONS['volumes']}/{name}/archive{pause}", self._timeout
+        )
+        if export.status != 200:
+            self._call(dst, target, caller, "DELETE", f"{COLLECTIONS['volumes']}/{copy}", self._timeout).read()
+            return _passed(export)
+        # The caller's write was checked by the create; the import that fills its copy is the fleet's.
+        filler = forwarding.Caller(f"{caller.name} (clone)", frozenset({"admin"}))
+        filled = self._call(
+            dst,
+            target,
+            filler,
+            "PUT",
+            f"{COLLECTIONS['volumes']}/{copy}/archive",
+            self._timeout,
+            {"Content-Type": "application/x-tar"},
+            export.body,
+        )
+        if filled.status != 200:
+            self._call(dst, target, caller, "DELETE", f"{COLLECTIONS['volumes']}/{copy}", self._timeout).read()
+            return _passed(filled)
+        filled.read()
+        shown = self._call(dst, target, caller, "GET", f"{COLLECTIONS['volumes']}/{copy}", self._timeout)
+        response = _passed(shown)
+        response.status_code = 201
+        response.headers["Location"] = f"{COLLECTIONS['volumes']}/{copy}"
+        return response
 
     def _forward(
         self, request: Request, caller: forwarding.Caller, node: str, members: Sequence[Member] | None = None

@@ -36,7 +36,13 @@ class Wsgi:
     def send(self, address, method, target, headers, body, timeout):
         if address in self.down:
             raise EngineUnavailable(f"the dockvol of {address} does not answer")
-        data = body if body is None or isinstance(body, bytes) else body.read()
+        data = (
+            body
+            if body is None or isinstance(body, bytes)
+            else b"".join(body)
+            if not hasattr(body, "read")
+            else body.read()
+        )
         r = self.apps[address].test_client().open(target, method=method, headers=headers, data=data)
         return Reply(r.status_code, dict(r.headers), iter([r.get_data()]))
 
@@ -138,7 +144,14 @@ def test_a_binding_goes_where_its_volume_lives_and_a_member_to_its_group(fleet):
         "/api/v1/bindings", json={"name": "member", "image": "busybox:stable", "sharing_group": "grp"}, headers=WRITER
     )
     assert r.status_code == 201 and r.get_json()["node"] == "n2"
-    clash = {**body, "name": "clash", "node": "n1", "mounts": [{"type": "volume", "source": "data", "target": "/d"}]}
+    assert c.post("/api/v1/volumes", json={"name": "data", "node": "n1"}, headers=WRITER).status_code == 201
+    both = {**body, "name": "both", "mounts": [{"type": "volume", "source": "data", "target": "/d"}]}
+    r = c.post("/api/v1/bindings", json=both, headers=WRITER)
+    assert r.status_code == 409 and r.get_json()["nodes"] == ["n1", "n3"]
+    r = c.post("/api/v1/bindings", json={**both, "node": "n1"}, headers=WRITER)
+    assert r.status_code == 201 and r.get_json()["node"] == "n1"
+    assert c.post("/api/v1/volumes", json={"name": "solo", "node": "n3"}, headers=WRITER).status_code == 201
+    clash = {**body, "name": "clash", "node": "n2", "mounts": [{"type": "volume", "source": "solo", "target": "/d"}]}
     r = c.post("/api/v1/bindings", json=clash, headers=WRITER)
     assert r.status_code == 422 and "node" in r.get_json()["errors"]
     assert all("clash" not in containers(e) for e in fleet.engines.values())
@@ -249,3 +262,32 @@ def test_prune_acts_on_every_node_or_those_named(fleet):
     assert r.status_code == 200 and len(r.get_json()["volumes_deleted"]) == 3
     assert all(not e.volumes for e in fleet.engines.values())
     assert c.post("/api/v1/volumes/prune", json={}, headers=WRITER).status_code == 403
+
+
+def test_a_clone_onto_another_node_streams_the_data_there(fleet):
+    from tests.contract.engine_contract import make_tar
+
+    c = fleet.client["n1"]
+    assert c.post("/api/v1/volumes", json={"name": "src", "node": "n2"}, headers=WRITER).status_code == 201
+    tree = [("d", "dir", None, 0o755), ("d/f.txt", "file", b"moved\n", 0o640)]
+    assert (
+        c.put(
+            "/api/v1/volumes/src/archive", data=make_tar(tree), content_type="application/x-tar", headers=ADMIN
+        ).status_code
+        == 200
+    )
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3", "labels": {"k": "v"}}, headers=WRITER)
+    assert r.status_code == 201, r.get_json()
+    assert (
+        r.get_json()["node"] == "n3"
+        and r.get_json()["labels"] == {"k": "v"}
+        and r.headers["Location"].endswith("/copy")
+    )
+    assert fleet.engines["n3"].files.tree("copy")["d/f.txt"][1] == b"moved\n"
+    assert "copy" not in fleet.engines["n2"].volumes
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "local", "node": "n2"}, headers=WRITER)
+    assert r.status_code == 201 and r.get_json()["node"] == "n2"
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "copy2", "node": "n3"}, headers=READER)
+    assert r.status_code == 403 and "copy2" not in fleet.engines["n3"].volumes
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3"}, headers=WRITER)
+    assert r.status_code == 409  # the name is taken there

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from ...domain import archives
 from ...domain.volume_data import Download, Listing, VolumeData
 from ...errors import Forbidden, TooLarge
-from ..documents import answer, here, volume_document
+from ..documents import answer, check_node, here, volume_document
 from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
 from .data_schemas import (
     CloneSchema,
@@ -113,6 +113,7 @@ class VolumeClone(MethodView):
         responses={201: {"links": links_to("getVolume", "deleteVolume")}},
     )
     def post(self, data, name):
+        check_node(data.get("node"))  # fleet mode sends a clone to another node's instance as an import
         volume = _data().clone(name, data["name"], data["labels"], data["pause"])
         return answer(volume_document(volume, here()), 201, url_for("volumes.VolumeItem", name=volume.name))
 

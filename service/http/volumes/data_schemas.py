@@ -62,6 +62,10 @@ class CloneSchema(Schema):
     pause = StrictBool(
         load_default=False, metadata={"description": "Pause the containers that can write to it meanwhile"}
     )
+    node = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "Fleet mode: the node of the copy (default: the source's); its data streams there"},
+    )
 
 
 class RenameSchema(Schema):

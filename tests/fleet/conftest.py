@@ -1,0 +1,151 @@
+"""Fleet tier: a three-node Swarm of private engines (tests/fleet/lab.sh), dockvol's image loaded on
+every node and deployed with deploy/swarm-stack.yml, driven over HTTP from the host (each node's
+instance on port 8080 of its address on the lab's bridge). `make test` names the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+
+import docker
+import pytest
+import requests
+
+from tests.support import engine_host
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LAB = ROOT / "tests" / "fleet" / "lab.sh"
+IMAGE = "dockvol:fleet-test"
+STACK = "dockvol"
+SERVICE = f"{STACK}_dockvol"
+TIMEOUT = 3  # DOCKVOL_ENGINE_TIMEOUT of the fleet: how long a silent node may hold a list
+TOKENS = {"admin": ["admin"], "writer": ["write"], "reader": ["read"]}
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    host: str  # its engine, for the tests' own checks
+
+    def url(self, path: str) -> str:
+        return f"http://{self.address}:8080{path}"
+
+    def sdk(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host, timeout=30)
+
+
+@dataclass
+class Fleet:
+    engine: str
+    nodes: list[Node]
+    tokens: dict[str, str]  # scope -> token
+    bind_root: pathlib.Path
+
+    def auth(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[scope]}"}
+
+    def lab(self, *args: str) -> str:
+        done = subprocess.run([str(LAB), args[0], self.engine, *args[1:]], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"lab.sh {' '.join(args)}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    def manager(self) -> docker.DockerClient:
+        return self.nodes[0].sdk()
+
+    def wait_ready(self, within: float = 90.0) -> None:
+        """Every node's instance answers, and sees every other's."""
+        deadline, last = time.monotonic() + within, None
+        while time.monotonic() < deadline:
+            try:
+                shown = [
+                    requests.get(n.url("/api/v1/nodes"), headers=self.auth("reader"), timeout=5) for n in self.nodes
+                ]
+                last = [r.status_code for r in shown]
+                if all(
+                    r.status_code == 200 and [m["dockvol"] for m in r.json()] == ["up"] * len(self.nodes) for r in shown
+                ):
+                    return
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(1)
+        raise AssertionError(f"the fleet did not come up within {within} s: {last}")
+
+
+def _lines(text: str) -> list[Node]:
+    return [Node(*line.split()) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    engine = os.environ.get("DOCKVOL_TEST_ENGINE")
+    if not engine:
+        pytest.fail("DOCKVOL_TEST_ENGINE is not set: run the fleet tier through `make test`", pytrace=False)
+    work = tmp_path_factory.mktemp("fleet")
+    tokens = {scope: secrets.token_urlsafe(18) for scope in TOKENS}
+    bind_root = pathlib.Path(f"/tmp/dockvol-lab-{engine}-binds")
+    bind_root.mkdir(mode=0o755, exist_ok=True)
+    f = Fleet(engine, [], tokens, bind_root)
+    subprocess.run([str(LAB), "down", engine], capture_output=True, timeout=300)  # a killed run's lab
+    try:
+        f.nodes = _lines(f.lab("up"))
+        _deploy(f, work)
+        f.wait_ready()
+        yield f
+    finally:
+        subprocess.run([str(LAB), "down", engine], capture_output=True, timeout=300)
+        subprocess.run(["rm", "-rf", str(bind_root)], check=False)
+
+
+def _deploy(f: Fleet, work: pathlib.Path) -> None:
+    # The image is built on the tier's private engine (deploy/build-image.sh, cached from the
+    # smoke test's build) and loaded on every node: one id everywhere, so no node tries to pull it.
+    host = engine_host()
+    subprocess.run([str(ROOT / "deploy" / "build-image.sh"), host, IMAGE], check=True, timeout=900)
+    for node in f.nodes:
+        pipe = 'docker -H "$1" save "$3" | docker -H "$2" load -q'
+        subprocess.run(
+            ["bash", "-o", "pipefail", "-c", pipe, "-", host, node.host, IMAGE], check=True, capture_output=True
+        )
+    hashed = [
+        {"name": f"fleet-{scope}", "sha256": hashlib.sha256(f.tokens[scope].encode()).hexdigest(), "scopes": scopes}
+        for scope, scopes in TOKENS.items()
+    ]
+    (work / "tokens.json").write_text(json.dumps(hashed))
+    (work / "fleet.secret").write_text(secrets.token_urlsafe(32))
+    manager = f.nodes[0].host
+    for secret, path in (("dockvol_tokens", "tokens.json"), ("dockvol_fleet", "fleet.secret")):
+        subprocess.run(
+            ["docker", "-H", manager, "secret", "create", secret, str(work / path)], check=True, capture_output=True
+        )
+    env = {
+        **os.environ,
+        "DOCKVOL_IMAGE": IMAGE,
+        "DOCKVOL_BIND_ROOT": str(f.bind_root),
+        "DOCKVOL_DEFAULT_NETWORK": "none",
+        "DOCKVOL_ALLOWED_NETWORKS": '["none"]',
+        "DOCKVOL_ENGINE_TIMEOUT": str(TIMEOUT),
+    }
+    subprocess.run(
+        [
+            "docker",
+            "-H",
+            manager,
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            str(ROOT / "deploy" / "swarm-stack.yml"),
+            STACK,
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
