@@ -33,13 +33,13 @@ from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError, NotFound, TooLarge
 from .fleet.peers import Directory, HttpTransport, Resolver, Transport, dns_resolver
 from .fleet.router import Router, identify
-from .http import docs, events, health, limits, mount_schemas, observability, pagination, problems
+from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
-from .http.smorest import Api, json_response
+from .http.smorest import Api
 from .http.volumes import data_routes
 from .http.volumes import routes as volume_routes
 
@@ -233,16 +233,20 @@ def _take_node() -> None:
         request.args = ImmutableMultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "node"])
 
 
-def _only_this_node() -> Response | None:
-    """One engine: a request for another node finds nothing (an empty list, or 404)."""
+def _only_this_node() -> None:
+    """One engine: a request for another node finds nothing: a list is empty (after its view
+    checked the query), anything else 404; a caller without a token hears 401 first."""
     blueprint = (request.endpoint or "").partition(".")[0]
     if not g.nodes or blueprint not in ("volumes", "bindings", "sharing_groups"):
-        return None
-    here = current_app.extensions["dockvol"].nodes.here()
+        return
+    services = current_app.extensions["dockvol"]
+    services.auth.authorize(request.headers.get("Authorization"), "read")
+    here = services.nodes.here()
     if here in g.nodes:
-        return None
-    if request.method == "GET" and not (request.view_args or {}).get("name"):
-        return json_response([], headers=pagination.headers_for(0, 1, 1))
+        return
+    if request.method == "GET" and (request.view_args or {}).get("name") is None:
+        g.other_nodes = True  # pagination.paginate lists nothing
+        return
     raise NotFound(f"there is no node {g.nodes[0]!r} (this is {here})")
 
 
