@@ -17,3 +17,4 @@ cd tests/benchmarks
 "$PY" bench_api.py "$@"
 "$PY" bench_volume_data.py --mib "${DOCKVOL_BENCH_MIB:-1024}"
 "$PY" bench_fleet.py
+"$PY" bench_swarm.py --engine "$ENGINE"

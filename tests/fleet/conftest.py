@@ -103,11 +103,12 @@ def fleet(tmp_path_factory):
         subprocess.run(["rm", "-rf", str(bind_root)], check=False)
 
 
-def _deploy(f: Fleet, work: pathlib.Path) -> None:
+def _deploy(f: Fleet, work: pathlib.Path, build: bool = True) -> None:
     # The image is built on the tier's private engine (deploy/build-image.sh, cached from the
     # smoke test's build) and loaded on every node: one id everywhere, so no node tries to pull it.
     host = engine_host()
-    subprocess.run([str(ROOT / "deploy" / "build-image.sh"), host, IMAGE], check=True, timeout=900)
+    if build:
+        subprocess.run([str(ROOT / "deploy" / "build-image.sh"), host, IMAGE], check=True, timeout=900)
     for node in f.nodes:
         pipe = 'docker -H "$1" save "$3" | docker -H "$2" load -q'
         subprocess.run(

@@ -31,7 +31,9 @@ case "$ENGINE" in
     26.1) TAG=lab26 NET=10.213.2 ;;
     *) usage ;;
 esac
-DIR=/tmp/dockvol-lab-$ENGINE
+# Another lab beside the tests' (make bench's): LAB_TAG (at most 8 letters) and LAB_NET (a /24's first three octets).
+TAG=${LAB_TAG:-$TAG} NET=${LAB_NET:-$NET}
+DIR=/tmp/dockvol-lab-$ENGINE${LAB_TAG:+-$LAB_TAG}
 BR=${TAG}br
 IMAGE=busybox:stable
 PKG26=/tmp/dockvol-engine-26.1/pkg  # where deploy/engine.sh unpacks Debian 13's dockerd
