@@ -270,6 +270,9 @@ case "$CMD" in
         use_engine
         answers "$i" && { say "node $(name "$i")'s engine is already running"; exit 0; }
         no_engine_pids "$i" || { say "node $(name "$i")'s engine is still stopping"; exit 1; }
+        # A killed containerd may linger as a zombie (nothing reaps it here) under the pid in this
+        # file, and dockerd would wait for that "running" containerd instead of starting its own.
+        rm -f "$DIR/n$i/exec/containerd/containerd.pid"
         start_dockerd "$i"
         wait_dockerd "$i"
         say "node $(name "$i")'s engine is running"
