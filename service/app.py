@@ -31,8 +31,8 @@ from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError, NotFound, TooLarge
-from .fleet.peers import Directory, HttpTransport, Resolver, Transport, dns_resolver
-from .fleet.router import Router, identify
+from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
+from .fleet.router import Router
 from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
@@ -188,7 +188,6 @@ def create_app(
 
 def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver, Transport] | None) -> Router:
     resolve, transport = peers or (dns_resolver(settings.fleet_peers), HttpTransport())
-    directory = Directory(resolve, identify(settings.fleet_secret, transport, settings.engine_timeout))
 
     def identity() -> dict[str, Any]:
         info = services.engine.info()
@@ -208,7 +207,7 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
         services.nodes.here,
         settings.fleet_secret,
         services.auth,
-        directory,
+        resolve,
         transport,
         settings.engine_timeout,
         identity,

@@ -1,14 +1,12 @@
 """How an instance reaches the others: their addresses from Swarm's DNS (`tasks.NAME` has one A
-record per running task, on workers as on managers), each address's node asked of the instance
-there, and HTTP between instances (streamed both ways)."""
+record per running task, on workers as on managers), and HTTP between instances (streamed both
+ways). Which node each address is, the router asks (router.py, `members`)."""
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -16,7 +14,6 @@ import urllib3
 
 from ..errors import EngineUnavailable
 
-TTL = 5.0  # seconds a peer list is kept: tasks come and go with rolling updates
 CHUNK = 64 * 1024
 
 
@@ -91,35 +88,3 @@ def dns_resolver(name: str, port: int = 8080) -> Resolver:
         return sorted({f"{info[4][0]}:{port}" for info in found})
 
     return resolve
-
-
-class Directory:
-    """node name -> address of its instance, kept for TTL seconds."""
-
-    def __init__(self, resolve: Resolver, identify: Callable[[str], str], ttl: float = TTL) -> None:
-        self._resolve, self._identify, self._ttl = resolve, identify, ttl
-        self._known: dict[str, str] = {}  # address -> node
-        self._peers: dict[str, str] = {}
-        self._at = 0.0
-        self._lock = threading.Lock()
-
-    def peers(self) -> dict[str, str]:
-        with self._lock:
-            if time.monotonic() - self._at < self._ttl:
-                return dict(self._peers)
-            peers = {}
-            for address in self._resolve():
-                node = self._known.get(address)
-                if node is None:
-                    try:
-                        node = self._known[address] = self._identify(address)
-                    except EngineUnavailable:
-                        continue
-                peers[node] = address
-            if peers:  # none (DNS not ready yet) is asked again next time
-                self._peers, self._at = peers, time.monotonic()
-            return dict(peers)
-
-    def forget(self) -> None:
-        with self._lock:
-            self._at = 0.0

@@ -25,11 +25,11 @@ from ..http.pagination import headers_for
 from . import forwarding
 from .fanout import FanOut
 from .lists import NodePage, merge, window
-from .peers import Directory, Reply, Transport
+from .peers import Reply, Resolver, Transport
 from .placement import Candidate, place
 
 IDENTITY = "/fleet/v1/identity"
-ANY_NODE = "*"  # the node an identity request is signed for: it is sent to an address, node unknown
+ANY_NODE = "*"  # the node an identity request is signed for: it goes to an address, node unknown
 UNREACHABLE = "Dockvol-Unreachable-Nodes"
 FLEET_CALLER = forwarding.Caller("dockvol-fleet", frozenset({"read"}))
 MAX_PAGE = 1000
@@ -55,13 +55,13 @@ class Router:
         here: Callable[[], str],
         secret: bytes,
         auth: TokenStore,
-        directory: Directory,
+        resolve: Resolver,
         transport: Transport,
         timeout: float,
         identity: Callable[[], dict[str, Any]],
     ) -> None:
         self._here, self._secret, self._auth = here, secret, auth
-        self._directory, self._transport, self._timeout = directory, transport, timeout
+        self._resolve, self._transport, self._timeout = resolve, transport, timeout
         self._identity = identity
         self._fan = FanOut()
         self._known: set[str] = set()  # every node ever heard of: one gone silent is named, not dropped
@@ -117,17 +117,22 @@ class Router:
         return members
 
     def _ask_members(self) -> list[Member]:
-        peers = self._directory.peers()
+        """Every instance DNS names is asked at once which node it is (one timeout for all)."""
         asked = self._fan.ask(
-            sorted(peers),
-            lambda node, left: self._call(peers[node], ANY_NODE, FLEET_CALLER, "GET", IDENTITY, left),
+            self._resolve(),
+            lambda address, left: self._call(address, ANY_NODE, FLEET_CALLER, "GET", IDENTITY, left),
             self._timeout,
         )
-        identities = {node: reply.json() for node, reply in asked.answers.items() if reply.status == 200}
+        identities: dict[str, dict[str, Any]] = {}
+        peers: dict[str, str] = {}
+        for address, reply in asked.answers.items():
+            shown = reply.json() if reply.status == 200 else None
+            if isinstance(shown, dict) and shown.get("name"):
+                identities[shown["name"]], peers[shown["name"]] = shown, address
         swarm = next((i["swarm"] for i in identities.values() if i.get("swarm")), None)
         names = {self._here()} | set(self._known) | set(identities) | {n["hostname"] for n in swarm or ()}
         self._known |= names
-        return [Member(n, peers.get(n) if n in identities else None, identities.get(n)) for n in sorted(names)]
+        return [Member(n, peers.get(n), identities.get(n)) for n in sorted(names)]
 
     def _nodes(self) -> Response:
         members = self.members(fresh=True)
@@ -403,17 +408,3 @@ def _stream(body: Iterator[bytes]) -> Iterator[bytes]:
 
 def _unreachable(nodes: Sequence[str]) -> dict[str, str]:
     return {UNREACHABLE: ", ".join(nodes)} if nodes else {}
-
-
-def identify(secret: bytes, transport: Transport, timeout: float) -> Callable[[str], str]:
-    """For the directory: the node whose instance answers at an address."""
-
-    def ask(address: str) -> str:
-        headers = {forwarding.HEADER: forwarding.sign(secret, FLEET_CALLER, ANY_NODE, "GET", IDENTITY, time.time())}
-        reply = transport.send(address, "GET", IDENTITY, headers, None, timeout)
-        shown = reply.json() if reply.status == 200 else None
-        if not isinstance(shown, dict) or not shown.get("name"):
-            raise EngineUnavailable(f"the instance at {address} did not say which node it is")
-        return str(shown["name"])
-
-    return ask

@@ -28,12 +28,15 @@ class Wsgi:
     """The transport between instances: address -> that instance's app."""
 
     def __init__(self):
-        self.apps, self.down, self.hidden = {}, set(), set()
+        self.apps, self.down, self.hidden, self.hanging = {}, set(), set(), set()
 
     def resolve(self):
-        return sorted(set(self.apps) - self.hidden)
+        return sorted((set(self.apps) - self.hidden) | self.hanging)
 
     def send(self, address, method, target, headers, body, timeout):
+        if address in self.hanging:  # accepts the connection, never answers
+            time.sleep(timeout)
+            raise EngineUnavailable(f"the dockvol of {address} did not answer in time")
         if address in self.down:
             raise EngineUnavailable(f"the dockvol of {address} does not answer")
         data = (
@@ -291,3 +294,13 @@ def test_a_clone_onto_another_node_streams_the_data_there(fleet):
     assert r.status_code == 403 and "copy2" not in fleet.engines["n3"].volumes
     r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3"}, headers=WRITER)
     assert r.status_code == 409  # the name is taken there
+
+
+def test_instances_that_hang_cost_one_timeout_together_not_one_each(fleet):
+    c = fleet.client["n1"]
+    fleet.wsgi.hanging.update({"10.0.0.7:8080", "10.0.0.8:8080", "10.0.0.9:8080"})  # new tasks, stuck
+    started = time.monotonic()
+    r = c.get("/api/v1/volumes", headers=READER)
+    took = time.monotonic() - started
+    assert r.status_code == 200
+    assert took < 2 * 2.0, took  # the fleet's timeout is 2 s: once, not once per stuck instance
