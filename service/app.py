@@ -32,7 +32,7 @@ from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError, NotFound, TooLarge
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
-from .fleet.router import Router
+from .fleet.router import COLLECTIONS, Router
 from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
@@ -236,7 +236,7 @@ def _only_this_node() -> None:
     """One engine: a request for another node finds nothing: a list is empty (after its view
     checked the query), anything else 404; a caller without a token hears 401 first."""
     blueprint = (request.endpoint or "").partition(".")[0]
-    if not g.nodes or blueprint not in ("volumes", "bindings", "sharing_groups"):
+    if not g.nodes or blueprint not in COLLECTIONS:
         return
     services = current_app.extensions["dockvol"]
     services.auth.authorize(request.headers.get("Authorization"), "read")

@@ -34,7 +34,7 @@ UNREACHABLE = "Dockvol-Unreachable-Nodes"
 FLEET_CALLER = forwarding.Caller("dockvol-fleet", frozenset({"read"}))
 MAX_PAGE = 1000
 MEMBERS_TTL = 1.0  # seconds what the instances say of themselves is kept
-# Collections the fleet merges, and where their items live.
+# The blueprints whose resources live on nodes (`?node=` applies), and where their items live.
 COLLECTIONS = {"volumes": "/api/v1/volumes", "bindings": "/api/v1/bindings", "sharing_groups": "/api/v1/sharing-groups"}
 SENT = ("Content-Type", "Accept", "If-Match", "X-Request-ID", "Last-Event-ID")
 KEPT = {"content-type", "content-disposition", "etag", "location", "retry-after", "x-pagination", "link"}

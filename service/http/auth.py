@@ -26,6 +26,12 @@ class Principal:
     def allows(self, scope: str) -> bool:
         return any(RANK[s] >= RANK[scope] for s in self.scopes)
 
+    def require(self, scope: str) -> Principal:
+        """Itself, or Forbidden (403) when it lacks the scope."""
+        if not self.allows(scope):
+            raise Forbidden(f"this token lacks the '{scope}' scope")
+        return self
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -70,9 +76,7 @@ class TokenStore:
                 found = entry.principal
         if found is None:
             raise Unauthenticated("the token is not valid")
-        if not found.allows(scope):
-            raise Forbidden(f"this token lacks the '{scope}' scope")
-        return found
+        return found.require(scope)
 
 
 def _read_file(path: str) -> list[_Entry]:

@@ -22,7 +22,7 @@ from webargs import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import Forbidden, PreconditionFailed
+from ..errors import PreconditionFailed
 from . import limits, problems
 
 
@@ -111,9 +111,7 @@ class Blueprint(flask_smorest.Blueprint):
             def checked(*args: Any, **kwargs: Any) -> Any:
                 forwarded = g.get("forwarded")  # fleet mode: the caller an instance vouched for
                 if forwarded is not None:
-                    if not forwarded.allows(scope):
-                        raise Forbidden(f"this token lacks the '{scope}' scope")
-                    g.principal = forwarded
+                    g.principal = forwarded.require(scope)
                 else:
                     auth = current_app.extensions["dockvol"].auth
                     g.principal = auth.authorize(request.headers.get("Authorization"), scope)
