@@ -9,6 +9,7 @@ the caller names (`?node=`) never reaches a view's own query checks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 
 from flask import Request, Response, g
 
+from ..domain.nodes import Node
 from ..errors import Conflict, EngineUnavailable, NotFound, Unauthenticated
 from ..http.auth import Principal, TokenStore
 from ..http.pagination import headers_for
@@ -142,18 +144,20 @@ class Router:
             node = by_host.get(m.name, {})
             identity = m.identity or {}
             shown.append(
-                {
-                    "name": m.name,
-                    "id": node.get("id") or identity.get("id", ""),
-                    "role": node.get("role") or identity.get("role", "unknown"),
-                    "availability": node.get("availability", "unknown"),
-                    "state": node.get("state", "unknown"),
-                    "dockvol": "up" if m.address else "unreachable",
-                    "engine_version": identity.get("engine_version", ""),
-                    "api_version": identity.get("api_version", ""),
-                }
+                Node(
+                    m.name,
+                    node.get("id") or identity.get("id", ""),
+                    node.get("role") or identity.get("role", "unknown"),
+                    node.get("availability", "unknown"),
+                    node.get("state", "unknown"),
+                    "up" if m.address else "unreachable",
+                    identity.get("engine_version", ""),
+                    identity.get("api_version", ""),
+                )
             )
-        return _json(shown, headers=_unreachable([m.name for m in members if not m.address]))
+        return _json(
+            [dataclasses.asdict(n) for n in shown], headers=_unreachable([m.name for m in members if not m.address])
+        )
 
     # -- lists ------------------------------------------------------------------------------------
 
@@ -300,12 +304,16 @@ class Router:
         if made.status != 201:
             return _passed(made)
         made.read()
+
+        def discard() -> None:  # the copy, when it cannot be filled
+            self._call(dst, target, caller, "DELETE", f"{COLLECTIONS['volumes']}/{copy}", self._timeout).read()
+
         pause = "?pause=true" if body.get("pause") is True else ""
         export = self._call(
             src, source, caller, "GET", f"{COLLECTIONS['volumes']}/{name}/archive{pause}", self._timeout
         )
         if export.status != 200:
-            self._call(dst, target, caller, "DELETE", f"{COLLECTIONS['volumes']}/{copy}", self._timeout).read()
+            discard()
             return _passed(export)
         # The caller's write was checked by the create; the import that fills its copy is the fleet's.
         filler = forwarding.Caller(f"{caller.name} (clone)", frozenset({"admin"}))
@@ -320,7 +328,7 @@ class Router:
             export.body,
         )
         if filled.status != 200:
-            self._call(dst, target, caller, "DELETE", f"{COLLECTIONS['volumes']}/{copy}", self._timeout).read()
+            discard()
             return _passed(filled)
         filled.read()
         shown = self._call(dst, target, caller, "GET", f"{COLLECTIONS['volumes']}/{copy}", self._timeout)
