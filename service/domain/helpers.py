@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 
 from ..engine.port import ContainerSpec, Engine, MountSpec
-from ..errors import DockvolError
+from ..errors import DockvolError, NotFound
 from . import labels as L
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,14 @@ def _empty_rootfs() -> bytes:
 
 
 class Helper:
-    """One helper container; `close()` removes it (idempotent). Usable as a context manager."""
+    """One helper container; `close()` removes it (idempotent). Usable as a context manager. A
+    removal that fails (the engine is away) is left to `Helpers.retry_removals`."""
 
-    def __init__(self, engine: Engine, id: str) -> None:
+    def __init__(self, engine: Engine, id: str, unremoved: set[str] | None = None) -> None:
         self._engine = engine
         self.id = id
         self._closed = False
+        self._unremoved = unremoved
 
     def close(self) -> None:
         if self._closed:
@@ -52,8 +54,12 @@ class Helper:
         self._closed = True
         try:
             self._engine.remove_container(self.id)
+        except NotFound:
+            pass
         except DockvolError:
-            log.error("could not remove helper container %s; it will be swept", self.id)
+            log.error("could not remove helper container %s; trying again later", self.id)
+            if self._unremoved is not None:
+                self._unremoved.add(self.id)
 
     def __enter__(self) -> Helper:
         return self
@@ -66,6 +72,7 @@ class Helpers:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._image_ready = False
+        self._unremoved: set[str] = set()  # this process's helpers whose removal failed
 
     def open(self, mounts: Sequence[tuple[str, str, bool]], labels: Mapping[str, str] = {}) -> Helper:
         """A helper mounting each (volume, target, read_only); `labels`: its operation's."""
@@ -79,7 +86,18 @@ class Helpers:
             labels={**labels, L.MANAGED: "true", L.ROLE: "helper", L.OWNER: owner()},
             mounts=tuple(MountSpec("volume", target, source=v, read_only=ro, no_copy=True) for v, target, ro in mounts),
         )
-        return Helper(self._engine, self._engine.create_container(spec))
+        return Helper(self._engine, self._engine.create_container(spec), self._unremoved)
+
+    def retry_removals(self) -> int:
+        """Remove again this process's helpers whose removal failed; how many are gone now.
+        (The process's reconciler runs this; a dead process's helpers go by `sweep_dead`.)"""
+        gone = 0
+        for cid in list(self._unremoved):
+            self._unremoved.discard(cid)
+            helper = Helper(self._engine, cid, self._unremoved)
+            helper.close()
+            gone += cid not in self._unremoved
+        return gone
 
     def sweep(self, owner_label: str) -> int:
         """Remove every helper of one owner (a worker that has gone); how many."""

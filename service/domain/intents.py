@@ -152,6 +152,7 @@ class Intents:
             ours, unreleased = list(self._retry.values()), dict(self._unreleased)
             self._retry.clear()
             self._unreleased.clear()
+        self._helpers.retry_removals()  # helpers outside any operation (an export's) whose removal failed
         for intent in ours:
             self._recover_now(intent)
         for op, names in unreleased.items():
@@ -165,8 +166,10 @@ class Intents:
 
     def recover_dead(self) -> int:
         """Recover every intent whose owner is gone (a dead process on this host, or another
-        host's lock past its time); how many. One reconciler per host runs this."""
-        done = 0
+        host's lock past its time); how many. One reconciler per host runs this. First the helpers
+        of dead processes on this host go, an operation's or not (an export's): each keeps its
+        volumes in use."""
+        done = self._helpers.sweep_dead()
         for op, intent in self._held().items():
             if op in _LIVE or op in self._retry or op in self._unreleased or not _dead(intent):
                 continue

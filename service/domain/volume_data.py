@@ -256,6 +256,9 @@ class VolumeData:
             same = L.identity(self._engine.inspect_volume(volume.name)) == volume.identity
         except NotFound:
             same = False
+        except BaseException:  # the engine went away: the helper goes when it is back
+            helper.close()
+            raise
         if not same:
             helper.close()
             try:

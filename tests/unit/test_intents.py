@@ -4,6 +4,7 @@ racing requests are serialised. Against the in-memory engine."""
 
 from __future__ import annotations
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -463,4 +464,47 @@ def test_a_paused_export_read_to_the_end_unpauses_and_leaves_nothing(client, as_
     assert files_of(r.get_data()) == OLD
     r.close()
     assert next(c for c in engine.containers.values() if c.name == "writer").state == "running"
+    assert leftovers(engine) == []
+
+
+def test_the_reconciler_sweeps_the_helpers_a_killed_process_left_outside_any_operation(app, engine):
+    """A killed export (or read) leaves a helper with no operation: it would keep its volume in
+    use until another helper happened to be made on this host."""
+    from service.domain.helpers import Helpers, owner
+
+    engine.create_volume("v", "local", {}, {})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    helpers = Helpers(engine)
+    mine = helpers.open([("v", "/w", True)])
+    left = helpers.open([("v", "/v", True)])
+    engine.containers[left.id].labels[L.OWNER] = owner(dead.pid)  # as if that process had made it
+    assert app.extensions["dockvol"].intents.recover_dead() == 1
+    assert left.id not in engine.containers and mine.id in engine.containers
+
+
+def test_a_helper_whose_removal_failed_is_removed_by_its_own_process_later(app, client, as_admin, engine, monkeypatch):
+    """An export's helper (no operation) when the engine goes away as it ends: the process lives
+    on, so no sweep of the dead's would find it; its own reconciler pass does."""
+    assert client.post("/api/v1/volumes", json={"name": "vol"}, headers=as_admin).status_code == 201
+    monkeypatch.setattr(engine, "remove_container", lambda *a, **k: (_ for _ in ()).throw(EngineUnavailable("away")))
+    r = client.get("/api/v1/volumes/vol/archive", headers=as_admin)
+    assert r.status_code == 200
+    r.get_data()  # read to its end: the helper goes then
+    assert leftovers(engine) != []
+    app.extensions["dockvol"].intents.retry_own()  # the engine is still away: kept for the next pass
+    assert leftovers(engine) != []
+    monkeypatch.undo()
+    app.extensions["dockvol"].intents.retry_own()
+    assert leftovers(engine) == []
+
+
+def test_an_export_that_loses_the_engine_as_it_begins_leaves_no_helper(app, client, as_admin, engine, monkeypatch):
+    """Its helper is made, then the engine goes before the volume is looked at again."""
+    assert client.post("/api/v1/volumes", json={"name": "vol"}, headers=as_admin).status_code == 201
+    engine_away_after(monkeypatch, engine, 1)  # the helper's creation is the export's one change
+    assert client.get("/api/v1/volumes/vol/archive", headers=as_admin).status_code == 503
+    monkeypatch.undo()
+    assert leftovers(engine) != []  # the engine was away: it could not go yet
+    app.extensions["dockvol"].intents.retry_own()
     assert leftovers(engine) == []
