@@ -10,9 +10,9 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request, url_for
 from werkzeug.datastructures import ImmutableMultiDict
 
 from .config import Settings
@@ -36,6 +36,7 @@ from .fleet.router import COLLECTIONS, Router
 from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
+from .http.documents import answer, volume_document
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
@@ -203,6 +204,10 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
             shown["swarm"] = [dataclasses.asdict(n) for n in services.engine.list_nodes()]
         return shown
 
+    def receive_here(name: str, labels: dict[str, str], export: Callable[[], IO[bytes]]) -> Response:
+        volume = services.volume_data.receive(name, labels, export)
+        return answer(volume_document(volume, services.nodes.here()), 201, url_for("volumes.VolumeItem", name=name))
+
     return Router(
         services.nodes.here,
         settings.fleet_secret,
@@ -211,6 +216,7 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
         transport,
         settings.engine_timeout,
         identity,
+        receive_here,
     )
 
 

@@ -3,8 +3,10 @@ removed. The engine's archive API works on a created container, so a helper is h
 and writes a volume's files without running anything.
 
 A helper names its owner (host and process) in a label. If a worker dies before removing its
-helpers, gunicorn's `child_exit` hook (deploy/gunicorn.conf.py) and the next helper made on the
-same host remove them: a leftover helper would keep its volume "in use".
+helpers, gunicorn's `child_exit` hook (deploy/gunicorn.conf.py), the elected reconciler and the
+next helper made on the same host remove them; one whose removal failed while its process lives
+on is removed again by that process's reconciler pass. A leftover helper would keep its volume
+"in use".
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import logging
 import posixpath
 import secrets
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import IO
@@ -161,6 +161,27 @@ class VolumeData:
             self._volumes.get(name)
             intent.begin()
             self._copy(name, new_name, labels, pause, intent)
+        return self._volumes.get(new_name)
+
+    def receive(self, new_name: str, labels: Mapping[str, str], source: Callable[[], IO[bytes]]) -> Volume:
+        """The copy's side of a clone from another node: a new volume here, filled from the
+        source's archive (`source()` opens it). All or nothing, as a clone here: the copy is marked
+        filling inside the operation, and a failure, a kill or an engine restart takes it away; and
+        the archive gets an import's checks before anything is written."""
+        with self._intents.run("volume.clone", [f"volume/{new_name}"], target=new_name) as intent:
+            try:
+                self._engine.inspect_volume(new_name)
+                raise Conflict(f"volume {new_name} exists already")
+            except NotFound:
+                pass
+            with archives.spool(source(), self._max, self._spool_dir) as spooled:
+                checked, _ = archives.check_upload(spooled, "", self._max, self._max_entries, self._spool_dir)
+            with checked:
+                checked.seek(0)
+                intent.begin()
+                self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, L.FILLING: intent.op})
+                with self._helpers.open([(new_name, "/v", False)], intent.label) as helper:
+                    self._engine.put_archive(helper.id, "/v", checked)
         return self._volumes.get(new_name)
 
     def rename(self, name: str, new_name: str) -> Volume:

@@ -39,15 +39,18 @@ class Transport(Protocol):
         headers: dict[str, str],
         body: IO[bytes] | bytes | None,
         timeout: float,
+        patient: bool = False,
     ) -> Reply:
-        """The peer's answer; EngineUnavailable when it cannot be reached in time."""
+        """The peer's answer; EngineUnavailable when it cannot be reached in time, or stops
+        sending its answer half-way. `timeout` bounds the connection and each wait for data;
+        `patient`: the answer itself may take as long as the peer's work (a clone's copy)."""
 
 
 class HttpTransport:
     def __init__(self, pool_size: int = 16) -> None:
         self._pool = urllib3.PoolManager(maxsize=pool_size, retries=False)
 
-    def send(self, address, method, target, headers, body, timeout):
+    def send(self, address, method, target, headers, body, timeout, patient=False):
         try:
             response = self._pool.request(
                 method,
@@ -55,7 +58,7 @@ class HttpTransport:
                 headers=headers,
                 body=body,
                 chunked=body is not None and not isinstance(body, bytes),
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                timeout=urllib3.Timeout(connect=timeout, read=None if patient else timeout),
                 preload_content=False,
                 redirect=False,
             )
@@ -67,6 +70,8 @@ class HttpTransport:
 def _drained(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     try:
         yield from response.stream(CHUNK)
+    except urllib3.exceptions.HTTPError as exc:  # the peer stopped half-way (it died, or its engine did)
+        raise EngineUnavailable(f"a dockvol instance stopped sending: {type(exc).__name__}") from None
     finally:
         response.release_conn()
 

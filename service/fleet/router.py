@@ -10,27 +10,34 @@ the caller names (`?node=`) never reaches a view's own query checks."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+from typing import IO, Any
+from urllib.parse import quote, urlencode
 
+import marshmallow as ma
 from flask import Request, Response, g
 
+from ..domain.archives import CHUNK, ChunkReader
 from ..domain.nodes import Node
-from ..errors import Conflict, EngineUnavailable, NotFound, Unauthenticated
+from ..errors import Conflict, EngineUnavailable, InvalidInput, NotFound, Unauthenticated
+from ..http import problems
 from ..http.auth import Principal, TokenStore
 from ..http.pagination import headers_for
+from ..http.volumes.data_schemas import CloneSchema
 from . import forwarding
 from .fanout import FanOut
 from .lists import NodePage, merge, window
 from .peers import Reply, Resolver, Transport
 from .placement import Candidate, place
 
-IDENTITY = "/fleet/v1/identity"
+FLEET_ROUTES = "/fleet/v1/"  # between instances only, signed: never reached by an outside caller
+IDENTITY = FLEET_ROUTES + "identity"
+CLONES = FLEET_ROUTES + "clones"  # the copy's node makes a cross-node clone
 ANY_NODE = "*"  # the node an identity request is signed for: it goes to an address, node unknown
 UNREACHABLE = "Dockvol-Unreachable-Nodes"
 FLEET_CALLER = forwarding.Caller("dockvol-fleet", frozenset({"read"}))
@@ -61,10 +68,12 @@ class Router:
         transport: Transport,
         timeout: float,
         identity: Callable[[], dict[str, Any]],
+        receive_here: Callable[[str, dict[str, str], Callable[[], IO[bytes]]], Response],
     ) -> None:
         self._here, self._secret, self._auth = here, secret, auth
         self._resolve, self._transport, self._timeout = resolve, transport, timeout
         self._identity = identity
+        self._receive_here = receive_here  # the copy of a cross-node clone, made on this node
         self._fan = FanOut()
         self._known: set[str] = set()  # every node ever heard of: one gone silent is named, not dropped
         self._members: list[Member] = []
@@ -81,8 +90,10 @@ class Router:
             g.forwarded = Principal(caller.name, caller.scopes)
             if request.path == IDENTITY:
                 return _json(self._identity())
+            if request.path == CLONES and request.method == "POST":
+                return self._receive(request, caller)
             return None  # served here, by the view
-        if request.path == IDENTITY:
+        if request.path.startswith(FLEET_ROUTES):
             raise Unauthenticated("only instances of this fleet may ask")
         blueprint = (request.endpoint or "").partition(".")[0]
         if blueprint not in ("volumes", "bindings", "sharing_groups", "nodes"):
@@ -275,77 +286,69 @@ class Router:
         return self._forward(request, caller, node, members)
 
     def _clone(self, request: Request, caller: forwarding.Caller, name: str, source: str) -> Response:
-        """A clone onto another node: the copy is made there, empty, then filled by streaming the
-        source's export into an import on the target (an import's checks, all or nothing); if the
-        import fails, the copy goes. The same node: the source's own clone."""
+        """A clone onto another node. The copy's node runs it (`_receive`): its instance pulls the
+        source's export and makes the copy, so the operation and its recovery live where the copy
+        does, and this instance only waits for the answer. The same node: the source's own clone."""
         body = request.get_json(silent=True)
         target = body.get("node") if isinstance(body, dict) else None
         if not isinstance(target, str) or target == source:
             return self._forward(request, caller, source)
+        try:
+            order = CloneSchema().load(body)
+        except ma.ValidationError as exc:
+            return problems.invalid(exc.messages)
+        Principal(caller.name, caller.scopes).require("write")
         members = self.members()
         swarm = _swarm(members)
         place([_candidate(m, swarm) for m in members], wanted=target)  # open to new resources
-        address = {m.name: m.address for m in members}
-        src, dst = address.get(source), address.get(target)
-        if src is None or dst is None:
-            raise EngineUnavailable(f"node {source if src is None else target} does not answer")
-        assert isinstance(body, dict)
-        copy = str(body.get("name", ""))
+        sent = {"name": order["name"], "labels": order["labels"], "pause": order["pause"]}
+        document = json.dumps({**sent, "source": name, "source_node": source}).encode()
         made = self._call(
-            dst,
+            self._address(target, members),
             target,
             caller,
             "POST",
-            COLLECTIONS["volumes"],
+            CLONES,
             self._timeout,
             {"Content-Type": "application/json"},
-            json.dumps({"name": copy, "labels": body.get("labels", {}), "node": target}).encode(),
+            document,
+            patient=True,  # the copy's node answers when the copy is whole, or gone: however long that takes
         )
-        if made.status != 201:
-            return _passed(made)
-        made.read()
-
-        def discard() -> None:  # the copy, when it cannot be filled
-            self._call(dst, target, caller, "DELETE", f"{COLLECTIONS['volumes']}/{copy}", self._timeout).read()
-
-        pause = "?pause=true" if body.get("pause") is True else ""
-        export = self._call(
-            src, source, caller, "GET", f"{COLLECTIONS['volumes']}/{name}/archive{pause}", self._timeout
-        )
-        if export.status != 200:
-            discard()
-            return _passed(export)
-        # The caller's write was checked by the create; the import that fills its copy is the fleet's.
-        filler = forwarding.Caller(f"{caller.name} (clone)", frozenset({"admin"}))
-        filled = self._call(
-            dst,
-            target,
-            filler,
-            "PUT",
-            f"{COLLECTIONS['volumes']}/{copy}/archive",
-            self._timeout,
-            {"Content-Type": "application/x-tar"},
-            export.body,
-        )
-        if filled.status != 200:
-            discard()
-            return _passed(filled)
-        filled.read()
-        shown = self._call(dst, target, caller, "GET", f"{COLLECTIONS['volumes']}/{copy}", self._timeout)
-        response = _passed(shown)
-        response.status_code = 201
-        response.headers["Location"] = f"{COLLECTIONS['volumes']}/{copy}"
+        response = _passed(made)
+        if made.status == 201:
+            response.headers["Location"] = f"{COLLECTIONS['volumes']}/{order['name']}"
         return response
+
+    def _receive(self, request: Request, caller: forwarding.Caller) -> Response:
+        """On the copy's node (see `_clone`): the copy is made here from the source node's export."""
+        Principal(caller.name, caller.scopes).require("write")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("source", "source_node")):
+            raise InvalidInput("source", "a clone order names its source and the source's node")
+        try:
+            order = CloneSchema().load({k: body[k] for k in ("name", "labels", "pause") if k in body})
+        except ma.ValidationError as exc:
+            return problems.invalid(exc.messages)
+        source, node = body["source"], body["source_node"]
+        pause = "?pause=true" if order["pause"] else ""
+
+        def export() -> IO[bytes]:
+            address = self._address(node, self.members())
+            path = f"{COLLECTIONS['volumes']}/{quote(source)}/archive{pause}"
+            reply = self._call(address, node, caller, "GET", path, self._timeout, {"Accept-Encoding": "identity"})
+            if reply.status != 200:
+                try:
+                    raise problems.error_from(reply.status, reply.json())
+                except ValueError:  # not a problem document: its status says enough
+                    raise problems.error_from(reply.status, None) from None
+            return io.BufferedReader(ChunkReader(reply.body), CHUNK)
+
+        return self._receive_here(order["name"], order["labels"], export)
 
     def _forward(
         self, request: Request, caller: forwarding.Caller, node: str, members: Sequence[Member] | None = None
     ) -> Response:
-        members = self.members() if members is None else members
-        address = next((m.address for m in members if m.name == node), None)
-        if address is None:
-            if node not in {m.name for m in members}:
-                raise NotFound(f"there is no node {node!r} in this fleet")
-            raise EngineUnavailable(f"node {node} does not answer", nodes=[node])
+        address = self._address(node, self.members() if members is None else members)
         query = list(request.args.items(multi=True))  # without `node` (app.py took it off)
         target = request.path + (f"?{urlencode(query)}" if query else "")
         body = request.stream if request.method in ("POST", "PUT", "PATCH") else None
@@ -364,11 +367,21 @@ class Router:
         timeout: float,
         headers: dict[str, str] | None = None,
         body: Any = None,
+        patient: bool = False,
     ) -> Reply:
         signed = forwarding.sign(self._secret, caller, node, method, target, time.time())
-        return self._transport.send(
-            address, method, target, {**(headers or {}), forwarding.HEADER: signed}, body, timeout
-        )
+        headers = {**(headers or {}), forwarding.HEADER: signed}
+        return self._transport.send(address, method, target, headers, body, timeout, patient=patient)
+
+    def _address(self, node: str, members: Sequence[Member]) -> str:
+        """The address of `node`'s instance: 404 for a node the fleet does not have, 503 for one
+        whose instance does not answer."""
+        address = next((m.address for m in members if m.name == node), None)
+        if address is None:
+            if node not in {m.name for m in members}:
+                raise NotFound(f"there is no node {node!r} in this fleet")
+            raise EngineUnavailable(f"node {node} does not answer", nodes=[node])
+        return address
 
 
 def _swarm(members: Sequence[Member]) -> dict[str, dict[str, str]]:

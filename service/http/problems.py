@@ -75,9 +75,25 @@ def from_dockvol_error(error: errors.DockvolError) -> Response:
             extra = dict(error.extra)
             if "used_by" in extra:  # entries are shown as in the volume's `used_by`, with their node
                 node = current_app.extensions["dockvol"].nodes.here()
-                extra["used_by"] = [{**_jsonable(use), "node": node} for use in extra["used_by"]]
+                extra["used_by"] = [{"node": node, **_jsonable(use)} for use in extra["used_by"]]
             return problem(status, slug, error.detail, headers, **extra)
     return from_unexpected(error)
+
+
+def invalid(messages: Any) -> Response:
+    """A body that does not match its schema (marshmallow's messages), as the views answer it."""
+    return problem(422, "unprocessable-entity", "The request does not match the schema.", errors=_flatten(messages))
+
+
+def error_from(status: int, document: Any) -> errors.DockvolError:
+    """Another instance's problem, as the error it was there (fleet mode passes it on)."""
+    document = document if isinstance(document, dict) else {}
+    detail = str(document.get("detail") or HTTPStatus(status).phrase)
+    extra = {k: v for k, v in document.items() if k in ("errors", "used_by", "nodes")}
+    kind = next((cls for cls, code, _ in STATUS if code == status), errors.EngineFailure)
+    error = errors.DockvolError.__new__(kind)  # InvalidInput's own constructor takes one field
+    errors.DockvolError.__init__(error, detail, **extra)
+    return error
 
 
 def from_http_exception(error: HTTPException) -> Response:

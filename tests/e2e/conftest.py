@@ -30,8 +30,8 @@ def free_port() -> int:
 class Service:
     """One gunicorn running the app; `stop()` ends it."""
 
-    def __init__(self, env: dict[str, str], log_path: pathlib.Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: pathlib.Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
@@ -106,8 +106,8 @@ def start_service(tmp_path_factory):
     """Start extra services with their own environment; all stop at the end of the session."""
     started: list[Service] = []
 
-    def start(env: dict[str, str]) -> Service:
-        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log")
+    def start(env: dict[str, str], port: int | None = None) -> Service:
+        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log", port)
         started.append(svc)
         return svc
 

@@ -19,7 +19,8 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import service_env
+from service.fleet import forwarding
+from tests.e2e.conftest import free_port, service_env
 from tests.support import IMAGE, TEST_LABEL, engine_host, files_of, sleeper, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
@@ -49,17 +50,19 @@ class Interrupt:
         self.start_service, self.tmp_path, self.bind_root = start_service, tmp_path, bind_root
         self.svc = None
 
-    def run(self, step, send):
+    def run(self, step, send, port=None, **env):
         """Send the request to a service that holds at `step`; True if it held there (and the
-        fault was done), False if the operation finished first (there is no such step)."""
+        fault was done), False if the operation finished first (there is no such step). `port`
+        and `env`: the service's own, when it needs more than the others."""
         release = self.tmp_path / f"release-{self.fault}-{step}"
         env = service_env(
             engine_host(),
             DOCKVOL_WORKERS="1",
             DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
             DOCKVOL_BIND_ROOTS=json.dumps([str(self.bind_root)]),
+            **env,
         )
-        svc = self.svc = self.start_service(env)
+        svc = self.svc = self.start_service(env, port)
 
         def call():
             try:
@@ -302,6 +305,46 @@ def test_clone_interrupted_at_every_step(service, interrupt, sdk, fault):
         interrupt.done()
     assert step > 3
     print(f"clone interrupted ({fault}) at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+
+
+@FAULTS
+@LONG
+def test_cross_node_clone_interrupted_at_every_step_on_the_copys_node(service, interrupt, sdk, fault, tmp_path):
+    """The copy's side of a clone between nodes (fleet mode): an instance, itself its only peer,
+    is asked (as another node's instance would ask it) to make a copy from the source node's
+    export. Killed, or its engine stopped, at each step, the copy is gone or whole."""
+    source = unique("xsrc")
+    files = {"a.txt": b"alpha", "d/b.txt": b"beta" * 10_000}
+    _volume(service, source, files)
+    secret = tmp_path / "fleet-secret"
+    secret.write_bytes(b"faults-tier-fleet-secret-0123456789")
+    node = sdk.info()["Name"]
+    recoveries = []
+    for step in range(1, MAX_STEPS):
+        copy = unique(f"xcopy{step}")
+        port = free_port()
+        order = {"name": copy, "labels": {TEST_LABEL: "1"}, "pause": False, "source": source, "source_node": node}
+
+        def receive(s):
+            caller = forwarding.Caller("e2e-writer", frozenset({"write"}))
+            signed = forwarding.sign(secret.read_bytes(), caller, node, "POST", "/fleet/v1/clones", time.time())
+            return requests.post(s.url("/fleet/v1/clones"), json=order, headers={forwarding.HEADER: signed}, timeout=60)
+
+        fleet = {"DOCKVOL_FLEET": "swarm", "DOCKVOL_FLEET_SECRET_FILE": str(secret)}
+        if not interrupt.run(step, receive, port, DOCKVOL_FLEET_PEERS=f"127.0.0.1:{port}", **fleet):
+            break
+
+        def recovered():
+            assert not leftovers(sdk, source), leftovers(sdk, source)
+            assert _contents(service, source) == files
+            now = _contents(service, copy)
+            assert now in (404, files), now
+            return True
+
+        recoveries.append(eventually(recovered, f"cross-node clone ({fault}) after step {step}"))
+        interrupt.done()
+    assert step > 4  # the lock, the source's helper, the copy, its helper, its archive
+    print(f"cross-node clone interrupted ({fault}) at each of {step - 1} steps: recovered in {max(recoveries):.1f} s")
 
 
 @FAULTS

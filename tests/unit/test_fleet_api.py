@@ -29,11 +29,12 @@ class Wsgi:
 
     def __init__(self):
         self.apps, self.down, self.hidden, self.hanging = {}, set(), set(), set()
+        self.cut = set()  # instances that die half-way through sending an archive
 
     def resolve(self):
         return sorted((set(self.apps) - self.hidden) | self.hanging)
 
-    def send(self, address, method, target, headers, body, timeout):
+    def send(self, address, method, target, headers, body, timeout, patient=False):
         if address in self.hanging:  # accepts the connection, never answers
             time.sleep(timeout)
             raise EngineUnavailable(f"the dockvol of {address} did not answer in time")
@@ -47,7 +48,14 @@ class Wsgi:
             else body.read()
         )
         r = self.apps[address].test_client().open(target, method=method, headers=headers, data=data)
+        if address in self.cut and "/archive" in target:
+            return Reply(r.status_code, dict(r.headers), _cut(r.get_data()))
         return Reply(r.status_code, dict(r.headers), iter([r.get_data()]))
+
+
+def _cut(data):
+    yield data[: len(data) // 2]
+    raise EngineUnavailable("the dockvol of the source stopped sending")
 
 
 @pytest.fixture
@@ -294,6 +302,86 @@ def test_a_clone_onto_another_node_streams_the_data_there(fleet):
     assert r.status_code == 403 and "copy2" not in fleet.engines["n3"].volumes
     r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3"}, headers=WRITER)
     assert r.status_code == 409  # the name is taken there
+
+
+@pytest.fixture
+def source_on_n2(fleet):
+    from tests.contract.engine_contract import make_tar
+
+    c = fleet.client["n1"]
+    assert c.post("/api/v1/volumes", json={"name": "src", "node": "n2"}, headers=WRITER).status_code == 201
+    tree = [("d", "dir", None, 0o755), ("d/f.txt", "file", b"x" * 100_000, 0o640)]
+    r = c.put("/api/v1/volumes/src/archive", data=make_tar(tree), content_type="application/x-tar", headers=ADMIN)
+    assert r.status_code == 200
+    return c
+
+
+def test_a_cross_node_clone_that_loses_the_copys_engine_at_any_step_leaves_nothing_there(
+    fleet, source_on_n2, monkeypatch
+):
+    """The copy's node runs the clone as one operation: whenever its engine goes away, the copy
+    is whole or gone (at once, or by that node's own recovery once the engine is back), and no
+    lock or helper stays; the source is untouched."""
+    from .test_intents import engine_away_after, leftovers
+
+    n3 = fleet.engines["n3"]
+    for step in range(1, 20):
+        engine_away_after(monkeypatch, n3, step)
+        r = source_on_n2.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3"}, headers=WRITER)
+        monkeypatch.undo()
+        if r.status_code == 201:
+            break
+        assert r.status_code == 503, (step, r.get_json())
+        fleet.wsgi.apps[fleet.address["n3"]].extensions["dockvol"].intents.retry_own()
+        assert leftovers(n3) == [] and leftovers(fleet.engines["n2"]) == [], step
+        if "copy" in n3.volumes:  # the engine went after the copy was whole: kept, whole
+            assert n3.files.tree("copy")["d/f.txt"][1] == b"x" * 100_000, step
+            assert source_on_n2.delete("/api/v1/volumes/copy", headers=ADMIN).status_code == 204
+        assert "src" in fleet.engines["n2"].volumes
+    else:
+        pytest.fail("never ran to its end")
+    assert step > 3  # lock, volume, helper, archive
+    assert n3.files.tree("copy")["d/f.txt"][1] == b"x" * 100_000
+
+
+def test_a_cross_node_clone_whose_source_stops_sending_half_way_makes_no_copy(fleet, source_on_n2):
+    from .test_intents import leftovers
+
+    fleet.wsgi.cut.add(fleet.address["n2"])
+    r = source_on_n2.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3"}, headers=WRITER)
+    assert r.status_code == 503, r.get_json()
+    assert "copy" not in fleet.engines["n3"].volumes and leftovers(fleet.engines["n3"]) == []
+
+
+def test_a_cross_node_clone_checks_its_order_before_anything_moves(fleet, source_on_n2):
+    c = source_on_n2
+    n3 = fleet.engines["n3"]
+    before = dict(n3.calls)
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3", "labels": {"": "x"}}, headers=WRITER)
+    assert r.status_code == 422 and "labels" in json.dumps(r.get_json()["errors"]), r.get_json()
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n3", "pause": "yes"}, headers=WRITER)
+    assert r.status_code == 422 and "pause" in r.get_json()["errors"], r.get_json()
+    r = c.post("/api/v1/volumes/src/clone", json={"name": "copy", "node": "n9"}, headers=WRITER)
+    assert r.status_code == 422 and "n9" in r.get_json()["detail"]  # a node the fleet does not have
+    r = c.post("/api/v1/volumes/nothing/clone", json={"name": "copy", "node": "n3"}, headers=WRITER)
+    assert r.status_code == 404, r.get_json()
+    assert n3.calls.get("create_volume", 0) == before.get("create_volume", 0) and "copy" not in n3.volumes
+
+
+def test_the_copy_side_of_a_clone_answers_only_signed_calls(fleet, source_on_n2):
+    order = {"name": "copy", "labels": {}, "pause": False, "source": "src", "source_node": "n2"}
+    r = fleet.client["n3"].post("/fleet/v1/clones", json=order, headers=ADMIN)
+    assert r.status_code == 401 and "copy" not in fleet.engines["n3"].volumes
+    forged = forwarding.sign(
+        b"not-the-fleet-secret-0123",
+        forwarding.Caller("x", frozenset({"admin"})),
+        "n3",
+        "POST",
+        "/fleet/v1/clones",
+        time.time(),
+    )
+    r = fleet.client["n3"].post("/fleet/v1/clones", json=order, headers={forwarding.HEADER: forged})
+    assert r.status_code == 401 and "copy" not in fleet.engines["n3"].volumes
 
 
 def test_instances_that_hang_cost_one_timeout_together_not_one_each(fleet):
