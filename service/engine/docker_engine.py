@@ -15,14 +15,16 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Protocol
 
 import docker
 import docker.errors
+import requests
 import requests.exceptions
 from docker.types import Mount
 
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
+from ..json_types import JSON
 from .port import (
     ContainerRecord,
     ContainerSpec,
@@ -248,7 +250,8 @@ class DockerEngine:
                 labels=dict(spec.labels),
                 host_config=host_config,
             )
-        return created["Id"]
+        container_id: str = created["Id"]
+        return container_id
 
     def pause_container(self, id_or_name: str) -> None:
         with _translated():
@@ -281,7 +284,7 @@ class DockerEngine:
                 raise
         return _Archive(response)
 
-    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes]) -> None:
+    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes] | bytes) -> None:
         with _translated():
             self._api.put_archive(id_or_name, path, data)
 
@@ -333,7 +336,15 @@ class DockerEngine:
             self._api.remove_container(id_or_name, force=True, v=False)
 
 
-def _events(stream, endless: bool) -> Iterator[EngineEvent]:
+class _Stream(Protocol):
+    """The SDK's decoded event stream (its CancellableStream)."""
+
+    def __iter__(self) -> Iterator[JSON]: ...
+
+    def close(self) -> None: ...
+
+
+def _events(stream: _Stream, endless: bool) -> Iterator[EngineEvent]:
     try:
         with _translated():
             for e in stream:
@@ -367,7 +378,7 @@ def _nanoseconds(rfc3339: str) -> int:
     return int(at.timestamp()) * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
 
 
-def _ids(stream) -> Iterator[str]:
+def _ids(stream: _Stream) -> Iterator[str]:
     try:
         with _translated():
             for event in stream:
@@ -378,7 +389,7 @@ def _ids(stream) -> Iterator[str]:
 
 
 class _Archive:
-    def __init__(self, response) -> None:
+    def __init__(self, response: requests.Response) -> None:
         self._response = response
         stat = json.loads(base64.b64decode(response.headers.get("X-Docker-Container-Path-Stat", "e30=")))
         self.stat = PathStat(
@@ -399,7 +410,7 @@ class _Archive:
         self._response.close()
 
 
-def _volume(data: Mapping) -> VolumeRecord:
+def _volume(data: JSON) -> VolumeRecord:
     return VolumeRecord(
         name=data["Name"],
         driver=data.get("Driver") or "local",
@@ -411,7 +422,7 @@ def _volume(data: Mapping) -> VolumeRecord:
     )
 
 
-def _container(data: Mapping) -> ContainerRecord:
+def _container(data: JSON) -> ContainerRecord:
     names = data.get("Names") or [data["Id"]]
     created = data.get("Created")
     return ContainerRecord(

@@ -11,9 +11,10 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import IO
 
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
 from .memory_files import MemoryArchive, VolumeFiles
@@ -24,6 +25,7 @@ from .port import (
     EngineEvent,
     EngineInfo,
     MountRecord,
+    MountSpec,
     PruneReport,
     SwarmNode,
     VolumeRecord,
@@ -302,7 +304,7 @@ class InMemoryEngine:
             volume, rel = self._volume_path(id_or_name, path)
             return self.files.archive(volume, rel)
 
-    def put_archive(self, id_or_name: str, path: str, data) -> None:
+    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes] | bytes) -> None:
         self._call("put_archive")
         with self._lock:
             volume, rel = self._volume_path(id_or_name, path)
@@ -335,14 +337,15 @@ class InMemoryEngine:
             if action:
                 self._emit("container", action, record.id, record.name)
 
-    def _mount(self, m) -> MountRecord:
+    def _mount(self, m: MountSpec) -> MountRecord:
         if m.type == "volume":
-            if m.source not in self.volumes:  # as the engine does: a missing named volume is made
-                self.volumes[m.source] = VolumeRecord(
-                    m.source, "local", f"{self.data_root}/volumes/{m.source}/_data", "local", self._now()
+            name = m.source or secrets.token_hex(32)  # as the engine does: no source, an anonymous volume
+            if name not in self.volumes:  # as the engine does: a missing named volume is made
+                self.volumes[name] = VolumeRecord(
+                    name, "local", f"{self.data_root}/volumes/{name}/_data", "local", self._now()
                 )
-                self._emit("volume", "create", m.source)
-            v = self.volumes[m.source]
+                self._emit("volume", "create", name)
+            v = self.volumes[name]
             return MountRecord(
                 "volume", m.target, name=v.name, source=v.mountpoint, read_only=m.read_only, driver=v.driver
             )

@@ -90,7 +90,8 @@ class VolumeFiles:
             with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
                 for member in tar:
                     path = _rel(posixpath.join(rel, member.name))
-                    content = tar.extractfile(member).read() if member.isreg() else b""
+                    file = tar.extractfile(member) if member.isreg() else None
+                    content = file.read() if file is not None else b""
                     tree[path] = (member.replace(name=path or "."), content)
         except tarfile.TarError as exc:
             raise EngineRejected("the engine refused this archive") from exc

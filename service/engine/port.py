@@ -248,5 +248,5 @@ class Engine(Protocol):
         """A tar of `path` in a (created, not necessarily started) container; `DIR/.` gives the
         directory's content under `.`. Raises NotFound when the path does not exist."""
 
-    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes]) -> None:
+    def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes] | bytes) -> None:
         """Extract a tar (plain or gzip) into the existing directory `path`. Raises NotFound."""

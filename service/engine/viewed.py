@@ -290,6 +290,16 @@ def _key(event: EngineEvent) -> int:
     return digest(event.at, event.type, event.action, event.id)
 
 
+class _Scope(threading.local):
+    """One thread's request scope; `new_scope` and `trusted_scope` set what a scope has."""
+
+    reading: bool
+    vouched: bool
+    began: int | None
+    wrote: bool
+    trusted: bool
+
+
 class ViewedEngine:
     """The engine port, its reads answered from `view` in a read scope, when the view is caught up.
 
@@ -308,7 +318,7 @@ class ViewedEngine:
     def __init__(self, engine: Engine, view: View) -> None:
         self._engine = engine
         self.view = view
-        self._scope = threading.local()
+        self._scope = _Scope()
 
     def new_scope(self, reading: bool) -> None:
         self._scope.reading = reading
@@ -325,7 +335,9 @@ class ViewedEngine:
         """Before a request's answer: if it wrote, no later read anywhere may miss what it wrote."""
         if getattr(self._scope, "wrote", False):  # only writes inside a request set it
             self._scope.wrote = False
-            self.view.publish(self._scope.began)
+            began = self._scope.began
+            if began is not None:  # always: a write in a request (wrote) happened after new_scope set it
+                self.view.publish(began)
 
     def end_scope(self) -> None:
         self.settle()  # a streamed answer (an export) writes after its headers went out

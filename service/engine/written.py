@@ -51,7 +51,8 @@ class Written:
         self._map = mmap.mmap(self._fd, SIZE)
 
     def count(self) -> int:
-        return _COUNT.unpack_from(self._map, 0)[0]
+        count: int = _COUNT.unpack_from(self._map, 0)[0]
+        return count
 
     def append(self, entries: Iterable[tuple[int, int]]) -> None:
         entries = list(entries)
