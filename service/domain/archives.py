@@ -17,9 +17,12 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import InvalidInput, TooLarge
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CHUNK = 1 << 20
 MAX_LINKS = 100_000  # symlinks an uploaded archive may hold: what checking it keeps in memory
@@ -38,6 +41,13 @@ EXTENDED_TYPES = {
     tarfile.GNUTYPE_LONGLINK,
 }
 ENCODING = ("utf-8", "surrogateescape")  # names as bytes, whatever they are
+# tarfile raises these for a header cut short and for a damaged one; its stubs leave them out.
+_TRUNCATED: type[tarfile.HeaderError] = tarfile.TruncatedHeaderError  # type: ignore[attr-defined]  # not in stubs
+_INVALID: type[tarfile.HeaderError] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]  # not in stubs
+
+
+# An upload as check_upload reads it: spooled to disk (spool), or in memory.
+Spooled = io.BufferedRandom | io.BytesIO
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def refuse(message: str) -> InvalidInput:
     return InvalidInput("archive", message)
 
 
-def spool(stream: IO[bytes], max_bytes: int, directory: str | None = None) -> IO[bytes]:
+def spool(stream: IO[bytes], max_bytes: int, directory: str | None = None) -> io.BufferedRandom:
     """Copy an upload to a temporary file (deleted on close), refusing more than `max_bytes`."""
     spooled = tempfile.TemporaryFile(dir=directory)
     total = 0
@@ -72,7 +82,7 @@ def spool(stream: IO[bytes], max_bytes: int, directory: str | None = None) -> IO
 
 
 def check_upload(
-    spooled: IO[bytes], base: str, max_bytes: int, max_entries: int, directory: str | None = None
+    spooled: Spooled, base: str, max_bytes: int, max_entries: int, directory: str | None = None
 ) -> tuple[IO[bytes], int]:
     """Check every entry before anything reaches a volume; a copy of the checked entries and their number.
 
@@ -89,7 +99,7 @@ def check_upload(
         raise
 
 
-def _copy_checked(spooled: IO[bytes], copy: IO[bytes], base: str, max_bytes: int, max_entries: int) -> int:
+def _copy_checked(spooled: Spooled, copy: IO[bytes], base: str, max_bytes: int, max_entries: int) -> int:
     count = 0
     links = _Links(base)
     try:
@@ -108,7 +118,7 @@ def _copy_checked(spooled: IO[bytes], copy: IO[bytes], base: str, max_bytes: int
                     raise TooLarge(f"the archive unpacks to more than {max_bytes} bytes")
                 copy.write(header.tobuf(tarfile.PAX_FORMAT, *ENCODING))
                 if header.size:
-                    _copy_data(tar.extractfile(member), copy, header.size)
+                    _copy_data(_data(tar, member), copy, header.size)
                 if count % 100 == 0:
                     time.sleep(0)  # let other requests of this worker run (a gevent worker)
         copy.write(b"\0" * 2 * tarfile.BLOCKSIZE)  # the end of the archive
@@ -168,10 +178,10 @@ class _Uncompressed(io.RawIOBase):
     """An upload as a plain tar stream: gzip, bzip2 or xz undone, every stream of them in turn
     (tarfile's own streaming reads only the first, which the engine would not stop at)."""
 
-    def __init__(self, spooled: IO[bytes]) -> None:
+    def __init__(self, spooled: Spooled) -> None:
         magic = spooled.read(6)
         spooled.seek(0)
-        self._raw = (
+        self._raw: gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | Spooled = (
             gzip.GzipFile(fileobj=spooled, mode="rb")
             if magic.startswith(b"\x1f\x8b")
             else bz2.BZ2File(spooled)
@@ -184,7 +194,7 @@ class _Uncompressed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         try:
             return self._raw.readinto(buffer)
         except (EOFError, zlib.error, lzma.LZMAError) as exc:
@@ -200,7 +210,7 @@ class _Header(tarfile.TarInfo):
     different archives, and no extended header larger than the engine takes."""
 
     @classmethod
-    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> _Header:
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _Header:
         header = super().frombuf(buf, encoding, errors)
         if header.type in EXTENDED_TYPES and header.size > MAX_EXTENDED:
             raise refuse(f"an extended header of {header.size} bytes is refused (at most {MAX_EXTENDED})")
@@ -209,21 +219,21 @@ class _Header(tarfile.TarInfo):
         return header
 
     @classmethod
-    def fromtarfile(cls, tar: _Reader) -> _Header:
+    def fromtarfile(cls, tar: _Reader) -> _Header:  # type: ignore[override]  # only _Reader reads a _Header
         # Each extended header reads the next one from inside (recursion), holding its own data.
         tar.extended_run += 1
         try:
             if tar.extended_run > MAX_EXTENDED_RUN + 1:
                 raise refuse(f"more than {MAX_EXTENDED_RUN} extended headers in a row: readers disagree on them")
             return super().fromtarfile(tar)
-        except tarfile.TruncatedHeaderError:
+        except _TRUNCATED:
             raise refuse("the archive ends in the middle of a header") from None
-        except (tarfile.InvalidHeaderError, ValueError) as exc:  # tarfile would stop as if at the end; Go reads on
+        except (_INVALID, ValueError) as exc:  # tarfile would stop as if at the end; Go reads on
             raise refuse(f"a damaged tar header ({exc}), or not a tar archive") from None
         finally:
             tar.extended_run -= 1
 
-    def _proc_gnusparse_10(self, member: tarfile.TarInfo, *_) -> None:
+    def _proc_gnusparse_10(self, member: tarfile.TarInfo, *_: object) -> None:
         # GNU sparse 1.0 keeps its map in the data, as many numbers as it says: refuse before
         # tarfile reads it (a private hook of tarfile; the unit tests notice if it goes away).
         raise refuse(f"{member.name!r}: GNU sparse entries (tar --sparse) are refused")
@@ -231,6 +241,7 @@ class _Header(tarfile.TarInfo):
 
 class _Reader(tarfile.TarFile):
     tarinfo = _Header
+    members: list[tarfile.TarInfo]  # every entry read so far (tarfile's, left out of its stubs)
     extended_run = 0  # headers being read for the next entry (see _Header.fromtarfile)
 
 
@@ -356,14 +367,15 @@ class ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
         while not self._pending:
             try:
                 self._pending = next(self._chunks)
             except StopIteration:
                 return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
+        n = min(view.nbytes, len(self._pending))
+        view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 
@@ -391,10 +403,18 @@ def first_file(chunks: Iterable[bytes]) -> Iterator[bytes]:
     with tarfile.open(fileobj=io.BufferedReader(ChunkReader(chunks), CHUNK), mode="r|") as tar:
         for m in tar:
             if m.isreg():
-                source = tar.extractfile(m)
+                source = _data(tar, m)
                 while chunk := source.read(CHUNK):
                     yield chunk
                 return
+
+
+def _data(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """A regular file's data (tarfile has none for other types)."""
+    data = tar.extractfile(member)
+    if data is None:
+        raise refuse(f"{member.name!r}: not a regular file")
+    return data
 
 
 def single_file_tar(name: str, content: IO[bytes], size: int) -> Iterator[bytes]:

@@ -35,9 +35,9 @@ def touched(event: EngineEvent, before: ContainerRecord | None, after: Container
         elif role == "infra":
             keys.append((GROUP, c.labels.get(L.GROUP) or c.name))
         elif role != "helper":
-            name = binding_name(c)
-            if name:
-                keys.append((BINDING, name))
+            binding = binding_name(c)
+            if binding:
+                keys.append((BINDING, binding))
             if L.is_managed(c.labels) and c.labels.get(L.GROUP):
                 keys.append((GROUP, c.labels[L.GROUP]))
     return list(dict.fromkeys(keys))

@@ -66,7 +66,7 @@ class Helper:
     def __enter__(self) -> Helper:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

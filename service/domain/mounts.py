@@ -156,7 +156,7 @@ class MountPlanner:
         self,
         requests: Sequence[MountRequest],
         ignore_container: str | None,
-    ) -> tuple[dict[int, str], dict[str, str | None]]:
+    ) -> tuple[dict[int, str], dict[str, str]]:
         """Resolved bind sources by request index, and the named volumes' identities; raises
         before anything is made."""
         binds: dict[int, str] = {}

@@ -235,7 +235,7 @@ class VolumeData:
         try:
             archive = self._get(helper, name, _in("/v", path) if path else "/v/.")
             if archive.stat.is_regular:
-                body = Stream(archives.first_file(archive), lambda: (archive.close(), helper.close()))
+                body = Stream(archives.first_file(archive), _closing_both(archive, helper))
                 return Download(body, archive.stat.name, archive.stat.size)
             with closing(archive):
                 found = list(archives.entries(archive))
@@ -356,6 +356,18 @@ class VolumeData:
         for cid in intent.args["paused"]:
             with contextlib.suppress(NotFound, Conflict):  # gone, or not paused (any more)
                 self._engine.unpause_container(cid)
+
+
+def _closing_both(archive: Archive, helper: Helper) -> Callable[[], None]:
+    """A download's cleanup: its archive stream, then its helper, even when closing the first fails."""
+
+    def close() -> None:
+        try:
+            archive.close()
+        finally:
+            helper.close()
+
+    return close
 
 
 def _in(root: str, path: str) -> str:
