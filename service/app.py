@@ -9,7 +9,7 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from flask import Flask, Response, current_app, g, request, url_for
@@ -53,7 +53,7 @@ class Services:
     """What the HTTP layer reaches through `current_app.extensions["dockvol"]`."""
 
     settings: Settings
-    engine: Engine
+    engine: ViewedEngine  # the engine as the requests read it (their scopes)
     auth: TokenStore
     volumes: Volumes
     bindings: Bindings
@@ -63,7 +63,7 @@ class Services:
     reconciler: Reconciler
     view: View
     nodes: Nodes
-    watch: events.Watch | None = None
+    watch: events.Watch = field(init=False)  # set right after: it reads the resources through these services
 
 
 ACTING_READS = frozenset({"volumes.VolumeArchive", "volumes.VolumeFiles", "volumes.VolumeUsage"})
@@ -121,7 +121,7 @@ def create_app(
     intents = Intents(engine, helpers)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
-    app.extensions["dockvol"] = Services(
+    services = Services(
         settings=settings,
         engine=engine,
         auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
@@ -143,7 +143,7 @@ def create_app(
         nodes=nodes,
     )
 
-    services = app.extensions["dockvol"]
+    app.extensions["dockvol"] = services
     services.watch = events.Watch(
         events.representer(services), events.everything(services), observability.observe_watch
     )

@@ -3,7 +3,7 @@ from the swagger-ui-bundle package and are served here, not from a CDN."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, send_from_directory
+from flask import Blueprint, Flask, Response, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 ASSETS_URL = "/api/docs/assets/"
@@ -11,7 +11,7 @@ blp = Blueprint("docs_assets", __name__)
 
 
 @blp.route(ASSETS_URL + "<path:filename>")
-def asset(filename: str):
+def asset(filename: str) -> Response:
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 

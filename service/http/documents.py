@@ -3,13 +3,15 @@ it, used alike by the routes, the ETags and the watch stream."""
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 
 from ..domain.bindings import Binding
 from ..domain.sharing import SharingGroup
 from ..domain.volumes import Volume
 from ..errors import InvalidInput
+from ..json_types import JSON
 from .bindings.schemas import BindingSchema
+from .context import services
 from .sharing_groups.schemas import SharingGroupSchema
 from .smorest import etag_of, json_response
 
@@ -19,7 +21,7 @@ _GROUP = SharingGroupSchema()
 
 def here() -> str:
     """The node this instance answers for (in a request)."""
-    return current_app.extensions["dockvol"].nodes.here()
+    return services().nodes.here()
 
 
 def check_node(wanted: str | None) -> None:
@@ -28,7 +30,7 @@ def check_node(wanted: str | None) -> None:
         raise InvalidInput("node", f"this is node {here()}; it cannot create on {wanted}")
 
 
-def volume_document(v: Volume, node: str) -> dict:
+def volume_document(v: Volume, node: str) -> JSON:
     """What VolumeSchema().dump(v) gives, built directly: listing a thousand volumes through
     marshmallow cost more than the engine calls themselves. tests/unit keeps the two equal."""
     return {
@@ -50,15 +52,15 @@ def volume_document(v: Volume, node: str) -> dict:
     }
 
 
-def binding_document(b: Binding, node: str) -> dict:
+def binding_document(b: Binding, node: str) -> JSON:
     return {**_BINDING.dump(b), "node": node}
 
 
-def group_document(g: SharingGroup, node: str) -> dict:
+def group_document(g: SharingGroup, node: str) -> JSON:
     return {**_GROUP.dump(g), "node": node}
 
 
-def answer(document: dict, status: int = 200, location: str | None = None) -> Response:
+def answer(document: JSON, status: int = 200, location: str | None = None) -> Response:
     """A resource's document as the answer, with its ETag (and Location, for a new one)."""
     headers = {"ETag": etag_of(document)}
     if location:

@@ -23,17 +23,22 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, request
 
 from ..domain.changes import BINDING, GROUP, VOLUME, Key, touched
 from ..engine.memory import labels_match
 from ..engine.port import ContainerRecord, EngineEvent
 from ..errors import InvalidInput, NotFound
+from ..json_types import JSON
+from .context import services
 from .documents import binding_document, group_document, volume_document
 from .smorest import Blueprint, Schema
+
+if TYPE_CHECKING:
+    from ..app import Services
 
 log = logging.getLogger(__name__)
 RETAIN = 10_000  # changes a worker keeps for clients that resume
@@ -51,7 +56,7 @@ class Change:
     resource: str
     name: str
     at: int
-    document: dict | None
+    document: JSON | None
 
     def sse(self, node: str) -> str:
         data: dict[str, Any] = {"resource": self.resource, "name": self.name, "node": node, "at": _iso(self.at)}
@@ -77,15 +82,15 @@ class Filters:
 @dataclass(eq=False)
 class Client:
     filters: Filters
-    changes: queue.Queue = field(default_factory=lambda: queue.Queue(QUEUE))
+    changes: queue.Queue[Change | None] = field(default_factory=lambda: queue.Queue(QUEUE))  # None: dropped
     dropped: bool = False
 
 
 class Watch:
     def __init__(
         self,
-        represent: Callable[[Key], dict | None],
-        everything: Callable[[], dict[Key, dict]],
+        represent: Callable[[Key], JSON | None],
+        everything: Callable[[], dict[Key, JSON]],
         observe: Callable[[str, float], None],
     ) -> None:
         self._represent = represent
@@ -93,7 +98,7 @@ class Watch:
         self._observe = observe
         self._lock = threading.Lock()
         self._shown: dict[Key, str] = {}  # what each resource looked like at its last change
-        self._kept: deque[tuple[Change, dict | None]] = deque(maxlen=RETAIN)  # with the labels it had
+        self._kept: deque[tuple[Change, dict[str, str] | None]] = deque(maxlen=RETAIN)  # with the labels it had
         self._clients: set[Client] = set()
         self._since: tuple[int, int] = (0, 0)  # the first id this worker can vouch for
         self._seen_at = 0
@@ -176,19 +181,20 @@ class Watch:
             pass  # it wakes on its next look and finds itself dropped
 
 
-def _labels_of(shown: str | None) -> dict | None:
-    return json.loads(shown).get("labels") if shown else None
+def _labels_of(shown: str | None) -> dict[str, str] | None:
+    labels: dict[str, str] | None = json.loads(shown).get("labels") if shown else None
+    return labels
 
 
 def _iso(at: int) -> str:
     return datetime.fromtimestamp(at / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
-def representer(services: Any) -> Callable[[Key], dict | None]:
+def representer(services: Services) -> Callable[[Key], JSON | None]:
     """Read one resource the way GET shows it; None when it does not exist (or is hidden)."""
     engine = services.engine
 
-    def represent(key: Key) -> dict | None:
+    def represent(key: Key) -> JSON | None:
         resource, name = key
         engine.trusted_scope()  # the view as it stands, right after the event
         try:
@@ -205,18 +211,18 @@ def representer(services: Any) -> Callable[[Key], dict | None]:
     return represent
 
 
-def everything(services: Any) -> Callable[[], dict[Key, dict]]:
+def everything(services: Services) -> Callable[[], dict[Key, JSON]]:
     """Every resource the way the lists show it, by key."""
     from ..domain.bindings import BindingQuery
     from ..domain.volumes import VolumeQuery
 
     engine = services.engine
 
-    def read() -> dict[Key, dict]:
+    def read() -> dict[Key, JSON]:
         engine.trusted_scope()
         try:
             node = services.nodes.here()
-            found: dict[Key, dict] = {
+            found: dict[Key, JSON] = {
                 (VOLUME, v.name): volume_document(v, node) for v in services.volumes.list(VolumeQuery())
             }
             bindings = services.bindings.list(BindingQuery())
@@ -259,11 +265,13 @@ STREAM_DOC = {
     operationId="watchEvents",
     responses={200: STREAM_DOC},
 )
-def events(resource: Sequence[str] = RESOURCES, name: str | None = None, label: Sequence[str] = (), **rest: Any):
+def events(
+    resource: Sequence[str] = RESOURCES, name: str | None = None, label: Sequence[str] = (), **rest: Any
+) -> Response:
     last = request.headers.get("Last-Event-ID") or rest.get("last_event_id")
     last_id = _parse_id(last) if last else None
-    watch: Watch = current_app.extensions["dockvol"].watch
-    node = current_app.extensions["dockvol"].nodes.here()
+    watch = services().watch
+    node = services().nodes.here()
     client, missed = watch.subscribe(Filters(tuple(resource) or RESOURCES, name, tuple(label)), last_id)
     heartbeat = HEARTBEAT
 
@@ -276,17 +284,18 @@ def events(resource: Sequence[str] = RESOURCES, name: str | None = None, label: 
             for change in missed:
                 yield change.sse(node)
             while True:
+                waited: Change | Literal["heartbeat"] | None
                 try:
-                    change = client.changes.get(timeout=0 if client.dropped else heartbeat)
+                    waited = client.changes.get(timeout=0 if client.dropped else heartbeat)
                 except queue.Empty:
-                    change = None if client.dropped else "heartbeat"
-                if change is None:
+                    waited = None if client.dropped else "heartbeat"
+                if waited is None:
                     yield _resync(node)  # it did not keep up: what it missed is gone
                     return
-                if change == "heartbeat":
+                if waited == "heartbeat":
                     yield f"event: heartbeat\ndata: {json.dumps({'node': node, 'at': _iso(_now())})}\n\n"
                 else:
-                    yield change.sse(node)
+                    yield waited.sse(node)
         finally:
             watch.unsubscribe(client)
 

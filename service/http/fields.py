@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any, overload
+
 import marshmallow as ma
 from werkzeug.routing import BaseConverter
 
 from ..domain.labels import PREFIX
+from ..json_types import JSON
 
 RESERVED_VOLUME_NAMES = ("prune",)
 # Docker's rule for volume and container names, capped at a file name's length.
@@ -16,8 +21,18 @@ LABEL_KEY_PATTERN = r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,253}[A-Za-z0-9])?"
 class FullMatch(ma.validate.Regexp):
     """Regexp that must match the whole value (`$` alone lets a trailing newline through)."""
 
-    def __call__(self, value: str) -> str:
-        if self.regex.fullmatch(value) is None:
+    def __init__(self, regex: str, *, error: str | None = None) -> None:
+        super().__init__(regex, error=error)  # a Regexp still: the spec documents its pattern
+        self._whole = re.compile(regex)
+
+    @overload
+    def __call__(self, value: str) -> str: ...
+
+    @overload
+    def __call__(self, value: bytes) -> bytes: ...
+
+    def __call__(self, value: str | bytes) -> str | bytes:
+        if not isinstance(value, str) or self._whole.fullmatch(value) is None:
             raise ma.ValidationError(self._format_error(value))
         return value
 
@@ -25,7 +40,7 @@ class FullMatch(ma.validate.Regexp):
 class StrictBool(ma.fields.Boolean):
     """A JSON boolean only: marshmallow's Boolean would also take 1, "yes" or "on"."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
@@ -34,10 +49,10 @@ class StrictBool(ma.fields.Boolean):
 class StrictInt(ma.fields.Integer):
     """A JSON integer only: no strings, floats or booleans."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
 
-    def _validated(self, value):
+    def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
@@ -56,15 +71,15 @@ class VolumeNameConverter(NameConverter):
     regex = "".join(f"(?!{n}(?:/|$))" for n in RESERVED_VOLUME_NAMES) + NAME_PATTERN
 
 
-def volume_param_schema(converter: VolumeNameConverter) -> dict:
+def volume_param_schema(converter: VolumeNameConverter) -> JSON:
     return {**name_param_schema(converter), "not": {"enum": list(RESERVED_VOLUME_NAMES)}}
 
 
-def name_param_schema(converter: NameConverter) -> dict:
+def name_param_schema(converter: NameConverter) -> JSON:
     return {"type": "string", "pattern": f"^{NAME_PATTERN}$"}
 
 
-def Name(**kwargs) -> ma.fields.String:
+def Name(**kwargs: Any) -> ma.fields.String:
     return ma.fields.String(
         validate=FullMatch(
             f"^{NAME_PATTERN}$", error="must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and be at most 255 characters"
@@ -78,7 +93,7 @@ def _not_a_reserved_volume_name(name: str) -> None:
         raise ma.ValidationError(f"{name} is reserved: /volumes/{name} is an action")
 
 
-def VolumeName(**kwargs) -> ma.fields.String:
+def VolumeName(**kwargs: Any) -> ma.fields.String:
     """A volume's name: Docker's rule, and not one of the names the API uses for actions."""
     return ma.fields.String(
         validate=[
@@ -106,23 +121,23 @@ class MaxProperties:
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def __call__(self, value: dict) -> dict:
+    def __call__(self, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > self.n:
             raise ma.ValidationError(f"at most {self.n} entries")
         return value
 
 
-def Dict(max_properties: int, metadata: dict | None = None, **kwargs) -> ma.fields.Dict:
+def Dict(max_properties: int, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> ma.fields.Dict:
     return ma.fields.Dict(
         validate=MaxProperties(max_properties), metadata={**(metadata or {}), "maxProperties": max_properties}, **kwargs
     )
 
 
-def Labels(**kwargs) -> ma.fields.Dict:
+def Labels(**kwargs: Any) -> ma.fields.Dict:
     return Dict(64, keys=LABEL_KEY, values=LABEL_VALUE, **kwargs)
 
 
-def LabelFilters(in_query: bool = False, **kwargs) -> ma.fields.List:
+def LabelFilters(in_query: bool = False, **kwargs: Any) -> ma.fields.List[str]:
     """Label filters as the engine takes them: `key` (has the label) or `key=value`.
 
     In a query string they are fewer and shorter, so that any URL the schema admits stays within

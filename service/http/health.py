@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import current_app
 
+from .context import services
 from .smorest import Blueprint, Schema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness (no token needed)")
@@ -23,7 +23,7 @@ class ReadySchema(Schema):
 @blp.route("/healthz")
 @blp.response(200, HealthSchema)
 @blp.doc(summary="The process is up", operationId="getHealth")
-def healthz():
+def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -31,6 +31,6 @@ def healthz():
 @blp.response(200, ReadySchema)
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The engine does not answer")
 @blp.doc(summary="The engine answers", operationId="getReadiness")
-def readyz():
-    info = current_app.extensions["dockvol"].engine.info()
+def readyz() -> dict[str, str]:
+    info = services().engine.info()
     return {"status": "ready", "engine_api_version": info.api_version, "engine_version": info.server_version}

@@ -122,7 +122,7 @@ class PacedInput:
     def read(self, size: int | None = -1) -> bytes:
         whole = size is None or size < 0
         parts: list[bytes] = []
-        left = 0 if whole else size
+        left = size if size is not None and size >= 0 else 0
         while whole or left > 0:
             data = self._paced(self._stream.read, None if whole else left)
             if not data:
@@ -135,7 +135,7 @@ class PacedInput:
     def readline(self, size: int | None = -1) -> bytes:
         whole = size is None or size < 0
         parts: list[bytes] = []
-        left = 0 if whole else size
+        left = size if size is not None and size >= 0 else 0
         while whole or left > 0:
             data = self._paced(self._stream.readline, None if whole else left)
             if not data:

@@ -7,12 +7,16 @@ One schema per mount type, so the OpenAPI document says exactly what each type t
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
+from typing import Any
 
 import marshmallow as ma
+from apispec.ext.marshmallow.field_converter import FieldConverterMixin
 
 from ..domain.mounts import MountRequest
+from ..json_types import JSON
 from .fields import NAME_PATTERN, FullMatch, StrictBool, StrictInt
-from .smorest import Schema
+from .smorest import Api, Schema
 
 MAX_MOUNTS = 32
 PROPAGATIONS = ("rprivate", "private", "rslave", "slave")  # never shared
@@ -40,7 +44,7 @@ class _MountSchema(Schema):
     read_only = StrictBool(load_default=False)
 
     @ma.post_load
-    def _request(self, data, **kwargs) -> MountRequest:
+    def _request(self, data: dict[str, Any], **kwargs: Any) -> MountRequest:
         return MountRequest(**data)
 
 
@@ -75,20 +79,21 @@ class TmpfsMountSchema(_MountSchema):
 KINDS = {"volume": VolumeMountSchema, "bind": BindMountSchema, "tmpfs": TmpfsMountSchema}
 
 
-class MountField(ma.fields.Field):
+class MountField(ma.fields.Field[MountRequest]):
     """A mount object, read by the schema its `type` names."""
 
-    def _deserialize(self, value, attr, data, **kwargs) -> MountRequest:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> MountRequest:
         if not isinstance(value, dict):
             raise ma.ValidationError("a mount is an object")
         kind = value.get("type")
         schema = KINDS.get(kind) if isinstance(kind, str) else None
         if schema is None:
             raise ma.ValidationError({"type": [f"one of {', '.join(KINDS)}"]})
-        return schema().load(value)
+        request: MountRequest = schema().load(value)  # its post_load makes the MountRequest
+        return request
 
 
-def mount_field_to_openapi(converter, field, **kwargs) -> dict:
+def mount_field_to_openapi(converter: FieldConverterMixin, field: ma.fields.Field[Any], **kwargs: Any) -> JSON:
     """apispec attribute function: document MountField as a oneOf with a discriminator."""
     if not isinstance(field, MountField):
         return {}
@@ -96,7 +101,7 @@ def mount_field_to_openapi(converter, field, **kwargs) -> dict:
     return {"oneOf": [{"$ref": r} for r in refs.values()], "discriminator": {"propertyName": "type", "mapping": refs}}
 
 
-def Mounts(**kwargs) -> ma.fields.List:
+def Mounts(**kwargs: Any) -> ma.fields.List[MountRequest]:
     return ma.fields.List(MountField(), validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets], **kwargs)
 
 
@@ -117,7 +122,7 @@ class MountShownSchema(Schema):
     driver = ma.fields.String(allow_none=True)
 
 
-def register(api) -> None:
+def register(api: Api) -> None:
     """Put the per-type mount schemas in the OpenAPI components and teach apispec MountField."""
     for schema in KINDS.values():
         api.spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)

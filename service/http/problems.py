@@ -9,10 +9,11 @@ from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, g
+from flask import Response, g
 from werkzeug.exceptions import HTTPException
 
 from .. import errors
+from .context import services
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def from_dockvol_error(error: errors.DockvolError) -> Response:
                 headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             extra = dict(error.extra)
             if "used_by" in extra:  # entries are shown as in the volume's `used_by`, with their node
-                node = current_app.extensions["dockvol"].nodes.here()
+                node = services().nodes.here()
                 extra["used_by"] = [{"node": node, **_jsonable(use)} for use in extra["used_by"]]
             return problem(status, slug, error.detail, headers, **extra)
     return from_unexpected(error)
@@ -139,7 +140,7 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def _jsonable(value: Any) -> Any:
-    if is_dataclass(value):
+    if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]

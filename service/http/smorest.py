@@ -12,18 +12,24 @@ import hashlib
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from http import HTTPStatus
+from typing import Any, NoReturn, TypeVar, cast
 
 import flask_smorest
 import marshmallow as ma
-from flask import Response, current_app, g, request
+from flask import Flask, Request, Response, g, request
 from flask_smorest.utils import prepare_response
 from webargs import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import PreconditionFailed
+from ..json_types import JSON
 from . import limits, problems
+from .context import services
+
+# A view function or MethodView class: flask-smorest's decorators give back what they are given.
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Schema(ma.Schema):
@@ -36,7 +42,7 @@ class Parser(FlaskParser):
     # Let each schema's own `unknown = RAISE` apply to query strings too: a typo is an error.
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
-    def _raw_load_json(self, req):
+    def _raw_load_json(self, req: Request) -> Any:
         """JSON bodies within dockvol's limits (limits.load_json); past them, a bad request."""
         if not is_json_request(req):
             return missing
@@ -45,28 +51,30 @@ class Parser(FlaskParser):
         except limits.BadJson as exc:
             return self._handle_invalid_json_error(exc, req)
 
-    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+    def _handle_invalid_json_error(self, error: ValueError, req: Request, *args: Any, **kwargs: Any) -> NoReturn:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         flask_smorest.abort(400, exc=error, messages={"json": [f"Invalid JSON body: {reason}"]})
+        raise AssertionError("flask_smorest.abort raises")  # it is untyped: mypy cannot know it never returns
 
 
-class Api(flask_smorest.Api):
+class Api(flask_smorest.Api):  # type: ignore[misc]  # flask-smorest is untyped: its Api is Any
     ERROR_SCHEMA = problems.ProblemSchema
     DEFAULT_ERROR_CONTENT_TYPE = problems.CONTENT_TYPE
 
-    def init_app(self, app, **kwargs):
+    def init_app(self, app: Flask, **kwargs: Any) -> None:
         super().init_app(app, **kwargs)
         self.spec.components.security_scheme(
             "bearerAuth",
             {"type": "http", "scheme": "bearer", "description": "A token from DOCKVOL_TOKENS or DOCKVOL_TOKENS_FILE"},
         )
 
-    def handle_http_exception(self, error: HTTPException):
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return problems.from_http_exception(error)
 
-    def _register_responses(self):
+    def _register_responses(self) -> None:
         # As flask-smorest does, but error bodies are problem documents.
-        for status in list(problems.HTTPStatus) + ["DEFAULT_ERROR"]:
+        statuses: list[HTTPStatus | str] = [*HTTPStatus, "DEFAULT_ERROR"]
+        for status in statuses:
             name = status if isinstance(status, str) else status.name
             response: dict[str, Any] = {"description": "Error" if isinstance(status, str) else status.phrase}
             if isinstance(status, str) or status >= 400:
@@ -75,7 +83,7 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
 
-class Blueprint(flask_smorest.Blueprint):
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest is untyped: its Blueprint is Any
     ARGUMENTS_PARSER = Parser()
 
     def __init__(self, *args: Any, per_node: bool = False, **kwargs: Any) -> None:
@@ -83,21 +91,41 @@ class Blueprint(flask_smorest.Blueprint):
         self._prepare_doc_cbks.append(self._prepare_if_match_doc)
         self._per_node = per_node  # its resources live on nodes: routes document `node`
 
-    def route(self, rule: str, *, parameters: list | None = None, **options: Any) -> Callable:
+    def route(self, rule: str, *, parameters: list[JSON | str] | None = None, **options: Any) -> Callable[[F], F]:
         """As flask-smorest's, and a resource's routes document the `node` query parameter (which
         app.py takes off the query before any view reads it)."""
         if self._per_node:
             parameters = [*(parameters or []), NODE_ITEM_PARAM if "<" in rule else NODE_FILTER_PARAM]
-        return super().route(rule, parameters=parameters, **options)
+        decorator: Callable[[F], F] = super().route(rule, parameters=parameters, **options)
+        return decorator
+
+    # flask-smorest's own decorators, typed: each documents (or parses) and gives back what it is given.
+
+    def arguments(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().arguments(*args, **kwargs)
+        return decorator
+
+    def response(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().response(*args, **kwargs)
+        return decorator
+
+    def alt_response(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().alt_response(*args, **kwargs)
+        return decorator
+
+    def doc(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().doc(*args, **kwargs)
+        return decorator
 
     @staticmethod
-    def if_match(func: Callable) -> Callable:
+    def if_match(func: F) -> F:
         """Document the optional If-Match header (412 on mismatch); the view checks it."""
-        func._apidoc = {**getattr(func, "_apidoc", {}), "if_match": True}
+        docs = {**getattr(func, "_apidoc", {}), "if_match": True}
+        func._apidoc = docs  # type: ignore[attr-defined]  # flask-smorest keeps a view's docs on the function
         return func
 
     @staticmethod
-    def _prepare_if_match_doc(doc: dict, doc_info: dict, **kwargs: Any) -> dict:
+    def _prepare_if_match_doc(doc: JSON, doc_info: JSON, **kwargs: Any) -> JSON:
         # Appended, not merged through blp.doc(): a manual `parameters` list would replace the
         # query parameters that blp.arguments documents.
         if doc_info.get("if_match"):
@@ -105,19 +133,19 @@ class Blueprint(flask_smorest.Blueprint):
             doc.setdefault("responses", {})[412] = "PRECONDITION_FAILED"
         return doc
 
-    def protected(self, scope: str) -> Callable:
-        def decorator(func: Callable) -> Callable:
+    def protected(self, scope: str) -> Callable[[F], F]:
+        def decorator(func: F) -> F:
             @wraps(func)
             def checked(*args: Any, **kwargs: Any) -> Any:
                 forwarded = g.get("forwarded")  # fleet mode: the caller an instance vouched for
                 if forwarded is not None:
                     g.principal = forwarded.require(scope)
                 else:
-                    auth = current_app.extensions["dockvol"].auth
+                    auth = services().auth
                     g.principal = auth.authorize(request.headers.get("Authorization"), scope)
                 return func(*args, **kwargs)
 
-            documented = self.doc(security=[{"bearerAuth": []}])(checked)
+            documented: F = self.doc(security=[{"bearerAuth": []}])(cast(F, checked))  # wraps keeps func's signature
             for status, text, headers in (
                 (401, "Missing or unknown bearer token", {"WWW-Authenticate": {"schema": {"type": "string"}}}),
                 (403, f"The token lacks the '{scope}' scope, or policy refuses the request", None),
@@ -148,7 +176,7 @@ def json_response(document: Any, status: int = 200, headers: dict[str, str] | No
     return Response(json.dumps(document), status=status, headers=headers, content_type="application/json")
 
 
-def links_to(*operations: str, field: str = "name", param: str = "name") -> dict:
+def links_to(*operations: str, field: str = "name", param: str = "name") -> JSON:
     """OpenAPI links from a response to the operations that take what it names."""
     return {
         op[0].upper() + op[1:]: {"operationId": op, "parameters": {param: f"$response.body#/{field}"}}

@@ -84,6 +84,9 @@ def test_gzip_on_request_or_in_transit(client, as_reader, filled):
     r = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept-Encoding": "gzip"})
     assert r.headers["Content-Encoding"] == "gzip"
     assert "./secret" in tar_entries(gzip.decompress(r.data))
+    refused = client.get("/api/v1/volumes/site/archive", headers={**as_reader, "Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in refused.headers  # q=0: the client does not take gzip
+    assert "./secret" in tar_entries(refused.data)
 
 
 def test_export_and_import_at_a_path(client, as_reader, as_writer, as_admin, filled):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, url_for
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Response, url_for
 from flask.views import MethodView
 
 from ...domain.bindings import Binding, BindingQuery, Bindings, BindingSpec
 from ...errors import InvalidInput
+from ..context import services
 from ..documents import answer, binding_document, check_node, here
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
@@ -25,7 +29,7 @@ blp = Blueprint(
 
 
 def _bindings() -> Bindings:
-    return current_app.extensions["dockvol"].bindings
+    return services().bindings
 
 
 def _shown(binding: Binding, status: int = 200) -> Response:
@@ -37,7 +41,7 @@ def _if_match(binding: Binding) -> None:
     check_if_match(binding_document(binding, here()))
 
 
-def _spec(data: dict, name: str) -> BindingSpec:
+def _spec(data: dict[str, Any], name: str) -> BindingSpec:
     command = tuple(data["command"]) if data["command"] is not None else None
     return BindingSpec(**{**data, "name": name, "command": command, "mounts": tuple(data["mounts"])})
 
@@ -48,7 +52,7 @@ class BindingCollection(MethodView):
     @blp.arguments(BindingQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, BindingSchema(many=True), headers=HEADERS_DOC)
     @blp.doc(summary="List bindings", operationId="listBindings")
-    def get(self, page, page_size, label=(), **filters):
+    def get(self, page: int, page_size: int, label: Sequence[str] = (), **filters: Any) -> Response:
         bindings, headers = paginate(_bindings().list(BindingQuery(labels=label, **filters)), page, page_size)
         node = here()
         return json_response([binding_document(b, node) for b in bindings], headers=headers)
@@ -62,7 +66,7 @@ class BindingCollection(MethodView):
         operationId="createBinding",
         responses={201: {"links": links_to("getBinding", "deleteBinding", "stopBinding", "startBinding")}},
     )
-    def post(self, data):
+    def post(self, data: dict[str, Any]) -> Response:
         check_node(data.pop("node", None))
         return _shown(_bindings().create(_spec(data, data["name"])), 201)
 
@@ -73,7 +77,7 @@ class BindingItem(MethodView):
     @blp.response(200, BindingSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one binding", operationId="getBinding")
-    def get(self, name):
+    def get(self, name: str) -> Response:
         return _shown(_bindings().get(name))
 
     @blp.protected("write")
@@ -82,7 +86,7 @@ class BindingItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Replace a binding's spec: recreate its container, keeping its data", operationId="replaceBinding")
     @blp.if_match
-    def put(self, data, name):
+    def put(self, data: dict[str, Any], name: str) -> Response:
         if data.get("name", name) != name:
             raise InvalidInput("name", "the body's name must be the binding's name")
         return _shown(_bindings().replace(name, _spec(data, name), precondition=_if_match))
@@ -93,7 +97,7 @@ class BindingItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Delete a binding's container; its volumes stay", operationId="deleteBinding")
     @blp.if_match
-    def delete(self, name, remove_anonymous_volumes):
+    def delete(self, name: str, remove_anonymous_volumes: bool) -> None:
         _bindings().delete(name, remove_anonymous_volumes, precondition=_if_match)
 
 
@@ -103,7 +107,7 @@ class BindingStart(MethodView):
     @blp.response(200, BindingSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Start a binding's container", operationId="startBinding")
-    def post(self, name):
+    def post(self, name: str) -> Response:
         return _shown(_bindings().start(name))
 
 
@@ -113,5 +117,5 @@ class BindingStop(MethodView):
     @blp.response(200, BindingSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Stop a binding's container", operationId="stopBinding")
-    def post(self, name):
+    def post(self, name: str) -> Response:
         return _shown(_bindings().stop(name))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import marshmallow as ma
-from flask import current_app
+from flask import Response
 from flask.views import MethodView
 
+from ..context import services
 from ..pagination import HEADERS_DOC, PageArgs, paginate
 from ..smorest import Blueprint, Schema, json_response
 
@@ -31,6 +32,6 @@ class NodeCollection(MethodView):
     @blp.arguments(PageArgs, location="query", as_kwargs=True)
     @blp.response(200, NodeSchema(many=True), headers=HEADERS_DOC)
     @blp.doc(summary="List the nodes (one engine: one node, role standalone)", operationId="listNodes")
-    def get(self, page, page_size):
-        nodes, headers = paginate(current_app.extensions["dockvol"].nodes.list(), page, page_size)
+    def get(self, page: int, page_size: int) -> Response:
+        nodes, headers = paginate(services().nodes.list(), page, page_size)
         return json_response([dataclasses.asdict(n) for n in nodes], headers=headers)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from typing import Any
+
+from flask import Response, url_for
 from flask.views import MethodView
 
 from ...domain.sharing import SharingGroups
+from ..context import services
 from ..documents import answer, check_node, group_document, here
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
@@ -27,7 +30,7 @@ blp = Blueprint(
 
 
 def _groups() -> SharingGroups:
-    return current_app.extensions["dockvol"].sharing_groups
+    return services().sharing_groups
 
 
 @blp.route("")
@@ -36,7 +39,7 @@ class SharingGroupCollection(MethodView):
     @blp.arguments(SharingGroupQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, SharingGroupSchema(many=True), headers=HEADERS_DOC)
     @blp.doc(summary="List sharing groups", operationId="listSharingGroups")
-    def get(self, page, page_size):
+    def get(self, page: int, page_size: int) -> Response:
         groups, headers = paginate(_groups().list(), page, page_size)
         node = here()
         return json_response([group_document(g, node) for g in groups], headers=headers)
@@ -50,7 +53,7 @@ class SharingGroupCollection(MethodView):
         operationId="createSharingGroup",
         responses={201: {"links": links_to("getSharingGroup", "deleteSharingGroup")}},
     )
-    def post(self, data):
+    def post(self, data: dict[str, Any]) -> Response:
         check_node(data.get("node"))
         group = _groups().create(data["name"], data["mounts"], data["share"])
         location = url_for("sharing_groups.SharingGroupItem", name=group.name)
@@ -63,7 +66,7 @@ class SharingGroupItem(MethodView):
     @blp.response(200, SharingGroupSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one sharing group with its members", operationId="getSharingGroup")
-    def get(self, name):
+    def get(self, name: str) -> Response:
         return answer(group_document(_groups().get(name), here()))
 
     @blp.protected("write")
@@ -76,5 +79,5 @@ class SharingGroupItem(MethodView):
         operationId="deleteSharingGroup",
     )
     @blp.if_match
-    def delete(self, name, cascade):
+    def delete(self, name: str, cascade: bool) -> None:
         _groups().delete(name, cascade, precondition=lambda group: check_if_match(group_document(group, here())))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, request, url_for
+from typing import Any
+
+from flask import Response, g, request, url_for
 from flask.views import MethodView
 
 from ...domain import archives
-from ...domain.volume_data import Download, Listing, VolumeData
+from ...domain.volume_data import Download, Listing, Usage, VolumeData
 from ...errors import Forbidden, TooLarge
+from ...json_types import JSON
+from ..context import services
 from ..documents import answer, check_node, here, volume_document
 from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
 from .data_schemas import (
@@ -20,7 +24,8 @@ from .data_schemas import (
     RenameSchema,
     UsageSchema,
 )
-from .routes import VolumeSchema, blp
+from .routes import blp
+from .schemas import VolumeSchema
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
@@ -35,13 +40,13 @@ TAR_BODY = {
 
 
 def _data() -> VolumeData:
-    return current_app.extensions["dockvol"].volume_data
+    return services().volume_data
 
 
 def _send(download: Download, content_type: str, compression: str | None = None) -> Response:
     filename = download.filename
     headers = {}
-    in_transit = compression is None and "gzip" in request.accept_encodings and content_type in TAR_TYPES
+    in_transit = compression is None and request.accept_encodings.quality("gzip") > 0 and content_type in TAR_TYPES
     if compression == "gzip":
         content_type, filename = "application/gzip", f"{filename}.gz"
     elif in_transit:
@@ -74,7 +79,7 @@ class VolumeArchive(MethodView):
             }
         },
     )
-    def get(self, name, path, pause, compression=None):
+    def get(self, name: str, path: str, pause: bool, compression: str | None = None) -> Response:
         if pause and not g.principal.allows("write"):
             raise Forbidden("pause=true needs the 'write' scope")
         # Generated clients that know no tar type ask for application/octet-stream: same bytes.
@@ -92,8 +97,8 @@ class VolumeArchive(MethodView):
     )
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="An entry is refused; the volume is unchanged")
     @blp.doc(summary="Import a tar (or tar.gz) stream into a volume", operationId="importVolume", requestBody=TAR_BODY)
-    def put(self, name, path):
-        limit = current_app.extensions["dockvol"].settings.max_import_bytes
+    def put(self, name: str, path: str) -> JSON:
+        limit = services().settings.max_import_bytes
         if (request.content_length or 0) > limit:
             raise TooLarge(f"the archive is over the limit of {limit} bytes")
         entries = _data().import_(name, path, request.stream)
@@ -112,7 +117,7 @@ class VolumeClone(MethodView):
         operationId="cloneVolume",
         responses={201: {"links": links_to("getVolume", "deleteVolume")}},
     )
-    def post(self, data, name):
+    def post(self, data: dict[str, Any], name: str) -> Response:
         check_node(data.get("node"))  # fleet mode sends a clone to another node's instance as an import
         volume = _data().clone(name, data["name"], data["labels"], data["pause"])
         return answer(volume_document(volume, here()), 201, url_for("volumes.VolumeItem", name=volume.name))
@@ -126,7 +131,7 @@ class VolumeRename(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="In use (see `used_by`), or the new name exists")
     @blp.doc(summary="Rename an unused volume dockvol created", operationId="renameVolume")
-    def post(self, data, name):
+    def post(self, data: dict[str, Any], name: str) -> Response:
         volume = _data().rename(name, data["name"])
         return answer(volume_document(volume, here()), 200, url_for("volumes.VolumeItem", name=volume.name))
 
@@ -147,7 +152,7 @@ class VolumeFiles(MethodView):
             }
         },
     )
-    def get(self, name, path):
+    def get(self, name: str, path: str) -> Listing | Response:
         found = _data().files(name, path)
         if isinstance(found, Listing):
             return found
@@ -160,5 +165,5 @@ class VolumeUsage(MethodView):
     @blp.response(200, UsageSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Bytes and file count of a volume", operationId="getVolumeUsage")
-    def get(self, name):
+    def get(self, name: str) -> Usage:
         return _data().usage(name)

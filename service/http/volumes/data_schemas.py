@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
+from typing import Any
 
 import marshmallow as ma
 
@@ -16,11 +18,11 @@ class VolumePath(ma.fields.String):
     """A path inside a volume, read as if the volume were the root: '/a/b', 'a/b/' and 'x/../a/b'
     all name a/b, and '..' never leaves the volume. '' is the root."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in value or len(value) > MAX_PATH:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text or len(text) > MAX_PATH:
             raise ma.ValidationError("not a usable path")
-        return posixpath.normpath("/" + value).lstrip("/")
+        return posixpath.normpath("/" + text).lstrip("/")
 
 
 PATH = VolumePath(

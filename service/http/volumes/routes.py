@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Response, url_for
 from flask.views import MethodView
 
-from ...domain.volumes import VolumeQuery, Volumes
+from ...domain.volumes import PruneResult, VolumeQuery, Volumes
+from ..context import services
 from ..documents import answer, check_node, here, volume_document
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
@@ -21,7 +25,7 @@ blp = Blueprint("volumes", __name__, url_prefix="/api/v1/volumes", description="
 
 
 def _volumes() -> Volumes:
-    return current_app.extensions["dockvol"].volumes
+    return services().volumes
 
 
 @blp.route("")
@@ -30,7 +34,7 @@ class VolumeCollection(MethodView):
     @blp.arguments(VolumeQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, VolumeSchema(many=True), headers=HEADERS_DOC)
     @blp.doc(summary="List volumes", operationId="listVolumes")
-    def get(self, page, page_size, label=(), **filters):
+    def get(self, page: int, page_size: int, label: Sequence[str] = (), **filters: Any) -> Response:
         volumes, headers = paginate(_volumes().list(VolumeQuery(labels=label, **filters)), page, page_size)
         node = here()
         return json_response([volume_document(v, node) for v in volumes], headers=headers)
@@ -44,7 +48,7 @@ class VolumeCollection(MethodView):
         operationId="createVolume",
         responses={201: {"links": links_to("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage")}},
     )
-    def post(self, spec):
+    def post(self, spec: dict[str, Any] | None) -> Response:
         spec = spec or VolumeCreateSchema().load({})
         check_node(spec.get("node"))
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
@@ -57,7 +61,7 @@ class VolumeItem(MethodView):
     @blp.response(200, VolumeSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one volume", operationId="getVolume")
-    def get(self, name):
+    def get(self, name: str) -> Response:
         return answer(volume_document(_volumes().get(name), here()))
 
     @blp.protected("write")
@@ -69,7 +73,7 @@ class VolumeItem(MethodView):
         operationId="deleteVolume",
     )
     @blp.if_match
-    def delete(self, name):
+    def delete(self, name: str) -> None:
         _volumes().delete(name, precondition=lambda v: check_if_match(volume_document(v, here())))
 
 
@@ -81,6 +85,6 @@ class VolumePrune(MethodView):
     )
     @blp.response(200, PruneResultSchema)
     @blp.doc(summary="Remove unused volumes dockvol manages", operationId="pruneVolumes")
-    def post(self, spec):
+    def post(self, spec: dict[str, Any] | None) -> PruneResult:
         spec = spec or PruneSchema().load({})
         return _volumes().prune(spec["dry_run"], spec["include_named"], spec["labels"])
