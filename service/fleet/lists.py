@@ -11,10 +11,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..json_types import JSON
+
 
 @dataclass(frozen=True)
 class NodePage:
-    items: Sequence[dict]  # the node's first items, sorted by name, each with "name" and "node"
+    items: Sequence[JSON]  # the node's first items, sorted by name, each with "name" and "node"
     total: int  # how many the node holds (that match the filters)
 
 
@@ -23,7 +25,7 @@ def window(page: int, page_size: int) -> int:
     return page * page_size
 
 
-def merge(pages: Mapping[str, NodePage], page: int, page_size: int) -> tuple[list[dict], int]:
+def merge(pages: Mapping[str, NodePage], page: int, page_size: int) -> tuple[list[JSON], int]:
     """The fleet's page `page`, and the fleet's total."""
     ordered = heapq.merge(*(p.items for p in pages.values()), key=lambda item: (item["name"], item["node"]))
     chosen = list(itertools.islice(ordered, (page - 1) * page_size, page * page_size))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -15,6 +15,8 @@ import urllib3
 from ..errors import EngineUnavailable
 
 CHUNK = 64 * 1024
+# What a request to a peer sends: nothing, bytes, a file, or chunks (a clone streams an export on).
+Body = IO[bytes] | Iterable[bytes] | bytes | None
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Transport(Protocol):
         method: str,
         target: str,
         headers: dict[str, str],
-        body: IO[bytes] | bytes | None,
+        body: Body,
         timeout: float,
         patient: bool = False,
     ) -> Reply:
@@ -50,7 +52,16 @@ class HttpTransport:
     def __init__(self, pool_size: int = 16) -> None:
         self._pool = urllib3.PoolManager(maxsize=pool_size, retries=False)
 
-    def send(self, address, method, target, headers, body, timeout, patient=False):
+    def send(
+        self,
+        address: str,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: Body,
+        timeout: float,
+        patient: bool = False,
+    ) -> Reply:
         try:
             response = self._pool.request(
                 method,

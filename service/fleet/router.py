@@ -29,10 +29,11 @@ from ..http import problems
 from ..http.auth import Principal, TokenStore
 from ..http.pagination import headers_for
 from ..http.volumes.data_schemas import CloneSchema
+from ..json_types import JSON
 from . import forwarding
 from .fanout import FanOut
 from .lists import NodePage, merge, window
-from .peers import Reply, Resolver, Transport
+from .peers import Body, Reply, Resolver, Transport
 from .placement import Candidate, place
 
 FLEET_ROUTES = "/fleet/v1/"  # between instances only, signed: never reached by an outside caller
@@ -191,19 +192,28 @@ class Router:
 
         reachable = [m.name for m in members if m.address]
         asked = self._fan.ask(reachable, first, self._timeout)
-        refusal = next((p for p in asked.answers.values() if isinstance(p, Reply)), None)
-        if refusal is not None:
-            return _passed(refusal)  # a bad filter or scope: every node says the same
-        items, total = merge(asked.answers, page, size)
+        pages: dict[str, NodePage] = {}
+        for node, answer in asked.answers.items():
+            if isinstance(answer, Reply):
+                return _passed(answer)  # a bad filter or scope: every node says the same
+            pages[node] = answer
+        items, total = merge(pages, page, size)
         headers = headers_for(total, page, size)
         headers.update(_unreachable(sorted({m.name for m in members if not m.address} | set(asked.unreachable))))
         return _json(items, headers=headers)
 
     def _first_items(
-        self, address: str, node: str, caller: forwarding.Caller, path: str, query: list, k: int, left: float
+        self,
+        address: str,
+        node: str,
+        caller: forwarding.Caller,
+        path: str,
+        query: list[tuple[str, str]],
+        k: int,
+        left: float,
     ) -> NodePage | Reply:
         """The node's first k items (in pages of at most MAX_PAGE), or its refusal."""
-        items: list[dict] = []
+        items: list[JSON] = []
         total, page = 0, 1
         while True:
             size = min(MAX_PAGE, k - len(items))
@@ -234,7 +244,11 @@ class Router:
         refusal = next((r for r in asked.answers.values() if r.status != 200), None)
         if refusal is not None:
             return _passed(refusal)
-        results = [r.json() for r in asked.answers.values()]
+        results: list[JSON] = []
+        for r in asked.answers.values():
+            result = r.json()
+            assert isinstance(result, dict)  # a prune's result (PruneResultSchema)
+            results.append(result)
         merged = {
             "volumes_deleted": sorted(v for r in results for v in r["volumes_deleted"]),
             "space_reclaimed": sum(r["space_reclaimed"] for r in results),
@@ -351,7 +365,7 @@ class Router:
         address = self._address(node, self.members() if members is None else members)
         query = list(request.args.items(multi=True))  # without `node` (app.py took it off)
         target = request.path + (f"?{urlencode(query)}" if query else "")
-        body = request.stream if request.method in ("POST", "PUT", "PATCH") else None
+        body: Body = request.stream if request.method in ("POST", "PUT", "PATCH") else None
         if request.is_json and body is not None:
             body = request.get_data()  # already read (and checked) by the router
         reply = self._call(address, node, caller, request.method, target, self._timeout, _sent(request), body)
@@ -366,7 +380,7 @@ class Router:
         target: str,
         timeout: float,
         headers: dict[str, str] | None = None,
-        body: Any = None,
+        body: Body = None,
         patient: bool = False,
     ) -> Reply:
         signed = forwarding.sign(self._secret, caller, node, method, target, time.time())
