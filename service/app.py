@@ -183,7 +183,7 @@ def create_app(
     api.register_blueprint(sharing_group_routes.blp)
     api.register_blueprint(node_routes.blp)
     api.register_blueprint(events.blp)
-    app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, Flask's way
     return app
 
 
@@ -244,7 +244,7 @@ def _only_this_node() -> None:
     blueprint = (request.endpoint or "").partition(".")[0]
     if not g.nodes or blueprint not in COLLECTIONS:
         return
-    services = current_app.extensions["dockvol"]
+    services: Services = current_app.extensions["dockvol"]
     services.auth.authorize(request.headers.get("Authorization"), "read")
     here = services.nodes.here()
     if here in g.nodes:
@@ -260,12 +260,12 @@ def _take_request_id() -> None:
     g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-def _give_request_id(response):
+def _give_request_id(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
     return response
 
 
-def _require_json_body():
+def _require_json_body() -> Response | None:
     if request.endpoint in data_routes.RAW_BODY_ENDPOINTS:
         request.max_content_length = current_app.extensions["dockvol"].settings.max_import_bytes
         return None
