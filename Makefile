@@ -38,10 +38,11 @@ unit: venv
 lint: venv
 	$(BIN)/ruff check service tests deploy/*.py
 	$(BIN)/ruff format --check service tests deploy/*.py
+	$(BIN)/mypy
 	shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh tests/fleet/*.sh .ci/run
 
 openapi: venv
 	$(BIN)/flask --app 'service.app:create_app()' openapi write --format=json openapi/openapi.json
 
 clean:
-	rm -rf $(VENV) .lockenv .pytest_cache *.egg-info
+	rm -rf $(VENV) .lockenv .pytest_cache .mypy_cache *.egg-info

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite (`make test`): lint and the unit tier once, then the integration, end-to-end,
-# security, faults and fleet tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a
-# private engine that this script starts and stops again, and the deploy smoke test
-# (deploy/smoke.sh) on one engine.
+# The whole suite (`make test`): lint (ruff, mypy --strict over service/, shellcheck) and the
+# unit tier once, then the integration, end-to-end, security, faults and fleet tiers once per
+# engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that this script
+# starts and stops again, and the deploy smoke test (deploy/smoke.sh) on one engine.
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -34,12 +34,14 @@ run() {
     [ "$rc" = 0 ] || failed=1
 }
 
-# lint: ruff (rules in pyproject.toml) and shellcheck; their findings fail the run like a test.
+# lint: ruff, mypy (settings in pyproject.toml: --strict over service/) and shellcheck; their
+# findings fail the run like a test.
 lint() {
     local rc=0
-    echo "== lint: ruff check, ruff format --check, shellcheck"
+    echo "== lint: ruff check, ruff format --check, mypy --strict (service/), shellcheck"
     "$(dirname "$PY")/ruff" check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/ruff" format --check service tests deploy/*.py || rc=1
+    "$(dirname "$PY")/mypy" || rc=1
     if ! command -v shellcheck >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null 2>&1 \
             || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
