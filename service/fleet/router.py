@@ -304,9 +304,9 @@ class Router:
         source's export and makes the copy, so the operation and its recovery live where the copy
         does, and this instance only waits for the answer. The same node: the source's own clone."""
         body = request.get_json(silent=True)
-        target = body.get("node") if isinstance(body, dict) else None
-        if not isinstance(target, str) or target == source:
+        if not isinstance(body, dict) or not isinstance(body.get("node"), str) or body["node"] == source:
             return self._forward(request, caller, source)
+        target: str = body["node"]
         try:
             order = CloneSchema().load(body)
         except ma.ValidationError as exc:
