@@ -228,7 +228,7 @@ def test_a_node_whose_engine_dies_is_named_and_the_others_answer(fleet):
     kept, lost = unique("kept"), unique("lost")
     assert post(fleet, n1, "/volumes", {"name": kept, "node": n2.name}).status_code == 201
     assert post(fleet, n1, "/volumes", {"name": lost, "node": n3.name}).status_code == 201
-    fleet.lab("stop-node", "3", "--kill")  # last test of the tier: the node stays down
+    fleet.lab("stop-node", "3", "--kill")
     started = time.monotonic()
     r = get(fleet, n1, "/volumes")
     took = time.monotonic() - started
@@ -243,3 +243,21 @@ def test_a_node_whose_engine_dies_is_named_and_the_others_answer(fleet):
     r = post(fleet, n1, "/volumes", {"name": unique("after")})
     assert r.status_code == 201 and r.json()["node"] != n3.name
     print(f"a list with one node's engine killed answered in {took:.2f} s, naming it")
+
+    # The node comes back (its engine starts again): Swarm starts its dockvol task there again, and
+    # the fleet has it back, with its data, with no step of dockvol's own.
+    fleet.lab("start-node", "3")
+    began = time.monotonic()
+    while True:
+        r = get(fleet, n1, "/volumes")
+        if r.status_code == 200 and "Dockvol-Unreachable-Nodes" not in r.headers:
+            break
+        assert time.monotonic() - began < 120, ("node 3 did not come back", r.status_code, r.headers)
+        time.sleep(0.5)
+    back = time.monotonic() - began
+    for name, node in ((lost, n3), (kept, n2)):
+        r = get(fleet, n2, f"/volumes/{name}")
+        assert r.status_code == 200 and r.json()["node"] == node.name, r.text
+    shown = {n["name"]: n["dockvol"] for n in get(fleet, n1, "/nodes").json()}
+    assert shown == {n1.name: "up", n2.name: "up", n3.name: "up"}
+    print(f"node 3 was back in the fleet {back:.1f} s after its engine started again")
