@@ -240,16 +240,16 @@ def _take_node() -> None:
 
 def _only_this_node() -> None:
     """One engine: a request for another node finds nothing: a list is empty (after its view
-    checked the query), anything else 404; a caller without a token hears 401 first."""
+    checked the query), anything else (the watch too) 404; a caller without a token hears 401 first."""
     blueprint = (request.endpoint or "").partition(".")[0]
-    if not g.nodes or blueprint not in COLLECTIONS:
+    if not g.nodes or blueprint not in (*COLLECTIONS, "events"):
         return
     services: Services = current_app.extensions["dockvol"]
     services.auth.authorize(request.headers.get("Authorization"), "read")
     here = services.nodes.here()
     if here in g.nodes:
         return
-    if request.method == "GET" and (request.view_args or {}).get("name") is None:
+    if blueprint in COLLECTIONS and request.method == "GET" and (request.view_args or {}).get("name") is None:
         g.other_nodes = True  # pagination.paginate lists nothing
         return
     raise NotFound(f"there is no node {g.nodes[0]!r} (this is {here})")

@@ -5,8 +5,9 @@ ways). Which node each address is, the router asks (router.py, `members`)."""
 from __future__ import annotations
 
 import json
+import math
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -15,6 +16,7 @@ import urllib3
 from ..errors import EngineUnavailable
 
 CHUNK = 64 * 1024
+NO_LIMIT = math.inf  # a `wait` for an answer that takes as long as the peer's work
 # What a request to a peer sends: nothing, bytes, a file, or chunks (a clone streams an export on).
 Body = IO[bytes] | Iterable[bytes] | bytes | None
 
@@ -24,6 +26,7 @@ class Reply:
     status: int
     headers: dict[str, str]
     body: Iterator[bytes] = field(default_factory=lambda: iter(()))
+    close: Callable[[], None] = lambda: None  # from any thread: the body ends (a reader wakes)
 
     def read(self) -> bytes:
         return b"".join(self.body)
@@ -41,11 +44,12 @@ class Transport(Protocol):
         headers: dict[str, str],
         body: Body,
         timeout: float,
-        patient: bool = False,
+        wait: float | None = None,
     ) -> Reply:
         """The peer's answer; EngineUnavailable when it cannot be reached in time, or stops
-        sending its answer half-way. `timeout` bounds the connection and each wait for data;
-        `patient`: the answer itself may take as long as the peer's work (a clone's copy)."""
+        sending its answer half-way. `timeout` bounds the connection; `wait`, each wait for the
+        answer and for each part of it (None: `timeout`; NO_LIMIT: as long as the peer works, as
+        for a clone's copy)."""
 
 
 class HttpTransport:
@@ -60,8 +64,9 @@ class HttpTransport:
         headers: dict[str, str],
         body: Body,
         timeout: float,
-        patient: bool = False,
+        wait: float | None = None,
     ) -> Reply:
+        read = timeout if wait is None else None if wait == NO_LIMIT else wait
         try:
             response = self._pool.request(
                 method,
@@ -69,13 +74,13 @@ class HttpTransport:
                 headers=headers,
                 body=body,
                 chunked=body is not None and not isinstance(body, bytes),
-                timeout=urllib3.Timeout(connect=timeout, read=None if patient else timeout),
+                timeout=urllib3.Timeout(connect=timeout, read=read),
                 preload_content=False,
                 redirect=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise EngineUnavailable(f"the dockvol of {address} does not answer: {type(exc).__name__}") from None
-        return Reply(response.status, dict(response.headers), _drained(response))
+        return Reply(response.status, dict(response.headers), _drained(response), _closer(response))
 
 
 def _drained(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
@@ -85,6 +90,16 @@ def _drained(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         raise EngineUnavailable(f"a dockvol instance stopped sending: {type(exc).__name__}") from None
     finally:
         response.release_conn()
+
+
+def _closer(response: urllib3.BaseHTTPResponse) -> Callable[[], None]:
+    def close() -> None:
+        try:
+            response.shutdown()  # wakes a thread blocked reading it
+        except (ValueError, RuntimeError, OSError):
+            pass  # read to its end, or released already
+
+    return close
 
 
 class Resolver(Protocol):

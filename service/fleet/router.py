@@ -25,15 +25,15 @@ from flask import Request, Response, g
 from ..domain.archives import CHUNK, ChunkReader
 from ..domain.nodes import Node
 from ..errors import Conflict, EngineUnavailable, InvalidInput, NotFound, Unauthenticated
-from ..http import problems
+from ..http import events, problems
 from ..http.auth import Principal, TokenStore
 from ..http.pagination import headers_for
 from ..http.volumes.data_schemas import CloneSchema
 from ..json_types import JSON
-from . import forwarding
+from . import forwarding, watch
 from .fanout import FanOut
 from .lists import NodePage, merge, window
-from .peers import Body, Reply, Resolver, Transport
+from .peers import NO_LIMIT, Body, Reply, Resolver, Transport
 from .placement import Candidate, place
 
 FLEET_ROUTES = "/fleet/v1/"  # between instances only, signed: never reached by an outside caller
@@ -46,6 +46,7 @@ MAX_PAGE = 1000
 MEMBERS_TTL = 1.0  # seconds what the instances say of themselves is kept
 # The blueprints whose resources live on nodes (`?node=` applies), and where their items live.
 COLLECTIONS = {"volumes": "/api/v1/volumes", "bindings": "/api/v1/bindings", "sharing_groups": "/api/v1/sharing-groups"}
+EVENTS = "/api/v1/events"
 SENT = ("Content-Type", "Accept", "If-Match", "X-Request-ID", "Last-Event-ID")
 KEPT = {"content-type", "content-disposition", "etag", "location", "retry-after", "x-pagination", "link"}
 
@@ -97,12 +98,14 @@ class Router:
         if request.path.startswith(FLEET_ROUTES):
             raise Unauthenticated("only instances of this fleet may ask")
         blueprint = (request.endpoint or "").partition(".")[0]
-        if blueprint not in ("volumes", "bindings", "sharing_groups", "nodes"):
-            return None  # health, documents, the watch of this node: answered here
+        if blueprint not in ("volumes", "bindings", "sharing_groups", "nodes", "events"):
+            return None  # health, documents: answered here
         principal = self._auth.authorize(request.headers.get("Authorization"), "read")
         caller = forwarding.Caller(principal.name, principal.scopes)
         if blueprint == "nodes":
             return self._nodes()
+        if blueprint == "events":
+            return self._watch(request, caller)
         collection = COLLECTIONS[blueprint]
         if request.path == collection and request.method == "GET":
             return self._list(request, caller)
@@ -326,7 +329,7 @@ class Router:
             self._timeout,
             {"Content-Type": "application/json"},
             document,
-            patient=True,  # the copy's node answers when the copy is whole, or gone: however long that takes
+            wait=NO_LIMIT,  # the copy's node answers when the copy is whole, or gone: however long that takes
         )
         response = _passed(made)
         if made.status == 201:
@@ -359,8 +362,50 @@ class Router:
 
         return self._receive_here(order["name"], order["labels"], export)
 
+    def _watch(self, request: Request, caller: forwarding.Caller) -> Response:
+        """GET /events: one node's own stream (`?node=` names one), else every node's, merged
+        (watch.py), resumed from the merged id the client has."""
+        wait = 2 * events.HEARTBEAT + self._timeout  # a node's stream is silent at most a heartbeat
+        if len(g.nodes) == 1:
+            return self._forward(request, caller, g.nodes[0], wait=wait)
+        last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+        ids = watch.decode(last) if last else {}
+        query = [(k, v) for k, v in request.args.items(multi=True) if k != "last_event_id"]
+        wanted = [m for m in self.members() if not g.nodes or m.name in g.nodes]
+        reachable = {m.name: m.address for m in wanted if m.address is not None}
+
+        def open_stream(node: str, left: float) -> Reply:
+            asked = query + ([("last_event_id", ids[node])] if node in ids else [])
+            target = EVENTS + (f"?{urlencode(asked)}" if asked else "")
+            accept = {"Accept": "text/event-stream"}
+            return self._call(reachable[node], node, caller, "GET", target, left, accept, None, wait)
+
+        opened = self._fan.ask(sorted(reachable), open_stream, self._timeout)
+        streams = {node: reply for node, reply in opened.answers.items() if reply.status == 200}
+        refused = [reply for reply in opened.answers.values() if 400 <= reply.status < 500]
+        if refused:  # the query (or the id) is wrong: every node says so
+            for reply in streams.values():
+                reply.close()
+            return _passed(refused[0])
+        silent = sorted({m.name for m in wanted} - set(streams))
+
+        named = list(g.nodes)  # the stream outlives the request's context
+
+        def fleet_changed() -> bool:  # a node came or went: the client resumes on a new stream
+            now = {m.name for m in self.members() if m.address is not None and (not named or m.name in named)}
+            return now != set(reachable)
+
+        merged = watch.Merged(streams, ids, self._here(), events.HEARTBEAT, fleet_changed)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_unreachable(silent)}
+        return Response(iter(merged), mimetype="text/event-stream", headers=headers)
+
     def _forward(
-        self, request: Request, caller: forwarding.Caller, node: str, members: Sequence[Member] | None = None
+        self,
+        request: Request,
+        caller: forwarding.Caller,
+        node: str,
+        members: Sequence[Member] | None = None,
+        wait: float | None = None,
     ) -> Response:
         address = self._address(node, self.members() if members is None else members)
         query = list(request.args.items(multi=True))  # without `node` (app.py took it off)
@@ -368,7 +413,7 @@ class Router:
         body: Body = request.stream if request.method in ("POST", "PUT", "PATCH") else None
         if request.is_json and body is not None:
             body = request.get_data()  # already read (and checked) by the router
-        reply = self._call(address, node, caller, request.method, target, self._timeout, _sent(request), body)
+        reply = self._call(address, node, caller, request.method, target, self._timeout, _sent(request), body, wait)
         return _passed(reply)
 
     def _call(
@@ -381,11 +426,11 @@ class Router:
         timeout: float,
         headers: dict[str, str] | None = None,
         body: Body = None,
-        patient: bool = False,
+        wait: float | None = None,
     ) -> Reply:
         signed = forwarding.sign(self._secret, caller, node, method, target, time.time())
         headers = {**(headers or {}), forwarding.HEADER: signed}
-        return self._transport.send(address, method, target, headers, body, timeout, patient=patient)
+        return self._transport.send(address, method, target, headers, body, timeout, wait=wait)
 
     def _address(self, node: str, members: Sequence[Member]) -> str:
         """The address of `node`'s instance: 404 for a node the fleet does not have, 503 for one

@@ -46,7 +46,9 @@ QUEUE = 1_000  # changes a client may have waiting before it is dropped
 HEARTBEAT = 15.0  # seconds between heartbeats on an idle stream
 RESOURCES = (VOLUME, BINDING, GROUP)
 
-blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Watch every change (Server-Sent Events)")
+blp = Blueprint(
+    "events", __name__, url_prefix="/api/v1", description="Watch every change (Server-Sent Events)", per_node=True
+)
 
 
 @dataclass(frozen=True)
@@ -148,18 +150,22 @@ class Watch:
 
     # -- clients -----------------------------------------------------------------------------------
 
-    def subscribe(self, filters: Filters, last_id: tuple[int, int] | None) -> tuple[Client, list[Change] | None]:
-        """A new client, and what it missed since `last_id` (None: it must re-list)."""
+    def subscribe(
+        self, filters: Filters, last_id: tuple[int, int] | None
+    ) -> tuple[Client, list[Change] | None, tuple[int, int]]:
+        """A new client, what it missed since `last_id` (None: it must re-list), and where it now
+        stands: the id to resume from to miss nothing after this moment."""
         client = Client(filters)
         self._observe("watchers", 1)
         with self._lock:
             self._clients.add(client)
+            position = max(self._kept[-1][0].id if self._kept else self._since, last_id or (0, 0))
             if last_id is None:
-                return client, []
+                return client, [], position
             if last_id < self._since or (self._kept and last_id < self._kept[0][0].id and len(self._kept) == RETAIN):
-                return client, None
+                return client, None, position
             missed = [c for c, labels in self._kept if c.id > last_id and filters.admit(c, labels)]
-        return client, missed
+        return client, missed, position
 
     def unsubscribe(self, client: Client) -> None:
         self._observe("watchers", -1)
@@ -272,7 +278,7 @@ def events(
     last_id = _parse_id(last) if last else None
     watch = services().watch
     node = services().nodes.here()
-    client, missed = watch.subscribe(Filters(tuple(resource) or RESOURCES, name, tuple(label)), last_id)
+    client, missed, position = watch.subscribe(Filters(tuple(resource) or RESOURCES, name, tuple(label)), last_id)
     heartbeat = HEARTBEAT
 
     def stream() -> Iterator[str]:
@@ -283,6 +289,9 @@ def events(
                 return
             for change in missed:
                 yield change.sse(node)
+            # Where the client stands, even if nothing changes before it goes: an id with no event
+            # (SSE clients keep it as their last id; fleet mode's merged watch needs it per node).
+            yield f"id: {position[0]}-{position[1]}\n\n"
             while True:
                 waited: Change | Literal["heartbeat"] | None
                 try:

@@ -34,7 +34,7 @@ class Network:
     def resolve(self) -> list[str]:
         return sorted(self.apps)
 
-    def send(self, address, method, target, headers, body, timeout, patient=False):
+    def send(self, address, method, target, headers, body, timeout, wait=None):
         if address in self.down:
             raise EngineUnavailable(f"{address} refuses")
         wait = self.delay[address]

@@ -1,8 +1,9 @@
 """dockvol on a three-node Swarm: any instance answers for the fleet (docs/design.md section 10).
-The tests run in order; the last kills a node's engine for good."""
+The tests run in order; the last kills a node's engine, then starts it again."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -171,6 +172,51 @@ def test_a_clone_onto_another_node_carries_the_content(fleet):
         timeout=60,
     )
     assert r.status_code == 200 and files_of(r.content) == content
+
+
+class Watch:
+    """One merged event stream from the fleet, read over HTTP."""
+
+    def __init__(self, fleet, via, last_id=None):
+        headers = {**fleet.auth("reader"), **({"Last-Event-ID": last_id} if last_id else {})}
+        url = via.url("/api/v1/events?resource=volume")
+        self.response = requests.get(url, headers=headers, stream=True, timeout=60)
+        assert self.response.status_code == 200, self.response.text
+        self.id, self._lines = None, self.response.iter_lines(decode_unicode=True)
+
+    def created(self, prefix: str, count: int) -> set[tuple[str, str]]:
+        """The next `count` volumes whose name starts with `prefix` that were created: (name, node)."""
+        seen, event = set(), None
+        for line in self._lines:
+            if line.startswith("id: "):
+                self.id = line[4:]
+            elif line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "created" and f'"name": "{prefix}' in line:
+                data = json.loads(line[6:])
+                seen.add((data["name"], data["node"]))
+                if len(seen) == count:
+                    return seen
+        raise AssertionError(f"the stream ended with {seen}")
+
+    def close(self):
+        self.response.close()
+
+
+def test_one_watch_over_the_whole_fleet_resumes_on_any_instance(fleet):
+    n1, n2, n3 = fleet.nodes
+    prefix = unique("watched")
+    watch = Watch(fleet, n1)
+    for node in (n2, n3):
+        assert post(fleet, n1, "/volumes", {"name": f"{prefix}-{node.name}", "node": node.name}).status_code == 201
+    assert watch.created(prefix, 2) == {(f"{prefix}-{n.name}", n.name) for n in (n2, n3)}
+    last = watch.id
+    watch.close()
+    for node in (n1, n3):  # while the client is away
+        assert post(fleet, n2, "/volumes", {"name": f"{prefix}-away-{node.name}", "node": node.name}).status_code == 201
+    resumed = Watch(fleet, n3, last)  # another instance
+    assert resumed.created(f"{prefix}-away", 2) == {(f"{prefix}-away-{n.name}", n.name) for n in (n1, n3)}
+    resumed.close()
 
 
 def test_a_rolling_update_keeps_every_nodes_data(fleet):

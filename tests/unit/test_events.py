@@ -45,6 +45,9 @@ class Stream:
             except StopIteration:
                 return None
             fields = dict(line.split(": ", 1) for line in chunk.strip().splitlines())
+            if "event" not in fields:  # where the client stands (an id only): no event
+                self.position = fields["id"]
+                continue
             if skip_heartbeats and fields.get("event") == "heartbeat":
                 continue
             fields["data"] = json.loads(fields["data"])
@@ -110,6 +113,19 @@ def test_last_event_id_resumes_without_loss_and_one_from_too_far_back_is_told_to
     assert old.next()["event"] == "resync"
     assert old.next() is None  # and the stream ends
     assert client.get("/api/v1/events", headers={**as_admin, "Last-Event-ID": "x"}).status_code == 422
+
+
+def test_a_stream_says_where_it_stands_before_any_change_so_a_client_gone_at_once_misses_nothing(watched, as_admin):
+    client = watched.test_client()
+    stream = Stream(client, as_admin)
+    assert stream.next(skip_heartbeats=False)["event"] == "heartbeat"  # no change yet
+    position = stream.position
+    stream.close()
+    client.post("/api/v1/volumes", json={"name": "v1"}, headers=as_admin)  # while it was away
+    resumed = Stream(client, {**as_admin, "Last-Event-ID": position})
+    created = resumed.next()
+    assert created["data"]["name"] == "v1"
+    assert [int(x) for x in created["id"].split("-")] > [int(x) for x in position.split("-")]
 
 
 def test_idle_streams_carry_heartbeats(watched, as_reader):

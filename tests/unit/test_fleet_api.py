@@ -34,7 +34,7 @@ class Wsgi:
     def resolve(self):
         return sorted((set(self.apps) - self.hidden) | self.hanging)
 
-    def send(self, address, method, target, headers, body, timeout, patient=False):
+    def send(self, address, method, target, headers, body, timeout, wait=None):
         if address in self.hanging:  # accepts the connection, never answers
             time.sleep(timeout)
             raise EngineUnavailable(f"the dockvol of {address} did not answer in time")
@@ -47,6 +47,10 @@ class Wsgi:
             if not hasattr(body, "read")
             else body.read()
         )
+        if "/api/v1/events" in target:  # a stream: read as it comes
+            r = self.apps[address].test_client().open(target, method=method, headers=headers, buffered=False)
+            chunks = (c if isinstance(c, bytes) else c.encode() for c in r.response)
+            return Reply(r.status_code, dict(r.headers), chunks, lambda: None)
         r = self.apps[address].test_client().open(target, method=method, headers=headers, data=data)
         if address in self.cut and "/archive" in target:
             return Reply(r.status_code, dict(r.headers), _cut(r.get_data()))
@@ -392,3 +396,102 @@ def test_instances_that_hang_cost_one_timeout_together_not_one_each(fleet):
     took = time.monotonic() - started
     assert r.status_code == 200
     assert took < 2 * 2.0, took  # the fleet's timeout is 2 s: once, not once per stuck instance
+
+
+@pytest.fixture
+def watched_fleet(fleet, monkeypatch):
+    """Every node's view running (as gunicorn's workers start them), heartbeats fast."""
+    from service.http import events as events_module
+
+    monkeypatch.setattr(events_module, "HEARTBEAT", 0.1)
+    views = [app.extensions["dockvol"].view for app in fleet.wsgi.apps.values()]
+    for view in views:
+        view.start_in_background()
+    deadline = time.monotonic() + 5
+    while not all(v.stats()["primed"] for v in views) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield fleet
+    for view, engine in zip(views, fleet.engines.values(), strict=True):
+        view.stop()
+        engine.down = True
+        view._thread.join(5)
+
+
+class Events:
+    """One SSE stream read block by block: (fields) with `data` parsed; id-only blocks kept as `id`."""
+
+    def __init__(self, client, headers, query=""):
+        self.response = client.get(f"/api/v1/events{query}", headers=headers, buffered=False)
+        self.status = self.response.status_code
+        self.headers = self.response.headers
+        self.id = None
+        self._blocks = self._read()
+
+    def _read(self):
+        pending = ""
+        for chunk in self.response.response:
+            pending += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in pending:
+                raw, pending = pending.split("\n\n", 1)
+                fields = dict(line.split(": ", 1) for line in raw.splitlines() if ": " in line)
+                if "id" in fields:
+                    self.id = fields["id"]
+                if fields.get("event") not in (None, "heartbeat"):
+                    fields["data"] = json.loads(fields["data"])
+                    yield fields
+
+    def next(self):
+        return next(self._blocks, None)
+
+    def until(self, count):
+        return [self.next() for _ in range(count)]
+
+
+def test_the_fleet_watch_merges_every_nodes_changes_and_resumes_each_node_where_it_was(watched_fleet):
+    fleet = watched_fleet
+    c = fleet.client["n1"]
+    stream = Events(c, READER, "?resource=volume")
+    assert stream.status == 200 and "Dockvol-Unreachable-Nodes" not in stream.headers
+    for node in ("n2", "n3"):
+        assert c.post("/api/v1/volumes", json={"name": f"on-{node}", "node": node}, headers=WRITER).status_code == 201
+    seen = {(e["event"], e["data"]["name"], e["data"]["node"]) for e in stream.until(2)}
+    assert seen == {("created", "on-n2", "n2"), ("created", "on-n3", "n3")}
+    last = stream.id
+    stream.response.close()
+    for node in ("n1", "n3"):  # while the client is away
+        assert c.post("/api/v1/volumes", json={"name": f"gone-{node}", "node": node}, headers=WRITER).status_code == 201
+    resumed = Events(fleet.client["n2"], {**READER, "Last-Event-ID": last}, "?resource=volume")  # any instance
+    seen = {(e["event"], e["data"]["name"], e["data"]["node"]) for e in resumed.until(2)}
+    assert seen == {("created", "gone-n1", "n1"), ("created", "gone-n3", "n3")}  # nothing twice, nothing lost
+    resumed.response.close()
+    assert c.get("/api/v1/events", headers={**READER, "Last-Event-ID": "12-0"}).status_code == 422
+    assert c.get("/api/v1/events?resource=nothing", headers=READER).status_code == 422
+    assert c.get("/api/v1/events").status_code == 401
+
+
+def test_the_fleet_watch_names_a_silent_node_and_ends_when_the_fleet_changes(watched_fleet):
+    fleet = watched_fleet
+    fleet.wsgi.down.add(fleet.address["n3"])
+    c = fleet.client["n1"]
+    time.sleep(1.1)  # what the instances said of themselves is kept a second
+    stream = Events(c, READER)
+    assert stream.status == 200 and stream.headers["Dockvol-Unreachable-Nodes"] == "n3"
+    fleet.wsgi.down.discard(fleet.address["n3"])  # it is back: the stream ends, the client comes back
+    began = time.monotonic()
+    assert stream.next() is None
+    assert time.monotonic() - began < 5
+    again = Events(c, {**READER, "Last-Event-ID": stream.id})
+    assert again.status == 200 and "Dockvol-Unreachable-Nodes" not in again.headers
+    again.response.close()
+
+
+def test_one_nodes_watch_through_another_instance_is_that_nodes_own_stream(watched_fleet):
+    fleet = watched_fleet
+    stream = Events(fleet.client["n1"], READER, "?node=n2")
+    assert stream.status == 200
+    r = fleet.client["n1"].post("/api/v1/volumes", json={"name": "watched", "node": "n2"}, headers=WRITER)
+    assert r.status_code == 201
+    event = stream.next()
+    assert event["data"]["node"] == "n2" and event["data"]["name"] == "watched"
+    assert event["id"].replace("-", "").isdigit()  # the node's own id
+    stream.response.close()

@@ -83,6 +83,8 @@ def test_with_one_engine_node_names_this_node_or_finds_nothing(client, as_writer
     r = client.post("/api/v1/volumes", json={"name": "v2", "node": "elsewhere"}, headers=as_writer)
     assert r.status_code == 422 and "node" in r.get_json()["errors"]
     assert client.delete("/api/v1/volumes/v1?node=host-a", headers=as_writer).status_code == 204
+    assert client.get("/api/v1/events?node=elsewhere", headers=as_reader).status_code == 404
+    assert client.get("/api/v1/events?node=elsewhere").status_code == 401
 
 
 def test_another_node_is_checked_after_the_token_and_the_query(client, as_reader):
