@@ -18,21 +18,24 @@ import subprocess
 import sys
 import tempfile
 
+from service.config import Settings
+
 # Metrics from every worker are summed through files here; set before prometheus_client loads.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dockvol-metrics-")
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-bind = os.environ.get("DOCKVOL_LISTEN", "127.0.0.1:8080")
-worker_class = os.environ.get("DOCKVOL_WORKER_CLASS", "gevent")
-workers = int(os.environ.get("DOCKVOL_WORKERS", "2"))
-threads = int(os.environ.get("DOCKVOL_THREADS", "8"))  # gthread only
+settings = Settings.from_env()  # every DOCKVOL_ variable, read and checked in one place
+bind = settings.listen
+worker_class = settings.worker_class
+workers = settings.workers
+threads = settings.threads  # gthread only
 worker_connections = 1000  # per gevent worker
 keepalive = 5  # seconds: the most a request's headers may take to arrive, and an idle connection may stay
 # A worker must outlive its slowest engine call, which DOCKVOL_ENGINE_TIMEOUT bounds.
-timeout = int(float(os.environ.get("DOCKVOL_ENGINE_TIMEOUT", "10"))) + 20
+timeout = int(settings.engine_timeout) + 20
 # On SIGTERM, requests in flight get this long to finish before workers are stopped.
-graceful_timeout = int(os.environ.get("DOCKVOL_GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = settings.graceful_timeout
 limit_request_line = 8190  # the schema keeps every URL it admits below this
 # dockvol writes the access log itself (one JSON line per request, with the request id and the
 # token's name, which gunicorn cannot see); gunicorn's own messages go out as JSON too.
@@ -43,7 +46,7 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "service.http.observability.JsonFormatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
-    "root": {"level": os.environ.get("DOCKVOL_LOG_LEVEL", "INFO"), "handlers": ["stdout"]},
+    "root": {"level": settings.log_level, "handlers": ["stdout"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},

@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app, g, request, url_for
 from werkzeug.datastructures import ImmutableMultiDict
 
 from .config import Settings
-from .domain.bind_paths import BindPolicy
+from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
 from .domain.helpers import Helpers
 from .domain.intents import Intents
@@ -78,14 +78,14 @@ def _settled(engine: ViewedEngine) -> Callable[[Response], Response]:
 
 
 def create_app(
-    test_config: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
     engine: Engine | None = None,
     peers: tuple[Resolver, Transport] | None = None,
 ) -> Flask:
-    """The app for one engine; with DOCKVOL_FLEET=swarm, one node's instance of a fleet, finding
-    its peers through DNS over HTTP (`peers` replaces both in tests)."""
-    test_config = dict(test_config or {})
-    settings: Settings = test_config.pop("SETTINGS", None) or Settings.from_env()
+    """The app for one engine (`settings`: from the environment unless given; `engine`: the
+    Docker engine they name unless given); with DOCKVOL_FLEET=swarm, one node's instance of a
+    fleet, finding its peers through DNS over HTTP (`peers` replaces both in tests)."""
+    settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.json = limits.JSONProvider(app)  # request bodies within dockvol's JSON limits, whoever reads them
     app.config.update(
@@ -98,7 +98,6 @@ def create_app(
         OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
-    app.config.update(test_config)
 
     if engine is None:
         from .engine.docker_engine import DockerEngine  # the SDK loads only when a real engine is wanted
@@ -112,7 +111,9 @@ def create_app(
     view = View(engine, observability.observe_view)
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
     nodes = Nodes(engine)
-    bind_policy = _bind_policy(settings, nodes)
+    bind_policy = BindPolicy(
+        settings.bind_roots, engine_paths(settings.docker_host, lambda: nodes.identity().data_root)
+    )
     planner = MountPlanner(engine, bind_policy)
     policy = ContainerPolicy(
         engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
@@ -218,16 +219,6 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
         identity,
         receive_here,
     )
-
-
-def _bind_policy(settings: Settings, nodes: Nodes) -> BindPolicy:
-    host = settings.docker_host or "unix:///var/run/docker.sock"
-    socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
-
-    def engine_paths() -> list[str]:
-        return [socket, "/var/run/docker.sock", "/run/docker.sock", nodes.identity().data_root]
-
-    return BindPolicy(settings.bind_roots, engine_paths)
 
 
 def _take_node() -> None:

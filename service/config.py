@@ -1,4 +1,7 @@
-"""Settings read from the environment (names and defaults: the README's Configuration table)."""
+"""Settings read from the environment (names and defaults: the README's Configuration table).
+
+Every DOCKVOL_ variable is read here and nowhere else, gunicorn's own settings too
+(deploy/gunicorn.conf.py); each default is the dataclass field's, written once."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 SCOPES = ("read", "write", "admin")
 
@@ -37,64 +40,62 @@ class Settings:
     fleet_secret: bytes = b""  # read from DOCKVOL_FLEET_SECRET_FILE
     fleet_peers: str = "tasks.dockvol"  # a DNS name whose A records are the instances; optional :PORT
     test_hold: tuple[int, str] | None = None  # tests only: see service/engine/holding.py
+    # gunicorn's (deploy/gunicorn.conf.py) and the logs'
+    listen: str = "127.0.0.1:8080"
+    worker_class: str = "gevent"
+    workers: int = 2
+    threads: int = 8  # gthread only
+    graceful_timeout: int = 30
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        d = cls()  # the defaults
         tokens = _json(env, "DOCKVOL_TOKENS", {})
         if not isinstance(tokens, dict) or not all(
             isinstance(k, str) and k and _is_scope_list(v) for k, v in tokens.items()
         ):
             raise ConfigError(f"DOCKVOL_TOKENS must be a JSON object of token -> list of scopes ({', '.join(SCOPES)})")
-        pull = env.get("DOCKVOL_PULL", "missing")
-        if pull not in ("missing", "never"):
-            raise ConfigError("DOCKVOL_PULL must be 'missing' or 'never'")
-        try:
-            timeout = float(env.get("DOCKVOL_ENGINE_TIMEOUT", "10"))
-        except ValueError:
-            raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must be a number of seconds") from None
+        pull = _choice(env, "DOCKVOL_PULL", d.pull, ("missing", "never"))
+        timeout = _number(env, "DOCKVOL_ENGINE_TIMEOUT", d.engine_timeout, "a number of seconds", float)
         if not 0 < timeout <= 300:
             raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must lie in (0, 300] seconds")
-        try:
-            max_import = int(env.get("DOCKVOL_MAX_IMPORT_BYTES", str(10 * 1024**3)))
-        except ValueError:
-            raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be a whole number of bytes") from None
-        if max_import < 1:
-            raise ConfigError("DOCKVOL_MAX_IMPORT_BYTES must be positive")
-        try:
-            max_entries = int(env.get("DOCKVOL_MAX_IMPORT_ENTRIES", "1000000"))
-        except ValueError:
-            raise ConfigError("DOCKVOL_MAX_IMPORT_ENTRIES must be a whole number") from None
-        if max_entries < 1:
-            raise ConfigError("DOCKVOL_MAX_IMPORT_ENTRIES must be positive")
         hold = env.get("DOCKVOL_TEST_HOLD_AFTER", "")
         after, _, release = hold.partition(":")
         if hold and not (after.isdigit() and release):
             raise ConfigError("DOCKVOL_TEST_HOLD_AFTER must be N:RELEASE_FILE (tests only)")
-        fleet = env.get("DOCKVOL_FLEET", "off")
-        if fleet not in ("off", "swarm"):
-            raise ConfigError("DOCKVOL_FLEET must be 'off' or 'swarm'")
-        secret = _secret(env.get("DOCKVOL_FLEET_SECRET_FILE") or None) if fleet == "swarm" else b""
+        fleet = _choice(env, "DOCKVOL_FLEET", d.fleet, ("off", "swarm"))
+        secret = _secret(env.get("DOCKVOL_FLEET_SECRET_FILE") or None) if fleet == "swarm" else d.fleet_secret
+        log_level = env.get("DOCKVOL_LOG_LEVEL", d.log_level).upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("DOCKVOL_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return cls(
             fleet=fleet,
             fleet_secret=secret,
-            fleet_peers=env.get("DOCKVOL_FLEET_PEERS") or "tasks.dockvol",
+            fleet_peers=env.get("DOCKVOL_FLEET_PEERS") or d.fleet_peers,
             test_hold=(int(after), release) if hold else None,
-            max_import_bytes=max_import,
-            max_import_entries=max_entries,
-            spool_dir=env.get("DOCKVOL_SPOOL_DIR") or None,
-            docker_host=env.get("DOCKER_HOST") or None,
+            max_import_bytes=_number(env, "DOCKVOL_MAX_IMPORT_BYTES", d.max_import_bytes, "a number of bytes"),
+            max_import_entries=_number(env, "DOCKVOL_MAX_IMPORT_ENTRIES", d.max_import_entries, "a number"),
+            spool_dir=env.get("DOCKVOL_SPOOL_DIR") or d.spool_dir,
+            docker_host=env.get("DOCKER_HOST") or d.docker_host,
             tokens=tokens,
-            tokens_file=env.get("DOCKVOL_TOKENS_FILE") or None,
+            tokens_file=env.get("DOCKVOL_TOKENS_FILE") or d.tokens_file,
             auth_disabled=_bool(env, "DOCKVOL_AUTH_DISABLED"),
-            bind_roots=_str_list(env, "DOCKVOL_BIND_ROOTS", []),
-            allowed_images=_str_list(env, "DOCKVOL_ALLOWED_IMAGES", ["*"]),
-            infra_image=env.get("DOCKVOL_INFRA_IMAGE", "busybox:stable"),
-            default_network=env.get("DOCKVOL_DEFAULT_NETWORK", "bridge"),
-            allowed_networks=_str_list(env, "DOCKVOL_ALLOWED_NETWORKS", ["none", "bridge"]),
-            volume_drivers=_str_list(env, "DOCKVOL_VOLUME_DRIVERS", ["local"]),
+            bind_roots=_str_list(env, "DOCKVOL_BIND_ROOTS", d.bind_roots),
+            allowed_images=_str_list(env, "DOCKVOL_ALLOWED_IMAGES", d.allowed_images),
+            infra_image=env.get("DOCKVOL_INFRA_IMAGE", d.infra_image),
+            default_network=env.get("DOCKVOL_DEFAULT_NETWORK", d.default_network),
+            allowed_networks=_str_list(env, "DOCKVOL_ALLOWED_NETWORKS", d.allowed_networks),
+            volume_drivers=_str_list(env, "DOCKVOL_VOLUME_DRIVERS", d.volume_drivers),
             pull=pull,
             engine_timeout=timeout,
+            listen=env.get("DOCKVOL_LISTEN") or d.listen,
+            worker_class=env.get("DOCKVOL_WORKER_CLASS") or d.worker_class,
+            workers=_number(env, "DOCKVOL_WORKERS", d.workers, "a number"),
+            threads=_number(env, "DOCKVOL_THREADS", d.threads, "a number"),
+            graceful_timeout=_number(env, "DOCKVOL_GRACEFUL_TIMEOUT", d.graceful_timeout, "a number of seconds"),
+            log_level=log_level,
         )
 
 
@@ -126,8 +127,32 @@ def _json(env: Mapping[str, str], name: str, default: Any) -> Any:
         raise ConfigError(f"{name} is not valid JSON: {exc.msg}") from None
 
 
-def _str_list(env: Mapping[str, str], name: str, default: list[str]) -> tuple[str, ...]:
-    value = _json(env, name, default)
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: N, what: str, kind: type[N] = int) -> N:
+    """A positive number (whole unless `kind` is float)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    if value not in allowed:
+        raise ConfigError(f"{name} must be {' or '.join(repr(a) for a in allowed)}")
+    return value
+
+
+def _str_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = _json(env, name, list(default))
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{name} must be a JSON list of non-empty strings")
     return tuple(value)

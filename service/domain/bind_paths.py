@@ -42,6 +42,15 @@ def _within(path: PurePosixPath, other: PurePosixPath) -> bool:
     return path == other or path.is_relative_to(other)
 
 
+def engine_paths(docker_host: str | None, data_root: Callable[[], str]) -> Callable[[], list[str]]:
+    """What a bind may never reach of the engine: the socket dockvol uses (the default one when
+    DOCKER_HOST is not a unix socket, as it may be forwarded there), the usual socket paths, and
+    the engine's data root (asked of the engine the first time a path is checked)."""
+    host = docker_host or "unix:///var/run/docker.sock"
+    socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+    return lambda: [socket, "/var/run/docker.sock", "/run/docker.sock", data_root()]
+
+
 class BindPolicy:
     def __init__(
         self,

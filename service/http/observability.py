@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request
@@ -61,16 +60,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
-
-
-def configure_logging() -> None:
-    """JSON lines on stdout for everything dockvol logs (idempotent)."""
-    root = logging.getLogger()
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        root.handlers = [handler]
-    root.setLevel(os.environ.get("DOCKVOL_LOG_LEVEL", "INFO").upper())
 
 
 def observe_engine_call(operation: str, seconds: float, error: str | None) -> None:
@@ -134,7 +123,7 @@ def _account(response: Response) -> Response:
 @blp.route("/metrics")
 def metrics() -> Response:
     """Prometheus text format; open like the health endpoints."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # prometheus_client's own variable (gunicorn.conf.py sets it)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -58,7 +58,7 @@ def build(nodes: int, volumes: int, timeout: float) -> tuple[Network, dict[str, 
         if i == 0:
             engine.swarm_nodes = [SwarmNode(f"id-{n}", n, "worker", "active", "ready") for n in names]
         address = f"10.9.{i // 250}.{i % 250 + 1}:8080"
-        net.apps[address] = create_app({"SETTINGS": settings}, engine=engine, peers=(net.resolve, net))
+        net.apps[address] = create_app(settings, engine=engine, peers=(net.resolve, net))
         net.delay[address] = rng.uniform(0.001, 0.010)
     return net, {name: f"10.9.{i // 250}.{i % 250 + 1}:8080" for i, name in enumerate(names)}
 
@@ -81,7 +81,7 @@ def main() -> None:
     one = InMemoryEngine(name="alone")
     for j in range(args.nodes * args.volumes):
         one.create_volume(f"vol-{j:05}", "local", {}, {})
-    alone = create_app({"SETTINGS": Settings(tokens=TOKENS)}, engine=one).test_client()
+    alone = create_app(Settings(tokens=TOKENS), engine=one).test_client()
     local = timed(lambda: alone.get(page, headers=AUTH), args.repeat)
     fleet_list()  # the first asks every instance who it is
     up = timed(fleet_list, args.repeat)

@@ -34,7 +34,7 @@ def settings(bind_root):
 
 @pytest.fixture
 def app(engine, settings):
-    return create_app({"TESTING": True, "SETTINGS": settings}, engine=engine)
+    return create_app(settings, engine=engine)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_tokens_file_holds_sha256_digests(tmp_path, engine):
     path = tmp_path / "tokens.json"
     digest = hashlib.sha256(b"s3cret-token").hexdigest()
     path.write_text(json.dumps([{"name": "ops", "sha256": digest, "scopes": ["read"]}]))
-    app = create_app({"SETTINGS": Settings(tokens_file=str(path))}, engine=engine)
+    app = create_app(Settings(tokens_file=str(path)), engine=engine)
     c = app.test_client()
     assert c.get("/api/v1/volumes", headers=bearer("s3cret-token")).status_code == 200
     assert c.get("/api/v1/volumes", headers=bearer(digest)).status_code == 401
@@ -85,14 +85,14 @@ def test_a_bad_tokens_file_stops_the_start(tmp_path, engine, content):
     path = tmp_path / "tokens.json"
     path.write_text(content)
     with pytest.raises(ConfigError):
-        create_app({"SETTINGS": Settings(tokens_file=str(path))}, engine=engine)
+        create_app(Settings(tokens_file=str(path)), engine=engine)
 
 
 def test_with_no_tokens_every_call_is_401(engine):
-    c = create_app({"SETTINGS": Settings()}, engine=engine).test_client()
+    c = create_app(Settings(), engine=engine).test_client()
     assert c.get("/api/v1/volumes", headers=bearer("anything")).status_code == 401
 
 
 def test_auth_disabled_lets_everyone_in(engine):
-    c = create_app({"SETTINGS": Settings(auth_disabled=True)}, engine=engine).test_client()
+    c = create_app(Settings(auth_disabled=True), engine=engine).test_client()
     assert c.post("/api/v1/volumes/prune", json={}).status_code == 200

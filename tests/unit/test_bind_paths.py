@@ -190,3 +190,17 @@ def test_the_lock_excludes_a_second_holder_in_another_process(policy, root):
         p.start()
         p.join(10)
         assert answer.get(timeout=5) == "blocked"
+
+
+def test_the_engine_paths_a_bind_may_never_reach():
+    from service.domain.bind_paths import engine_paths
+
+    assert engine_paths("unix:///srv/engine.sock", lambda: "/srv/engine-data")() == [
+        "/srv/engine.sock",
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/srv/engine-data",
+    ]
+    # A TCP engine: its host's socket is the usual one, which may be forwarded anywhere.
+    assert engine_paths("tcp://127.0.0.1:2375", lambda: "/var/lib/docker")()[0] == "/var/run/docker.sock"
+    assert engine_paths(None, lambda: "/var/lib/docker")()[0] == "/var/run/docker.sock"

@@ -340,7 +340,7 @@ class TestPolicy:
         from service.config import Settings
 
         app = create_app(
-            {"SETTINGS": Settings(tokens={"w": ["write"]}, allowed_images=("busybox:*",), allowed_networks=("none",))},
+            Settings(tokens={"w": ["write"]}, allowed_images=("busybox:*",), allowed_networks=("none",)),
             engine=engine,
         )
         c = app.test_client()

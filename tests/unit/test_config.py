@@ -74,3 +74,40 @@ def test_fleet_is_off_unless_asked_and_then_needs_its_secret(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=says):
             Settings.from_env(env)
+
+
+def test_the_servers_settings_are_read_here_too_with_the_defaults_of_the_dataclass():
+    assert Settings.from_env({}) == Settings()  # one set of defaults
+    s = Settings.from_env(
+        {
+            "DOCKVOL_LISTEN": "0.0.0.0:9000",
+            "DOCKVOL_WORKERS": "4",
+            "DOCKVOL_WORKER_CLASS": "gthread",
+            "DOCKVOL_THREADS": "16",
+            "DOCKVOL_GRACEFUL_TIMEOUT": "5",
+            "DOCKVOL_LOG_LEVEL": "debug",
+        }
+    )
+    assert (s.listen, s.workers, s.worker_class, s.threads, s.graceful_timeout, s.log_level) == (
+        "0.0.0.0:9000",
+        4,
+        "gthread",
+        16,
+        5,
+        "DEBUG",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DOCKVOL_WORKERS", "two"),
+        ("DOCKVOL_WORKERS", "0"),
+        ("DOCKVOL_GRACEFUL_TIMEOUT", "-1"),
+        ("DOCKVOL_LOG_LEVEL", "loud"),
+        ("DOCKVOL_MAX_IMPORT_BYTES", "1.5"),
+    ],
+)
+def test_a_malformed_server_setting_stops_the_start_naming_it(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

@@ -70,9 +70,7 @@ def fleet(tmp_path):
         engine = InMemoryEngine(name=name)
         engines[name] = engine
         settings = Settings(tokens=TOKENS, fleet="swarm", fleet_secret=SECRET, engine_timeout=2.0)
-        wsgi.apps[f"10.0.0.{i + 1}:8080"] = create_app(
-            {"TESTING": True, "SETTINGS": settings}, engine=engine, peers=(wsgi.resolve, wsgi)
-        )
+        wsgi.apps[f"10.0.0.{i + 1}:8080"] = create_app(settings, engine=engine, peers=(wsgi.resolve, wsgi))
     engines["n1"].swarm_nodes = [
         SwarmNode(f"id-{n}", n, "manager" if n == "n1" else "worker", "active", "ready") for n in NODES
     ]

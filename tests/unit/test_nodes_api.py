@@ -66,7 +66,7 @@ def test_the_node_is_asked_of_the_engine_once(client, as_reader, engine):
 
 def test_an_engine_down_when_first_asked_is_asked_again_later(settings, as_reader):
     engine = InMemoryEngine(name="late")
-    client = create_app({"TESTING": True, "SETTINGS": settings}, engine=engine).test_client()
+    client = create_app(settings, engine=engine).test_client()
     engine.down = True
     assert client.get("/api/v1/volumes", headers=as_reader).status_code == 503
     engine.down = False

@@ -16,7 +16,7 @@ COMMITTED = pathlib.Path(__file__).resolve().parents[2] / "openapi" / "openapi.j
 
 @pytest.fixture(scope="module")
 def spec():
-    app = create_app({"SETTINGS": Settings()}, engine=InMemoryEngine())
+    app = create_app(Settings(), engine=InMemoryEngine())
     return app.test_client().get("/api/openapi.json").get_json()
 
 

@@ -68,9 +68,7 @@ def test_a_chunked_archive_over_the_import_cap_is_413(engine):
     from service.app import create_app
     from service.config import Settings
 
-    app = create_app(
-        {"TESTING": True, "SETTINGS": Settings(tokens={"a": ["admin"]}, max_import_bytes=100_000)}, engine=engine
-    )
+    app = create_app(Settings(tokens={"a": ["admin"]}, max_import_bytes=100_000), engine=engine)
     client, admin = app.test_client(), {"Authorization": "Bearer a"}
     assert client.post("/api/v1/volumes", json={"name": "target"}, headers=admin).status_code == 201
     buf = io.BytesIO()

@@ -177,7 +177,7 @@ def test_import_needs_admin_and_a_volume_dockvol_made(client, as_writer, as_admi
 
 
 def test_a_declared_length_over_the_cap_is_413_before_reading(engine):
-    app = create_app({"SETTINGS": Settings(tokens=TOKENS, max_import_bytes=100)}, engine=engine)
+    app = create_app(Settings(tokens=TOKENS, max_import_bytes=100), engine=engine)
     c = app.test_client()
     c.post("/api/v1/volumes", json={"name": "capped"}, headers=bearer("writer"))
     r = c.put(
@@ -188,7 +188,7 @@ def test_a_declared_length_over_the_cap_is_413_before_reading(engine):
 
 
 def test_more_entries_than_the_settings_allow_is_413_and_changes_nothing(engine):
-    app = create_app({"SETTINGS": Settings(tokens=TOKENS, max_import_entries=10)}, engine=engine)
+    app = create_app(Settings(tokens=TOKENS, max_import_entries=10), engine=engine)
     c = app.test_client()
     c.post("/api/v1/volumes", json={"name": "capped"}, headers=bearer("writer"))
     put = lambda n: c.put(
