@@ -66,9 +66,6 @@ class Services:
     watch: events.Watch = field(init=False)  # set right after: it reads the resources through these services
 
 
-ACTING_READS = frozenset({"volumes.VolumeArchive", "volumes.VolumeFiles", "volumes.VolumeUsage"})
-
-
 def _settled(engine: ViewedEngine) -> Callable[[Response], Response]:
     def settle(response: Response) -> Response:
         engine.settle()
@@ -154,8 +151,9 @@ def create_app(
     app.before_request(_take_request_id)
     # GET requests read the view of the engine (service/engine/viewed.py); others the engine, and
     # so do the GETs of volume data, which act on what they read (pause its writers, make helpers).
+    acting = data_routes.ACTING_READS
     app.before_request(
-        lambda: engine.new_scope(reading=request.method in ("GET", "HEAD") and request.endpoint not in ACTING_READS)
+        lambda: engine.new_scope(reading=request.method in ("GET", "HEAD") and request.endpoint not in acting)
     )
     app.teardown_request(lambda _exc: engine.end_scope())
     app.after_request(_settled(engine))  # a write is published to every worker's view before its answer

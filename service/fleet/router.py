@@ -28,6 +28,7 @@ from ..errors import Conflict, EngineUnavailable, InvalidInput, NotFound, Unauth
 from ..http import events, problems
 from ..http.auth import Principal, TokenStore
 from ..http.pagination import headers_for
+from ..http.volumes.data_routes import ACTING_READS
 from ..http.volumes.data_schemas import CloneSchema
 from ..json_types import JSON
 from . import forwarding, watch
@@ -408,6 +409,8 @@ class Router:
         wait: float | None = None,
     ) -> Response:
         address = self._address(node, self.members() if members is None else members)
+        if wait is None and (request.method not in ("GET", "HEAD") or request.endpoint in ACTING_READS):
+            wait = NO_LIMIT  # a write (an import, a clone) or a walk of a volume answers when it is done
         query = list(request.args.items(multi=True))  # without `node` (app.py took it off)
         target = request.path + (f"?{urlencode(query)}" if query else "")
         body: Body = request.stream if request.method in ("POST", "PUT", "PATCH") else None

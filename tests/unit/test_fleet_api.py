@@ -493,3 +493,25 @@ def test_one_nodes_watch_through_another_instance_is_that_nodes_own_stream(watch
     assert event["data"]["node"] == "n2" and event["data"]["name"] == "watched"
     assert event["id"].replace("-", "").isdigit()  # the node's own id
     stream.response.close()
+
+
+def test_a_forwarded_write_or_walk_waits_for_its_answer_and_a_forwarded_read_does_not(fleet):
+    """An import, a clone or a usage walk answers when the work is done, which may be long after
+    the fleet's timeout; an item read is bounded by it (a node that hangs is not waited for)."""
+    from service.fleet.peers import NO_LIMIT
+
+    waits = []
+    real = fleet.wsgi.send
+
+    def recording(address, method, target, headers, body, timeout, wait=None):
+        waits.append((method, target.split("?")[0], wait))
+        return real(address, method, target, headers, body, timeout, wait)
+
+    fleet.wsgi.send = recording
+    c = fleet.client["n1"]
+    assert c.post("/api/v1/volumes", json={"name": "far", "node": "n2"}, headers=WRITER).status_code == 201
+    assert c.get("/api/v1/volumes/far/usage?node=n2", headers=READER).status_code == 200
+    assert c.get("/api/v1/volumes/far?node=n2", headers=READER).status_code == 200
+    assert ("POST", "/api/v1/volumes", NO_LIMIT) in waits
+    assert ("GET", "/api/v1/volumes/far/usage", NO_LIMIT) in waits
+    assert ("GET", "/api/v1/volumes/far", None) in waits  # the fleet's timeout

@@ -29,6 +29,9 @@ from .schemas import VolumeSchema
 
 # Endpoints whose request body is a tar stream, not JSON (see app.py).
 RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
+# The GETs of volume data act (they make helpers, may pause writers) and take as long as the data:
+# they read the engine, not the view (app.py), and fleet mode waits for their answers (router.py).
+ACTING_READS = frozenset({"volumes.VolumeArchive", "volumes.VolumeFiles", "volumes.VolumeUsage"})
 TAR_TYPES = ["application/x-tar", "application/octet-stream"]
 TAR_BODY = {
     "content": {
