@@ -23,6 +23,7 @@ DIR=${DOCKVOL_ENGINE_DIR:-/tmp/dockvol-engine-$ENGINE}
 SOCK=$DIR/docker.sock
 HOST=unix://$SOCK
 PIDFILE=$DIR/dockerd.pid
+STOPPING=$DIR/stopping  # holds the pid of a `stop` under way
 IMAGE=${DOCKVOL_TEST_IMAGE:-busybox:stable}
 
 say() { echo "engine: $*" >&2; }
@@ -30,6 +31,13 @@ say() { echo "engine: $*" >&2; }
 . "$(dirname "$0")/debian.sh"
 
 answers() { [ -S "$SOCK" ] && docker -H "$HOST" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
+
+# A `stop` of this engine under way (it may still answer until its signal lands).
+stopping() { [ -f "$STOPPING" ] && kill -0 "$(cat "$STOPPING")" 2>/dev/null; }
+
+# The processes of this engine: its dockerd, and the containerd and shims that it started under
+# its exec root (they outlive dockerd for a moment when it stops).
+ours() { pgrep -f -- "dockerd --host $HOST |$DIR/exec/containerd/containerd" || true; }
 
 install_packages() {
     local missing=()
@@ -82,19 +90,21 @@ import_image() {
     rm -rf "$root"
 }
 
-# An engine of ours that is still shutting down (a previous run's): wait for it to go first.
+# An engine of ours that is still shutting down (a previous run's): wait for it, its containerd and
+# its shims to go first; a new dockerd started meanwhile cannot reach a containerd of its own and
+# waited 60 s for it. Say so at once when they do not go.
 wait_for_stopping() {
-    [ -f "$PIDFILE" ] || return 0
-    local pid
-    pid=$(cat "$PIDFILE")
-    kill -0 "$pid" 2>/dev/null || return 0
-    answers && return 0
-    say "engine $ENGINE (pid $pid) is still stopping; waiting for it to finish"
+    if ! stopping && { [ -z "$(ours)" ] || answers; }; then
+        return 0
+    fi
+    say "engine $ENGINE is still stopping (pids $(ours | tr '\n' ' ')); waiting for it to finish"
     for _ in $(seq 1 120); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        if ! stopping && { [ -z "$(ours)" ] || answers; }; then  # gone (or it was starting, and is up)
+            return 0
+        fi
         sleep 0.5
     done
-    say "engine $ENGINE (pid $pid) did not stop within 60 s; see $DIR/dockerd.log"
+    say "engine $ENGINE did not stop within 60 s (pids $(ours | tr '\n' ' ')); see $DIR/dockerd.log"
     exit 1
 }
 
@@ -110,8 +120,14 @@ start() {
         say "starting engine $ENGINE at $HOST"
         PATH=$(dirname "$dockerd"):$PATH setsid "$dockerd" --host "$HOST" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$PIDFILE" \
             --bridge=none --iptables=false --ip-masq=false --shutdown-timeout 2 >"$DIR/dockerd.log" 2>&1 </dev/null &
+        local started=$!
         for _ in $(seq 1 120); do
             answers && break
+            if ! kill -0 "$started" 2>/dev/null; then
+                say "dockerd exited at once; its log:"
+                tail -n 30 "$DIR/dockerd.log" >&2
+                exit 1
+            fi
             sleep 0.5
         done
         if ! answers; then
@@ -126,6 +142,8 @@ start() {
 
 stop() {
     local pid
+    echo "$$" >"$STOPPING"
+    trap 'rm -f "$STOPPING"' EXIT
     if [ -f "$PIDFILE" ]; then
         pid=$(cat "$PIDFILE")
     else  # a dockerd of ours whose pid file went: found by its socket
@@ -139,6 +157,11 @@ stop() {
         done
         kill -9 "$pid" 2>/dev/null || true
     fi
+    # its containerd and shims go after it: wait for them too, so that a start can follow at once
+    for _ in $(seq 1 20); do
+        [ -n "$(ours)" ] || break
+        sleep 0.5
+    done
     rm -f "$PIDFILE"
     say "stopped"
 }
@@ -146,7 +169,7 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    status) answers ;;
+    status) ! stopping && answers ;;
     host) echo "$HOST" ;;
     *) echo "usage: $0 start|stop|status|host" >&2; exit 2 ;;
 esac

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make run`: dockvol under gunicorn on 127.0.0.1:8080.
+# `make run`: dockvol under gunicorn on DOCKVOL_LISTEN (default 127.0.0.1:8080).
 # Uses DOCKER_HOST when an engine answers there, else starts the private engine (deploy/engine.sh).
-# With no tokens configured (and auth not disabled) it makes one, once, under .dockvol/.
+# An engine with no bridge network (the private one) gives containers network none.
+# With no tokens configured (and auth not disabled) it makes one, once, under DOCKVOL_RUN_STATE
+# (default .dockvol/; the README's end-to-end test points it elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-STATE=.dockvol
+STATE=${DOCKVOL_RUN_STATE:-.dockvol}
+LISTEN=${DOCKVOL_LISTEN:-127.0.0.1:8080}
 
 engine_answers() {
     "$BIN/python" - <<'PY' 2>/dev/null
@@ -17,13 +20,28 @@ except Exception:
 PY
 }
 
+engine_has_bridge() {
+    "$BIN/python" - <<'PY' 2>/dev/null
+import docker, sys
+try:
+    docker.from_env(timeout=3).networks.get("bridge")
+except Exception:
+    sys.exit(1)
+PY
+}
+
 if ! engine_answers; then
     echo "run: no engine answers at ${DOCKER_HOST:-the default socket}; starting the private engine" >&2
     deploy/engine.sh status || trap 'deploy/engine.sh stop' EXIT  # stop it afterwards only if we start it
     deploy/engine.sh start
     export DOCKER_HOST
     DOCKER_HOST=$(deploy/engine.sh host)
-    # The private engine has no bridge network: containers get network none.
+fi
+
+# The private engine (whether this script started it or it was running) has no bridge network:
+# containers get network none there.
+if ! engine_has_bridge; then
+    echo "run: the engine has no bridge network; containers get network none" >&2
     export DOCKVOL_DEFAULT_NETWORK=${DOCKVOL_DEFAULT_NETWORK:-none}
     export DOCKVOL_ALLOWED_NETWORKS=${DOCKVOL_ALLOWED_NETWORKS:-'["none"]'}
 fi
@@ -50,7 +68,7 @@ PY
     cat >&2 <<MSG
 run: try it:
   TOKEN=\$(cat $STATE/token)
-  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/v1/volumes
+  curl -s -H "Authorization: Bearer \$TOKEN" http://$LISTEN/api/v1/volumes
 MSG
 fi
 

@@ -36,7 +36,7 @@ from .fleet.router import COLLECTIONS, Router
 from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
-from .http.documents import answer, volume_document
+from .http.documents import answer_volume
 from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
 from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
@@ -205,7 +205,7 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
 
     def receive_here(name: str, labels: dict[str, str], export: Callable[[], IO[bytes]]) -> Response:
         volume = services.volume_data.receive(name, labels, export)
-        return answer(volume_document(volume, services.nodes.here()), 201, url_for("volumes.VolumeItem", name=name))
+        return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=name))
 
     return Router(
         services.nodes.here,

@@ -215,8 +215,9 @@ def etag_of(document: Any) -> str:
     return '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
 
 
-def check_if_match(document: Any) -> None:
-    """Honour If-Match when the client sends one (412 on mismatch); absent, anything goes."""
+def check_if_match(document: Any, etag: str | None = None) -> None:
+    """Honour If-Match when the client sends one (412 on mismatch); absent, anything goes. The
+    resource's ETag is `etag` when given, else its document's digest."""
     if_match = request.if_match
-    if if_match and not if_match.star_tag and etag_of(document).strip('"') not in if_match:
+    if if_match and not if_match.star_tag and (etag or etag_of(document)).strip('"') not in if_match:
         raise PreconditionFailed("the resource changed since you read it (If-Match does not match)")

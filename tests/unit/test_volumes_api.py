@@ -317,6 +317,16 @@ class TestGetAndDelete:
         fresh = {**as_writer, "If-Match": etag}
         assert client.delete("/api/v1/volumes/guarded", headers=fresh).status_code == 204
 
+    def test_if_match_survives_the_engine_moving_the_creation_time(self, client, as_writer, as_reader, engine):
+        """Engine 20.10 moves a volume's CreatedAt, with no event, when its top level changes (a
+        clone or an import writes into it): a GET answered from a view and the DELETE, which reads
+        the engine, then saw one unchanged volume under two ETags, and an honest If-Match was 412."""
+        make(client, as_writer, name="moved")
+        etag = client.get("/api/v1/volumes/moved", headers=as_reader).headers["ETag"]
+        engine.volumes["moved"] = dataclasses.replace(engine.volumes["moved"], created_at="2030-01-01T00:00:00Z")
+        assert client.get("/api/v1/volumes/moved", headers=as_reader).get_json()["created_at"] == "2030-01-01T00:00:00Z"
+        assert client.delete("/api/v1/volumes/moved", headers={**as_writer, "If-Match": etag}).status_code == 204
+
     def test_delete_of_a_missing_volume_is_404(self, client, as_writer):
         assert client.delete("/api/v1/volumes/nothing-here", headers=as_writer).status_code == 404
 

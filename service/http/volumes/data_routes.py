@@ -12,7 +12,7 @@ from ...domain.volume_data import Download, Listing, Usage, VolumeData
 from ...errors import Forbidden
 from ...json_types import JSON
 from ..context import services
-from ..documents import answer, check_node, here, volume_document
+from ..documents import answer_volume, check_node
 from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
 from .data_schemas import (
     CloneSchema,
@@ -122,7 +122,7 @@ class VolumeClone(MethodView):
     def post(self, data: dict[str, Any], name: str) -> Response:
         check_node(data.get("node"))  # fleet mode sends a clone to another node's instance as an import
         volume = _data().clone(name, data["name"], data["labels"], data["pause"])
-        return answer(volume_document(volume, here()), 201, url_for("volumes.VolumeItem", name=volume.name))
+        return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/rename")
@@ -135,7 +135,7 @@ class VolumeRename(MethodView):
     @blp.doc(summary="Rename an unused volume dockvol created", operationId="renameVolume")
     def post(self, data: dict[str, Any], name: str) -> Response:
         volume = _data().rename(name, data["name"])
-        return answer(volume_document(volume, here()), 200, url_for("volumes.VolumeItem", name=volume.name))
+        return answer_volume(volume, 200, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/files")

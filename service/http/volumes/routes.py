@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from ...domain.volumes import PruneResult, VolumeQuery, Volumes
 from ..context import services
-from ..documents import answer, check_node, here, volume_document
+from ..documents import answer_volume, check_node, here, volume_document, volume_etag
 from ..pagination import HEADERS_DOC, paginate
 from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
 from .schemas import (
@@ -52,7 +52,7 @@ class VolumeCollection(MethodView):
         spec = spec or VolumeCreateSchema().load({})
         check_node(spec.get("node"))
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
-        return answer(volume_document(volume, here()), 201, url_for("volumes.VolumeItem", name=volume.name))
+        return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>")
@@ -62,7 +62,7 @@ class VolumeItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(summary="Get one volume", operationId="getVolume")
     def get(self, name: str) -> Response:
-        return answer(volume_document(_volumes().get(name), here()))
+        return answer_volume(_volumes().get(name))
 
     @blp.protected("write")
     @blp.response(204)
@@ -74,7 +74,7 @@ class VolumeItem(MethodView):
     )
     @blp.if_match
     def delete(self, name: str) -> None:
-        _volumes().delete(name, precondition=lambda v: check_if_match(volume_document(v, here())))
+        _volumes().delete(name, precondition=lambda v: check_if_match(None, etag=volume_etag(v, here())))
 
 
 @blp.route("/prune")

@@ -1,0 +1,682 @@
+"""The README's examples, run as written against dockvol started the way `make run` starts it.
+
+Every ```sh block of the README's single-engine sections ("Two commands", "Trying it with curl"
+and its subsections, "A generated client", "Watching changes", "Errors") runs here, in the
+README's order, each with bash in one scratch directory that stands for the newcomer's checkout
+(`.dockvol/`, where `make run` keeps its token, and a link to `openapi/`). The blocks of "Fleet
+mode" and "Deploy" are not run: they need a Swarm or an image build, which the fleet tier and
+deploy/smoke.sh exercise. A ```sh block anywhere else fails the test, so none goes unchecked.
+
+The service is `make run` itself (the "Two commands" block's first line; its second, `make test`,
+is what runs this test), on this tier's engine: so its settings are deploy/run.sh's, none copied
+here: the bind root /data, network none on an engine without a bridge network, a token made
+under DOCKVOL_RUN_STATE. Two things differ from a newcomer's run, both said here: the port
+(DOCKVOL_LISTEN picks a free one, and the README's `127.0.0.1:8080` is read as it), and a
+`curl` shell function defined before each block (with `set -eu`: a failing command fails the
+block) that calls the real curl with `-D` to keep the response headers and `--max-time` (the
+watch stream never ends), and records its arguments, output and exit code; the README's commands
+are otherwise run byte for byte. Each block starts with the README's own first "Trying it with
+curl" block (TOKEN, API, H), as a newcomer's shell would have it. The watch example runs while
+this test makes a volume labelled team=web, so that the stream has a change to show. The Python
+blocks are not run as such: the generated client's imports are checked here, and
+test_generated_client.py drives the client and its stream.
+
+Each curl answer is checked against EXPECTED: its status (a 4xx only where the README's comment
+names that status), and what the README says it shows (Location, pagination headers, ETag, the
+nodes list and the watch stream as the README's comments show them, the volume document's fields
+as the README's JSON example). The README's own cleaning up must leave none of its volumes,
+bindings or groups behind; whatever it leaves anyway (and the host directories its bindings made
+under /data, and /data itself if make run made it) this test removes: only what the examples'
+answers named (containers by id, volumes by name and dockvol.create-id), never by name alone.
+The README's names (site-data, b1, infracon...) already on the engine fail the test at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+import pytest
+import requests
+
+from tests.support import IMAGE, engine_host, unique
+
+from .conftest import ROOT, free_port
+
+README = ROOT / "README.md"
+CHECKED = ("Two commands", "Trying it with curl", "A generated client", "Watching changes", "Errors")
+SWARM = ("Fleet mode", "Deploy")  # need a Swarm or an image build: the fleet tier and deploy/smoke.sh
+CONTAINERS = ("b1", "b2", "infracon", "nginx", "tomcat")
+VOLUMES = ("site-data", "site-restored", "site-copy", "site-v2")
+BIND_ROOT = pathlib.Path("/data")
+README_IMAGE = "busybox:stable"
+ANONYMOUS = re.compile(r"[0-9a-f]{64}")
+
+# Defined before each block: the README's curl, recorded. Its exit code is curl's.
+PREAMBLE = r"""set -eu
+curl() {
+    local rec=$README_LOG/$EPOCHREALTIME
+    printf '%s\0' "$@" >"$rec.args"
+    command curl -D "$rec.headers" --max-time "${README_CURL_MAX_TIME:-120}" "$@" | tee "$rec.out"
+    local rc=${PIPESTATUS[0]}
+    echo "$rc" >"$rec.rc"
+    return "$rc"
+}
+"""
+
+
+@dataclasses.dataclass
+class Block:
+    section: str  # the ## heading it lies under
+    line: int  # of its opening fence
+    text: str
+
+    @property
+    def where(self) -> str:
+        return f"README.md:{self.line} ({self.section})"
+
+
+def readme_blocks() -> list[Block]:
+    blocks, section, fence, start, body = [], "", None, 0, []
+    for number, line in enumerate(README.read_text().splitlines(), 1):
+        if fence is not None:
+            if line.startswith("```"):
+                if fence == "sh":
+                    blocks.append(Block(section, start, "\n".join(body) + "\n"))
+                fence = None
+            else:
+                body.append(line)
+        elif line.startswith("```"):
+            fence, start, body = line[3:].strip(), number, []
+        elif line.startswith("## "):
+            section = line[3:].strip()
+    return blocks
+
+
+def checked_blocks() -> list[Block]:
+    return [b for b in readme_blocks() if b.section.startswith(CHECKED)]
+
+
+@dataclasses.dataclass
+class Command:
+    text: str
+    comments: list[str]  # the comment lines just above it, and its own comment at the line's end
+
+
+def commands(block: Block) -> list[Command]:
+    """The block's commands (a command may span lines: continued, or a quoted string)."""
+
+    def complete(text: str) -> bool:
+        try:
+            shlex.split(text, comments=True)
+        except ValueError:  # an open quote or a trailing backslash
+            return False
+        return True
+
+    found: list[Command] = []
+    above: list[str] = []
+    current: list[str] = []
+    for line in block.text.splitlines():
+        if not current:
+            if not line.strip():
+                above = []
+                continue
+            if line.lstrip().startswith("#"):
+                above.append(line.strip())
+                continue
+        current.append(line)
+        text = "\n".join(current)
+        if complete(text):
+            inline = re.search(r"\s#\s(.*)$", current[-1])
+            found.append(Command(text, above + ([inline.group(1)] if inline else [])))
+            above, current = [], []
+    assert not current, f"{block.where}: an unfinished command: {current}"
+    return found
+
+
+def curls_in(command: Command) -> int:
+    return len(re.findall(r"(?:^|[\s(|;])curl\s", command.text))
+
+
+@dataclasses.dataclass
+class Call:
+    """One curl the README ran: what it asked, what it got."""
+
+    command: Command
+    args: list[str]
+    status: int
+    headers: dict[str, str]
+    out: bytes
+    rc: int
+
+    @property
+    def method(self) -> str:
+        for i, arg in enumerate(self.args):
+            if arg == "-X":
+                return self.args[i + 1]
+        if "-T" in self.args:
+            return "PUT"
+        return "POST" if "-d" in self.args else "GET"
+
+    @property
+    def url(self) -> str:
+        return next(a for a in self.args if a.startswith("http"))
+
+    def json(self) -> Any:
+        body = self.out.split(b"\r\n\r\n", 1)[1] if self.out.startswith(b"HTTP/") else self.out
+        return json.loads(body)
+
+    def __str__(self) -> str:
+        return f"{self.command.text}\n-> {self.status}, curl exit {self.rc}: {self.out[:600]!r}"
+
+
+def read_calls(log: pathlib.Path) -> list[tuple[list[str], int, dict[str, str], bytes, int]]:
+    calls = []
+    for args_file in sorted(log.glob("*.args"), key=lambda p: float(p.name[: -len(".args")])):
+        stem = args_file.with_suffix("")
+        args = args_file.read_bytes().decode().split("\0")[:-1]
+        raw = pathlib.Path(f"{stem}.headers").read_text() if pathlib.Path(f"{stem}.headers").exists() else ""
+        # The last response's status and headers: an upload gets a 100 Continue first.
+        responses = [r for r in re.split(r"\r?\n\r?\n", raw) if r.startswith("HTTP/")]
+        status, headers = 0, {}
+        if responses:
+            first, *rest = responses[-1].splitlines()
+            status = int(first.split()[1])
+            headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in rest if ":" in h)}
+        out = pathlib.Path(f"{stem}.out").read_bytes()
+        rc = int(pathlib.Path(f"{stem}.rc").read_text()) if pathlib.Path(f"{stem}.rc").exists() else -1
+        calls.append((args, status, headers, out, rc))
+        for suffix in (".args", ".headers", ".out", ".rc"):
+            pathlib.Path(f"{stem}{suffix}").unlink(missing_ok=True)
+    return calls
+
+
+@dataclasses.dataclass
+class Run:
+    """`make run`, and the scratch directory the README's blocks run in."""
+
+    port: int
+    cwd: pathlib.Path
+    log: pathlib.Path
+    sdk: docker.DockerClient
+    # What the examples made, to be taken away whatever happens (the engine may be shared: only
+    # these, never by name alone): containers by id, volumes by name with their dockvol.create-id.
+    containers: set[str] = dataclasses.field(default_factory=set)
+    volumes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def as_written(self, text: str) -> str:
+        """The README's text, on this run's port (and with the engine tiers' image, if another)."""
+        return text.replace("127.0.0.1:8080", f"127.0.0.1:{self.port}").replace(README_IMAGE, IMAGE)
+
+    def bash(self, block: Block, variables: Block | None, env: dict[str, str] | None = None, **kw: Any):
+        script = PREAMBLE + (self.as_written(variables.text) if variables else "") + self.as_written(block.text)
+        return subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=self.cwd,
+            env={**os.environ, "README_LOG": str(self.log), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            **kw,
+        )
+
+    def run(self, block: Block, variables: Block | None, env: dict[str, str] | None = None) -> list[Call]:
+        """Run one block; its curls, each paired with the README command that made it."""
+        proc = self.bash(block, variables, env)
+        try:
+            output, _ = proc.communicate(timeout=600)
+        finally:
+            proc.kill()
+            recorded = self.recorded()
+        assert proc.returncode == 0, f"{block.where} failed (exit {proc.returncode}):\n{output.decode()[-3000:]}"
+        return self.calls(block, recorded)
+
+    def recorded(self) -> list[tuple[list[str], int, dict[str, str], bytes, int]]:
+        """The curls the log holds (taken out of it), noting what each made."""
+        recorded = read_calls(self.log)
+        names = set()
+        for _, status, _, out, _ in recorded:
+            try:
+                body = json.loads(out.split(b"\r\n\r\n", 1)[1] if out.startswith(b"HTTP/") else out)
+            except ValueError:
+                continue
+            if not (200 <= status < 300 and isinstance(body, dict)):
+                continue
+            if "mountpoint" in body:  # a volume
+                names.add(body["name"])
+            if "mounts" in body and "id" in body:  # a binding, and its anonymous volumes
+                self.containers.add(body["id"])
+                names |= {m["name"] for m in body["mounts"] if m["type"] == "volume" and ANONYMOUS.match(m["name"])}
+            if "infra" in body:  # a sharing group
+                self.containers.add(body["infra"]["id"])
+        for name in names - self.volumes.keys():
+            try:
+                self.volumes[name] = self.sdk.volumes.get(name).attrs["Labels"]["dockvol.create-id"]
+            except docker.errors.NotFound:  # gone already (renamed, removed with its binding)
+                pass
+        return recorded
+
+    def cleanup(self) -> None:
+        for cid in self.containers:
+            try:
+                self.sdk.containers.get(cid).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for name, create_id in self.volumes.items():
+            try:
+                volume = self.sdk.volumes.get(name)
+            except docker.errors.NotFound:
+                continue
+            if (volume.attrs.get("Labels") or {}).get("dockvol.create-id") == create_id:
+                volume.remove(force=True)
+
+    def left(self) -> list[str]:
+        """What the examples made that is still there."""
+        found = [c.name for c in self.sdk.containers.list(all=True) if c.id in self.containers]
+        for v in self.sdk.volumes.list():
+            if v.name in self.volumes and self.volumes[v.name] == (v.attrs.get("Labels") or {}).get(
+                "dockvol.create-id"
+            ):
+                found.append(v.name)
+        return found
+
+    def calls(self, block: Block, recorded: list[tuple[list[str], int, dict[str, str], bytes, int]]) -> list[Call]:
+        cmds = commands(block)
+        made = [c for c in cmds for _ in range(curls_in(c))]
+        # The variables block, sourced first, runs no curl: each recorded curl is one of this block's.
+        assert len(recorded) == len(made), f"{block.where}: {len(made)} curls written, {len(recorded)} ran"
+        return [Call(cmd, *rec) for cmd, rec in zip(made, recorded, strict=True)]
+
+
+def created_under(root: pathlib.Path, before: set[pathlib.Path]) -> list[pathlib.Path]:
+    """The topmost paths under root that were not there before."""
+    new: list[pathlib.Path] = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path not in before and not any(parent in new for parent in path.parents):
+                new.append(path)
+    return new
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory) -> Iterator[Run]:
+    sdk = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
+    taken = [c.name for c in sdk.containers.list(all=True) if c.name in CONTAINERS]
+    taken += [v.name for v in sdk.volumes.list() if v.name in VOLUMES]
+    if taken:
+        pytest.fail(f"the README's examples would meet these on the engine (remove them): {taken}", pytrace=False)
+    root_existed = BIND_ROOT.exists()
+    before = set(BIND_ROOT.rglob("*")) if root_existed else set()
+
+    scratch = tmp_path_factory.mktemp("readme")
+    cwd = scratch / "checkout"
+    cwd.mkdir()
+    (cwd / "openapi").symlink_to(ROOT / "openapi")  # the generated-client example reads the spec from here
+    log = scratch / "calls"
+    log.mkdir()
+    (scratch / "metrics").mkdir()
+    run = Run(free_port(), cwd, log, sdk)
+
+    two_commands = next(b for b in readme_blocks() if b.section == "Two commands")
+    lines = [c.text.split("#")[0].strip() for c in commands(two_commands)]
+    assert lines == ["make run", "make test"], f"{two_commands.where}: {lines}"
+    # make run's own settings only: none of the caller's dockvol or engine settings leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKVOL_", "DOCKER_"))}
+    env |= {
+        "DOCKER_HOST": engine_host(),
+        "DOCKVOL_LISTEN": f"127.0.0.1:{run.port}",
+        "DOCKVOL_RUN_STATE": str(cwd / ".dockvol"),
+        "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics"),
+    }
+    service_log = scratch / "make-run.log"
+    with service_log.open("wb") as out:
+        service = subprocess.Popen(
+            ["bash", "-c", lines[0]], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert service.poll() is None, f"make run ended:\n{service_log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"make run did not answer:\n{service_log.read_text()[-3000:]}"
+            try:
+                if requests.get(f"{run.base}/readyz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        said = service_log.read_text()
+        assert "bind sources may lie under /data" in said and "containers get network none" in said, said[-3000:]
+        yield run
+    finally:
+        os.killpg(service.pid, signal.SIGINT)  # Ctrl-C, as a newcomer stops it
+        try:
+            service.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.wait()
+        run.cleanup()
+        for path in created_under(BIND_ROOT, before):
+            subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+        if not root_existed and BIND_ROOT.exists():
+            BIND_ROOT.rmdir()
+        sdk.close()
+
+
+def test_every_sh_block_is_run_or_named_as_needing_a_swarm():
+    blocks = readme_blocks()
+    stray = [b.where for b in blocks if not b.section.startswith(CHECKED + SWARM)]
+    assert not stray, f"README shell blocks in sections this test does not know: {stray}"
+    assert len(checked_blocks()) >= 10  # the parse found the examples
+
+
+# What each curl of the tour must answer, in the README's order: method, URL after $API, status,
+# and a check of what the README says it shows (given the call, and what the calls so far gave).
+Check = Callable[["Call", dict[str, Any]], None]
+
+
+def volume_named(name: str) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert call.json()["name"] == name
+
+    return check
+
+
+def created_site_data(call: Call, seen: dict[str, Any]) -> None:
+    assert call.headers["location"] == "/api/v1/volumes/site-data"  # the README's comment
+    assert call.json()["labels"] == {"team": "web"}
+
+
+def anonymous_volume(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert body["anonymous"] and body["labels"] == {"team": "web"}
+    seen["anonymous"] = body["name"]
+
+
+def problem(status: int, **fields: Any) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        body = call.json()
+        assert body["status"] == status and body["type"].startswith("urn:dockvol:problem:")
+        for key, value in fields.items():
+            assert body[key] == value, (key, body)
+
+    return check
+
+
+def paginated(call: Call, seen: dict[str, Any]) -> None:
+    assert "x-pagination" in call.headers and 'rel="first"' in call.headers["link"]
+
+
+def names_include(*names: str) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert set(names) <= {v["name"] for v in call.json()}
+
+    return check
+
+
+def one_volume(call: Call, seen: dict[str, Any]) -> None:
+    assert call.headers["etag"].startswith('"')
+    seen["volume document"] = call.json()
+
+
+def backed_up(call: Call, seen: dict[str, Any]) -> None:
+    with tarfile.open(seen["cwd"] / "site-data.tar") as tar:
+        page = tar.extractfile(next(m for m in tar if m.name.endswith("html/index.html")))
+        assert page is not None and page.read() == b"<h1>hello</h1>\n"
+
+
+def imported(entries: int) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert call.json()["entries"] == entries
+
+    return check
+
+
+def browsed(call: Call, seen: dict[str, Any]) -> None:
+    assert [e["name"] for e in call.json()["entries"]] == ["index.html"]
+
+
+def the_page(call: Call, seen: dict[str, Any]) -> None:
+    assert call.out == b"<h1>hello</h1>\n"
+
+
+def usage(call: Call, seen: dict[str, Any]) -> None:
+    assert (call.json()["files"], call.json()["bytes"]) == (1, 15)
+
+
+def binding(name: str, state: str) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert (call.json()["name"], call.json()["state"]) == (name, state)
+
+    return check
+
+
+def b1_mounts(call: Call, seen: dict[str, Any]) -> None:
+    # what `docker inspect` shows: type, the anonymous volume's name, its host source, the target
+    (mount,) = call.json()["mounts"]
+    assert mount["type"] == "volume" and mount["name"] and mount["source"] and mount["target"] == "/data"
+
+
+def binding_names(*names: str) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert [b["name"] for b in call.json()] == list(names)
+
+    return check
+
+
+def in_use_by_b2(call: Call, seen: dict[str, Any]) -> None:
+    problem(409)(call, seen)
+    (user,) = call.json()["used_by"]
+    assert (user["binding"], user["target"], user["read_only"]) == ("b2", "/srv", True)
+    seen["used_by"] = user
+
+
+def group_members(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    # (in a list, other groups may show too, on an engine that other tests share)
+    (group,) = [g for g in body if g["name"] == "infracon"] if isinstance(body, list) else [body]
+    assert group["name"] == "infracon" and sorted(group["members"]) == ["nginx", "tomcat"]
+
+
+def nodes_as_shown(call: Call, seen: dict[str, Any]) -> None:
+    """As the README's comment under the command shows it; host name and versions are the engine's."""
+    after = after_in_readme(call.command.text.splitlines()[-1])
+    shown = json.loads(" ".join(line.lstrip("#").strip() for line in after))
+    info = seen["sdk"].info()
+    (node,) = call.json()
+    assert node.keys() == shown[0].keys()
+    assert {k: node[k] for k in ("role", "availability", "state", "dockvol")} == {
+        k: shown[0][k] for k in ("role", "availability", "state", "dockvol")
+    }
+    assert (node["name"], node["engine_version"]) == (info["Name"], info["ServerVersion"])
+
+
+def etag_read(call: Call, seen: dict[str, Any]) -> None:
+    assert call.headers["etag"].startswith('"')
+
+
+def pruned(*, dry_run: bool) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        body = call.json()
+        assert body["dry_run"] is dry_run
+        if dry_run:
+            assert seen["anonymous"] in body["volumes_deleted"]
+        else:
+            assert sorted(body["volumes_deleted"]) == sorted([seen["anonymous"], "site-data"])
+
+    return check
+
+
+EXPECTED: list[tuple[str, str, int, Check | None]] = [
+    # Trying it with curl: volumes
+    ("POST", "/volumes", 201, created_site_data),
+    ("POST", "/volumes", 201, anonymous_volume),
+    ("POST", "/volumes", 409, problem(409, detail="volume site-data exists already")),
+    ("GET", "/volumes?page=1&page_size=20", 200, paginated),
+    ("GET", "/volumes?label=team=web&dangling=true", 200, names_include("site-data")),
+    ("GET", "/volumes?anonymous=true&managed=true&name=site", 200, None),
+    ("GET", "/volumes/site-data", 200, one_volume),
+    # Volume data
+    ("PUT", "/volumes/site-data/archive", 200, imported(2)),
+    ("GET", "/volumes/site-data/archive", 200, backed_up),
+    ("POST", "/volumes", 201, volume_named("site-restored")),
+    ("PUT", "/volumes/site-restored/archive", 200, imported(3)),
+    ("PUT", "/volumes/site-restored/archive?path=html", 200, imported(1)),
+    ("POST", "/volumes/site-data/clone", 201, volume_named("site-copy")),
+    ("POST", "/volumes/site-copy/rename", 200, volume_named("site-v2")),
+    ("GET", "/volumes/site-data/files?path=html", 200, browsed),
+    ("GET", "/volumes/site-data/files?path=html/index.html", 200, the_page),
+    ("GET", "/volumes/site-data/usage", 200, usage),
+    # Bindings
+    ("POST", "/bindings", 201, binding("b1", "running")),
+    ("POST", "/bindings", 201, binding("b2", "running")),
+    ("GET", "/bindings/b1", 200, b1_mounts),
+    ("GET", "/bindings?volume=site-data&state=running", 200, binding_names("b2")),
+    ("DELETE", "/volumes/site-data", 409, in_use_by_b2),
+    ("PUT", "/bindings/b1", 200, None),
+    ("POST", "/bindings/b1/stop", 200, None),
+    ("POST", "/bindings/b1/start", 200, binding("b1", "running")),
+    ("DELETE", "/bindings/b2", 204, None),
+    ("DELETE", "/bindings/b1?remove_anonymous_volumes=true", 204, None),
+    # Sharing groups
+    ("POST", "/sharing-groups", 201, None),
+    ("POST", "/bindings", 201, binding("nginx", "running")),
+    ("POST", "/bindings", 201, binding("tomcat", "running")),
+    ("GET", "/sharing-groups", 200, group_members),
+    ("GET", "/sharing-groups/infracon", 200, group_members),
+    ("DELETE", "/sharing-groups/infracon", 409, problem(409, members=["nginx", "tomcat"])),
+    ("DELETE", "/sharing-groups/infracon?cascade=true", 204, None),
+    # Nodes
+    ("GET", "/nodes", 200, nodes_as_shown),
+    # Cleaning up
+    ("DELETE", "/volumes/site-restored", 204, None),
+    ("GET", "/volumes/site-v2", 200, etag_read),
+    ("DELETE", "/volumes/site-v2", 204, None),
+    ("POST", "/volumes/prune", 200, pruned(dry_run=True)),
+    ("POST", "/volumes/prune", 200, pruned(dry_run=False)),
+]
+
+
+def test_the_curl_tour_as_written(make_run):
+    """Trying it with curl and its subsections, block after block, every answer checked."""
+    blocks = [b for b in checked_blocks() if b.section == "Trying it with curl"]
+    variables, tour = blocks[0], blocks[1:]
+
+    shown = subprocess.run(
+        ["bash", "-c", make_run.as_written(variables.text) + 'printf "%s\\n" "$TOKEN" "$API" "$H"'],
+        cwd=make_run.cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[1] == f"{make_run.base}/api/v1" and shown[0] and shown[2] == f"Authorization: Bearer {shown[0]}"
+
+    seen: dict[str, Any] = {"cwd": make_run.cwd, "sdk": make_run.sdk}
+    calls = [call for block in tour for call in make_run.run(block, variables)]
+    assert len(calls) == len(EXPECTED), [f"{c.method} {c.url}" for c in calls]
+    api = f"{make_run.base}/api/v1"
+    for call, (method, path, status, check) in zip(calls, EXPECTED, strict=True):
+        assert (call.method, call.url) == (method, api + path), str(call)
+        assert call.rc == 0, str(call)
+        assert call.status == status, str(call)
+        if status >= 400:  # an error only where the README says the example shows one
+            assert any(str(status) in comment for comment in call.command.comments), (
+                f"the README does not say this example answers {status}: {call.command.comments}\n{call}"
+            )
+        if check is not None:
+            try:
+                check(call, seen)
+            except (AssertionError, KeyError, ValueError) as exc:
+                raise AssertionError(f"{call}\n{exc!r}") from exc
+
+    # The README's volume document has the fields dockvol shows, and its used_by entry too.
+    (example,) = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", README.read_text(), re.S)]
+    assert example.keys() == seen["volume document"].keys()
+    assert example["used_by"][0].keys() == seen["used_by"].keys()
+
+    # Cleaning up took away every volume, binding and group the tour made.
+    assert make_run.volumes.keys() >= {"site-data", "site-restored", "site-v2", seen["anonymous"]}
+    assert make_run.left() == []
+
+
+def after_in_readme(last_line: str) -> list[str]:
+    """The comment lines right under the command that ends with this line: an answer shown."""
+    lines = README.read_text().splitlines()
+    at = lines.index(last_line)
+    after = []
+    for line in lines[at + 1 :]:
+        if not line.startswith("#"):
+            break
+        after.append(line)
+    return after
+
+
+def test_the_generated_client_as_written(make_run):
+    """pip finds openapi-python-client in the test environment (no download), and the client is
+    made from the committed spec: what the README's Python example imports is there."""
+    (block,) = [b for b in checked_blocks() if b.section == "A generated client"]
+    venv = pathlib.Path(sys.executable).parent
+    proc = make_run.bash(block, None, env={"PATH": f"{venv}:{os.environ['PATH']}"})
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out.decode()[-3000:]
+    assert make_run.calls(block, make_run.recorded()) == []
+    check = "from dockvol_client import AuthenticatedClient\n"
+    check += "from dockvol_client.api.volumes import create_volume\nfrom dockvol_client.models import VolumeCreate\n"
+    python = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert python is not None and python.group(1).startswith(check)
+    subprocess.run([sys.executable, "-c", check], cwd=make_run.cwd, check=True)
+
+
+def test_watching_changes_as_written(make_run):
+    """The stream, followed while a volume labelled team=web is made, looks as the README shows it."""
+    (block,) = [b for b in checked_blocks() if b.section == "Watching changes"]
+    (command,) = commands(block)
+    variables = [b for b in checked_blocks() if b.section == "Trying it with curl"][0]
+    proc = make_run.bash(block, variables, env={"README_CURL_MAX_TIME": "6"})
+    name = unique("readme-watch")
+    token = (make_run.cwd / ".dockvol" / "token").read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        deadline = time.monotonic() + 5
+        while not any("200" in p.read_text() for p in make_run.log.glob("*.headers")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the stream did not answer"
+            time.sleep(0.05)
+        r = requests.post(
+            f"{make_run.base}/api/v1/volumes",
+            json={"name": name, "labels": {"team": "web"}},
+            headers=headers,
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        requests.delete(f"{make_run.base}/api/v1/volumes/{name}", headers=headers, timeout=30)
+    assert proc.returncode == 28  # curl's --max-time: the stream itself never ends
+    (call,) = make_run.calls(block, make_run.recorded())
+    assert (call.status, call.rc) == (200, 28)
+    events = [dict(line.split(": ", 1) for line in e.splitlines()) for e in call.out.decode().split("\n\n")]
+    # (on a shared engine, other volumes labelled team=web may come by too)
+    (created,) = [e for e in events if e.get("event") == "created" and f'"name": "{name}"' in e.get("data", "")]
+    shown = dict(line.lstrip("# ").split(": ", 1) for line in after_in_readme(command.text.splitlines()[-1]))
+    assert created.keys() == shown.keys() == {"id", "event", "data"}
+    assert re.fullmatch(r"\d+-\d+", created["id"]) and re.fullmatch(r"\d+-\d+", shown["id"])
+    data, example = json.loads(created["data"]), json.loads(shown["data"].replace("{...}", "{}"))
+    assert data.keys() == example.keys() and (data["resource"], data["name"]) == ("volume", name)
+    assert data["object"]["labels"] == {"team": "web"}
