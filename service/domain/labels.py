@@ -31,7 +31,9 @@ _ENGINE_PICKED_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 def user_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in labels.items() if not k.startswith(PREFIX)}
+    """The labels a client sees: not dockvol's own, nor the engine's mark of a volume it named
+    (engines from API 1.42 set it, 20.10 does not: `anonymous` says it alike on every engine)."""
+    return {k: v for k, v in labels.items() if not k.startswith(PREFIX) and k != ENGINE_ANONYMOUS}
 
 
 def is_managed(labels: Mapping[str, str]) -> bool:

@@ -408,3 +408,12 @@ def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as
         used_by = [{**dataclasses.asdict(u), "node": "n1"} for u in v.used_by]
         shown = {**dataclasses.asdict(v), "node": "n1", "in_use": v.in_use, "used_by": used_by}
         assert volume_document(v, "n1") == VolumeSchema().dump(shown)
+
+
+def test_the_engines_own_anonymous_mark_is_not_shown_as_a_label(client, as_writer, engine):
+    """Engines from API 1.42 mark the volumes they name; 20.10 does not. A client sees the same
+    volume on both: `anonymous` true, and only its own labels."""
+    name = "f" * 64
+    engine.create_volume(name, "local", {}, {"com.docker.volume.anonymous": "", "team": "web"})
+    shown = client.get(f"/api/v1/volumes/{name}", headers=as_writer).get_json()
+    assert shown["anonymous"] is True and shown["labels"] == {"team": "web"}
