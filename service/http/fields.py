@@ -47,7 +47,8 @@ class StrictBool(ma.fields.Boolean):
 
 
 class StrictInt(ma.fields.Integer):
-    """A JSON integer only: no strings, floats or booleans."""
+    """A JSON integer only: no strings, booleans or fractions. A number with a zero fraction (4096.0)
+    is an integer, as JSON Schema 2020-12 (OpenAPI 3.1's) counts them, so it is taken."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -55,6 +56,8 @@ class StrictInt(ma.fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid", input=value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._validated(value)
 
 
