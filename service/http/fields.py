@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, overload
 
 import marshmallow as ma
+from apispec.ext.marshmallow.field_converter import FieldConverterMixin
 from werkzeug.routing import BaseConverter
 
 from ..domain.labels import PREFIX
@@ -92,6 +93,7 @@ def Name(**kwargs: Any) -> ma.fields.String:
 
 
 def _not_a_reserved_volume_name(name: str) -> None:
+    """Documented as `not: {enum: [...]}` by VolumeName."""
     if name in RESERVED_VOLUME_NAMES:
         raise ma.ValidationError(f"{name} is reserved: /volumes/{name} is an action")
 
@@ -103,7 +105,7 @@ def VolumeName(**kwargs: Any) -> ma.fields.String:
             FullMatch(f"^{NAME_PATTERN}$", error="must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and be at most 255 characters"),
             _not_a_reserved_volume_name,
         ],
-        **kwargs,
+        **{**kwargs, "metadata": {**kwargs.get("metadata", {}), "not": {"enum": list(RESERVED_VOLUME_NAMES)}}},
     )
 
 
@@ -113,7 +115,8 @@ def _not_reserved(key: str) -> None:
 
 
 LABEL_KEY = ma.fields.String(
-    validate=[FullMatch(f"^{LABEL_KEY_PATTERN}$", error="not a valid label key"), _not_reserved]
+    validate=[FullMatch(f"^{LABEL_KEY_PATTERN}$", error="not a valid label key"), _not_reserved],
+    metadata={"not": {"pattern": "^" + re.escape(PREFIX)}},  # documents _not_reserved
 )
 LABEL_VALUE = ma.fields.String(validate=ma.validate.Length(max=4096))
 
@@ -134,6 +137,15 @@ def Dict(max_properties: int, metadata: Mapping[str, Any] | None = None, **kwarg
     return ma.fields.Dict(
         validate=MaxProperties(max_properties), metadata={**(metadata or {}), "maxProperties": max_properties}, **kwargs
     )
+
+
+def dict_keys_to_openapi(converter: FieldConverterMixin, field: ma.fields.Field[Any], **kwargs: Any) -> JSON:
+    """apispec attribute function: a Dict's key field, when it checks more than being a string,
+    documented as `propertyNames` (JSON Schema, so OpenAPI 3.1: 3.0 has no way to say it)."""
+    if not isinstance(field, ma.fields.Dict) or field.key_field is None:
+        return {}
+    names = converter.field2property(field.key_field)
+    return {} if names == {"type": "string"} else {"propertyNames": names}
 
 
 def Labels(**kwargs: Any) -> ma.fields.Dict:
