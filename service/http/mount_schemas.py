@@ -111,7 +111,15 @@ def mount_field_to_openapi(converter: FieldConverterMixin, field: ma.fields.Fiel
 
 
 def Mounts(**kwargs: Any) -> ma.fields.List[MountRequest]:
-    return ma.fields.List(MountField(), validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets], **kwargs)
+    # JSON Schema has no keyword for "one property unique across the items" (uniqueItems compares
+    # whole items): the rule is told in words, and a repeated target is a 422.
+    description = "Each target at most once (and, for a sharing group's member, not one of the group's): 422 otherwise"
+    return ma.fields.List(
+        MountField(),
+        validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets],
+        metadata={"description": description},
+        **kwargs,
+    )
 
 
 def _unique_targets(mounts: list[MountRequest]) -> None:
