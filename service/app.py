@@ -37,12 +37,19 @@ from .http import docs, events, health, limits, mount_schemas, observability, pr
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
 from .http.documents import answer_volume
-from .http.fields import NameConverter, VolumeNameConverter, name_param_schema, volume_param_schema
+from .http.fields import (
+    NameConverter,
+    VolumeNameConverter,
+    dict_keys_to_openapi,
+    name_param_schema,
+    volume_param_schema,
+)
 from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
 from .http.smorest import Api
 from .http.volumes import data_routes
 from .http.volumes import routes as volume_routes
+from .http.volumes import schemas as volume_schemas
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -88,7 +95,7 @@ def create_app(
     app.config.update(
         API_TITLE="dockvol",
         API_VERSION="1",
-        OPENAPI_VERSION="3.0.3",
+        OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
@@ -175,7 +182,9 @@ def create_app(
     app.url_map.converters["volume"] = VolumeNameConverter
     api.register_converter(NameConverter, name_param_schema)
     api.register_converter(VolumeNameConverter, volume_param_schema)
+    api.ma_plugin.converter.add_attribute_function(dict_keys_to_openapi)
     mount_schemas.register(api)
+    volume_schemas.register(api)
     api.register_blueprint(health.blp)
     api.register_blueprint(volume_routes.blp)
     api.register_blueprint(binding_routes.blp)

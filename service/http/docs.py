@@ -1,18 +1,22 @@
-"""The interactive API page at /api/docs works with no internet access: Swagger UI's assets come
-from the swagger-ui-bundle package and are served here, not from a CDN."""
+"""The interactive API page at /api/docs works with no internet access: Swagger UI's assets (5.x,
+which renders OpenAPI 3.1) come from the flask-swagger-ui package and are served here, not from a
+CDN. Only its files are used, not its blueprint."""
 
 from __future__ import annotations
 
+import pathlib
+
+import flask_swagger_ui
 from flask import Blueprint, Flask, Response, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
 
 ASSETS_URL = "/api/docs/assets/"
+ASSETS = pathlib.Path(flask_swagger_ui.__file__).resolve().parent / "dist"
 blp = Blueprint("docs_assets", __name__)
 
 
 @blp.route(ASSETS_URL + "<path:filename>")
 def asset(filename: str) -> Response:
-    return send_from_directory(swagger_ui_path, filename, max_age=86400)
+    return send_from_directory(ASSETS, filename, max_age=86400)
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, overload
 
 import marshmallow as ma
+from apispec.ext.marshmallow.field_converter import FieldConverterMixin
 from werkzeug.routing import BaseConverter
 
 from ..domain.labels import PREFIX
@@ -47,7 +48,8 @@ class StrictBool(ma.fields.Boolean):
 
 
 class StrictInt(ma.fields.Integer):
-    """A JSON integer only: no strings, floats or booleans."""
+    """A JSON integer only: no strings, booleans or fractions. A number with a zero fraction (4096.0)
+    is an integer, as JSON Schema 2020-12 (OpenAPI 3.1's) counts them, so it is taken."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -55,6 +57,8 @@ class StrictInt(ma.fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid", input=value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._validated(value)
 
 
@@ -89,6 +93,7 @@ def Name(**kwargs: Any) -> ma.fields.String:
 
 
 def _not_a_reserved_volume_name(name: str) -> None:
+    """Documented as `not: {enum: [...]}` by VolumeName."""
     if name in RESERVED_VOLUME_NAMES:
         raise ma.ValidationError(f"{name} is reserved: /volumes/{name} is an action")
 
@@ -100,7 +105,7 @@ def VolumeName(**kwargs: Any) -> ma.fields.String:
             FullMatch(f"^{NAME_PATTERN}$", error="must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and be at most 255 characters"),
             _not_a_reserved_volume_name,
         ],
-        **kwargs,
+        **{**kwargs, "metadata": {**kwargs.get("metadata", {}), "not": {"enum": list(RESERVED_VOLUME_NAMES)}}},
     )
 
 
@@ -110,7 +115,8 @@ def _not_reserved(key: str) -> None:
 
 
 LABEL_KEY = ma.fields.String(
-    validate=[FullMatch(f"^{LABEL_KEY_PATTERN}$", error="not a valid label key"), _not_reserved]
+    validate=[FullMatch(f"^{LABEL_KEY_PATTERN}$", error="not a valid label key"), _not_reserved],
+    metadata={"not": {"pattern": "^" + re.escape(PREFIX)}},  # documents _not_reserved
 )
 LABEL_VALUE = ma.fields.String(validate=ma.validate.Length(max=4096))
 
@@ -131,6 +137,15 @@ def Dict(max_properties: int, metadata: Mapping[str, Any] | None = None, **kwarg
     return ma.fields.Dict(
         validate=MaxProperties(max_properties), metadata={**(metadata or {}), "maxProperties": max_properties}, **kwargs
     )
+
+
+def dict_keys_to_openapi(converter: FieldConverterMixin, field: ma.fields.Field[Any], **kwargs: Any) -> JSON:
+    """apispec attribute function: a Dict's key field, when it checks more than being a string,
+    documented as `propertyNames` (JSON Schema, so OpenAPI 3.1: 3.0 has no way to say it)."""
+    if not isinstance(field, ma.fields.Dict) or field.key_field is None:
+        return {}
+    names = converter.field2property(field.key_field)
+    return {} if names == {"type": "string"} else {"propertyNames": names}
 
 
 def Labels(**kwargs: Any) -> ma.fields.Dict:

@@ -20,6 +20,10 @@ from .smorest import Api, Schema
 
 MAX_MOUNTS = 32
 PROPAGATIONS = ("rprivate", "private", "rslave", "slave")  # never shared
+# What service/domain/bind_paths.py refuses in a host path that a pattern can see: a '..'
+# component, or one longer than 255 characters (so over its 255 bytes). A byte count under a
+# character count cannot be a pattern: only the descriptions say it.
+HOST_PATH_REFUSED: JSON = {"anyOf": [{"pattern": "/\\.\\.(/|$)"}, {"pattern": "[^/]{256}"}]}
 
 
 def _target(value: str) -> None:
@@ -64,7 +68,12 @@ class BindMountSchema(_MountSchema):
     source = ma.fields.String(
         required=True,
         validate=[ma.validate.Length(max=4096), FullMatch(r"^/[^\x00]*$", error="a host path is absolute")],
-        metadata={"description": "An absolute host path inside DOCKVOL_BIND_ROOTS", "example": "/data/volumes/b2"},
+        metadata={
+            "description": "An absolute host path inside DOCKVOL_BIND_ROOTS: no '..', at most 4096 bytes "
+            "in UTF-8 and 255 a component (422 otherwise; outside the roots, 403)",
+            "example": "/data/volumes/b2",
+            "not": HOST_PATH_REFUSED,
+        },
     )
     propagation = ma.fields.String(
         validate=ma.validate.OneOf(PROPAGATIONS), metadata={"description": "Default rprivate"}
@@ -102,7 +111,15 @@ def mount_field_to_openapi(converter: FieldConverterMixin, field: ma.fields.Fiel
 
 
 def Mounts(**kwargs: Any) -> ma.fields.List[MountRequest]:
-    return ma.fields.List(MountField(), validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets], **kwargs)
+    # JSON Schema has no keyword for "one property unique across the items" (uniqueItems compares
+    # whole items): the rule is told in words, and a repeated target is a 422.
+    description = "Each target at most once (and, for a sharing group's member, not one of the group's): 422 otherwise"
+    return ma.fields.List(
+        MountField(),
+        validate=[ma.validate.Length(max=MAX_MOUNTS), _unique_targets],
+        metadata={"description": description},
+        **kwargs,
+    )
 
 
 def _unique_targets(mounts: list[MountRequest]) -> None:

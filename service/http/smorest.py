@@ -117,6 +117,13 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
         decorator: Callable[[F], F] = super().doc(*args, **kwargs)
         return decorator
 
+    def refusal(self, description: str) -> Callable[[F], F]:
+        """Document the 422 a body may get with what it covers beyond the schema: the rules no
+        schema can state, and what the engine lacks."""
+        return self.alt_response(
+            422, schema=problems.ProblemSchema, content_type=problems.CONTENT_TYPE, description=description
+        )
+
     @staticmethod
     def if_match(func: F) -> F:
         """Document the optional If-Match header (412 on mismatch); the view checks it."""
@@ -130,7 +137,7 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
         # query parameters that blp.arguments documents.
         if doc_info.get("if_match"):
             doc.setdefault("parameters", []).append(IF_MATCH_DOC)
-            doc.setdefault("responses", {})[412] = "PRECONDITION_FAILED"
+            doc.setdefault("responses", {})[412] = IF_MATCH_FAILED
         return doc
 
     def protected(self, scope: str) -> Callable[[F], F]:
@@ -205,7 +212,12 @@ IF_MATCH_DOC = {
     "name": "If-Match",
     "schema": {"type": "string"},
     "required": False,
-    "description": "Act only if the resource still has this ETag (412 otherwise)",
+    "description": "Act only if the resource still has one of these ETags (`*`: any). Compared strongly, as "
+    "HTTP says: a weak tag (W/...) never matches, nor does an empty or unreadable value. A 412 otherwise",
+}
+IF_MATCH_FAILED = {
+    "description": "If-Match names none of the resource's current ETag: a stale one, a weak one, or none at all",
+    "content": {problems.CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 
 
@@ -216,8 +228,10 @@ def etag_of(document: Any) -> str:
 
 
 def check_if_match(document: Any, etag: str | None = None) -> None:
-    """Honour If-Match when the client sends one (412 on mismatch); absent, anything goes. The
-    resource's ETag is `etag` when given, else its document's digest."""
-    if_match = request.if_match
-    if if_match and not if_match.star_tag and (etag or etag_of(document)).strip('"') not in if_match:
+    """Honour If-Match when the client sends one (412 unless it names the current ETag, or is `*`);
+    absent, anything goes. The resource's ETag is `etag` when given, else its document's digest."""
+    if "If-Match" not in request.headers:
+        return
+    # Strong comparison (werkzeug's `in`), `*` matching anything; an empty or unreadable value names no tag.
+    if (etag or etag_of(document)).strip('"') not in request.if_match:
         raise PreconditionFailed("the resource changed since you read it (If-Match does not match)")

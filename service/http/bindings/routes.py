@@ -61,6 +61,10 @@ class BindingCollection(MethodView):
     @blp.arguments(BindingCreateSchema, example=EXAMPLE)
     @blp.response(201, BindingSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
+    @blp.refusal(
+        "The body breaks the schema or a rule it cannot state (a repeated mount target), or names what the "
+        "engine lacks: an image, a volume, a sharing group, a network, a node other than this one"
+    )
     @blp.doc(
         summary="Create a binding: a container with its mounts, started unless start is false",
         operationId="createBinding",
@@ -84,7 +88,15 @@ class BindingItem(MethodView):
     @blp.arguments(BindingReplaceSchema, example=EXAMPLE)
     @blp.response(200, BindingSchema, headers=ETAG_DOC)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(summary="Replace a binding's spec: recreate its container, keeping its data", operationId="replaceBinding")
+    @blp.refusal(
+        "The body breaks the schema or a rule it cannot state (a `name` other than the path's, a repeated "
+        "mount target), or names what the engine lacks: an image, a volume, a sharing group, a network"
+    )
+    @blp.doc(
+        summary="Replace a binding's spec: recreate its container, keeping its data",
+        operationId="replaceBinding",
+        description="The path names the binding; the body's `name` is read-only (sent anyway, it must be the path's).",
+    )
     @blp.if_match
     def put(self, data: dict[str, Any], name: str) -> Response:
         if data.get("name", name) != name:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import marshmallow as ma
 
 from ..fields import Dict, FullMatch, LabelFilters, Labels, Name, StrictBool
@@ -11,11 +13,28 @@ from ..smorest import Schema
 
 RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 STATES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+# An image reference as the engine parses it: a first component with a '.' or a ':' is a registry
+# host (the engine takes no other: "VO/x" is a path, and refused for its capitals).
+_HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"{_HOST_PART}(?:\.{_HOST_PART})+(?::[0-9]+)?|{_HOST_PART}:[0-9]+"
+_COMPONENT = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+_FIRST = r"[a-z0-9]+(?:[_-][a-z0-9]+)*"  # before a '/', a '.' would make it a host
 IMAGE = FullMatch(
-    r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    rf"^(?:(?:{_HOST})/{_COMPONENT}(?:/{_COMPONENT})*|{_FIRST}(?:/{_COMPONENT})+|{_COMPONENT})"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
     error="not an image reference",
 )
+# The engine refuses a repository name (the reference less its tag and digest) over 255 characters
+# once it is normalised: docker.io/ before one without a host, docker.io/library/ before one with no
+# '/'. So: 255 with a host (a port's colon is followed by digits and '/', a tag's never by '/'),
+# 245 without one, 237 for one component.
+IMAGE_NAME_TOO_LONG = (
+    r"^(?:[a-zA-Z0-9._/-]|:(?=[0-9]+/)){256}",
+    r"^(?=[a-z0-9_-]+/)[a-z0-9._/-]{246}",
+    r"^[a-z0-9._-]{238,}(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?(?:@|$)",
+)
+
+
 ARG = ma.fields.String(validate=[ma.validate.Length(max=4096), FullMatch(r"^[^\x00]*$", error="no NUL")])
 ENV_KEY = ma.fields.String(validate=FullMatch(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$", error="not a variable name"))
 
@@ -29,9 +48,16 @@ EXAMPLE = {
 }
 
 
+def _name_within_limit(ref: str) -> None:
+    if any(re.match(pattern, ref) for pattern in IMAGE_NAME_TOO_LONG):
+        raise ma.ValidationError("the repository name is too long for the engine (255 characters, docker.io/ included)")
+
+
 class BindingWriteSchema(Schema):
     image = ma.fields.String(
-        required=True, validate=[ma.validate.Length(max=512), IMAGE], metadata={"example": "busybox:stable"}
+        required=True,
+        validate=[ma.validate.Length(max=512), IMAGE, _name_within_limit],
+        metadata={"example": "busybox:stable", "not": {"anyOf": [{"pattern": p} for p in IMAGE_NAME_TOO_LONG]}},
     )
     command = ma.fields.List(
         ARG,
@@ -75,7 +101,14 @@ class BindingCreateSchema(BindingWriteSchema):
 
 
 class BindingReplaceSchema(BindingWriteSchema):
-    name = Name(metadata={"description": "If given, must be the binding's name"})
+    # No schema can tie a body's value to the path's: `readOnly` says "do not send it", and a
+    # body that still carries it is taken only when it is the path's name (422 otherwise).
+    name = Name(
+        metadata={
+            "description": "The path names the binding: leave it out. Sent anyway, it must be the path's name (422)",
+            "readOnly": True,
+        }
+    )
     start = StrictBool(
         allow_none=True,
         load_default=None,

@@ -48,6 +48,10 @@ class SharingGroupCollection(MethodView):
     @blp.arguments(SharingGroupCreateSchema, example=EXAMPLE)
     @blp.response(201, SharingGroupSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A container of that name exists")
+    @blp.refusal(
+        "The body breaks the schema or a rule it cannot state (a repeated mount target), or names what the "
+        "engine lacks: a volume, a node other than this one"
+    )
     @blp.doc(
         summary="Create a sharing group and start its infrastructure container",
         operationId="createSharingGroup",

@@ -29,7 +29,7 @@ class SharingGroupCreateSchema(Schema):
         ma.fields.String(validate=ma.validate.OneOf(NAMESPACES)),
         load_default=lambda: ["network"],
         validate=_unique,
-        metadata={"description": "Namespaces members share with the infrastructure container"},
+        metadata={"description": "Namespaces members share with the infrastructure container", "uniqueItems": True},
     )
     node = ma.fields.String(
         validate=ma.validate.Length(min=1, max=255),

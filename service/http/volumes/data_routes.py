@@ -98,7 +98,10 @@ class VolumeArchive(MethodView):
         response="REQUEST_ENTITY_TOO_LARGE",
         description="Over DOCKVOL_MAX_IMPORT_BYTES or DOCKVOL_MAX_IMPORT_ENTRIES, or more than 100,000 symbolic links",
     )
-    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="An entry is refused; the volume is unchanged")
+    @blp.refusal(
+        "The body is not a tar (or tar.gz) stream, an entry is refused, or a name in `path` is over 255 bytes; "
+        "the volume is unchanged"
+    )
     @blp.doc(summary="Import a tar (or tar.gz) stream into a volume", operationId="importVolume", requestBody=TAR_BODY)
     def put(self, name: str, path: str) -> JSON:
         # The cap: a declared length over it is refused before reading (app.py gives the
@@ -114,6 +117,7 @@ class VolumeClone(MethodView):
     @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="A volume of the new name exists")
+    @blp.refusal("The body breaks the schema, or names a node other than the source's")
     @blp.doc(
         summary="Clone a volume into a new managed volume",
         operationId="cloneVolume",

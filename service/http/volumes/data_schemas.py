@@ -49,7 +49,8 @@ class ExportArgs(Schema):
 
 
 class ImportArgs(Schema):
-    path = PATH
+    # Extracting, a name over 255 bytes is refused (422): past 255 characters a pattern can see it.
+    path = VolumePath(load_default="", metadata={**PATH.metadata, "not": {"pattern": "[^/]{256}"}})
 
 
 class ImportResultSchema(Schema):

@@ -43,6 +43,10 @@ class VolumeCollection(MethodView):
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
     @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
     @blp.alt_response(409, response="CONFLICT", description="A volume of that name exists")
+    @blp.refusal(
+        "The body breaks the schema or a rule it cannot state (a driver not in DOCKVOL_VOLUME_DRIVERS, a bind "
+        "device over its byte limits), or names a node other than this one"
+    )
     @blp.doc(
         summary="Create a volume (no body: an anonymous one)",
         operationId="createVolume",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from ...json_types import JSON
 from ..fields import Dict, FullMatch, LabelFilters, Labels, StrictBool, VolumeName
+from ..mount_schemas import HOST_PATH_REFUSED
 from ..pagination import PageArgs
-from ..smorest import Schema
+from ..smorest import Api, Schema
 
 DRIVER = ma.fields.String(
     load_default="local",
     validate=FullMatch(r"^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,254}$", error="not a valid driver name"),
+    metadata={"description": "One of DOCKVOL_VOLUME_DRIVERS (by default local alone): 422 otherwise"},
 )
 
 
@@ -56,7 +59,12 @@ class VolumeCreateSchema(Schema):
         keys=ma.fields.String(validate=ma.validate.Length(min=1, max=255)),
         values=ma.fields.String(validate=ma.validate.Length(max=4096)),
         load_default=dict,
-        metadata={"description": "local: a tmpfs, or type=none,o=bind,device=PATH inside a bind root"},
+        metadata={
+            "description": "Other drivers take what they take. The local driver (the default) takes none, or "
+            "a tmpfs (type=tmpfs, o without bind), or a bind mount: type=none, o with bind or rbind, "
+            "device=PATH, which must lie inside a bind root (403 otherwise) and is checked as a bind "
+            "mount's source (no '..', at most 4096 bytes in UTF-8 and 255 a component)"
+        },
     )
     labels = Labels(load_default=dict, metadata={"example": {"team": "web"}})
     node = ma.fields.String(
@@ -90,3 +98,43 @@ class PruneResultSchema(Schema):
     volumes_deleted = ma.fields.List(ma.fields.String(), required=True)
     space_reclaimed = ma.fields.Integer(required=True, metadata={"description": "Bytes"})
     dry_run = ma.fields.Boolean(required=True)
+
+
+BIND_OPTION = "(^|,)r?bind(,|$)"  # `o` is a comma list: bind or rbind among its items
+# What Volumes._checked_options takes from the local driver, for VolumeCreate as a whole (it hangs
+# on `driver`, whose default is local: an absent driver meets the `if` too).
+LOCAL_DRIVER_OPTIONS: JSON = {
+    "if": {"properties": {"driver": {"const": "local"}}},
+    "then": {
+        "properties": {
+            "driver_opts": {
+                "anyOf": [
+                    {"maxProperties": 0},
+                    {
+                        "properties": {
+                            "type": {"const": "tmpfs"},
+                            "o": {"not": {"pattern": BIND_OPTION}},
+                            "device": {},
+                        },
+                        "required": ["type"],
+                        "additionalProperties": False,
+                    },
+                    {
+                        "properties": {
+                            "type": {"const": "none"},
+                            "o": {"pattern": BIND_OPTION},
+                            "device": {"pattern": "^/[^\\x00]*$", "not": HOST_PATH_REFUSED},
+                        },
+                        "required": ["type", "o", "device"],
+                        "additionalProperties": False,
+                    },
+                ]
+            }
+        }
+    },
+}
+
+
+def register(api: Api) -> None:
+    """VolumeCreate in the OpenAPI components, with the local driver's rule for its options."""
+    api.spec.components.schema("VolumeCreate", component=LOCAL_DRIVER_OPTIONS, schema=VolumeCreateSchema)
