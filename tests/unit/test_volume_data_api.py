@@ -17,6 +17,7 @@ from service.errors import EngineFailure
 from tests.contract.engine_contract import make_tar
 
 from .conftest import TOKENS, bearer
+from .engine_state import snapshot
 
 TREE = [
     ("html", "dir", None, 0o755),
@@ -313,6 +314,24 @@ def test_an_import_path_that_cannot_exist_is_422(client, as_admin, engine, fille
     )
     assert r.status_code == 422
     assert "path" in r.get_json()["errors"]
+
+
+def test_an_import_at_a_path_that_is_a_file_is_422_and_leaves_no_lock_or_staging_volume(
+    client, as_admin, as_writer, engine, filled, tmp_path
+):
+    before = snapshot(engine, tmp_path)
+    r = client.put(
+        "/api/v1/volumes/site/archive?path=secret/sub",
+        data=make_tar(TREE),
+        content_type="application/x-tar",
+        headers=as_admin,
+    )
+    assert r.status_code == 422
+    assert "secret is not a directory" in r.get_json()["detail"]
+    assert snapshot(engine, tmp_path) == before
+    started = time.monotonic()
+    assert client.delete("/api/v1/volumes/site", headers=as_writer).status_code == 204  # no lock holds it
+    assert time.monotonic() - started < 5
 
 
 def test_usage_counts_bytes_and_files(client, as_reader, filled):
