@@ -16,13 +16,9 @@ from flask import Flask, Response, current_app, g, request, url_for
 from werkzeug.datastructures import ImmutableMultiDict
 
 from .config import Settings
-from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
-from .domain.helpers import Helpers
 from .domain.intents import Intents
-from .domain.mounts import MountPlanner
 from .domain.nodes import Nodes
-from .domain.policy import ContainerPolicy
 from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
@@ -50,6 +46,7 @@ from .http.smorest import Api
 from .http.volumes import data_routes
 from .http.volumes import routes as volume_routes
 from .http.volumes import schemas as volume_schemas
+from .wiring import build_services
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -114,38 +111,19 @@ def create_app(
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
     view = View(engine, observability.observe_view)
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
-    nodes = Nodes(engine)
-    bind_policy = BindPolicy(
-        settings.bind_roots, engine_paths(settings.docker_host, lambda: nodes.identity().data_root)
-    )
-    planner = MountPlanner(engine, bind_policy)
-    policy = ContainerPolicy(
-        engine, settings.allowed_images, settings.allowed_networks, settings.default_network, settings.pull
-    )
-    helpers = Helpers(engine)
-    intents = Intents(engine, helpers)
-    groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
-    volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
+    uses = build_services(settings, engine)
     services = Services(
         settings=settings,
         engine=engine,
         auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
-        volumes=volumes,
-        bindings=Bindings(engine, planner, policy, groups.membership, intents),
-        sharing_groups=groups,
-        volume_data=VolumeData(
-            engine,
-            volumes,
-            helpers,
-            intents,
-            settings.max_import_bytes,
-            settings.max_import_entries,
-            settings.spool_dir,
-        ),
-        intents=intents,
-        reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
+        volumes=uses.volumes,
+        bindings=uses.bindings,
+        sharing_groups=uses.sharing_groups,
+        volume_data=uses.volume_data,
+        intents=uses.intents,
+        reconciler=uses.reconciler,
         view=view,
-        nodes=nodes,
+        nodes=uses.nodes,
     )
 
     app.extensions["dockvol"] = services

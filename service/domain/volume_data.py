@@ -118,7 +118,9 @@ class VolumeData:
     # whole, then a marker; (2) it is extracted into the volume from there. Until the marker, a
     # recovery drops the staging volume (the volume is untouched: its old content); after it, a
     # recovery extracts again from the staging copy (a file cut half-way by a kill is written
-    # whole again: its new content), so no mix of old and new outlives a recovery.
+    # whole again: its new content), so no mix of old and new outlives a recovery. One exception:
+    # a volume that cannot take the archive at its path (a file where a directory must be) was
+    # refused before anything was written, and the staging volume is dropped (its old content).
 
     def _stage(self, checked: IO[bytes], intent: Intent) -> None:
         staging = staging_name(intent.op)
@@ -152,7 +154,13 @@ class VolumeData:
             except NotFound:
                 staged = False
         if staged:
-            self._apply(intent)
+            try:
+                self._apply(intent)
+            except InvalidInput as exc:
+                # The volume cannot take the archive at its path (a file stands where a directory
+                # must): `_ensure_dir` refuses before it writes anything, so the import cannot go
+                # forward and goes back instead; tried again, it would fail the same way forever.
+                log.warning("import %s into %s goes back: %s", intent.op, intent.args["target"], exc.detail)
         self._intents.remove_helpers(intent.op)
         self._engine.remove_volume(staging)
 

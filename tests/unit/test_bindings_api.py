@@ -9,6 +9,8 @@ import pytest
 from service.domain import labels as L
 from service.errors import EngineFailure, EngineRejected
 
+from .engine_state import snapshot
+
 PROBLEM = "application/problem+json"
 
 
@@ -25,6 +27,22 @@ def anonymous_volumes(engine):
 
 def nothing_made(engine, root):
     return engine.containers == {} and engine.volumes == {} and list(root.iterdir()) == []
+
+
+def refusing_the_binding(engine, monkeypatch, call):
+    """The engine refuses `call` (create_container or start_container) for the binding's new
+    container only: the operation's locks are made, and an old container starts again."""
+    real = getattr(engine, call)
+    old = set(engine.containers)
+
+    def refuse(arg, *a, **k):
+        if call == "create_container" and arg.labels.get(L.ROLE) != "binding":
+            return real(arg, *a, **k)
+        if call == "start_container" and arg in old:
+            return real(arg, *a, **k)
+        raise EngineRejected("the engine refused this configuration")
+
+    monkeypatch.setattr(engine, call, refuse)
 
 
 @pytest.fixture
@@ -109,19 +127,20 @@ class TestCreate:
         assert "mounts.1.source" in r.get_json()["errors"]
         assert nothing_made(engine, bind_root)
 
-    def test_a_taken_name_is_409_and_nothing_more_is_made(self, client, as_writer, engine):
+    def test_a_taken_name_is_409_and_nothing_more_is_made(self, client, as_writer, engine, bind_root, tmp_path):
         bind(client, as_writer)
-        before = set(engine.volumes)
-        r = bind(client, as_writer, mounts=[{"type": "volume", "target": "/x"}])
+        before = snapshot(engine, tmp_path)
+        r = bind(
+            client,
+            as_writer,
+            mounts=[{"type": "volume", "target": "/x"}, {"type": "bind", "source": f"{bind_root}/new", "target": "/w"}],
+        )
         assert r.status_code == 409
-        assert set(engine.volumes) == before
+        assert snapshot(engine, tmp_path) == before
 
     @pytest.mark.parametrize("fail", ["create_container", "start_container"])
     def test_a_failure_takes_back_everything_it_made(self, client, as_writer, engine, bind_root, monkeypatch, fail):
-        def refuse(*a, **k):
-            raise EngineRejected("the engine refused this configuration")
-
-        monkeypatch.setattr(engine, fail, refuse)
+        refusing_the_binding(engine, monkeypatch, fail)
         r = bind(
             client,
             as_writer,
@@ -207,6 +226,7 @@ class TestPolicy:
             ).status_code
             == 201
         )
+        before = snapshot(engine, bind_root)
         r = bind(
             client,
             as_writer,
@@ -215,6 +235,7 @@ class TestPolicy:
         )
         assert r.status_code == 403
         assert not (bind_root / "shared" / "sub").exists()
+        assert snapshot(engine, bind_root) == before
         same = bind(
             client, as_writer, name="same", mounts=[{"type": "bind", "source": f"{bind_root}/shared", "target": "/w"}]
         )
@@ -240,13 +261,13 @@ class TestPolicy:
             mounts=[{"type": "bind", "source": f"{bind_root}/p/child", "target": "/w", "read_only": True}],
         )
         assert child.status_code == 201
-        before = dict(engine.containers)
+        before = snapshot(engine, bind_root)
         r = bind(
             client, as_writer, name="parent", mounts=[{"type": "bind", "source": f"{bind_root}/p", "target": "/w"}]
         )
         assert r.status_code == 403
         assert f"{bind_root}/p/child" in r.get_json()["detail"]
-        assert engine.containers == before
+        assert snapshot(engine, bind_root) == before
         ro_parent = bind(
             client,
             as_writer,
@@ -283,6 +304,7 @@ class TestPolicy:
             client.post("/api/v1/volumes", json={"name": "dev", "driver_opts": device}, headers=as_writer).status_code
             == 201
         )
+        before = snapshot(engine, bind_root)
         above = bind(
             client, as_writer, name="above", mounts=[{"type": "bind", "source": f"{bind_root}/r", "target": "/w"}]
         )
@@ -295,6 +317,7 @@ class TestPolicy:
             mounts=[{"type": "bind", "source": f"{bind_root}/r/dev/x", "target": "/w", "read_only": True}],
         )
         assert inside.status_code == 403  # the device is writable through any container that mounts it
+        assert snapshot(engine, bind_root) == before
 
     def test_start_walks_the_source_again_and_refuses_a_swapped_one(
         self, client, as_writer, engine, bind_root, tmp_path
@@ -309,12 +332,14 @@ class TestPolicy:
         assert made.status_code == 201
         (bind_root / "s" / "d").rename(bind_root / "s" / "d.old")
         os.symlink("/", bind_root / "s" / "d")
+        before = snapshot(engine, tmp_path)
         r = client.post("/api/v1/bindings/swap/start", headers=as_writer)
         assert r.status_code == 403
         assert f"{bind_root}/s/d is a symbolic link" in r.get_json()["detail"]
         assert client.get("/api/v1/bindings/swap", headers=as_writer).get_json()["state"] == "created"
+        assert snapshot(engine, tmp_path) == before
 
-    def test_start_refuses_a_source_whose_parent_became_writable_by_others(self, client, as_writer, bind_root):
+    def test_start_refuses_a_source_whose_parent_became_writable_by_others(self, client, as_writer, engine, bind_root):
         assert (
             bind(
                 client,
@@ -326,16 +351,19 @@ class TestPolicy:
             == 201
         )
         os.chmod(bind_root / "t", 0o777)
+        before = snapshot(engine, bind_root)
         r = client.post("/api/v1/bindings/perm/start", headers=as_writer)
         assert r.status_code == 403
         assert f"{bind_root}/t is writable by group or others" in r.get_json()["detail"]
+        assert snapshot(engine, bind_root) == before
 
     @pytest.mark.parametrize("network", ["host", "container:abc", "macvlan0"])
-    def test_networks_outside_the_policy_are_refused(self, client, as_writer, engine, network):
-        assert bind(client, as_writer, network=network).status_code == 403
-        assert engine.containers == {}
+    def test_networks_outside_the_policy_are_refused(self, client, as_writer, engine, bind_root, network):
+        mounts = [{"type": "volume", "target": "/data"}, {"type": "bind", "source": f"{bind_root}/n", "target": "/w"}]
+        assert bind(client, as_writer, network=network, mounts=mounts).status_code == 403
+        assert nothing_made(engine, bind_root)
 
-    def test_images_are_checked_against_the_allowed_globs(self, engine, bind_root):
+    def test_images_are_checked_against_the_allowed_globs(self, engine, bind_root, tmp_path):
         from service.app import create_app
         from service.config import Settings
 
@@ -345,15 +373,20 @@ class TestPolicy:
         )
         c = app.test_client()
         h = {"Authorization": "Bearer w"}
-        assert bind(c, h, image="alpine:3").status_code == 403
+        engine.images.add("alpine:3")
+        before = snapshot(engine, tmp_path)
+        mounts = [{"type": "volume", "target": "/data"}, {"type": "volume", "target": "/cache"}]
+        assert bind(c, h, image="alpine:3", mounts=mounts).status_code == 403
+        assert snapshot(engine, tmp_path) == before
         assert bind(c, h, image="busybox:stable").status_code == 201
         assert [c.labels[L.ROLE] for c in engine.containers.values()] == ["binding"]
 
-    def test_a_missing_image_that_cannot_be_pulled_is_422(self, client, as_writer, engine):
-        r = bind(client, as_writer, image="nginx:1.27")
+    def test_a_missing_image_that_cannot_be_pulled_is_422(self, client, as_writer, engine, bind_root):
+        mounts = [{"type": "volume", "target": "/data"}, {"type": "bind", "source": f"{bind_root}/i", "target": "/w"}]
+        r = bind(client, as_writer, image="nginx:1.27", mounts=mounts)
         assert r.status_code == 422
         assert "image" in r.get_json()["errors"]
-        assert engine.containers == {}
+        assert nothing_made(engine, bind_root)
 
     @pytest.mark.parametrize(
         "body, field",
@@ -435,11 +468,13 @@ class TestReadAndList:
         assert len(self.names(client, as_reader, "?page_size=1000")) == 203
         assert sum(engine.calls.values()) == 1
 
-    def test_a_volume_a_binding_uses_cannot_be_deleted(self, client, as_writer, hosts):
+    def test_a_volume_a_binding_uses_cannot_be_deleted(self, client, as_writer, engine, tmp_path, hosts):
+        before = snapshot(engine, tmp_path)
         r = client.delete("/api/v1/volumes/site-data", headers=as_writer)
         assert r.status_code == 409
         use = {"container": "web", "node": "node-1", "binding": "web", "target": "/srv", "read_only": False}
         assert use in r.get_json()["used_by"]
+        assert snapshot(engine, tmp_path) == before
 
     @pytest.mark.parametrize(
         "call",
@@ -450,12 +485,13 @@ class TestReadAndList:
             ("post", "/api/v1/bindings/foreign/stop"),
         ],
     )
-    def test_foreign_containers_are_read_only(self, client, as_writer, engine, hosts, call):
+    def test_foreign_containers_are_read_only(self, client, as_writer, engine, tmp_path, hosts, call):
         method, path = call
         kwargs = {"json": {"image": "busybox:stable", "network": "none"}} if method == "put" else {}
+        before = snapshot(engine, tmp_path)
         r = getattr(client, method)(path, headers=as_writer, **kwargs)
         assert r.status_code == 403
-        assert any(c.name == "foreign" for c in engine.containers.values())
+        assert snapshot(engine, tmp_path) == before
 
 
 class TestReplace:
@@ -509,34 +545,44 @@ class TestReplace:
         assert self.put(client, as_writer).get_json()["state"] == "created"
         assert self.put(client, as_writer, start=True).get_json()["state"] == "running"
 
-    def test_a_failed_replace_leaves_the_old_binding_as_it_was(self, client, as_writer, engine, running, monkeypatch):
-        volumes_before = set(engine.volumes)
-
-        def refuse(*a, **k):
-            raise EngineRejected("the engine refused this configuration")
-
-        monkeypatch.setattr(engine, "start_container", refuse)
-        monkeypatch.setattr(engine, "create_container", refuse)
-        r = self.put(client, as_writer, mounts=[{"type": "volume", "target": "/other"}])
+    @pytest.mark.parametrize("fail", ["create_container", "start_container"])
+    def test_a_failed_replace_leaves_the_old_binding_as_it_was(
+        self, client, as_writer, engine, running, bind_root, tmp_path, monkeypatch, fail
+    ):
+        before = snapshot(engine, tmp_path)
+        refusing_the_binding(engine, monkeypatch, fail)
+        r = self.put(
+            client,
+            as_writer,
+            mounts=[
+                {"type": "volume", "target": "/other"},
+                {"type": "bind", "source": f"{bind_root}/more", "target": "/more"},
+            ],
+        )
         assert r.status_code == 422
-        monkeypatch.undo()
-        assert set(engine.volumes) == volumes_before
+        assert engine.calls["rename_container"] == 2  # it got as far as stepping the old one aside
+        assert snapshot(engine, tmp_path) == before
         (c,) = engine.containers.values()
-        assert (c.name, c.id) == ("app", running["id"])
+        assert (c.name, c.id, c.state) == ("app", running["id"], "running")
 
-    def test_if_match_guards_the_replace(self, client, as_writer, as_reader, engine, running):
+    def test_if_match_guards_the_replace(self, client, as_writer, as_reader, engine, tmp_path, running):
         etag = client.get("/api/v1/bindings/app", headers=as_reader).headers["ETag"]
+        before = snapshot(engine, tmp_path)
         stale = self.put(client, {**as_writer, "If-Match": '"stale"'})
         assert stale.status_code == 412
-        assert next(iter(engine.containers.values())).id == running["id"]
+        assert snapshot(engine, tmp_path) == before
         assert self.put(client, {**as_writer, "If-Match": etag}).status_code == 200
 
-    def test_the_body_name_must_match(self, client, as_writer, running):
+    def test_the_body_name_must_match(self, client, as_writer, engine, tmp_path, running):
+        before = snapshot(engine, tmp_path)
         assert self.put(client, as_writer, name="other").status_code == 422
+        assert snapshot(engine, tmp_path) == before
 
-    def test_replacing_a_missing_binding_is_404(self, client, as_writer):
+    def test_replacing_a_missing_binding_is_404(self, client, as_writer, engine, tmp_path, running):
+        before = snapshot(engine, tmp_path)
         r = client.put("/api/v1/bindings/ghost", json={"image": "busybox:stable"}, headers=as_writer)
         assert r.status_code == 404
+        assert snapshot(engine, tmp_path) == before
 
 
 class TestDeleteStartStop:

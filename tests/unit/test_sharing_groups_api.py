@@ -8,6 +8,8 @@ from service.domain import labels as L
 from service.domain.sharing import WAIT
 from service.errors import EngineRejected
 
+from .engine_state import snapshot
+
 
 def group(client, headers, **body):
     body.setdefault("name", "infracon")
@@ -63,22 +65,32 @@ def test_members_get_volumes_from_and_the_shared_namespaces(client, as_writer, e
     assert [b["name"] for b in listed] == ["nginx", "tomcat"]
 
 
-def test_a_member_may_not_reuse_a_group_target(client, as_writer, engine, infracon):
+def test_a_member_may_not_reuse_a_group_target(client, as_writer, engine, infracon, tmp_path):
+    before = snapshot(engine, tmp_path)
     r = member(client, as_writer, "clash", mounts=[{"type": "volume", "target": "/data/web/html"}])
     assert r.status_code == 422
     assert "mounts.0.target" in r.get_json()["errors"]
-    assert len(engine.containers) == 1 and len(engine.volumes) == 0
+    assert snapshot(engine, tmp_path) == before
 
 
-def test_a_member_of_a_network_sharing_group_cannot_pick_a_network(client, as_writer, infracon):
-    assert member(client, as_writer, "picky", network="none").status_code == 422
+def test_a_member_of_a_network_sharing_group_cannot_pick_a_network(client, as_writer, engine, infracon, tmp_path):
+    before = snapshot(engine, tmp_path)
+    r = member(client, as_writer, "picky", network="none", mounts=[{"type": "volume", "target": "/own"}])
+    assert r.status_code == 422
+    assert "network" in r.get_json()["errors"]
+    assert snapshot(engine, tmp_path) == before
 
 
-def test_joining_a_missing_group_is_422(client, as_writer, engine):
-    r = member(client, as_writer, "lonely")
+def test_joining_a_missing_group_is_422(client, as_writer, engine, bind_root):
+    r = member(
+        client,
+        as_writer,
+        "lonely",
+        mounts=[{"type": "volume", "target": "/own"}, {"type": "bind", "source": f"{bind_root}/l", "target": "/l"}],
+    )
     assert r.status_code == 422
     assert "sharing_group" in r.get_json()["errors"]
-    assert engine.containers == {}
+    assert engine.containers == {} and engine.volumes == {} and list(bind_root.iterdir()) == []
 
 
 def test_a_stopped_infrastructure_container_is_started_first(client, as_writer, engine, infracon):
@@ -87,7 +99,8 @@ def test_a_stopped_infrastructure_container_is_started_first(client, as_writer, 
     assert client.get("/api/v1/sharing-groups/infracon", headers=as_writer).get_json()["infra"]["state"] == "running"
 
 
-def test_the_infrastructure_container_is_not_a_binding(client, as_writer, infracon):
+def test_the_infrastructure_container_is_not_a_binding(client, as_writer, engine, infracon, tmp_path):
+    before = snapshot(engine, tmp_path)
     assert client.get("/api/v1/bindings/infracon", headers=as_writer).status_code == 404
     assert client.delete("/api/v1/bindings/infracon", headers=as_writer).status_code == 404
     assert (
@@ -96,14 +109,16 @@ def test_the_infrastructure_container_is_not_a_binding(client, as_writer, infrac
         ).status_code
         == 409
     )
+    assert snapshot(engine, tmp_path) == before
 
 
-def test_delete_with_members_is_409_and_removes_nothing(client, as_writer, engine, infracon):
-    member(client, as_writer, "nginx")
+def test_delete_with_members_is_409_and_removes_nothing(client, as_writer, engine, infracon, tmp_path):
+    member(client, as_writer, "nginx", mounts=[{"type": "volume", "target": "/own"}])
+    before = snapshot(engine, tmp_path)
     r = client.delete("/api/v1/sharing-groups/infracon", headers=as_writer)
     assert r.status_code == 409
     assert r.get_json()["members"] == ["nginx"]
-    assert len(engine.containers) == 2
+    assert snapshot(engine, tmp_path) == before
 
 
 def test_cascade_removes_members_and_infra_but_keeps_volumes(client, as_writer, engine, infracon, bind_root):
@@ -135,10 +150,11 @@ def test_list_and_missing(client, as_reader, as_writer, infracon):
         {"privileged": True},
     ],
 )
-def test_bad_groups_are_refused_and_make_nothing(client, as_writer, engine, body):
+def test_bad_groups_are_refused_and_make_nothing(client, as_writer, engine, tmp_path, body):
+    before = snapshot(engine, tmp_path)
     r = group(client, as_writer, **body)
     assert r.status_code in (403, 422)
-    assert engine.containers == {} and engine.volumes == {}
+    assert snapshot(engine, tmp_path) == before
 
 
 def test_a_failed_group_create_takes_back_everything(client, as_writer, engine, bind_root, monkeypatch):
@@ -155,9 +171,10 @@ def test_a_failed_group_create_takes_back_everything(client, as_writer, engine, 
     assert engine.containers == {} and engine.volumes == {} and list(bind_root.iterdir()) == []
 
 
-def test_a_group_has_an_etag_and_delete_honours_if_match(client, as_writer, engine, infracon):
+def test_a_group_has_an_etag_and_delete_honours_if_match(client, as_writer, engine, infracon, tmp_path):
     etag = client.get("/api/v1/sharing-groups/infracon", headers=as_writer).headers["ETag"]
+    before = snapshot(engine, tmp_path)
     stale = client.delete("/api/v1/sharing-groups/infracon", headers={**as_writer, "If-Match": '"stale"'})
     assert stale.status_code == 412
-    assert len(engine.containers) == 1
+    assert snapshot(engine, tmp_path) == before
     assert client.delete("/api/v1/sharing-groups/infracon", headers={**as_writer, "If-Match": etag}).status_code == 204

@@ -17,6 +17,7 @@ from service.errors import EngineFailure
 from tests.contract.engine_contract import make_tar
 
 from .conftest import TOKENS, bearer
+from .engine_state import snapshot
 
 TREE = [
     ("html", "dir", None, 0o755),
@@ -134,7 +135,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD) + ["device", "fifo", "hardlink-out", "not-a-tar", "over-the-cap"])
-def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin, engine, filled, case):
+def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin, engine, filled, tmp_path, case):
     if case in BAD:
         body = make_tar([("fine", "file", b"ok", 0o644)] + BAD[case])
     elif case == "not-a-tar":
@@ -151,6 +152,7 @@ def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin
             tar.addfile(info)
         body = buf.getvalue()
     before = export(client, as_reader).data
+    state = snapshot(engine, tmp_path)
     app = client.application
     app.extensions["dockvol"].volume_data._max = 4096 if case == "over-the-cap" else 10**9
     r = client.put("/api/v1/volumes/site/archive", data=body, content_type="application/x-tar", headers=as_admin)
@@ -158,22 +160,25 @@ def test_refused_archives_leave_the_volume_as_it_was(client, as_reader, as_admin
     assert r.content_type == "application/problem+json"
     if case in ("link-chain", "replaced-link"):
         assert "leaves the volume" in r.get_json()["detail"]
+    assert snapshot(engine, tmp_path) == state
     assert export(client, as_reader).data == before
     assert helpers_left(engine) == []
 
 
-def test_import_needs_admin_and_a_volume_dockvol_made(client, as_writer, as_admin, engine, filled):
+def test_import_needs_admin_and_a_volume_dockvol_made(client, as_writer, as_admin, engine, filled, tmp_path):
+    engine.create_volume("foreign", "local", {}, {})
+    before = snapshot(engine, tmp_path)
     assert (
         client.put(
             "/api/v1/volumes/site/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_writer
         ).status_code
         == 403
     )
-    engine.create_volume("foreign", "local", {}, {})
     r = client.put(
         "/api/v1/volumes/foreign/archive", data=make_tar(TREE), content_type="application/x-tar", headers=as_admin
     )
     assert r.status_code == 403
+    assert snapshot(engine, tmp_path) == before
 
 
 def test_a_declared_length_over_the_cap_is_413_before_reading(engine):
@@ -217,19 +222,22 @@ def test_clone_is_identical(client, as_reader, as_writer, engine, filled):
     assert helpers_left(engine) == []
 
 
-def test_clone_to_an_existing_name_is_409(client, as_writer, engine, filled):
-    client.post("/api/v1/volumes", json={"name": "taken"}, headers=as_writer)
-    assert client.post("/api/v1/volumes/site/clone", json={"name": "taken"}, headers=as_writer).status_code == 409
+def test_clone_to_an_existing_name_is_409_and_changes_neither(client, as_writer, engine, filled, tmp_path):
+    client.post("/api/v1/volumes", json={"name": "taken", "labels": {"v": "1"}}, headers=as_writer)
+    before = snapshot(engine, tmp_path)
+    r = client.post("/api/v1/volumes/site/clone", json={"name": "taken", "labels": {"v": "2"}}, headers=as_writer)
+    assert r.status_code == 409
+    assert snapshot(engine, tmp_path) == before
 
 
-def test_a_failed_clone_leaves_no_half_copy(client, as_writer, engine, filled, monkeypatch):
+def test_a_failed_clone_leaves_no_half_copy(client, as_writer, engine, filled, tmp_path, monkeypatch):
     def broken(*a, **k):
         raise EngineFailure("the engine refused the request")
 
+    before = snapshot(engine, tmp_path)
     monkeypatch.setattr(engine, "put_archive", broken)
     assert client.post("/api/v1/volumes/site/clone", json={"name": "half"}, headers=as_writer).status_code == 502
-    assert "half" not in engine.volumes
-    assert helpers_left(engine) == []
+    assert snapshot(engine, tmp_path) == before
 
 
 def test_rename_moves_the_content(client, as_reader, as_writer, engine, filled):
@@ -241,28 +249,35 @@ def test_rename_moves_the_content(client, as_reader, as_writer, engine, filled):
     assert tar_entries(export(client, as_reader, "site-v2").data) == before
 
 
-def test_rename_of_a_volume_in_use_is_409_and_changes_nothing(client, as_writer, engine, filled):
+def test_rename_of_a_volume_in_use_is_409_and_changes_nothing(client, as_writer, engine, filled, tmp_path):
     engine.add_container("user", {"site": "/data"})
+    before = snapshot(engine, tmp_path)
     r = client.post("/api/v1/volumes/site/rename", json={"name": "site-v2"}, headers=as_writer)
     assert r.status_code == 409
     assert r.get_json()["used_by"][0]["container"] == "user"
-    assert "site-v2" not in engine.volumes and "site" in engine.volumes
+    assert snapshot(engine, tmp_path) == before
 
 
-def test_a_failed_rename_keeps_the_original_and_no_copy(client, as_writer, engine, filled, monkeypatch):
-    monkeypatch.setattr(
-        engine, "remove_volume", lambda name: (_ for _ in ()).throw(EngineFailure("no")) if name == "site" else None
-    )
+def test_a_failed_rename_keeps_the_original_and_no_copy(client, as_writer, engine, filled, tmp_path, monkeypatch):
+    real_remove = engine.remove_volume
+
+    def refuse_the_original(name):
+        if name == "site":
+            raise EngineFailure("no")
+        real_remove(name)
+
+    before = snapshot(engine, tmp_path)
+    monkeypatch.setattr(engine, "remove_volume", refuse_the_original)
     r = client.post("/api/v1/volumes/site/rename", json={"name": "site-v2"}, headers=as_writer)
     assert r.status_code == 502
-    monkeypatch.undo()
-    assert "site" in engine.volumes
+    assert snapshot(engine, tmp_path) == before
 
 
-def test_rename_of_a_foreign_volume_is_403(client, as_writer, engine):
+def test_rename_of_a_foreign_volume_is_403(client, as_writer, engine, tmp_path):
     engine.create_volume("foreign", "local", {}, {})
+    before = snapshot(engine, tmp_path)
     assert client.post("/api/v1/volumes/foreign/rename", json={"name": "mine"}, headers=as_writer).status_code == 403
-    assert "mine" not in engine.volumes
+    assert snapshot(engine, tmp_path) == before
 
 
 def test_browse_lists_a_directory_and_downloads_a_file(client, as_reader, engine, filled):
@@ -304,7 +319,8 @@ def test_paths_are_read_inside_the_volume(client, as_reader, filled):
     assert [e["name"] for e in listing["entries"]] == ["empty", "index.html"]
 
 
-def test_an_import_path_that_cannot_exist_is_422(client, as_admin, engine, filled):
+def test_an_import_path_that_cannot_exist_is_422(client, as_admin, engine, filled, tmp_path):
+    before = snapshot(engine, tmp_path)
     r = client.put(
         "/api/v1/volumes/site/archive?path=" + "x" * 256,
         data=make_tar(TREE),
@@ -313,6 +329,25 @@ def test_an_import_path_that_cannot_exist_is_422(client, as_admin, engine, fille
     )
     assert r.status_code == 422
     assert "path" in r.get_json()["errors"]
+    assert snapshot(engine, tmp_path) == before
+
+
+def test_an_import_at_a_path_that_is_a_file_is_422_and_leaves_no_lock_or_staging_volume(
+    client, as_admin, as_writer, engine, filled, tmp_path
+):
+    before = snapshot(engine, tmp_path)
+    r = client.put(
+        "/api/v1/volumes/site/archive?path=secret/sub",
+        data=make_tar(TREE),
+        content_type="application/x-tar",
+        headers=as_admin,
+    )
+    assert r.status_code == 422
+    assert "secret is not a directory" in r.get_json()["detail"]
+    assert snapshot(engine, tmp_path) == before
+    started = time.monotonic()
+    assert client.delete("/api/v1/volumes/site", headers=as_writer).status_code == 204  # no lock holds it
+    assert time.monotonic() - started < 5
 
 
 def test_usage_counts_bytes_and_files(client, as_reader, filled):

@@ -11,6 +11,8 @@ import pytest
 
 from service.domain import labels as L
 
+from .engine_state import snapshot
+
 PROBLEM = "application/problem+json"
 
 
@@ -36,12 +38,14 @@ def test_create_without_a_name_makes_an_anonymous_volume(client, as_writer):
     assert body["anonymous"] is True
 
 
-def test_create_of_an_existing_name_is_409_and_leaves_it_alone(client, as_writer, engine):
+def test_create_of_an_existing_name_is_409_and_leaves_it_alone(client, as_writer, engine, tmp_path):
     make(client, as_writer, name="dup", labels={"v": "1"})
+    before = snapshot(engine, tmp_path)
     r = make(client, as_writer, name="dup", labels={"v": "2"})
     assert r.status_code == 409
     assert r.content_type == PROBLEM
     assert engine.volumes["dup"].labels["v"] == "1"
+    assert snapshot(engine, tmp_path) == before
 
 
 def test_concurrent_creates_of_one_name_give_exactly_one_201(client, app, as_writer):
@@ -59,9 +63,11 @@ def test_concurrent_creates_of_one_name_give_exactly_one_201(client, app, as_wri
     assert sorted(statuses) == [201] + [409] * 11
 
 
-def test_create_of_a_volume_someone_else_made_is_409(client, as_writer, engine):
-    engine.create_volume("theirs", "local", {}, {})
-    assert make(client, as_writer, name="theirs").status_code == 409
+def test_create_of_a_volume_someone_else_made_is_409_and_leaves_it_alone(client, as_writer, engine, tmp_path):
+    engine.create_volume("theirs", "local", {}, {"owner": "them"})
+    before = snapshot(engine, tmp_path)
+    assert make(client, as_writer, name="theirs", labels={"owner": "us"}).status_code == 409
+    assert snapshot(engine, tmp_path) == before
 
 
 @pytest.mark.parametrize(
@@ -130,10 +136,11 @@ class TestDriverOptions:
 
     def test_a_bind_device_outside_the_roots_is_403(self, client, as_writer, engine, tmp_path):
         outside = tmp_path / "elsewhere"
+        before = snapshot(engine, tmp_path)
         r = make(client, as_writer, name="bound", driver_opts={"type": "none", "o": "bind", "device": str(outside)})
         assert r.status_code == 403
         assert not outside.exists()
-        assert engine.volumes == {}
+        assert snapshot(engine, tmp_path) == before
 
     def test_a_bind_in_disguise_of_a_system_path_is_403(self, client, as_writer, engine):
         r = make(client, as_writer, name="etc", driver_opts={"type": "none", "o": "rbind,ro", "device": "/etc"})
@@ -293,27 +300,30 @@ class TestGetAndDelete:
         assert client.delete("/api/v1/volumes/gone", headers=as_writer).status_code == 204
         assert "gone" not in engine.volumes
 
-    def test_delete_of_a_volume_in_use_is_409_with_used_by(self, client, as_writer, engine):
+    def test_delete_of_a_volume_in_use_is_409_with_used_by(self, client, as_writer, engine, tmp_path):
         make(client, as_writer, name="busy")
         engine.add_container("app1", {"busy": "/data"})
+        before = snapshot(engine, tmp_path)
         r = client.delete("/api/v1/volumes/busy", headers=as_writer)
         assert r.status_code == 409
         assert r.get_json()["used_by"] == [
             {"container": "app1", "node": "node-1", "binding": None, "target": "/data", "read_only": False}
         ]
-        assert "busy" in engine.volumes
+        assert snapshot(engine, tmp_path) == before
 
-    def test_delete_of_a_volume_dockvol_did_not_create_is_403(self, client, as_writer, engine):
+    def test_delete_of_a_volume_dockvol_did_not_create_is_403(self, client, as_writer, engine, tmp_path):
         engine.create_volume("theirs", "local", {}, {})
+        before = snapshot(engine, tmp_path)
         assert client.delete("/api/v1/volumes/theirs", headers=as_writer).status_code == 403
-        assert "theirs" in engine.volumes
+        assert snapshot(engine, tmp_path) == before
 
-    def test_delete_honours_if_match(self, client, as_writer, as_reader, engine):
+    def test_delete_honours_if_match(self, client, as_writer, as_reader, engine, tmp_path):
         make(client, as_writer, name="guarded")
         etag = client.get("/api/v1/volumes/guarded", headers=as_reader).headers["ETag"]
         stale = {**as_writer, "If-Match": '"0000"'}
+        before = snapshot(engine, tmp_path)
         assert client.delete("/api/v1/volumes/guarded", headers=stale).status_code == 412
-        assert "guarded" in engine.volumes
+        assert snapshot(engine, tmp_path) == before
         fresh = {**as_writer, "If-Match": etag}
         assert client.delete("/api/v1/volumes/guarded", headers=fresh).status_code == 204
 
@@ -349,11 +359,11 @@ class TestPrune:
         assert r.status_code == 200, r.get_json()
         return r.get_json()
 
-    def test_dry_run_lists_and_changes_nothing(self, client, as_admin, engine, setup):
-        before = set(engine.volumes)
+    def test_dry_run_lists_and_changes_nothing(self, client, as_admin, engine, setup, tmp_path):
+        before = snapshot(engine, tmp_path)
         result = self.prune(client, as_admin, dry_run=True)
         assert result == {"volumes_deleted": sorted(setup), "space_reclaimed": 100, "dry_run": True}
-        assert set(engine.volumes) == before
+        assert snapshot(engine, tmp_path) == before
 
     def test_prune_removes_exactly_what_the_dry_run_listed(self, client, as_admin, engine, setup):
         planned = self.prune(client, as_admin, dry_run=True)
@@ -377,11 +387,11 @@ class TestPrune:
         assert sum(engine.calls.values()) == 0
 
     @pytest.mark.parametrize("body", [{"dry_run": "perhaps"}, {"labels": "env"}, {"labels": ["=x"]}, {"force": True}])
-    def test_bad_prune_bodies_are_422(self, client, as_admin, engine, setup, body):
-        before = set(engine.volumes)
+    def test_bad_prune_bodies_are_422(self, client, as_admin, engine, setup, body, tmp_path):
+        before = snapshot(engine, tmp_path)
         r = client.post("/api/v1/volumes/prune", json=body, headers=as_admin)
         assert r.status_code == 422
-        assert set(engine.volumes) == before
+        assert snapshot(engine, tmp_path) == before
 
 
 def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as_reader, engine):
