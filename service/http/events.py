@@ -264,16 +264,12 @@ STREAM_DOC = {
 
 
 @blp.route("/events")
-@blp.protected("read")
+@blp.operation("watchEvents", "read", responses={200: STREAM_DOC})
 @blp.arguments(EventQuerySchema, location="query", as_kwargs=True)
-@blp.doc(
-    summary="Watch every change to volumes, bindings and sharing groups",
-    operationId="watchEvents",
-    responses={200: STREAM_DOC},
-)
 def events(
     resource: Sequence[str] = RESOURCES, name: str | None = None, label: Sequence[str] = (), **rest: Any
 ) -> Response:
+    """Watch every change to volumes, bindings and sharing groups"""
     last = request.headers.get("Last-Event-ID") or rest.get("last_event_id")
     last_id = _parse_id(last) if last else None
     watch = services().watch

@@ -21,16 +21,15 @@ class ReadySchema(Schema):
 
 
 @blp.route("/healthz")
-@blp.response(200, HealthSchema)
-@blp.doc(summary="The process is up", operationId="getHealth")
+@blp.operation("getHealth", None, 200, HealthSchema)
 def healthz() -> dict[str, str]:
+    """The process is up"""
     return {"status": "ok"}
 
 
 @blp.route("/readyz")
-@blp.response(200, ReadySchema)
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The engine does not answer")
-@blp.doc(summary="The engine answers", operationId="getReadiness")
+@blp.operation("getReadiness", None, 200, ReadySchema, errors={503: "The engine does not answer"})
 def readyz() -> dict[str, str]:
+    """The engine answers"""
     info = services().engine.info()
     return {"status": "ready", "engine_api_version": info.api_version, "engine_version": info.server_version}

@@ -2,15 +2,17 @@
 
 - Schema refuses unknown fields everywhere, query strings included.
 - Errors are problem documents, and documented as such.
-- `Blueprint.protected(scope)` checks the bearer token before anything else runs
-  (so a 403 never reaches the engine) and documents 401/403 and the engine's 502/503.
+- `Blueprint.operation(...)` is each operation's one declaration: its id, scope, answer and the
+  errors it can give; it checks the bearer token before anything else runs (`protected`: so a 403
+  never reaches the engine) and documents 401/403 and the engine's 502/503 for every operation.
+  Summaries and descriptions are the views' docstrings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from http import HTTPStatus
 from typing import Any, NoReturn, TypeVar, cast
@@ -139,6 +141,50 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
             doc.setdefault("parameters", []).append(IF_MATCH_DOC)
             doc.setdefault("responses", {})[412] = IF_MATCH_FAILED
         return doc
+
+    def operation(
+        self,
+        operation_id: str,
+        scope: str | None,
+        status: int = 200,
+        schema: Any = None,
+        *,
+        errors: Mapping[int, str | None] | None = None,
+        if_match: bool = False,
+        links: Sequence[str] = (),
+        responses: dict[int, JSON] | None = None,
+        request_body: JSON | None = None,
+        **response: Any,
+    ) -> Callable[[F], F]:
+        """The one declaration of an operation: its id, the scope it needs (None: open to anyone), what it answers
+        (`status`, `schema`, and flask-smorest's `response` options: headers, description,
+        content_type), and the errors it can answer beyond those every operation can (a token's
+        401/403, the engine's 502/503: `protected`), each with what it means here (None: the
+        status's own words; a 422 says what the body may break beyond its schema). `if_match`:
+        it honours If-Match (412). `links`: operations that take the name it answers with;
+        `responses`: more of the documented responses, as they are; `request_body`: a body no
+        schema describes (an archive). The summary and description are the view's docstring."""
+
+        def decorator(func: F) -> F:
+            doc: JSON = {"operationId": operation_id}
+            more: dict[int, JSON] = {code: dict(given) for code, given in (responses or {}).items()}
+            if links:
+                more.setdefault(status, {})["links"] = links_to(*links)
+            if more:
+                doc["responses"] = more
+            if request_body:
+                doc["requestBody"] = request_body
+            view: F = self.doc(**doc)(self.if_match(func) if if_match else func)
+            for code, meaning in (errors or {}).items():
+                if code == 422:
+                    view = self.refusal(meaning or "The body breaks a rule beyond its schema")(view)
+                else:
+                    described = {"description": meaning} if meaning else {}
+                    view = self.alt_response(code, response=HTTPStatus(code).name, **described)(view)
+            view = self.response(status, schema, **response)(view)
+            return view if scope is None else self.protected(scope)(view)
+
+        return decorator
 
     def protected(self, scope: str) -> Callable[[F], F]:
         def decorator(func: F) -> F:

@@ -28,10 +28,9 @@ class NodeSchema(Schema):
 
 @blp.route("")
 class NodeCollection(MethodView):
-    @blp.protected("read")
+    @blp.operation("listNodes", "read", 200, NodeSchema(many=True), headers=HEADERS_DOC)
     @blp.arguments(PageArgs, location="query", as_kwargs=True)
-    @blp.response(200, NodeSchema(many=True), headers=HEADERS_DOC)
-    @blp.doc(summary="List the nodes (one engine: one node, role standalone)", operationId="listNodes")
     def get(self, page: int, page_size: int) -> Response:
+        """List the nodes (one engine: one node, role standalone)"""
         nodes, headers = paginate(services().nodes.list(), page, page_size)
         return json_response([dataclasses.asdict(n) for n in nodes], headers=headers)

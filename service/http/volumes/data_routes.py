@@ -13,7 +13,7 @@ from ...errors import Forbidden
 from ...json_types import JSON
 from ..context import services
 from ..documents import answer_volume, check_node
-from ..smorest import ETAG_DOC, LOCATION_DOC, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC
 from .data_schemas import (
     CloneSchema,
     ExportArgs,
@@ -65,13 +65,13 @@ def _send(download: Download, content_type: str, compression: str | None = None)
 
 @blp.route("/<volume:name>/archive")
 class VolumeArchive(MethodView):
-    @blp.protected("read")
-    @blp.arguments(ExportArgs, location="query", as_kwargs=True)
-    @blp.response(200, description="A tar stream of the volume (or of `path` in it)", content_type="application/x-tar")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(
-        summary="Export a volume as a tar stream",
-        operationId="exportVolume",
+    @blp.operation(
+        "exportVolume",
+        "read",
+        200,
+        description="A tar stream of the volume (or of `path` in it)",
+        content_type="application/x-tar",
+        errors={404: None},
         responses={
             200: {
                 "description": "A tar stream of the volume (or of `path` in it)",
@@ -82,28 +82,31 @@ class VolumeArchive(MethodView):
             }
         },
     )
+    @blp.arguments(ExportArgs, location="query", as_kwargs=True)
     def get(self, name: str, path: str, pause: bool, compression: str | None = None) -> Response:
+        """Export a volume as a tar stream"""
         if pause and not g.principal.allows("write"):
             raise Forbidden("pause=true needs the 'write' scope")
         # Generated clients that know no tar type ask for application/octet-stream: same bytes.
         content_type = request.accept_mimetypes.best_match(TAR_TYPES, default=TAR_TYPES[0])
         return _send(_data().export(name, path, pause), content_type, compression)
 
-    @blp.protected("admin")
+    @blp.operation(
+        "importVolume",
+        "admin",
+        200,
+        ImportResultSchema,
+        errors={
+            404: None,
+            413: "Over DOCKVOL_MAX_IMPORT_BYTES or DOCKVOL_MAX_IMPORT_ENTRIES, or more than 100,000 symbolic links",
+            422: "The body is not a tar (or tar.gz) stream, an entry is refused, or a name in `path` is over 255 "
+            "bytes; the volume is unchanged",
+        },
+        request_body=TAR_BODY,
+    )
     @blp.arguments(ImportArgs, location="query", as_kwargs=True)
-    @blp.response(200, ImportResultSchema)
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(
-        413,
-        response="REQUEST_ENTITY_TOO_LARGE",
-        description="Over DOCKVOL_MAX_IMPORT_BYTES or DOCKVOL_MAX_IMPORT_ENTRIES, or more than 100,000 symbolic links",
-    )
-    @blp.refusal(
-        "The body is not a tar (or tar.gz) stream, an entry is refused, or a name in `path` is over 255 bytes; "
-        "the volume is unchanged"
-    )
-    @blp.doc(summary="Import a tar (or tar.gz) stream into a volume", operationId="importVolume", requestBody=TAR_BODY)
     def put(self, name: str, path: str) -> JSON:
+        """Import a tar (or tar.gz) stream into a volume"""
         # The cap: a declared length over it is refused before reading (app.py gives the
         # request its max_content_length), and what is read is counted as it is (archives.spool).
         entries = _data().import_(name, path, request.stream)
@@ -112,45 +115,53 @@ class VolumeArchive(MethodView):
 
 @blp.route("/<volume:name>/clone")
 class VolumeClone(MethodView):
-    @blp.protected("write")
-    @blp.arguments(CloneSchema, example={"name": "site-data-copy", "labels": {"team": "web"}})
-    @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT", description="A volume of the new name exists")
-    @blp.refusal("The body breaks the schema, or names a node other than the source's")
-    @blp.doc(
-        summary="Clone a volume into a new managed volume",
-        operationId="cloneVolume",
-        responses={201: {"links": links_to("getVolume", "deleteVolume")}},
+    @blp.operation(
+        "cloneVolume",
+        "write",
+        201,
+        VolumeSchema,
+        headers={**LOCATION_DOC, **ETAG_DOC},
+        errors={
+            404: None,
+            409: "A volume of the new name exists",
+            422: "The body breaks the schema, or names a node other than the source's",
+        },
+        links=("getVolume", "deleteVolume"),
     )
+    @blp.arguments(CloneSchema, example={"name": "site-data-copy", "labels": {"team": "web"}})
     def post(self, data: dict[str, Any], name: str) -> Response:
-        check_node(data.get("node"))  # fleet mode sends a clone to another node's instance as an import
+        """Clone a volume into a new managed volume"""
+        check_node(data.get("node"))  # fleet mode runs a clone onto another node there (fleet/router.py)
         volume = _data().clone(name, data["name"], data["labels"], data["pause"])
         return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/rename")
 class VolumeRename(MethodView):
-    @blp.protected("write")
+    @blp.operation(
+        "renameVolume",
+        "write",
+        200,
+        VolumeSchema,
+        headers={**LOCATION_DOC, **ETAG_DOC},
+        errors={404: None, 409: "In use (see `used_by`), or the new name exists"},
+    )
     @blp.arguments(RenameSchema, example={"name": "site-data-v2"})
-    @blp.response(200, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT", description="In use (see `used_by`), or the new name exists")
-    @blp.doc(summary="Rename an unused volume dockvol created", operationId="renameVolume")
     def post(self, data: dict[str, Any], name: str) -> Response:
+        """Rename an unused volume dockvol created"""
         volume = _data().rename(name, data["name"])
         return answer_volume(volume, 200, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/files")
 class VolumeFiles(MethodView):
-    @blp.protected("read")
-    @blp.arguments(FilesArgs, location="query", as_kwargs=True)
-    @blp.response(200, ListingSchema, description="A directory's entries, or a file's content")
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(
-        summary="List a directory in a volume, or download one file",
-        operationId="browseVolume",
+    @blp.operation(
+        "browseVolume",
+        "read",
+        200,
+        ListingSchema,
+        description="A directory's entries, or a file's content",
+        errors={404: None},
         responses={
             200: {
                 "description": "A directory's entries, or a file's content",
@@ -158,7 +169,9 @@ class VolumeFiles(MethodView):
             }
         },
     )
+    @blp.arguments(FilesArgs, location="query", as_kwargs=True)
     def get(self, name: str, path: str) -> Listing | Response:
+        """List a directory in a volume, or download one file"""
         found = _data().files(name, path)
         if isinstance(found, Listing):
             return found
@@ -167,9 +180,7 @@ class VolumeFiles(MethodView):
 
 @blp.route("/<volume:name>/usage")
 class VolumeUsage(MethodView):
-    @blp.protected("read")
-    @blp.response(200, UsageSchema)
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(summary="Bytes and file count of a volume", operationId="getVolumeUsage")
+    @blp.operation("getVolumeUsage", "read", 200, UsageSchema, errors={404: None})
     def get(self, name: str) -> Usage:
+        """Bytes and file count of a volume"""
         return _data().usage(name)

@@ -12,7 +12,7 @@ from ...domain.volumes import PruneResult, VolumeQuery, Volumes
 from ..context import services
 from ..documents import answer_volume, check_node, here, volume_document, volume_etag
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response, links_to
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response
 from .schemas import (
     PruneResultSchema,
     PruneSchema,
@@ -30,29 +30,30 @@ def _volumes() -> Volumes:
 
 @blp.route("")
 class VolumeCollection(MethodView):
-    @blp.protected("read")
+    @blp.operation("listVolumes", "read", 200, VolumeSchema(many=True), headers=HEADERS_DOC)
     @blp.arguments(VolumeQuerySchema, location="query", as_kwargs=True)
-    @blp.response(200, VolumeSchema(many=True), headers=HEADERS_DOC)
-    @blp.doc(summary="List volumes", operationId="listVolumes")
     def get(self, page: int, page_size: int, label: Sequence[str] = (), **filters: Any) -> Response:
+        """List volumes"""
         volumes, headers = paginate(_volumes().list(VolumeQuery(labels=label, **filters)), page, page_size)
         node = here()
         return json_response([volume_document(v, node) for v in volumes], headers=headers)
 
-    @blp.protected("write")
+    @blp.operation(
+        "createVolume",
+        "write",
+        201,
+        VolumeSchema,
+        headers={**LOCATION_DOC, **ETAG_DOC},
+        errors={
+            409: "A volume of that name exists",
+            422: "The body breaks the schema or a rule it cannot state (a driver not in DOCKVOL_VOLUME_DRIVERS, a "
+            "bind device over its byte limits), or names a node other than this one",
+        },
+        links=("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage"),
+    )
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
-    @blp.response(201, VolumeSchema, headers={**LOCATION_DOC, **ETAG_DOC})
-    @blp.alt_response(409, response="CONFLICT", description="A volume of that name exists")
-    @blp.refusal(
-        "The body breaks the schema or a rule it cannot state (a driver not in DOCKVOL_VOLUME_DRIVERS, a bind "
-        "device over its byte limits), or names a node other than this one"
-    )
-    @blp.doc(
-        summary="Create a volume (no body: an anonymous one)",
-        operationId="createVolume",
-        responses={201: {"links": links_to("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage")}},
-    )
     def post(self, spec: dict[str, Any] | None) -> Response:
+        """Create a volume (no body: an anonymous one)"""
         spec = spec or VolumeCreateSchema().load({})
         check_node(spec.get("node"))
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
@@ -61,34 +62,26 @@ class VolumeCollection(MethodView):
 
 @blp.route("/<volume:name>")
 class VolumeItem(MethodView):
-    @blp.protected("read")
-    @blp.response(200, VolumeSchema, headers=ETAG_DOC)
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.doc(summary="Get one volume", operationId="getVolume")
+    @blp.operation("getVolume", "read", 200, VolumeSchema, headers=ETAG_DOC, errors={404: None})
     def get(self, name: str) -> Response:
+        """Get one volume"""
         return answer_volume(_volumes().get(name))
 
-    @blp.protected("write")
-    @blp.response(204)
-    @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT", description="In use: `used_by` says by whom")
-    @blp.doc(
-        summary="Delete a volume dockvol created (never forced)",
-        operationId="deleteVolume",
+    @blp.operation(
+        "deleteVolume", "write", 204, errors={404: None, 409: "In use: `used_by` says by whom"}, if_match=True
     )
-    @blp.if_match
     def delete(self, name: str) -> None:
+        """Delete a volume dockvol created (never forced)"""
         _volumes().delete(name, precondition=lambda v: check_if_match(None, etag=volume_etag(v, here())))
 
 
 @blp.route("/prune")
 class VolumePrune(MethodView):
-    @blp.protected("admin")
+    @blp.operation("pruneVolumes", "admin", 200, PruneResultSchema)
     @blp.arguments(
         PruneSchema, required=False, example={"dry_run": True, "include_named": False, "labels": ["team=web"]}
     )
-    @blp.response(200, PruneResultSchema)
-    @blp.doc(summary="Remove unused volumes dockvol manages", operationId="pruneVolumes")
     def post(self, spec: dict[str, Any] | None) -> PruneResult:
+        """Remove unused volumes dockvol manages"""
         spec = spec or PruneSchema().load({})
         return _volumes().prune(spec["dry_run"], spec["include_named"], spec["labels"])
