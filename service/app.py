@@ -32,7 +32,7 @@ from .fleet.router import COLLECTIONS, Router
 from .http import docs, events, health, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
-from .http.documents import answer_volume
+from .http.documents import answer
 from .http.fields import (
     NameConverter,
     VolumeNameConverter,
@@ -192,7 +192,7 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
 
     def receive_here(name: str, labels: dict[str, str], export: Callable[[], IO[bytes]]) -> Response:
         volume = services.volume_data.receive(name, labels, export)
-        return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=name))
+        return answer(volume, 201, url_for("volumes.VolumeItem", name=name))
 
     return Router(
         services.nodes.here,

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field, replace
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
+from . import versions
 from .intents import Intent, Intents
 from .mounts import MountPlanner, MountRequest, Prepared, check_unique, remove_unused_volumes
 from .policy import ContainerPolicy, create_container
 from .sharing import Membership
+from .versions import IfMatch
 
 log = logging.getLogger(__name__)
 HIDDEN_ROLES = ("infra", "helper", "lock")  # dockvol's own containers are not bindings
@@ -55,6 +57,10 @@ class Binding:
     created_at: str | None
     managed: bool
     mounts: tuple[MountRecord, ...]
+
+    @property
+    def version(self) -> str:
+        return versions.digest(self)
 
 
 @dataclass(frozen=True)
@@ -133,12 +139,12 @@ class Bindings:
                     self._start_new(spec.name)
         return self.get(spec.name)
 
-    def replace(self, name: str, spec: BindingSpec, precondition: Callable[[Binding], None]) -> Binding:
+    def replace(self, name: str, spec: BindingSpec, if_match: IfMatch | None = None) -> Binding:
         with (
             self._intents.run("binding.replace", _keys(name, spec), name=name) as intent,
             self._planner.exclusive(spec.mounts),
         ):
-            old = self._owned(name, precondition)
+            old = self._owned(name, if_match)
             carried = {
                 m.target: m.name for m in old.mounts if m.type == "volume" and m.name in self._anonymous_of(name)
             }
@@ -159,11 +165,11 @@ class Bindings:
                 self._engine.remove_container(old.id)
         return self.get(name)
 
-    def delete(self, name: str, remove_anonymous_volumes: bool, precondition: Callable[[Binding], None]) -> None:
+    def delete(self, name: str, remove_anonymous_volumes: bool, if_match: IfMatch | None = None) -> None:
         # Needs no recovery: until the container goes nothing has changed, and once it has gone
         # the binding is deleted; anonymous volumes a dead delete did not reach stay (prunable).
         with self._intents.run("binding.delete", [f"binding/{name}"], name=name):
-            binding = self._owned(name, precondition)
+            binding = self._owned(name, if_match)
             doomed = self._anonymous_of(name) & {m.name for m in binding.mounts} if remove_anonymous_volumes else set()
             self._engine.remove_container(binding.id)
             for volume in sorted(doomed):
@@ -234,9 +240,9 @@ class Bindings:
             raise NotFound(f"binding {name} does not exist")
         return found[0]
 
-    def _owned(self, name: str, precondition: Callable[[Binding], None] = lambda b: None) -> Binding:
+    def _owned(self, name: str, if_match: IfMatch | None = None) -> Binding:
         binding = self.get(name)
-        precondition(binding)
+        versions.check(if_match, binding.version, f"binding {name}")
         if not binding.managed:
             raise Forbidden(f"container {name} was not created by dockvol; it is read-only here")
         return binding

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
 from ..errors import Conflict, InvalidInput, NotFound
 from . import labels as L
+from . import versions
 from .intents import Intent, Intents
 from .mounts import MountPlanner, MountRequest, remove_unused_volumes
 from .policy import ContainerPolicy, create_container
+from .versions import IfMatch
 
 # The infrastructure container's process: it only waits, and leaves at once on SIGTERM.
 WAIT = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done")
@@ -40,6 +42,10 @@ class SharingGroup:
     infra: ContainerRecord
     members: tuple[str, ...]
     created_at: str | None
+
+    @property
+    def version(self) -> str:
+        return versions.digest(self)
 
 
 class SharingGroups:
@@ -104,11 +110,11 @@ class SharingGroups:
                 self._planner.start(infra.id, infra.mounts)
         return self.get(name)
 
-    def delete(self, name: str, cascade: bool, precondition: Callable[[SharingGroup], None] = lambda g: None) -> None:
+    def delete(self, name: str, cascade: bool, if_match: IfMatch | None = None) -> None:
         # The group's lock keeps new members out (joining takes it too) while this runs.
         with self._intents.run("group.delete", [f"group/{name}"], name=name, cascade=cascade) as intent:
             group = self.get(name)
-            precondition(group)
+            versions.check(if_match, group.version, f"sharing group {name}")
             if group.members and not cascade:
                 raise Conflict(
                     f"sharing group {name} has members: {', '.join(group.members)}", members=list(group.members)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..engine.port import ContainerRecord, Engine, VolumeRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
+from . import versions
 from .bind_paths import BindPolicy
 from .intents import Intents, pending_ops
 from .mounts import HostSource, bind_device, check_overlap, host_sources
+from .versions import IfMatch
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class Volume:
     @property
     def in_use(self) -> bool:
         return bool(self.used_by)
+
+    @property
+    def version(self) -> str:
+        """Its identity stands for its creation time, which engine 20.10 moves with no event when
+        the volume's top level changes (a clone, an import writes into it): one unchanged volume
+        must not have two versions, one from the view and one from the engine."""
+        return versions.digest(self, created_at=self.identity)
 
 
 @dataclass(frozen=True)
@@ -156,14 +165,14 @@ class Volumes:
             raise Conflict(f"volume {name} exists already")
         return to_volume(record)
 
-    def delete(self, name: str, precondition: Callable[[Volume], None] = lambda v: None) -> None:
+    def delete(self, name: str, if_match: IfMatch | None = None) -> None:
         with self._intents.run("volume.delete", [f"volume/{name}"]):
-            self.remove(name, precondition)
+            self.remove(name, if_match)
 
-    def remove(self, name: str, precondition: Callable[[Volume], None] = lambda v: None) -> None:
+    def remove(self, name: str, if_match: IfMatch | None = None) -> None:
         """Delete, for a caller that holds the volume's lock already."""
         volume = self.get(name)
-        precondition(volume)
+        versions.check(if_match, volume.version, f"volume {name}")
         self.check_deletable(volume)
         try:
             self._engine.remove_volume(name)

@@ -13,7 +13,7 @@ from ..json_types import JSON
 from .bindings.schemas import BindingSchema
 from .context import services
 from .sharing_groups.schemas import SharingGroupSchema
-from .smorest import etag_of, json_response
+from .smorest import json_response
 
 _BINDING = BindingSchema()
 _GROUP = SharingGroupSchema()
@@ -52,19 +52,6 @@ def volume_document(v: Volume, node: str) -> JSON:
     }
 
 
-def volume_etag(v: Volume, node: str) -> str:
-    """A volume's ETag: a digest of its document with its identity (dockvol's one-time label) in
-    place of its creation time, which engine 20.10 moves, with no event, when the volume's top
-    level changes (a clone, an import): a GET answered from the view and a DELETE that reads the
-    engine would otherwise see one unchanged volume under two ETags (a 412 for an honest If-Match)."""
-    return etag_of({**volume_document(v, node), "created_at": v.identity})
-
-
-def answer_volume(v: Volume, status: int = 200, location: str | None = None) -> Response:
-    """A volume's document as the answer, with its ETag (volume_etag)."""
-    return answer(volume_document(v, here()), status, location, etag=volume_etag(v, here()))
-
-
 def binding_document(b: Binding, node: str) -> JSON:
     return {**_BINDING.dump(b), "node": node}
 
@@ -73,9 +60,18 @@ def group_document(g: SharingGroup, node: str) -> JSON:
     return {**_GROUP.dump(g), "node": node}
 
 
-def answer(document: JSON, status: int = 200, location: str | None = None, etag: str | None = None) -> Response:
-    """A resource's document as the answer, with its ETag (and Location, for a new one)."""
-    headers = {"ETag": etag or etag_of(document)}
+def document_of(resource: Volume | Binding | SharingGroup, node: str) -> JSON:
+    if isinstance(resource, Volume):
+        return volume_document(resource, node)
+    if isinstance(resource, Binding):
+        return binding_document(resource, node)
+    return group_document(resource, node)
+
+
+def answer(resource: Volume | Binding | SharingGroup, status: int = 200, location: str | None = None) -> Response:
+    """A resource as the answer: its document, its version as the ETag (the domain's: what
+    If-Match is held against), and Location for a new one."""
+    headers = {"ETag": f'"{resource.version}"'}
     if location:
         headers["Location"] = location
-    return json_response(document, status, headers)
+    return json_response(document_of(resource, here()), status, headers)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
@@ -25,7 +24,7 @@ from webargs import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import PreconditionFailed
+from ..domain.versions import IfMatch
 from ..json_types import JSON
 from . import limits, problems
 from .context import services
@@ -267,17 +266,11 @@ IF_MATCH_FAILED = {
 }
 
 
-def etag_of(document: Any) -> str:
-    """A strong ETag for a representation: a digest of its canonical JSON."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
-
-
-def check_if_match(document: Any, etag: str | None = None) -> None:
-    """Honour If-Match when the client sends one (412 unless it names the current ETag, or is `*`);
-    absent, anything goes. The resource's ETag is `etag` when given, else its document's digest."""
+def if_match() -> IfMatch | None:
+    """The request's If-Match, for a use case to hold its resource's version against (None: none
+    sent, anything goes). Compared strongly, as HTTP says: a weak tag never matches, and an empty
+    or unreadable value names no version; `*` matches any."""
     if "If-Match" not in request.headers:
-        return
-    # Strong comparison (werkzeug's `in`), `*` matching anything; an empty or unreadable value names no tag.
-    if (etag or etag_of(document)).strip('"') not in request.if_match:
-        raise PreconditionFailed("the resource changed since you read it (If-Match does not match)")
+        return None
+    tags = request.if_match
+    return IfMatch(frozenset(tags.as_set()), any=tags.star_tag)

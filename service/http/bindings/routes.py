@@ -13,7 +13,7 @@ from ...errors import InvalidInput
 from ..context import services
 from ..documents import answer, binding_document, check_node, here
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match, json_response
 from .schemas import (
     EXAMPLE,
     BindingCreateSchema,
@@ -34,11 +34,7 @@ def _bindings() -> Bindings:
 
 def _shown(binding: Binding, status: int = 200) -> Response:
     location = url_for("bindings.BindingItem", name=binding.name) if status == 201 else None
-    return answer(binding_document(binding, here()), status, location)
-
-
-def _if_match(binding: Binding) -> None:
-    check_if_match(binding_document(binding, here()))
+    return answer(binding, status, location)
 
 
 def _spec(data: dict[str, Any], name: str) -> BindingSpec:
@@ -104,13 +100,13 @@ class BindingItem(MethodView):
         """
         if data.get("name", name) != name:
             raise InvalidInput("name", "the body's name must be the binding's name")
-        return _shown(_bindings().replace(name, _spec(data, name), precondition=_if_match))
+        return _shown(_bindings().replace(name, _spec(data, name), if_match()))
 
     @blp.operation("deleteBinding", "write", 204, errors={404: None}, if_match=True)
     @blp.arguments(BindingDeleteArgs, location="query", as_kwargs=True)
     def delete(self, name: str, remove_anonymous_volumes: bool) -> None:
         """Delete a binding's container; its volumes stay"""
-        _bindings().delete(name, remove_anonymous_volumes, precondition=_if_match)
+        _bindings().delete(name, remove_anonymous_volumes, if_match())
 
 
 @blp.route("/<name:name>/start")

@@ -11,7 +11,7 @@ from ...domain.sharing import SharingGroups
 from ..context import services
 from ..documents import answer, check_node, group_document, here
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match, json_response
 from .schemas import (
     EXAMPLE,
     SharingGroupCreateSchema,
@@ -62,7 +62,7 @@ class SharingGroupCollection(MethodView):
         check_node(data.get("node"))
         group = _groups().create(data["name"], data["mounts"], data["share"])
         location = url_for("sharing_groups.SharingGroupItem", name=group.name)
-        return answer(group_document(group, here()), 201, location)
+        return answer(group, 201, location)
 
 
 @blp.route("/<name:name>")
@@ -70,7 +70,7 @@ class SharingGroupItem(MethodView):
     @blp.operation("getSharingGroup", "read", 200, SharingGroupSchema, headers=ETAG_DOC, errors={404: None})
     def get(self, name: str) -> Response:
         """Get one sharing group with its members"""
-        return answer(group_document(_groups().get(name), here()))
+        return answer(_groups().get(name))
 
     @blp.operation(
         "deleteSharingGroup",
@@ -82,4 +82,4 @@ class SharingGroupItem(MethodView):
     @blp.arguments(SharingGroupDeleteArgs, location="query", as_kwargs=True)
     def delete(self, name: str, cascade: bool) -> None:
         """Delete a sharing group; cascade=true removes its members first. Volumes stay"""
-        _groups().delete(name, cascade, precondition=lambda group: check_if_match(group_document(group, here())))
+        _groups().delete(name, cascade, if_match())

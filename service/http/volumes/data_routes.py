@@ -12,7 +12,7 @@ from ...domain.volume_data import Download, Listing, Usage, VolumeData
 from ...errors import Forbidden
 from ...json_types import JSON
 from ..context import services
-from ..documents import answer_volume, check_node
+from ..documents import answer, check_node
 from ..smorest import ETAG_DOC, LOCATION_DOC
 from .data_schemas import (
     CloneSchema,
@@ -133,7 +133,7 @@ class VolumeClone(MethodView):
         """Clone a volume into a new managed volume"""
         check_node(data.get("node"))  # fleet mode runs a clone onto another node there (fleet/router.py)
         volume = _data().clone(name, data["name"], data["labels"], data["pause"])
-        return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
+        return answer(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/rename")
@@ -150,7 +150,7 @@ class VolumeRename(MethodView):
     def post(self, data: dict[str, Any], name: str) -> Response:
         """Rename an unused volume dockvol created"""
         volume = _data().rename(name, data["name"])
-        return answer_volume(volume, 200, url_for("volumes.VolumeItem", name=volume.name))
+        return answer(volume, 200, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>/files")

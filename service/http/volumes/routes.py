@@ -10,9 +10,9 @@ from flask.views import MethodView
 
 from ...domain.volumes import PruneResult, VolumeQuery, Volumes
 from ..context import services
-from ..documents import answer_volume, check_node, here, volume_document, volume_etag
+from ..documents import answer, check_node, here, volume_document
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, check_if_match, json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match, json_response
 from .schemas import (
     PruneResultSchema,
     PruneSchema,
@@ -57,7 +57,7 @@ class VolumeCollection(MethodView):
         spec = spec or VolumeCreateSchema().load({})
         check_node(spec.get("node"))
         volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
-        return answer_volume(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
+        return answer(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
 @blp.route("/<volume:name>")
@@ -65,14 +65,14 @@ class VolumeItem(MethodView):
     @blp.operation("getVolume", "read", 200, VolumeSchema, headers=ETAG_DOC, errors={404: None})
     def get(self, name: str) -> Response:
         """Get one volume"""
-        return answer_volume(_volumes().get(name))
+        return answer(_volumes().get(name))
 
     @blp.operation(
         "deleteVolume", "write", 204, errors={404: None, 409: "In use: `used_by` says by whom"}, if_match=True
     )
     def delete(self, name: str) -> None:
         """Delete a volume dockvol created (never forced)"""
-        _volumes().delete(name, precondition=lambda v: check_if_match(None, etag=volume_etag(v, here())))
+        _volumes().delete(name, if_match())
 
 
 @blp.route("/prune")

@@ -11,6 +11,7 @@ import pytest
 
 from service.domain import labels as L
 from service.domain.bindings import BindingQuery
+from service.domain.versions import IfMatch
 from service.errors import Conflict, EngineRejected, Forbidden, InvalidInput, NotFound, PreconditionFailed
 
 from ..engine_state import snapshot
@@ -147,7 +148,6 @@ class TestReplace:
                 image="busybox:v2",
                 mounts=(volume("/data"), volume("/new"), volume("/srv", site), bind(bind_root / "app", "/www")),
             ),
-            lambda b: None,
         )
         mounts = {m.target: m.name for m in new.mounts}
         assert (new.image, new.state) == ("busybox:v2", "running") and new.id != app.id
@@ -158,8 +158,8 @@ class TestReplace:
 
     def test_a_stopped_binding_stays_stopped_unless_told(self, bindings, app):
         bindings.stop("app")
-        assert bindings.replace("app", spec(), lambda b: None).state == "created"
-        assert bindings.replace("app", spec(start=True), lambda b: None).state == "running"
+        assert bindings.replace("app", spec()).state == "created"
+        assert bindings.replace("app", spec(start=True)).state == "running"
 
     def test_an_engine_that_refuses_to_start_the_new_one_leaves_the_old_binding_as_it_was(
         self, bindings, engine, app, bind_root, tmp_path, refuses_missing_commands
@@ -169,7 +169,6 @@ class TestReplace:
             bindings.replace(
                 "app",
                 spec(command=MISSING_COMMAND, mounts=(volume("/other"), bind(bind_root / "more", "/more"))),
-                lambda b: None,
             )
         assert snapshot(engine, tmp_path) == before
         kept = bindings.get("app")
@@ -181,7 +180,7 @@ class TestReplace:
         bindings.stop("app")
         before = snapshot(engine, tmp_path)
         with pytest.raises(EngineRejected):
-            bindings.replace("app", spec(command=MISSING_COMMAND, start=True), lambda b: None)
+            bindings.replace("app", spec(command=MISSING_COMMAND, start=True))
         assert snapshot(engine, tmp_path) == before
         assert before.container("app")["state"] == "exited"
 
@@ -198,7 +197,7 @@ class TestReplace:
         monkeypatch.setattr(engine, "create_container", refuse_bindings)
         before = snapshot(engine, tmp_path)
         with pytest.raises(EngineRejected):
-            bindings.replace("app", spec(mounts=(volume("/other"),)), lambda b: None)
+            bindings.replace("app", spec(mounts=(volume("/other"),)))
         assert snapshot(engine, tmp_path) == before
 
     def test_an_image_that_is_not_allowed_is_forbidden_and_the_old_binding_stays(self, wire, engine, app, tmp_path):
@@ -206,14 +205,13 @@ class TestReplace:
         engine.images.add("alpine:3")
         before = snapshot(engine, tmp_path)
         with pytest.raises(Forbidden):
-            strict.replace("app", spec(image="alpine:3"), lambda b: None)
+            strict.replace("app", spec(image="alpine:3"))
         assert snapshot(engine, tmp_path) == before
 
     def test_a_failed_precondition_changes_nothing(self, bindings, engine, app, tmp_path):
         before = snapshot(engine, tmp_path)
 
-        def stale(b):
-            raise PreconditionFailed("stale")
+        stale = IfMatch(frozenset({"a-version-read-before"}))
 
         with pytest.raises(PreconditionFailed):
             bindings.replace("app", spec(image="busybox:stable", mounts=(volume("/x"),)), stale)
@@ -223,9 +221,9 @@ class TestReplace:
         engine.add_container("foreign", {site: "/x"})
         before = snapshot(engine, tmp_path)
         with pytest.raises(Forbidden, match="not created by dockvol"):
-            bindings.replace("foreign", spec("foreign"), lambda b: None)
+            bindings.replace("foreign", spec("foreign"))
         with pytest.raises(Forbidden):
-            bindings.delete("foreign", True, lambda b: None)
+            bindings.delete("foreign", True)
         with pytest.raises(Forbidden):
             bindings.stop("foreign")
         with pytest.raises(Forbidden):
@@ -235,7 +233,7 @@ class TestReplace:
     def test_a_missing_binding_is_not_found(self, bindings, engine, tmp_path):
         before = snapshot(engine, tmp_path)
         with pytest.raises(NotFound):
-            bindings.replace("ghost", spec("ghost"), lambda b: None)
+            bindings.replace("ghost", spec("ghost"))
         assert snapshot(engine, tmp_path) == before
 
 
@@ -246,25 +244,24 @@ class TestDeleteStartStop:
 
     def test_delete_keeps_every_volume_by_default(self, bindings, engine, app):
         volumes = set(engine.volumes)
-        bindings.delete("app", False, lambda b: None)
+        bindings.delete("app", False)
         assert engine.containers == {} and set(engine.volumes) == volumes
 
     def test_delete_removes_its_own_anonymous_volumes_when_asked_never_named_ones(self, bindings, engine, app, site):
-        bindings.delete("app", True, lambda b: None)
+        bindings.delete("app", True)
         assert set(engine.volumes) == {site}
 
     def test_an_anonymous_volume_someone_else_mounts_now_is_kept(self, bindings, engine, app, site):
         (anon,) = anonymous(engine)
         engine.add_container("borrower", {anon: "/b"})
-        bindings.delete("app", True, lambda b: None)
+        bindings.delete("app", True)
         assert set(engine.volumes) == {site, anon}
         assert [c.name for c in engine.containers.values()] == ["borrower"]
 
     def test_a_failed_precondition_deletes_nothing(self, bindings, engine, app, tmp_path):
         before = snapshot(engine, tmp_path)
 
-        def stale(b):
-            raise PreconditionFailed("stale")
+        stale = IfMatch(frozenset({"a-version-read-before"}))
 
         with pytest.raises(PreconditionFailed):
             bindings.delete("app", True, stale)

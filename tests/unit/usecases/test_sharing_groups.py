@@ -7,6 +7,7 @@ import pytest
 
 from service.domain import labels as L
 from service.domain.sharing import WAIT
+from service.domain.versions import IfMatch
 from service.errors import Conflict, EngineRejected, Forbidden, InvalidInput, NotFound, PreconditionFailed
 
 from ..engine_state import snapshot
@@ -105,7 +106,7 @@ class TestMembers:
         with pytest.raises(NotFound):
             bindings.get("infracon")
         with pytest.raises(NotFound):
-            bindings.delete("infracon", True, lambda b: None)
+            bindings.delete("infracon", True)
         with pytest.raises(Conflict):
             bindings.create(spec("infracon"))
         assert snapshot(engine, tmp_path) == before
@@ -153,11 +154,10 @@ class TestDelete:
     def test_a_failed_precondition_removes_nothing(self, groups, engine, populated, tmp_path):
         before = snapshot(engine, tmp_path)
 
-        def stale(g):
-            raise PreconditionFailed("stale")
+        stale = IfMatch(frozenset({"a-version-read-before"}))
 
         with pytest.raises(PreconditionFailed):
-            groups.delete("infracon", cascade=True, precondition=stale)
+            groups.delete("infracon", cascade=True, if_match=stale)
         assert snapshot(engine, tmp_path) == before
 
     def test_a_missing_group_is_not_found(self, groups, engine, populated, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from service.domain import labels as L
+from service.domain.versions import IfMatch
 from service.domain.volumes import VolumeQuery
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 
@@ -131,12 +132,21 @@ class TestDelete:
         volumes.create("guarded", "local", {}, {})
         before = snapshot(engine, tmp_path)
 
-        def stale(v):
-            raise PreconditionFailed("stale")
+        stale = IfMatch(frozenset({"a-version-read-before"}))
 
         with pytest.raises(PreconditionFailed):
             volumes.delete("guarded", stale)
         assert snapshot(engine, tmp_path) == before
+
+    def test_the_version_read_or_any_version_lets_it_go_and_a_weak_empty_if_match_does_not(self, volumes, engine):
+        read = volumes.create("kept", "local", {}, {}).version
+        assert volumes.get("kept").version == read  # the same volume, the same version
+        with pytest.raises(PreconditionFailed):
+            volumes.delete("kept", IfMatch())  # an If-Match that named no version
+        volumes.delete("kept", IfMatch(frozenset({"other", read})))
+        volumes.create("any", "local", {}, {})
+        volumes.delete("any", IfMatch(any=True))
+        assert "kept" not in engine.volumes and "any" not in engine.volumes
 
     def test_a_missing_volume_is_not_found(self, volumes, engine, tmp_path):
         before = snapshot(engine, tmp_path)
