@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
+from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as L
 from . import versions
 from .intents import Intent, Intents
-from .mounts import MountPlanner, MountRequest, Prepared, check_unique, remove_unused_volumes
+from .mounts import Mount, MountPlanner, MountRequest, Prepared, check_unique, remove_unused_volumes, shown_mounts
 from .policy import ContainerPolicy, create_container
 from .sharing import Membership
 from .versions import IfMatch
@@ -56,7 +56,7 @@ class Binding:
     state: str
     created_at: str | None
     managed: bool
-    mounts: tuple[MountRecord, ...]
+    mounts: tuple[Mount, ...]
 
     @property
     def version(self) -> str:
@@ -88,7 +88,7 @@ def to_binding(c: ContainerRecord) -> Binding:
         state=c.state,
         created_at=c.created_at,
         managed=managed,
-        mounts=tuple(sorted(c.mounts, key=lambda m: m.target)),
+        mounts=shown_mounts(c.mounts),
     )
 
 

@@ -39,6 +39,26 @@ class MountRequest:
     size_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A mount of a binding or a sharing group, as dockvol shows it (not the engine's record)."""
+
+    type: str
+    target: str
+    name: str | None = None
+    source: str | None = None
+    read_only: bool = False
+    driver: str | None = None
+
+    @classmethod
+    def of(cls, record: MountRecord) -> Mount:
+        return cls(record.type, record.target, record.name, record.source, record.read_only, record.driver)
+
+
+def shown_mounts(records: Iterable[MountRecord]) -> tuple[Mount, ...]:
+    return tuple(sorted((Mount.of(r) for r in records), key=lambda m: m.target))
+
+
 @dataclass
 class Prepared:
     mounts: tuple[MountSpec, ...]
@@ -136,7 +156,7 @@ class MountPlanner:
         """Hold the host-path lock from `prepare` until the container exists, when binds are asked."""
         return self._bind_policy.lock() if any(r.type == "bind" for r in requests) else contextlib.nullcontext()
 
-    def start(self, container_id: str, mounts: Iterable[MountRecord]) -> None:
+    def start(self, container_id: str, mounts: Iterable[MountRecord | Mount]) -> None:
         """Start a container after walking each host path it mounts again (bind sources, and the
         devices of bind-like volumes): refused when it is no longer what was checked at create."""
         for m in mounts:

@@ -9,12 +9,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..engine.port import ContainerRecord, ContainerSpec, Engine, MountRecord
+from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, InvalidInput, NotFound
 from . import labels as L
 from . import versions
 from .intents import Intent, Intents
-from .mounts import MountPlanner, MountRequest, remove_unused_volumes
+from .mounts import Mount, MountPlanner, MountRequest, remove_unused_volumes, shown_mounts
 from .policy import ContainerPolicy, create_container
 from .versions import IfMatch
 
@@ -35,11 +35,21 @@ class Membership:
 
 
 @dataclass(frozen=True)
+class Infra:
+    """A group's infrastructure container, as dockvol shows it."""
+
+    name: str
+    id: str
+    state: str
+    image: str
+
+
+@dataclass(frozen=True)
 class SharingGroup:
     name: str
     share: tuple[str, ...]
-    mounts: tuple[MountRecord, ...]
-    infra: ContainerRecord
+    mounts: tuple[Mount, ...]
+    infra: Infra
     members: tuple[str, ...]
     created_at: str | None
 
@@ -191,8 +201,8 @@ def _group(infra: ContainerRecord, containers: Sequence[ContainerRecord]) -> Sha
     return SharingGroup(
         name=name,
         share=_share(infra),
-        mounts=tuple(sorted(infra.mounts, key=lambda m: m.target)),
-        infra=infra,
+        mounts=shown_mounts(infra.mounts),
+        infra=Infra(infra.name, infra.id, infra.state, infra.image),
         members=tuple(members),
         created_at=infra.created_at,
     )
