@@ -12,11 +12,7 @@ REF=${2:-dockvol-base/debian-python:12}
 say() { echo "base-image: $*" >&2; }
 
 docker -H "$HOST" image inspect "$REF" >/dev/null 2>&1 && exit 0
-if ! command -v debootstrap >/dev/null 2>&1; then
-    say "installing debootstrap"
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
-fi
+ensure_packages debootstrap=debootstrap
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 say "debootstrap bookworm (python3, venv) into $root"

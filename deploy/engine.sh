@@ -39,41 +39,6 @@ stopping() { [ -f "$STOPPING" ] && kill -0 "$(cat "$STOPPING")" 2>/dev/null; }
 # its exec root (they outlive dockerd for a moment when it stops).
 ours() { pgrep -f -- "dockerd --host $HOST |$DIR/exec/containerd/containerd" || true; }
 
-install_packages() {
-    local missing=()
-    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-    command -v docker >/dev/null 2>&1 || missing+=(docker.io)
-    dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        say "missing ${missing[*]} and cannot install them (needs root and apt-get)"
-        exit 1
-    fi
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-# Debian 13's dockerd, unpacked under $DIR/pkg; prints the path of the dockerd binary.
-unpack_trixie_dockerd() {
-    local pkg=$DIR/pkg apt=$DIR/apt
-    if [ ! -x "$pkg/usr/sbin/dockerd" ]; then
-        say "fetching Debian 13's docker.io into $pkg"
-        mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$pkg"
-        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_uri) trixie main" \
-            >"$apt/sources.list"
-        local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-            -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache::Archives=$apt/archives" -o Debug::NoLocking=1
-            -o APT::Sandbox::User=root)
-        apt-get "${opts[@]}" -q update >/dev/null
-        (cd "$apt" && apt-get "${opts[@]}" -q download docker.io >/dev/null)
-        dpkg -x "$apt"/docker.io_*.deb "$pkg"
-        rm -f "$apt"/docker.io_*.deb
-    fi
-    echo "$pkg/usr/sbin/dockerd"
-}
-
 import_image() {
     docker -H "$HOST" image inspect "$IMAGE" >/dev/null 2>&1 && return 0
     say "importing $IMAGE from Debian's busybox-static"
@@ -109,14 +74,14 @@ wait_for_stopping() {
 }
 
 start() {
-    install_packages
+    ensure_packages dockerd=docker.io docker=docker.io busybox-static || exit 1
     mkdir -p "$DIR"
     wait_for_stopping
     if answers; then
         say "already running at $HOST"
     else
         local dockerd=dockerd
-        [ "$ENGINE" = 26.1 ] && dockerd=$(unpack_trixie_dockerd)
+        [ "$ENGINE" = 26.1 ] && dockerd=$(unpack_trixie_dockerd "$DIR")
         say "starting engine $ENGINE at $HOST"
         PATH=$(dirname "$dockerd"):$PATH setsid "$dockerd" --host "$HOST" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$PIDFILE" \
             --bridge=none --iptables=false --ip-masq=false --shutdown-timeout 2 >"$DIR/dockerd.log" 2>&1 </dev/null &

@@ -7,6 +7,8 @@
 # dockvol's own container uses the host's network here so that every request goes to loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=deploy/debian.sh
+. deploy/debian.sh
 ENGINE=${1:-20.10}
 HOST=$(deploy/engine.sh host "$ENGINE")
 SOCK=${HOST#unix://}
@@ -67,11 +69,7 @@ done
 say "image: /healthz, /readyz, 401 without a token, 200 with one, runs as dockvol, HEALTHCHECK healthy"
 "${D[@]}" rm -f "$name" >/dev/null
 
-if ! command -v docker-compose >/dev/null 2>&1; then
-    say "installing Debian's docker-compose"
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >/dev/null
-fi
+ensure_packages docker-compose=docker-compose || fail "no docker-compose"
 export DOCKER_HOST=$HOST DOCKER_GID=$gid DOCKVOL_BIND_ROOT=$work/bindroot
 mkdir -p "$DOCKVOL_BIND_ROOT"
 port=$(free_port)

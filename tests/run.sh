@@ -6,6 +6,8 @@
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=deploy/debian.sh
+. deploy/debian.sh
 PY=${PY:-.venv/bin/python}
 ENGINES=${DOCKVOL_ENGINES:-20.10 26.1}
 SMOKE_ENGINE=${DOCKVOL_SMOKE_ENGINE:-26.1}  # the image and compose smoke test runs on this one
@@ -42,10 +44,7 @@ lint() {
     "$(dirname "$PY")/ruff" check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/ruff" format --check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/mypy" || rc=1
-    if ! command -v shellcheck >/dev/null 2>&1; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null 2>&1 \
-            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
-    fi
+    ensure_packages shellcheck=shellcheck || rc=1
     shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh tests/fleet/*.sh .ci/run || rc=1
     if [ "$rc" = 0 ]; then summary+=("lint: passed"); else summary+=("lint: FAILED"); failed=1; fi
 }

@@ -69,23 +69,14 @@ print_nodes() { local i; for i in $(seq 1 "$(size)"); do echo "$(name "$i") $(ad
 # Put the engine's binaries first in PATH; with --install, install or unpack what is missing.
 use_engine() {
     if [ "${1:-}" = --install ]; then
-        local missing=()
-        command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || missing+=(docker.io)
-        dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
-        if [ ${#missing[@]} -gt 0 ]; then
-            say "installing ${missing[*]}"
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get update -q >/dev/null
-            apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-        fi
+        ensure_packages dockerd=docker.io docker=docker.io busybox-static || exit 1
     fi
     [ "$ENGINE" = 26.1 ] || return 0
     local pkg=$PKG26
     if [ ! -x "$pkg/usr/sbin/dockerd" ]; then
         pkg=/tmp/dockvol-lab-pkg-26.1/pkg  # our own copy, which `down` keeps
-        if [ ! -x "$pkg/usr/sbin/dockerd" ] && [ "${1:-}" = --install ]; then  # made by engine.sh's function
-            eval "$(sed -n '/^unpack_trixie_dockerd() {$/,/^}$/p' "$ROOT/deploy/engine.sh")"
-            DIR=${pkg%/pkg} unpack_trixie_dockerd >/dev/null
+        if [ ! -x "$pkg/usr/sbin/dockerd" ] && [ "${1:-}" = --install ]; then
+            unpack_trixie_dockerd "${pkg%/pkg}" >/dev/null
         fi
     fi
     [ -x "$pkg/usr/sbin/dockerd" ] || { say "no dockerd 26.1 (run: $0 up 26.1)"; exit 1; }
