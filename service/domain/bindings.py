@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from . import labels as L
+from . import labels as label
 from . import versions
 from .intents import Intent, Intents
-from .mounts import Mount, MountPlanner, MountRequest, Prepared, check_unique, remove_unused_volumes, shown_mounts
+from .mounts import Mount, MountPlanner, MountRequest, PreparedMounts, check_unique, remove_unused_volumes, shown_mounts
 from .policy import ContainerPolicy, create_container
 from .sharing import Membership
 from .versions import IfMatch
@@ -72,18 +72,18 @@ class BindingQuery:
 
 
 def to_binding(c: ContainerRecord) -> Binding:
-    managed = L.is_managed(c.labels)
-    spec = json.loads(c.labels.get(L.SPEC, "{}")) if managed else {}
+    managed = label.is_managed(c.labels)
+    spec = json.loads(c.labels.get(label.SPEC, "{}")) if managed else {}
     return Binding(
         name=c.name,
         id=c.id,
         image=spec.get("image", c.image),
         command=tuple(spec["command"]) if spec.get("command") is not None else None,
         environment=spec.get("environment", {}) if managed else None,
-        labels=L.user_labels(c.labels),
+        labels=label.user_labels(c.labels),
         network=c.network,
-        sharing_group=c.labels.get(L.GROUP) if managed else None,
-        sharing_mode=spec.get("sharing_mode") if c.labels.get(L.GROUP) else None,
+        sharing_group=c.labels.get(label.GROUP) if managed else None,
+        sharing_mode=spec.get("sharing_mode") if c.labels.get(label.GROUP) else None,
         restart=spec.get("restart", "no") if managed else None,
         state=c.state,
         created_at=c.created_at,
@@ -113,7 +113,7 @@ class Bindings:
         intents.recoverer("binding.replace", self._recover_replace)
 
     def list(self, query: BindingQuery) -> list[Binding]:
-        labels = [*query.labels, *([f"{L.GROUP}={query.sharing_group}"] if query.sharing_group else [])]
+        labels = [*query.labels, *([f"{label.GROUP}={query.sharing_group}"] if query.sharing_group else [])]
         found = self._engine.list_containers(volume=query.volume, labels=labels)
         named = {c.name for c in found}
         shown = (_as_itself(c) for c in found if _is_binding(c) and (not _is_aside(c) or _owner_of(c) not in named))
@@ -204,7 +204,7 @@ class Bindings:
         made = self._made_by(intent)
         aside = [
             c
-            for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"])
+            for c in self._engine.list_containers(labels=[f"{label.BINDING}={name}"])
             if c.name.startswith(f"{ASIDE}{intent.op}-")
         ]
         if made is not None and _committed(made):
@@ -220,7 +220,9 @@ class Bindings:
         remove_unused_volumes(self._engine, intent.op)
 
     def _made_by(self, intent: Intent) -> ContainerRecord | None:
-        found = [c for c in self._engine.list_containers(name=intent.args["name"]) if c.labels.get(L.OP) == intent.op]
+        found = [
+            c for c in self._engine.list_containers(name=intent.args["name"]) if c.labels.get(label.OP) == intent.op
+        ]
         return found[0] if found else None
 
     # -- helpers -------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ class Bindings:
         found = [c for c in self._engine.list_containers(name=name) if _is_binding(c)]
         if not found:  # mid-replace, the binding's container stands aside: show it as itself
             found = [
-                _as_itself(c) for c in self._engine.list_containers(labels=[f"{L.BINDING}={name}"]) if _is_aside(c)
+                _as_itself(c) for c in self._engine.list_containers(labels=[f"{label.BINDING}={name}"]) if _is_aside(c)
             ]
         if not found:
             raise NotFound(f"binding {name} does not exist")
@@ -248,7 +250,7 @@ class Bindings:
         return binding
 
     def _anonymous_of(self, name: str) -> set[str]:
-        owned = [f"{L.MANAGED}=true", f"{L.ANONYMOUS}=true", f"{L.BINDING}={name}"]
+        owned = [f"{label.MANAGED}=true", f"{label.ANONYMOUS}=true", f"{label.BINDING}={name}"]
         return {v.name for v in self._engine.list_volumes(labels=owned)}
 
     def _prepare(
@@ -258,7 +260,7 @@ class Bindings:
         replacing: str | None,
         intent: Intent,
         start: bool,
-    ) -> tuple[ContainerSpec, Prepared]:
+    ) -> tuple[ContainerSpec, PreparedMounts]:
         image = self._policy.image(spec.image)
         member = self._membership(spec.sharing_group, spec.sharing_mode) if spec.sharing_group else None
         network = member.network if member and member.network else self._policy.network(spec.network)
@@ -266,7 +268,7 @@ class Bindings:
             raise InvalidInput("network", f"members of {spec.sharing_group} share its network")
         check_unique(spec.mounts, member.targets if member else ())
         self._policy.ensure_image(image)
-        prepared = self._planner.prepare(spec.mounts, {L.BINDING: spec.name, **intent.label}, reuse, replacing)
+        prepared = self._planner.prepare(spec.mounts, {label.BINDING: spec.name, **intent.label}, reuse, replacing)
         stored = {
             "image": image,
             "command": spec.command,
@@ -276,15 +278,15 @@ class Bindings:
         }
         labels = {
             **spec.labels,
-            L.MANAGED: "true",
-            L.ROLE: "binding",
-            L.BINDING: spec.name,
-            L.SPEC: json.dumps(stored),
-            L.START: str(start).lower(),
+            label.MANAGED: "true",
+            label.ROLE: "binding",
+            label.BINDING: spec.name,
+            label.SPEC: json.dumps(stored),
+            label.START: str(start).lower(),
             **intent.label,
         }
         if member:
-            labels[L.GROUP] = member.group
+            labels[label.GROUP] = member.group
         return ContainerSpec(
             name=spec.name,
             image=image,
@@ -307,15 +309,15 @@ def _keys(name: str, spec: BindingSpec) -> list[str]:
 
 
 def _committed(c: ContainerRecord) -> bool:
-    return c.labels.get(L.START) == "false" or c.state == "running"
+    return c.labels.get(label.START) == "false" or c.state == "running"
 
 
 def _is_aside(c: ContainerRecord) -> bool:
-    return L.is_managed(c.labels) and c.name.startswith(ASIDE)
+    return label.is_managed(c.labels) and c.name.startswith(ASIDE)
 
 
 def _owner_of(c: ContainerRecord) -> str:
-    return c.labels.get(L.BINDING, "")
+    return c.labels.get(label.BINDING, "")
 
 
 def _as_itself(c: ContainerRecord) -> ContainerRecord:
@@ -328,4 +330,4 @@ def binding_name(c: ContainerRecord) -> str | None:
 
 
 def _is_binding(c: ContainerRecord) -> bool:
-    return c.labels.get(L.ROLE) not in HIDDEN_ROLES if L.is_managed(c.labels) else True
+    return c.labels.get(label.ROLE) not in HIDDEN_ROLES if label.is_managed(c.labels) else True

@@ -10,7 +10,7 @@ tells created, updated and deleted apart by what it showed before.
 from __future__ import annotations
 
 from ..engine.port import ContainerRecord, EngineEvent
-from . import labels as L
+from . import labels as label
 from .bindings import binding_name
 
 VOLUME, BINDING, GROUP = "volume", "binding", "sharing-group"
@@ -27,17 +27,17 @@ def touched(event: EngineEvent, before: ContainerRecord | None, after: Container
         if c is None:
             continue
         keys += [(VOLUME, m.name) for m in c.mounts if m.type == "volume" and m.name]
-        role = c.labels.get(L.ROLE) if L.is_managed(c.labels) else None
+        role = c.labels.get(label.ROLE) if label.is_managed(c.labels) else None
         if role == "lock":
-            kind, _, name = c.labels.get(L.LOCK, "").partition("/")
+            kind, _, name = c.labels.get(label.LOCK, "").partition("/")
             if kind in _LOCKED and name:
                 keys.append((_LOCKED[kind], name))
         elif role == "infra":
-            keys.append((GROUP, c.labels.get(L.GROUP) or c.name))
+            keys.append((GROUP, c.labels.get(label.GROUP) or c.name))
         elif role != "helper":
             binding = binding_name(c)
             if binding:
                 keys.append((BINDING, binding))
-            if L.is_managed(c.labels) and c.labels.get(L.GROUP):
-                keys.append((GROUP, c.labels[L.GROUP]))
+            if label.is_managed(c.labels) and c.labels.get(label.GROUP):
+                keys.append((GROUP, c.labels[label.GROUP]))
     return list(dict.fromkeys(keys))

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 from ..engine.port import ContainerSpec, Engine, MountSpec
 from ..errors import DockvolError, NotFound
-from . import labels as L
+from . import labels as label
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Helpers:
             image=IMAGE,
             command=NEVER_RUN,
             network="none",
-            labels={**labels, L.MANAGED: "true", L.ROLE: "helper", L.OWNER: owner()},
+            labels={**labels, label.MANAGED: "true", label.ROLE: "helper", label.OWNER: owner()},
             mounts=tuple(MountSpec("volume", target, source=v, read_only=ro, no_copy=True) for v, target, ro in mounts),
         )
         return Helper(self._engine, self._engine.create_container(spec), self._unremoved)
@@ -103,14 +103,14 @@ class Helpers:
 
     def sweep(self, owner_label: str) -> int:
         """Remove every helper of one owner (a worker that has gone); how many."""
-        return self._remove([f"{L.ROLE}=helper", f"{L.OWNER}={owner_label}"])
+        return self._remove([f"{label.ROLE}=helper", f"{label.OWNER}={owner_label}"])
 
     def sweep_dead(self) -> int:
         """Remove helpers whose owner was a process on this host that no longer exists."""
         host = socket.gethostname()
         gone = []
-        for c in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=helper"]):
-            their_host, _, pid = c.labels.get(L.OWNER, "").rpartition(":")
+        for c in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=helper"]):
+            their_host, _, pid = c.labels.get(label.OWNER, "").rpartition(":")
             if their_host == host and pid.isdigit() and not alive(int(pid)):
                 gone.append(c.id)
         for cid in gone:
@@ -118,7 +118,7 @@ class Helpers:
         return len(gone)
 
     def _remove(self, labels: list[str]) -> int:
-        found = self._engine.list_containers(labels=[f"{L.MANAGED}=true", *labels])
+        found = self._engine.list_containers(labels=[f"{label.MANAGED}=true", *labels])
         for c in found:
             Helper(self._engine, c.id).close()
         return len(found)
@@ -126,7 +126,7 @@ class Helpers:
     def ensure_image(self) -> None:
         if not self._image_ready:
             if not self._engine.image_present(IMAGE):
-                self._engine.import_image(IMAGE, _empty_rootfs(), {L.MANAGED: "true", L.ROLE: "helper"})
+                self._engine.import_image(IMAGE, _empty_rootfs(), {label.MANAGED: "true", label.ROLE: "helper"})
             self._image_ready = True
 
 

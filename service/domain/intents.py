@@ -32,7 +32,7 @@ from typing import Any
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, DockvolError, NotFound
-from . import labels as L
+from . import labels as label
 from .helpers import IMAGE, NEVER_RUN, Helpers, alive
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Intent:
     @property
     def label(self) -> dict[str, str]:
         """Put this on everything the operation creates."""
-        return {L.OP: self.op}
+        return {label.OP: self.op}
 
 
 def lock_name(key: str) -> str:
@@ -74,24 +74,24 @@ def lock_name(key: str) -> str:
 
 
 def intent_of(c: ContainerRecord) -> Intent:
-    data = json.loads(c.labels.get(L.INTENT, "{}"))
+    data = json.loads(c.labels.get(label.INTENT, "{}"))
     return Intent(
-        c.labels.get(L.OP, ""),
+        c.labels.get(label.OP, ""),
         data.get("kind", ""),
         tuple(data.get("keys", ())),
         data.get("args", {}),
-        c.labels.get(L.OWNER, ""),
-        c.labels.get(L.LOCKED_AT, ""),
+        c.labels.get(label.OWNER, ""),
+        c.labels.get(label.LOCKED_AT, ""),
     )
 
 
 def is_lock(c: ContainerRecord) -> bool:
-    return L.is_managed(c.labels) and c.labels.get(L.ROLE) == "lock"
+    return label.is_managed(c.labels) and c.labels.get(label.ROLE) == "lock"
 
 
 def pending_ops(containers: Sequence[ContainerRecord]) -> set[str]:
     """The operations holding locks in a container listing (their volumes are not complete)."""
-    return {c.labels.get(L.OP, "") for c in containers if is_lock(c)}
+    return {c.labels.get(label.OP, "") for c in containers if is_lock(c)}
 
 
 class Intents:
@@ -173,7 +173,7 @@ class Intents:
         for op, intent in self._held().items():
             if op in _LIVE or op in self._retry or op in self._unreleased or not _dead(intent):
                 continue
-            if not self._engine.list_containers(labels=[f"{L.ROLE}=lock", f"{L.OP}={op}"]):
+            if not self._engine.list_containers(labels=[f"{label.ROLE}=lock", f"{label.OP}={op}"]):
                 continue  # it ended between the two looks
             log.warning(
                 "recovering operation %s (%s of %s) left by %s", op, intent.kind, ", ".join(intent.keys), intent.owner
@@ -183,8 +183,8 @@ class Intents:
         return done
 
     def _held(self) -> dict[str, Intent]:
-        locks = self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=lock"])
-        return {c.labels.get(L.OP, ""): intent_of(c) for c in locks}
+        locks = self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=lock"])
+        return {c.labels.get(label.OP, ""): intent_of(c) for c in locks}
 
     def _recover_now(self, intent: Intent) -> None:
         try:
@@ -203,18 +203,18 @@ class Intents:
     def _acquire(self, intent: Intent) -> list[str]:
         held: list[str] = []
         labels = {
-            L.MANAGED: "true",
-            L.ROLE: "lock",
-            L.OP: intent.op,
-            L.OWNER: intent.owner,
-            L.LOCKED_AT: intent.locked_at,
-            L.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args}),
+            label.MANAGED: "true",
+            label.ROLE: "lock",
+            label.OP: intent.op,
+            label.OWNER: intent.owner,
+            label.LOCKED_AT: intent.locked_at,
+            label.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args}),
         }
         try:
             for key in intent.keys:
                 name = lock_name(key)
                 spec = ContainerSpec(
-                    name=name, image=IMAGE, command=NEVER_RUN, network="none", labels={**labels, L.LOCK: key}
+                    name=name, image=IMAGE, command=NEVER_RUN, network="none", labels={**labels, label.LOCK: key}
                 )
                 self._take(spec, key)
                 held.append(name)
@@ -242,7 +242,7 @@ class Intents:
             try:
                 if op is not None:  # only our own: the name may be someone else's by now
                     found = self._engine.list_containers(name=name)
-                    if not found or found[0].labels.get(L.OP) != op:
+                    if not found or found[0].labels.get(label.OP) != op:
                         continue
                 self._engine.remove_container(name)
             except NotFound:
@@ -253,7 +253,9 @@ class Intents:
         self._remove_own(op, "helper")
 
     def _remove_own(self, op: str, role: str) -> None:
-        for c in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}={role}", f"{L.OP}={op}"]):
+        for c in self._engine.list_containers(
+            labels=[f"{label.MANAGED}=true", f"{label.ROLE}={role}", f"{label.OP}={op}"]
+        ):
             try:
                 self._engine.remove_container(c.id)
             except NotFound:

@@ -5,7 +5,7 @@ bind policy (bind_paths.py), and no host source may lie inside a read-write one 
 writing above a source could swap a directory of its path for a symlink, and the engine follows
 it at the next start). Bind-like volumes (`local`, `o=bind`) count as
 read-write sources at their device. Only then are missing bind sources and anonymous volumes made,
-and `Prepared.undo()` takes them back when the container that needed them cannot be made.
+and `PreparedMounts.undo()` takes them back when the container that needed them cannot be made.
 Decisions about host paths run under `BindPolicy.lock()`, so two requests cannot both pass the
 overlap check with sources that overlap; `start()` walks every host path again before a start.
 """
@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 
 from ..engine.port import Engine, MountRecord, MountSpec
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from . import labels as L
+from . import labels as label
 from .bind_paths import BindPolicy
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def shown_mounts(records: Iterable[MountRecord]) -> tuple[Mount, ...]:
 
 
 @dataclass
-class Prepared:
+class PreparedMounts:
     mounts: tuple[MountSpec, ...]
     checked_volumes: dict[str, str] = field(default_factory=dict)  # named volume -> its labels.identity
     created_dirs: list[str] = field(default_factory=list)
@@ -85,7 +85,7 @@ class Prepared:
 
 def remove_unused_volumes(engine: Engine, op: str) -> None:
     """Remove the volumes an operation made that no container uses (a recovery's rollback)."""
-    for v in engine.list_volumes(labels=[f"{L.MANAGED}=true", f"{L.OP}={op}"]):
+    for v in engine.list_volumes(labels=[f"{label.MANAGED}=true", f"{label.OP}={op}"]):
         try:
             engine.remove_volume(v.name)
         except (NotFound, Conflict):
@@ -103,11 +103,11 @@ class MountPlanner:
         owner: Mapping[str, str],
         reuse: Mapping[str, str] = {},
         ignore_container: str | None = None,
-    ) -> Prepared:
+    ) -> PreparedMounts:
         """`owner`: labels for anonymous volumes made here; `reuse`: target -> anonymous volume to
         carry over; `ignore_container`: a container being replaced, whose binds do not count."""
         binds, checked = self._check(requests, ignore_container)
-        prepared = Prepared((), checked)
+        prepared = PreparedMounts((), checked)
         try:
             specs = []
             for i, r in enumerate(requests):
@@ -117,7 +117,7 @@ class MountPlanner:
                 elif r.type == "volume" and source is None:
                     source = reuse.get(r.target)
                     if source is None:
-                        own = {L.MANAGED: "true", L.ANONYMOUS: "true", **owner}
+                        own = {label.MANAGED: "true", label.ANONYMOUS: "true", **owner}
                         source = self._engine.create_volume(None, "local", {}, own).name
                 specs.append(
                     MountSpec(
@@ -136,19 +136,19 @@ class MountPlanner:
         prepared.mounts = tuple(specs)
         return prepared
 
-    def confirm_volumes(self, prepared: Prepared, container: str) -> None:
+    def confirm_volumes(self, prepared: PreparedMounts, container: str) -> None:
         """After the container is made: each named volume it mounts is the one that was checked.
         The engine quietly makes a missing named volume, so one deleted meanwhile comes back new
         and empty; then the container is not this binding's to keep."""
         for name, identity in prepared.checked_volumes.items():
             try:
-                same = L.identity(self._engine.inspect_volume(name)) == identity
+                same = label.identity(self._engine.inspect_volume(name)) == identity
             except NotFound:
                 same = False
             if not same:
                 self._engine.remove_container(container)
                 with contextlib.suppress(NotFound, Conflict):
-                    if not L.is_managed(self._engine.inspect_volume(name).labels):
+                    if not label.is_managed(self._engine.inspect_volume(name).labels):
                         self._engine.remove_volume(name)  # the engine's empty stand-in, made for this container
                 raise InvalidInput("mounts", f"volume {name} was removed while the container was being made")
 
@@ -184,7 +184,7 @@ class MountPlanner:
         for i, r in enumerate(requests):
             if r.type == "volume" and r.source is not None:
                 try:
-                    checked[r.source] = L.identity(self._engine.inspect_volume(r.source))
+                    checked[r.source] = label.identity(self._engine.inspect_volume(r.source))
                 except NotFound:
                     raise InvalidInput(f"mounts.{i}.source", f"no volume named {r.source}") from None
             elif r.type == "bind":
@@ -218,7 +218,7 @@ def host_sources(engine: Engine, ignore_container: str | None = None) -> list[Ho
     sources = [
         HostSource(m.source, not m.read_only, f"the bind source of container {c.name}")
         for c in engine.list_containers()
-        if c.id != ignore_container and c.labels.get(L.ROLE) != L.SERVICE_ROLE
+        if c.id != ignore_container and c.labels.get(label.ROLE) != label.SERVICE_ROLE
         for m in c.mounts
         if m.type == "bind" and m.source
     ]

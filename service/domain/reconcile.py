@@ -30,7 +30,7 @@ from datetime import datetime
 
 from ..engine.port import Engine
 from ..errors import DockvolError
-from . import labels as L
+from . import labels as label
 from .intents import Intents
 from .mounts import MountPlanner
 
@@ -67,15 +67,15 @@ class Reconciler:
     def reconcile(self) -> list[str]:
         """Start or restart the members that need it; their names."""
         mended = []
-        for infra in self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=infra"]):
+        for infra in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=infra"]):
             if infra.state != "running":
                 continue
             infra_started = instant(self._engine.container_state(infra.id).started_at)
-            group = infra.labels.get(L.GROUP, "")
+            group = infra.labels.get(label.GROUP, "")
             for member in self._engine.list_containers(
-                labels=[f"{L.MANAGED}=true", f"{L.ROLE}=binding", f"{L.GROUP}={group}"]
+                labels=[f"{label.MANAGED}=true", f"{label.ROLE}=binding", f"{label.GROUP}={group}"]
             ):
-                if json.loads(member.labels.get(L.SPEC, "{}")).get("restart", "no") == "no":
+                if json.loads(member.labels.get(label.SPEC, "{}")).get("restart", "no") == "no":
                     continue
                 state = self._engine.container_state(member.id)
                 failed_to_start = member.state == "exited" and bool(state.error)
@@ -105,7 +105,7 @@ class Reconciler:
                 stop.wait(RECOVER_SECONDS * 5)
                 continue
             try:
-                starts = self._engine.container_starts([f"{L.MANAGED}=true", f"{L.ROLE}=infra"])
+                starts = self._engine.container_starts([f"{label.MANAGED}=true", f"{label.ROLE}=infra"])
                 self.reconcile()
                 for _ in starts:
                     if stop.is_set():

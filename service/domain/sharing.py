@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, InvalidInput, NotFound
-from . import labels as L
+from . import labels as label
 from . import versions
 from .intents import Intent, Intents
 from .mounts import Mount, MountPlanner, MountRequest, remove_unused_volumes, shown_mounts
@@ -76,12 +76,12 @@ class SharingGroups:
         intents.recoverer("group.delete", self._recover_delete)
 
     def list(self) -> list[SharingGroup]:
-        managed = self._engine.list_containers(labels=[f"{L.MANAGED}=true"])
+        managed = self._engine.list_containers(labels=[f"{label.MANAGED}=true"])
         return sorted((_group(c, managed) for c in managed if _is_infra(c)), key=lambda g: g.name)
 
     def get(self, name: str) -> SharingGroup:
         infra = self._infra(name)
-        members = self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.GROUP}={name}"])
+        members = self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.GROUP}={name}"])
         return _group(infra, members)
 
     def create(self, name: str, mounts: Sequence[MountRequest], share: Sequence[str]) -> SharingGroup:
@@ -95,14 +95,14 @@ class SharingGroups:
             self._policy.ensure_image(self._infra_image)
             network = self._policy.network(None)
             labels = {
-                L.MANAGED: "true",
-                L.ROLE: "infra",
-                L.GROUP: name,
-                L.SPEC: json.dumps({"share": sorted(share)}),
+                label.MANAGED: "true",
+                label.ROLE: "infra",
+                label.GROUP: name,
+                label.SPEC: json.dumps({"share": sorted(share)}),
                 **intent.label,
             }
             intent.begin()
-            prepared = self._planner.prepare(mounts, {L.GROUP: name, **intent.label})
+            prepared = self._planner.prepare(mounts, {label.GROUP: name, **intent.label})
             spec = ContainerSpec(
                 name=name,
                 image=self._infra_image,
@@ -134,7 +134,7 @@ class SharingGroups:
 
     def _recover_create(self, intent: Intent) -> None:
         name = intent.args["name"]
-        made = [c for c in self._engine.list_containers(name=name) if c.labels.get(L.OP) == intent.op]
+        made = [c for c in self._engine.list_containers(name=name) if c.labels.get(label.OP) == intent.op]
         if made and made[0].state == "running":
             return
         for c in made:
@@ -147,7 +147,9 @@ class SharingGroups:
         self._recover_delete_of(intent.args["name"], intent.args.get("cascade", False))
 
     def _recover_delete_of(self, name: str, cascade: bool) -> None:
-        members = self._engine.list_containers(labels=[f"{L.MANAGED}=true", f"{L.ROLE}=binding", f"{L.GROUP}={name}"])
+        members = self._engine.list_containers(
+            labels=[f"{label.MANAGED}=true", f"{label.ROLE}=binding", f"{label.GROUP}={name}"]
+        )
         if members and not cascade:
             return
         for c in members:
@@ -184,19 +186,19 @@ class SharingGroups:
 
 
 def _is_infra(c: ContainerRecord) -> bool:
-    return L.is_managed(c.labels) and c.labels.get(L.ROLE) == "infra"
+    return label.is_managed(c.labels) and c.labels.get(label.ROLE) == "infra"
 
 
 def _share(infra: ContainerRecord) -> tuple[str, ...]:
-    return tuple(json.loads(infra.labels.get(L.SPEC, "{}")).get("share", ()))
+    return tuple(json.loads(infra.labels.get(label.SPEC, "{}")).get("share", ()))
 
 
 def _group(infra: ContainerRecord, containers: Sequence[ContainerRecord]) -> SharingGroup:
-    name = infra.labels[L.GROUP]
+    name = infra.labels[label.GROUP]
     members = sorted(
         c.name
         for c in containers
-        if c.labels.get(L.ROLE) == "binding" and c.labels.get(L.GROUP) == name and L.is_managed(c.labels)
+        if c.labels.get(label.ROLE) == "binding" and c.labels.get(label.GROUP) == name and label.is_managed(c.labels)
     )
     return SharingGroup(
         name=name,

@@ -20,7 +20,7 @@ from typing import IO
 from ..engine.port import Archive, Engine
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import archives
-from . import labels as L
+from . import labels as label
 from .archives import Entry, Stream
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
@@ -90,8 +90,8 @@ class VolumeData:
         except BaseException:
             self._finish(helper, paused)
             raise
-        label = name if not path else f"{name}-{path.replace('/', '-')}"
-        return Download(Stream(archive, lambda: self._finish(helper, paused)), f"{label}.tar")
+        basename = name if not path else f"{name}-{path.replace('/', '-')}"
+        return Download(Stream(archive, lambda: self._finish(helper, paused)), f"{basename}.tar")
 
     def import_(self, name: str, path: str, upload: IO[bytes]) -> int:
         """Extract an uploaded tar (or tar.gz) into the volume; the number of entries."""
@@ -124,7 +124,7 @@ class VolumeData:
 
     def _stage(self, checked: IO[bytes], intent: Intent) -> None:
         staging = staging_name(intent.op)
-        self._volumes.create(staging, "local", {}, {}, marks={**intent.label, L.FILLING: intent.op})
+        self._volumes.create(staging, "local", {}, {}, marks={**intent.label, label.FILLING: intent.op})
         size = checked.seek(0, io.SEEK_END)
         checked.seek(0)
         with self._helpers.open([(staging, "/v", False)], intent.label) as helper:
@@ -139,7 +139,7 @@ class VolumeData:
         ):
             self._ensure_dir(target, path)
             with closing(self._engine.get_archive(source.id, f"/s/{UPLOAD}")) as archive:
-                self._engine.put_archive(target.id, _in("/v", path), archives.first_file(archive))
+                self._engine.put_archive(target.id, _inside("/v", path), archives.first_file(archive))
 
     def _recover_import(self, intent: Intent) -> None:
         staging = staging_name(intent.op)
@@ -187,7 +187,7 @@ class VolumeData:
             with checked:
                 checked.seek(0)
                 intent.begin()
-                self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, L.FILLING: intent.op})
+                self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, label.FILLING: intent.op})
                 with self._helpers.open([(new_name, "/v", False)], intent.label) as helper:
                     self._engine.put_archive(helper.id, "/v", checked)
         return self._volumes.get(new_name)
@@ -206,7 +206,7 @@ class VolumeData:
     def _copy(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool, intent: Intent) -> None:
         """Fill a new volume with a copy of another. Until the operation ends the copy is marked
         filling: not listed, not shown, and removed if the operation does not finish."""
-        self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, L.FILLING: intent.op})
+        self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, label.FILLING: intent.op})
         paused = self._pause(name) if pause else None
         try:
             # Two helpers: the engine locks a container while one of its archives is being read.
@@ -233,7 +233,7 @@ class VolumeData:
 
     def _discard_copy(self, name: str, op: str) -> None:
         try:
-            if self._engine.inspect_volume(name).labels.get(L.OP) == op:
+            if self._engine.inspect_volume(name).labels.get(label.OP) == op:
                 self._engine.remove_volume(name)
         except NotFound:
             pass
@@ -241,7 +241,7 @@ class VolumeData:
     def files(self, name: str, path: str) -> Listing | Download:
         helper = self._reader(self._volumes.get(name))
         try:
-            archive = self._get(helper, name, _in("/v", path) if path else "/v/.")
+            archive = self._get(helper, name, _inside("/v", path) if path else "/v/.")
             if archive.stat.is_regular:
                 body = Stream(archives.first_file(archive), _closing_both(archive, helper))
                 return Download(body, archive.stat.name, archive.stat.size)
@@ -282,7 +282,7 @@ class VolumeData:
         stand-in go, and the answer is 404."""
         helper = self._helpers.open([(volume.name, "/v", True)])
         try:
-            same = L.identity(self._engine.inspect_volume(volume.name)) == volume.identity
+            same = label.identity(self._engine.inspect_volume(volume.name)) == volume.identity
         except NotFound:
             same = False
         except BaseException:  # the engine went away: the helper goes when it is back
@@ -302,11 +302,11 @@ class VolumeData:
         """A directory's content under '.', or a single file under its own name."""
         if not path:
             return self._get(helper, name, "/v/.")
-        archive = self._get(helper, name, _in("/v", path))
+        archive = self._get(helper, name, _inside("/v", path))
         if not archive.stat.is_dir:
             return archive
         archive.close()
-        return self._get(helper, name, _in("/v", path) + "/.")
+        return self._get(helper, name, _inside("/v", path) + "/.")
 
     def _get(self, helper: Helper, name: str, path: str) -> Archive:
         try:
@@ -319,7 +319,7 @@ class VolumeData:
         if not path:
             return
         try:
-            archive = self._engine.get_archive(helper.id, _in("/v", path))
+            archive = self._engine.get_archive(helper.id, _inside("/v", path))
             archive.close()
             if not archive.stat.is_dir:
                 raise InvalidInput("path", f"{path} is not a directory")
@@ -333,7 +333,7 @@ class VolumeData:
             info = tarfile.TarInfo(base)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
-        self._engine.put_archive(helper.id, _in("/v", parent), buf.getvalue())
+        self._engine.put_archive(helper.id, _inside("/v", parent), buf.getvalue())
 
     def _pause(self, name: str) -> Held:
         """Pause the running containers that can write to the volume, recorded first as an intent
@@ -378,7 +378,7 @@ def _closing_both(archive: Archive, helper: Helper) -> Callable[[], None]:
     return close
 
 
-def _in(root: str, path: str) -> str:
+def _inside(root: str, path: str) -> str:
     if any(len(part.encode()) > NAME_MAX for part in path.split("/")):
         raise NotFound(f"{path} cannot exist: a name is longer than {NAME_MAX} bytes")
     return f"{root}/{path}" if path else root

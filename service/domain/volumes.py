@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..engine.port import ContainerRecord, Engine, VolumeRecord
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from . import labels as L
+from . import labels as label
 from . import versions
 from .bind_paths import BindPolicy
 from .intents import Intents, pending_ops
@@ -80,7 +80,7 @@ def usage_index(containers: Iterable[ContainerRecord]) -> dict[str, list[VolumeU
     """Volume name -> who mounts it, from one container listing."""
     index: dict[str, list[VolumeUse]] = {}
     for c in containers:
-        binding = c.labels.get(L.BINDING) if L.is_managed(c.labels) else None
+        binding = c.labels.get(label.BINDING) if label.is_managed(c.labels) else None
         for m in c.mounts:
             if m.type == "volume" and m.name:
                 index.setdefault(m.name, []).append(VolumeUse(c.name, binding, m.target, m.read_only))
@@ -92,14 +92,14 @@ def to_volume(record: VolumeRecord, uses: Iterable[VolumeUse] = ()) -> Volume:
         name=record.name,
         driver=record.driver,
         driver_opts=dict(record.driver_opts),
-        labels=L.user_labels(record.labels),
+        labels=label.user_labels(record.labels),
         mountpoint=record.mountpoint,
         scope=record.scope,
         created_at=record.created_at,
-        anonymous=L.is_anonymous(record.name, record.labels),
-        managed=L.is_managed(record.labels),
+        anonymous=label.is_anonymous(record.name, record.labels),
+        managed=label.is_managed(record.labels),
         used_by=tuple(sorted(uses, key=lambda u: (u.container, u.target))),
-        identity=L.identity(record),
+        identity=label.identity(record),
     )
 
 
@@ -119,11 +119,13 @@ class Volumes:
         self._drivers = tuple(drivers)
 
     def list(self, query: VolumeQuery) -> list[Volume]:
-        engine_labels = list(query.labels) + ([f"{L.MANAGED}=true"] if query.managed else [])
+        engine_labels = list(query.labels) + ([f"{label.MANAGED}=true"] if query.managed else [])
         records = self._engine.list_volumes(labels=engine_labels, driver=query.driver)
         listed = self._engine.list_containers()
         index, filling = usage_index(listed), pending_ops(listed)
-        found = (to_volume(r, index.get(r.name, ())) for r in records if r.labels.get(L.FILLING, "-") not in filling)
+        found = (
+            to_volume(r, index.get(r.name, ())) for r in records if r.labels.get(label.FILLING, "-") not in filling
+        )
         return sorted((v for v in found if query.admits(v)), key=lambda v: v.name)
 
     def get(self, name: str) -> Volume:
@@ -131,8 +133,8 @@ class Volumes:
             record = self._engine.inspect_volume(name)
         except NotFound:
             raise NotFound(f"volume {name} does not exist") from None
-        if L.FILLING in record.labels and self._engine.list_containers(
-            labels=[f"{L.ROLE}=lock", f"{L.OP}={record.labels[L.FILLING]}"]
+        if label.FILLING in record.labels and self._engine.list_containers(
+            labels=[f"{label.ROLE}=lock", f"{label.OP}={record.labels[label.FILLING]}"]
         ):
             raise NotFound(f"volume {name} does not exist yet: it is being filled")
         index = usage_index(self._engine.list_containers(volume=name))
@@ -149,7 +151,7 @@ class Volumes:
         """`marks`: dockvol's own labels from the operation that creates it (intents.py)."""
         driver_opts = self._checked_options(driver, driver_opts)
         create_id = secrets.token_hex(16)
-        own = {**marks, L.MANAGED: "true", L.ANONYMOUS: str(name is None).lower(), L.CREATE_ID: create_id}
+        own = {**marks, label.MANAGED: "true", label.ANONYMOUS: str(name is None).lower(), label.CREATE_ID: create_id}
         device = bind_device(driver, driver_opts)
         # A bind mount in disguise: the rules of a read-write bind source, decided under the host-path lock.
         with self._bind_policy.lock() if device else contextlib.nullcontext():
@@ -161,7 +163,7 @@ class Volumes:
                 record = self._engine.create_volume(name, driver, driver_opts, {**labels, **own})
             except Conflict:
                 raise Conflict(f"volume {name} exists already") from None
-        if record.labels.get(L.CREATE_ID) != create_id:
+        if record.labels.get(label.CREATE_ID) != create_id:
             raise Conflict(f"volume {name} exists already")
         return to_volume(record)
 
@@ -189,7 +191,7 @@ class Volumes:
             raise _in_use(volume)
 
     def prune(self, dry_run: bool, include_named: bool, labels: Sequence[str]) -> PruneResult:
-        selection = [f"{L.MANAGED}=true", *([] if include_named else [f"{L.ANONYMOUS}=true"]), *labels]
+        selection = [f"{label.MANAGED}=true", *([] if include_named else [f"{label.ANONYMOUS}=true"]), *labels]
         if not dry_run:
             report = self._engine.prune_volumes(selection)
             return PruneResult(sorted(report.volumes_deleted), report.space_reclaimed, False)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 from service.errors import EngineFailure, EngineRejected
 
 from .engine_state import snapshot
@@ -22,7 +22,7 @@ def bind(client, headers, **body):
 
 
 def anonymous_volumes(engine):
-    return {n for n, v in engine.volumes.items() if v.labels.get(L.ANONYMOUS) == "true"}
+    return {n for n, v in engine.volumes.items() if v.labels.get(label.ANONYMOUS) == "true"}
 
 
 def nothing_made(engine, root):
@@ -36,7 +36,7 @@ def refusing_the_binding(engine, monkeypatch, call):
     old = set(engine.containers)
 
     def refuse(arg, *a, **k):
-        if call == "create_container" and arg.labels.get(L.ROLE) != "binding":
+        if call == "create_container" and arg.labels.get(label.ROLE) != "binding":
             return real(arg, *a, **k)
         if call == "start_container" and arg in old:
             return real(arg, *a, **k)
@@ -89,7 +89,7 @@ class TestCreate:
         assert (mounts["/www"]["type"], mounts["/www"]["source"]) == ("bind", str(bind_root / "b2"))
         assert mounts["/tmp"]["type"] == "tmpfs"
         assert (bind_root / "b2").is_dir()
-        assert engine.volumes[anon].labels[L.BINDING] == "b2"
+        assert engine.volumes[anon].labels[label.BINDING] == "b2"
         (spec,) = engine.specs.values()
         assert {m.target: m.propagation for m in spec.mounts}["/www"] == "rprivate"
 
@@ -379,7 +379,7 @@ class TestPolicy:
         assert bind(c, h, image="alpine:3", mounts=mounts).status_code == 403
         assert snapshot(engine, tmp_path) == before
         assert bind(c, h, image="busybox:stable").status_code == 201
-        assert [c.labels[L.ROLE] for c in engine.containers.values()] == ["binding"]
+        assert [c.labels[label.ROLE] for c in engine.containers.values()] == ["binding"]
 
     def test_a_missing_image_that_cannot_be_pulled_is_422(self, client, as_writer, engine, bind_root):
         mounts = [{"type": "volume", "target": "/data"}, {"type": "bind", "source": f"{bind_root}/i", "target": "/w"}]
@@ -433,7 +433,7 @@ class TestReadAndList:
         )
         bind(client, as_writer, name="idle", start=False)
         engine.add_container("foreign", {site: "/x"})
-        engine.add_container("helper", {}, labels={L.MANAGED: "true", L.ROLE: "helper"})
+        engine.add_container("helper", {}, labels={label.MANAGED: "true", label.ROLE: "helper"})
 
     def names(self, client, headers, query=""):
         r = client.get(f"/api/v1/bindings{query}", headers=headers)
@@ -625,7 +625,7 @@ def test_a_network_the_engine_lacks_is_422_and_leaves_nothing(client, as_writer,
     real_create = engine.create_container
 
     def no_such_network(spec):
-        if spec.labels.get(L.ROLE) == "lock":
+        if spec.labels.get(label.ROLE) == "lock":
             return real_create(spec)
         raise NotFound("not found in the engine")
 
@@ -654,5 +654,5 @@ def test_dockvols_own_container_mounting_a_bind_root_does_not_block_binds_under_
     r = bind(client, as_writer, name="inner1", mounts=inner)
     assert r.status_code == 403 and "writer-above" in r.get_json()["detail"]
     (above,) = [c for c in engine.containers.values() if c.name == "writer-above"]
-    engine.containers[above.id] = dataclasses.replace(above, labels={**above.labels, L.ROLE: L.SERVICE_ROLE})
+    engine.containers[above.id] = dataclasses.replace(above, labels={**above.labels, label.ROLE: label.SERVICE_ROLE})
     assert bind(client, as_writer, name="inner2", mounts=inner).status_code == 201

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from service.domain import intents as intents_module
-from service.domain import labels as L
+from service.domain import labels as label
 from service.domain.intents import Intents
 from service.errors import EngineUnavailable
 from tests.support import files_of, race, tar_of
@@ -63,7 +63,7 @@ def leftovers(engine):
     return sorted(
         c.name
         for c in engine.containers.values()
-        if c.labels.get(L.ROLE) in ("lock", "helper") or c.name.startswith("dockvol-aside-")
+        if c.labels.get(label.ROLE) in ("lock", "helper") or c.name.startswith("dockvol-aside-")
     )
 
 
@@ -138,7 +138,7 @@ class TestReplaceKilledAtEveryStep:
             data = next(m["name"] for m in shown["mounts"] if m["target"] == "/data")
             assert data == old_data, f"step {step}: the anonymous volume was not carried"
             assert leftovers(engine) == [], f"step {step}"
-            bindings = [c for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"]
+            bindings = [c for c in engine.containers.values() if c.labels.get(label.ROLE) == "binding"]
             assert len(bindings) == 1, f"step {step}: {[c.name for c in bindings]}"
             added = set(engine.volumes) - volumes_before
             cache = {m["name"] for m in shown["mounts"] if m["target"] == "/cache"}
@@ -159,7 +159,7 @@ def test_create_killed_at_any_step_leaves_all_or_nothing(app, client, as_writer,
     got = client.get("/api/v1/bindings/fresh", headers=as_writer)
     if got.status_code == 200:
         assert got.get_json()["state"] == "running"
-        assert {n for n, v in engine.volumes.items() if v.labels.get(L.BINDING) == "fresh"} == {
+        assert {n for n, v in engine.volumes.items() if v.labels.get(label.BINDING) == "fresh"} == {
             m["name"] for m in got.get_json()["mounts"]
         }
     else:
@@ -192,7 +192,7 @@ def test_cascade_delete_killed_at_any_step_finishes_or_leaves_the_group(
     members = [
         c.name
         for c in engine.containers.values()
-        if c.labels.get(L.GROUP) == "web" and c.labels.get(L.ROLE) == "binding"
+        if c.labels.get(label.GROUP) == "web" and c.labels.get(label.ROLE) == "binding"
     ]
     if group.status_code == 200:
         assert sorted(group.get_json()["members"]) == ["nginx", "tomcat"] == sorted(members)
@@ -213,7 +213,7 @@ def test_twenty_concurrent_puts_are_serialised(client, as_writer, engine, runnin
     assert set(codes) <= {200, 409} and codes.count(200) >= 1, codes
     shown = client.get("/api/v1/bindings/app", headers=as_writer).get_json()
     assert shown["state"] == "running"
-    assert [c.name for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"] == ["app"]
+    assert [c.name for c in engine.containers.values() if c.labels.get(label.ROLE) == "binding"] == ["app"]
     assert leftovers(engine) == []
 
 
@@ -230,7 +230,7 @@ def test_a_volume_delete_racing_a_binding_that_mounts_it_never_both_succeed(clie
         )
         assert codes in ((204, 422), (409, 201)), f"round {round_}: {codes}"
         if codes[1] == 201:
-            assert L.is_managed(engine.volumes[name].labels)  # the volume it checked, not a stand-in
+            assert label.is_managed(engine.volumes[name].labels)  # the volume it checked, not a stand-in
     assert leftovers(engine) == []
 
 
@@ -246,7 +246,7 @@ def test_a_cascade_delete_racing_a_new_member_leaves_no_member_outside_a_group(c
             )
         )
         assert codes in ((204, 422), (204, 201)), codes
-        assert [c.name for c in engine.containers.values() if c.labels.get(L.GROUP) == group] == []
+        assert [c.name for c in engine.containers.values() if c.labels.get(label.GROUP) == group] == []
     assert leftovers(engine) == []
 
 
@@ -454,7 +454,7 @@ def test_containers_paused_for_an_export_are_unpaused_when_dockvol_dies_mid_stre
     # The process dies with the stream unread: nothing of the request's own cleanup runs.
     restart(monkeypatch, app, engine)
     assert next(c for c in engine.containers.values() if c.name == "writer").state == "running"
-    assert [c.name for c in engine.containers.values() if c.labels.get(L.ROLE) == "lock"] == []
+    assert [c.name for c in engine.containers.values() if c.labels.get(label.ROLE) == "lock"] == []
 
 
 def test_a_paused_export_read_to_the_end_unpauses_and_leaves_nothing(client, as_writer, engine, imported):
@@ -478,7 +478,7 @@ def test_the_reconciler_sweeps_the_helpers_a_killed_process_left_outside_any_ope
     helpers = Helpers(engine)
     mine = helpers.open([("v", "/w", True)])
     left = helpers.open([("v", "/v", True)])
-    engine.containers[left.id].labels[L.OWNER] = owner(dead.pid)  # as if that process had made it
+    engine.containers[left.id].labels[label.OWNER] = owner(dead.pid)  # as if that process had made it
     assert app.extensions["dockvol"].intents.recover_dead() == 1
     assert left.id not in engine.containers and mine.id in engine.containers
 

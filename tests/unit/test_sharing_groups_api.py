@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 from service.domain.sharing import WAIT
 from service.errors import EngineRejected
 
@@ -45,7 +45,7 @@ def test_create_starts_an_infrastructure_container(infracon, engine, bind_root):
     assert infracon["mounts"][0]["source"] == str(bind_root / "infracon")
     spec = spec_of(engine, "infracon")
     assert (spec.command, spec.restart, spec.ipc, spec.image) == (WAIT, "unless-stopped", "shareable", "busybox:stable")
-    assert spec.labels[L.ROLE] == "infra"
+    assert spec.labels[label.ROLE] == "infra"
 
 
 def test_members_get_volumes_from_and_the_shared_namespaces(client, as_writer, engine, infracon):

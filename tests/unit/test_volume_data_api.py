@@ -12,7 +12,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.domain import labels as L
+from service.domain import labels as label
 from service.errors import EngineFailure
 from tests.contract.engine_contract import make_tar
 
@@ -36,7 +36,7 @@ def tar_entries(data: bytes) -> dict:
 
 
 def helpers_left(engine) -> list[str]:
-    return [c.name for c in engine.containers.values() if c.labels.get(L.ROLE) == "helper"]
+    return [c.name for c in engine.containers.values() if c.labels.get(label.ROLE) == "helper"]
 
 
 @pytest.fixture
@@ -396,7 +396,7 @@ def test_pause_pauses_writers_for_the_copy_and_resumes_them(client, as_reader, a
         },
         headers=as_writer,
     )
-    states = lambda: {c.name: c.state for c in engine.containers.values() if c.labels.get(L.ROLE) == "binding"}  # noqa: E731
+    states = lambda: {c.name: c.state for c in engine.containers.values() if c.labels.get(label.ROLE) == "binding"}  # noqa: E731
     r = client.get(
         "/api/v1/volumes/site/archive?pause=true", headers={**as_writer, "Accept-Encoding": "identity"}, buffered=False
     )

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 
 from .engine_state import snapshot
 
@@ -29,7 +29,7 @@ def test_create_answers_201_with_location_etag_and_the_volume(client, as_writer,
     assert body["name"] == "site-data"
     assert body["labels"] == {"team": "web"}
     assert (body["managed"], body["anonymous"], body["in_use"], body["used_by"]) == (True, False, False, [])
-    assert engine.volumes["site-data"].labels[L.MANAGED] == "true"
+    assert engine.volumes["site-data"].labels[label.MANAGED] == "true"
 
 
 def test_create_without_a_name_makes_an_anonymous_volume(client, as_writer):
@@ -169,7 +169,7 @@ class TestList:
         make(client, as_writer, name="beta", labels={"team": "db"})
         anonymous = make(client, as_writer).get_json()["name"]
         engine.create_volume("foreign", "local", {}, {"team": "web"})
-        engine.add_container("web1", {"alpha": "/data"}, labels={L.MANAGED: "true", L.BINDING: "web1"})
+        engine.add_container("web1", {"alpha": "/data"}, labels={label.MANAGED: "true", label.BINDING: "web1"})
         engine.add_container("other", {"alpha": "/backup", "foreign": "/f"}, read_only=True)
         return anonymous
 

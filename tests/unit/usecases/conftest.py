@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 from service.domain.bindings import BindingSpec
 from service.domain.mounts import MountRequest
 from service.engine.memory import InMemoryEngine
@@ -92,4 +92,4 @@ def tar(*entries) -> io.BytesIO:
 
 def leftovers(engine: InMemoryEngine) -> list[str]:
     """dockvol's own containers that no finished operation may leave: locks and helpers."""
-    return sorted(c.name for c in engine.containers.values() if c.labels.get(L.ROLE) in ("lock", "helper"))
+    return sorted(c.name for c in engine.containers.values() if c.labels.get(label.ROLE) in ("lock", "helper"))

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 from service.domain.bindings import BindingQuery
 from service.domain.versions import IfMatch
 from service.errors import Conflict, EngineRejected, Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -19,7 +19,7 @@ from .conftest import MISSING_COMMAND, bind, leftovers, spec, volume
 
 
 def anonymous(engine):
-    return {n for n, v in engine.volumes.items() if v.labels.get(L.ANONYMOUS) == "true"}
+    return {n for n, v in engine.volumes.items() if v.labels.get(label.ANONYMOUS) == "true"}
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ class TestCreate:
         )
         assert (made.name, made.state, made.managed, made.restart) == ("app", "running", True, "unless-stopped")
         (anon,) = anonymous(engine)
-        assert engine.volumes[anon].labels[L.BINDING] == "app"
+        assert engine.volumes[anon].labels[label.BINDING] == "app"
         assert {m.target: (m.name or m.source) for m in made.mounts} == {
             "/data": anon,
             "/srv": site,
@@ -190,7 +190,7 @@ class TestReplace:
         real_create = engine.create_container
 
         def refuse_bindings(s):
-            if s.labels.get(L.ROLE) == "binding":
+            if s.labels.get(label.ROLE) == "binding":
                 raise EngineRejected("the engine refused this configuration")
             return real_create(s)
 
@@ -287,7 +287,7 @@ class TestList:
         bindings.create(spec("web", labels={"tier": "front"}, mounts=(volume("/srv", site),)))
         bindings.create(spec("idle", start=False))
         engine.add_container("foreign", {site: "/x"})
-        engine.add_container("helper", labels={L.MANAGED: "true", L.ROLE: "helper"})
+        engine.add_container("helper", labels={label.MANAGED: "true", label.ROLE: "helper"})
         names = lambda **q: [b.name for b in bindings.list(BindingQuery(**q))]  # noqa: E731
         assert names() == ["foreign", "idle", "web"]
         assert names(volume=site) == ["foreign", "web"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 from service.domain.sharing import WAIT
 from service.domain.versions import IfMatch
 from service.errors import Conflict, EngineRejected, Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -28,7 +28,7 @@ class TestCreate:
     def test_starts_an_infrastructure_container_holding_the_mounts(self, groups, engine, infracon, bind_root):
         assert (infracon.name, infracon.share, infracon.members) == ("infracon", ("ipc", "network"), ())
         assert infracon.infra.state == "running"
-        assert engine.containers[infracon.infra.id].labels[L.ROLE] == "infra"
+        assert engine.containers[infracon.infra.id].labels[label.ROLE] == "infra"
         assert infracon.mounts[0].source == str(bind_root / "infracon")
         spec_ = engine.specs[infracon.infra.id]
         assert (spec_.command, spec_.ipc, spec_.restart) == (WAIT, "shareable", "unless-stopped")

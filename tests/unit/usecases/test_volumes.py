@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain import labels as L
+from service.domain import labels as label
 from service.domain.versions import IfMatch
 from service.domain.volumes import VolumeQuery
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -22,8 +22,8 @@ class TestCreate:
         assert (made.name, made.managed, made.anonymous, made.in_use) == ("site", True, False, False)
         assert made.labels == {"team": "web"}
         record = engine.volumes["site"].labels
-        assert (record[L.MANAGED], record[L.ANONYMOUS], record["team"]) == ("true", "false", "web")
-        assert made.identity == record[L.CREATE_ID]
+        assert (record[label.MANAGED], record[label.ANONYMOUS], record["team"]) == ("true", "false", "web")
+        assert made.identity == record[label.CREATE_ID]
         assert volumes.get("site") == made
 
     def test_without_a_name_the_engine_picks_one_and_it_is_anonymous(self, volumes, engine):
@@ -109,7 +109,7 @@ class TestDelete:
     def test_a_volume_in_use_is_a_conflict_naming_its_users_and_nothing_goes(self, volumes, engine, tmp_path):
         volumes.create("busy", "local", {}, {})
         volumes.create("bystander", "local", {}, {})
-        engine.add_container("web", {"busy": "/data"}, labels={L.MANAGED: "true", L.BINDING: "web"})
+        engine.add_container("web", {"busy": "/data"}, labels={label.MANAGED: "true", label.BINDING: "web"})
         engine.add_container("backup", {"busy": "/b"}, read_only=True)
         before = snapshot(engine, tmp_path)
         with pytest.raises(Conflict, match="in use by backup, web") as refused:
@@ -171,14 +171,14 @@ class TestDelete:
 class TestListAndGet:
     def test_a_volume_being_filled_is_neither_listed_nor_shown(self, volumes, engine):
         volumes.create("whole", "local", {}, {})
-        volumes.create("half", "local", {}, {}, marks={L.FILLING: "op1", L.OP: "op1"})
-        engine.add_container("dockvol-lock-x", labels={L.MANAGED: "true", L.ROLE: "lock", L.OP: "op1"})
+        volumes.create("half", "local", {}, {}, marks={label.FILLING: "op1", label.OP: "op1"})
+        engine.add_container("dockvol-lock-x", labels={label.MANAGED: "true", label.ROLE: "lock", label.OP: "op1"})
         assert [v.name for v in volumes.list(VolumeQuery())] == ["whole"]
         with pytest.raises(NotFound, match="being filled"):
             volumes.get("half")
 
     def test_a_filled_volume_whose_operation_ended_is_shown(self, volumes):
-        volumes.create("done", "local", {}, {}, marks={L.FILLING: "op2", L.OP: "op2"})
+        volumes.create("done", "local", {}, {}, marks={label.FILLING: "op2", label.OP: "op2"})
         assert [v.name for v in volumes.list(VolumeQuery())] == ["done"]
         assert volumes.get("done").name == "done"
 
