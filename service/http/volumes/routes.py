@@ -52,11 +52,11 @@ class VolumeCollection(MethodView):
         links=("getVolume", "deleteVolume", "exportVolume", "getVolumeUsage"),
     )
     @blp.arguments(VolumeCreateSchema, required=False, example={"name": "site-data", "labels": {"team": "web"}})
-    def post(self, spec: dict[str, Any] | None) -> Response:
+    def post(self, body: dict[str, Any] | None) -> Response:
         """Create a volume (no body: an anonymous one)"""
-        spec = spec or VolumeCreateSchema().load({})
-        check_node(spec.get("node"))
-        volume = _volumes().create(spec.get("name"), spec["driver"], spec["driver_opts"], spec["labels"])
+        body = body or VolumeCreateSchema().load({})
+        check_node(body.get("node"))
+        volume = _volumes().create(body.get("name"), body["driver"], body["driver_opts"], body["labels"])
         return answer(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 
@@ -81,7 +81,7 @@ class VolumePrune(MethodView):
     @blp.arguments(
         PruneSchema, required=False, example={"dry_run": True, "include_named": False, "labels": ["team=web"]}
     )
-    def post(self, spec: dict[str, Any] | None) -> PruneResult:
+    def post(self, body: dict[str, Any] | None) -> PruneResult:
         """Remove unused volumes dockvol manages"""
-        spec = spec or PruneSchema().load({})
-        return _volumes().prune(spec["dry_run"], spec["include_named"], spec["labels"])
+        body = body or PruneSchema().load({})
+        return _volumes().prune(body["dry_run"], body["include_named"], body["labels"])
