@@ -64,3 +64,20 @@ def test_the_docs_page_needs_no_internet(client):
     asset = client.get("/api/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.data) > 100_000
     asset.close()
+
+
+def test_log_times_are_utc_whatever_the_hosts_zone(monkeypatch):
+    import logging
+    import time
+
+    from service.http.observability import JsonFormatter
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        record = logging.LogRecord("dockvol", logging.INFO, "x.py", 1, "hello", None, None)
+        record.created, record.msecs = 1_800_000_000.25, 250.0  # 2027-01-15T08:00:00.250Z
+        assert json.loads(JsonFormatter().format(record))["time"] == "2027-01-15T08:00:00.250Z"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
