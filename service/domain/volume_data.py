@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..engine.port import Archive, Engine
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
 from . import archives
 from . import labels as label
 from .archives import Entry, Stream
@@ -309,31 +309,49 @@ class VolumeData:
         return self._get(helper, name, _inside("/v", path) + "/.")
 
     def _get(self, helper: Helper, name: str, path: str) -> Archive:
+        missing = NotFound(f"{path.removeprefix('/v')[1:] or '/'} does not exist in volume {name}")
         try:
             return self._engine.get_archive(helper.id, path)
         except NotFound:
-            raise NotFound(f"{path.removeprefix('/v')[1:] or '/'} does not exist in volume {name}") from None
+            raise missing from None
+        except EngineFailure:
+            # The engine fails a read below a file with an error of its own: such a path does not exist.
+            if self._below_a_file(helper, path):
+                raise missing from None
+            raise
 
-    def _ensure_dir(self, helper: Helper, path: str) -> None:
-        """Make `path` (and missing parents) inside the volume, leaving existing ones as they are."""
-        if not path:
-            return
-        try:
-            archive = self._engine.get_archive(helper.id, _inside("/v", path))
+    def _below_a_file(self, helper: Helper, path: str) -> bool:
+        parts = path.removeprefix("/v/").split("/")
+        for depth in range(1, len(parts)):
+            try:
+                archive = self._engine.get_archive(helper.id, "/v/" + "/".join(parts[:depth]))
+            except NotFound:
+                return False
             archive.close()
             if not archive.stat.is_dir:
-                raise InvalidInput("path", f"{path} is not a directory")
-            return
-        except NotFound:
-            pass
-        parent, base = posixpath.split(path)
-        self._ensure_dir(helper, parent)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(base)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        self._engine.put_archive(helper.id, _inside("/v", parent), buf.getvalue())
+                return True
+        return False
+
+    def _ensure_dir(self, helper: Helper, path: str) -> None:
+        """Make `path` (and missing parents) inside the volume, leaving existing ones as they are.
+        Walked from the top: the engine is never asked for a path below a file (it fails such a
+        read with an error of its own, not a 404), so a file in the way is a 422 naming it."""
+        parent = ""
+        for part in path.split("/") if path else ():
+            here = posixpath.join(parent, part)
+            try:
+                archive = self._engine.get_archive(helper.id, _inside("/v", here))
+                archive.close()
+                if not archive.stat.is_dir:
+                    raise InvalidInput("path", f"{here} is not a directory")
+            except NotFound:
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as tar:
+                    info = tarfile.TarInfo(part)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                self._engine.put_archive(helper.id, _inside("/v", parent), buf.getvalue())
+            parent = here
 
     def _pause(self, name: str) -> Held:
         """Pause the running containers that can write to the volume, recorded first as an intent

@@ -10,7 +10,7 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from ..errors import EngineRejected, NotFound
+from ..errors import EngineFailure, EngineRejected, NotFound
 from .port import PathStat
 
 GO_DIR, GO_SYMLINK = 1 << 31, 1 << 27
@@ -59,6 +59,11 @@ class VolumeFiles:
         rel = _rel(rel)
         tree = self.tree(volume)
         if rel not in tree:
+            parent = posixpath.dirname(rel)
+            while parent and parent not in tree:
+                parent = posixpath.dirname(parent)
+            if parent and not tree[parent][0].isdir():  # as the engine: an error of its own, not a 404
+                raise EngineFailure(f"{parent} is not a directory")
             raise NotFound("not found in the engine")
         info, _ = tree[rel]
         prefix = "." if contents else (posixpath.basename(rel) or ".")

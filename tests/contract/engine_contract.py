@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from service.engine.port import ContainerSpec, MountSpec
-from service.errors import Conflict, EngineRejected, NotFound
+from service.errors import Conflict, EngineFailure, EngineRejected, NotFound
 from tests.support import unique
 
 
@@ -356,6 +356,13 @@ class ArchiveContract:
             world.engine.get_archive(holder, "/v/nothing")
         with pytest.raises(NotFound):
             world.engine.put_archive(holder, "/v/nothing", make_tar(self.TREE))
+
+    def test_a_path_below_a_file_is_an_engine_failure_not_a_missing_path(self, world, holder):
+        """The engine answers a read below a file with an error of its own (not a 404): dockvol
+        must never ask for one (volume data walks a path from the top)."""
+        world.engine.put_archive(holder, "/v", make_tar(self.TREE))
+        with pytest.raises(EngineFailure):
+            world.engine.get_archive(holder, "/v/sub/f.txt/below")
 
     def test_a_closed_archive_can_be_left_unread(self, world, holder):
         world.engine.put_archive(holder, "/v", make_tar([("big", "file", b"x" * (3 << 20), 0o644)]))

@@ -485,3 +485,15 @@ def test_an_export_pauses_the_writers_the_engine_has_not_those_a_view_remembers(
         held.set()
         view.stop()
         engine.down = True
+
+
+def test_a_path_below_a_file_does_not_exist_for_reads(client, as_admin):
+    """The engine fails a read below a file with an error of its own; to a client such a path is
+    simply not there (404), for a download, a listing and an export alike."""
+    assert client.post("/api/v1/volumes", json={"name": "vol"}, headers=as_admin).status_code == 201
+    secret = make_tar([("secret", "file", b"x", 0o644)])
+    r = client.put("/api/v1/volumes/vol/archive", data=secret, content_type="application/x-tar", headers=as_admin)
+    assert r.status_code == 200
+    for url in ("/api/v1/volumes/vol/files?path=secret/sub", "/api/v1/volumes/vol/archive?path=secret/sub/deeper"):
+        r = client.get(url, headers=as_admin)
+        assert r.status_code == 404 and "does not exist" in r.get_json()["detail"], (url, r.get_json())
