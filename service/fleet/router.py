@@ -356,9 +356,10 @@ class Router:
             reply = self._call(address, node, caller, "GET", path, self._timeout, {"Accept-Encoding": "identity"})
             if reply.status != 200:
                 try:
-                    raise problems.error_from(reply.status, reply.json())
+                    shown = reply.json()
                 except ValueError:  # not a problem document: its status says enough
-                    raise problems.error_from(reply.status, None) from None
+                    shown = None
+                raise problems.error_from(reply.status, shown)
             return io.BufferedReader(ChunkReader(reply.body), CHUNK)
 
         return self._receive_here(order["name"], order["labels"], export)

@@ -103,10 +103,10 @@ def from_http_exception(error: HTTPException) -> Response:
     extra: dict[str, Any] = {}
     detail = error.description or error.name
     if "messages" in data:  # webargs' validation errors, per location
+        if error.code == 422:
+            return invalid(data["messages"])
         extra["errors"] = _flatten(data["messages"])
-        detail = (
-            "The request does not match the schema." if error.code == 422 else "The request body is not valid JSON."
-        )
+        detail = "The request body is not valid JSON."
     slug = error.name.lower().replace(" ", "-")
     if error.code == 408:
         headers["Connection"] = "close"  # the rest of a slow body is not worth waiting for
