@@ -421,6 +421,46 @@ def test_an_import_killed_at_any_step_leaves_old_or_new_content(app, client, as_
     assert finished and step > 6, step
 
 
+@pytest.mark.parametrize("fault", ["kill", "engine"])
+def test_an_import_into_new_directories_interrupted_at_any_step_leaves_old_or_new_content(
+    app, client, as_admin, engine, monkeypatch, imported, fault
+):
+    """The directories a path names are made one by one from the top, after the upload is staged:
+    killed, or the engine lost, between any two of them, the import goes forward, whole."""
+    new = {f"deep/er/{name}": data for name, data in NEW.items()}
+    for step in range(1, 40):
+        if fault == "kill":
+            kill_at(monkeypatch, engine, step)
+        else:
+            engine_away_after(monkeypatch, engine, step)
+        try:
+            r = client.put(
+                "/api/v1/volumes/data/archive?path=deep/er",
+                data=tar_of(NEW),
+                headers={**as_admin, "Content-Type": "application/x-tar"},
+            )
+            finished = r.status_code == 200
+        except Killed:
+            finished = False
+        if fault == "kill":
+            restart(monkeypatch, app, engine)
+        else:
+            monkeypatch.undo()
+            app.extensions["dockvol"].intents.retry_own()
+        now = contents(client, as_admin, "data")
+        assert now in (OLD, {**OLD, **new}), f"step {step}: {now}"
+        assert set(engine.volumes) == {"data"} and leftovers(engine) == [], f"step {step}: {list(engine.volumes)}"
+        if finished:
+            break
+        assert client.delete("/api/v1/volumes/data", headers=as_admin).status_code == 204  # back to OLD
+        assert client.post("/api/v1/volumes", json={"name": "data"}, headers=as_admin).status_code == 201
+        r = client.put(
+            "/api/v1/volumes/data/archive", data=tar_of(OLD), headers={**as_admin, "Content-Type": "application/x-tar"}
+        )
+        assert r.status_code == 200
+    assert finished and step > 8, step
+
+
 def test_an_import_killed_half_way_through_extracting_is_finished_not_left_mixed(
     app, client, as_admin, engine, monkeypatch, imported
 ):
