@@ -160,8 +160,22 @@ class InMemoryEngine:
                 del self.volumes[n]
                 self.sizes.pop(n, None)
                 self.files.drop(n)
-                self._emit("volume", "destroy", n)
+                if _version(self.api_version) >= (1, 42):  # engine 20.10 records no destroy per volume
+                    self._emit("volume", "destroy", n)
+            self._emit("volume", "prune", "")  # one event for the whole prune, on every engine
             return PruneReport(tuple(doomed), space)
+
+    def prune_containers(self, labels: Sequence[str] = ()) -> list[str]:
+        """What `docker container prune` does (no port operation: dockvol never prunes containers):
+        stopped containers go, each with its destroy event, then one prune event."""
+        with self._lock:
+            doomed = [c for c in self.containers.values() if c.state != "running" and labels_match(c.labels, labels)]
+            for c in doomed:
+                del self.containers[c.id]
+                self.specs.pop(c.id, None)
+                self._emit("container", "destroy", c.id, c.name)
+            self._emit("container", "prune", "")
+            return [c.id for c in doomed]
 
     def volume_sizes(self) -> dict[str, int]:
         self._call("volume_sizes")
@@ -380,3 +394,7 @@ class InMemoryEngine:
 
     def set_size(self, volume: str, size: int) -> None:
         self.sizes[volume] = size
+
+
+def _version(api_version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in api_version.split("."))

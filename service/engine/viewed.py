@@ -138,6 +138,9 @@ class View:
                 return
 
     def apply(self, event: EngineEvent) -> None:
+        if event.action == "prune":
+            self._apply_prune(event)
+            return
         volume: VolumeRecord | None = None
         containers: list[ContainerRecord] = []
         if event.type == "volume" and event.action == "create":
@@ -147,6 +150,11 @@ class View:
                 pass
         elif event.type == "container" and event.action in CONTAINER_CHANGES:
             containers = self._engine.list_containers(name=event.name) if event.name else []
+        self._applied_now(event, volume, containers)
+
+    def _applied_now(
+        self, event: EngineEvent, volume: VolumeRecord | None = None, containers: Sequence[ContainerRecord] = ()
+    ) -> None:
         with self._changed:
             before = self._containers.get(event.id) if event.type == "container" else None
             if event.type == "volume" and event.action in ("create", "destroy"):
@@ -168,6 +176,26 @@ class View:
         self.observe("event_lag", self.lag)
         for tell in self.listeners:
             _safely(tell, event, before, after)
+
+    def _apply_prune(self, event: EngineEvent) -> None:
+        """A prune (volumes or containers, alone or in a system prune) may record one event for all
+        it removed and none per object (engine 20.10's volume prune): list that kind again, and
+        apply a destroy for each object gone, then the prune itself, which a write waits for."""
+        if event.type == "volume":
+            listed = {v.name for v in self._engine.list_volumes()}
+            with self._changed:
+                gone = [EngineEvent("volume", "destroy", n, event.at) for n in self._volumes if n not in listed]
+        else:
+            listed = {c.id for c in self._engine.list_containers()}
+            with self._changed:
+                gone = [
+                    EngineEvent("container", "destroy", c.id, event.at, c.name)
+                    for c in self._containers.values()
+                    if c.id not in listed
+                ]
+        for destroyed in gone:
+            self._applied_now(destroyed)
+        self._applied_now(event)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ class Watch:
                 self._drop(client)
 
     def applied(self, event: EngineEvent, before: ContainerRecord | None, after: ContainerRecord | None) -> None:
-        for k, key in enumerate(touched(event, before, after)):
+        for key in touched(event, before, after):
             document = self._represent(key)
             shown = None if document is None else json.dumps(document, sort_keys=True)
             with self._lock:
@@ -136,6 +136,9 @@ class Watch:
                 else:
                     self._shown[key] = shown
                     kind = "created" if last is None else "updated"
+                # several changes may share an engine time (a prune's destroys): each its own id
+                last_id = self._kept[-1][0].id if self._kept else (0, -1)
+                k = last_id[1] + 1 if last_id[0] == event.at else 0
                 change = Change((event.at, k), kind, key[0], key[1], event.at, document)
                 labels = (document or {}).get("labels") if document else _labels_of(last)
                 self._kept.append((change, labels))

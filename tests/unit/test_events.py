@@ -151,3 +151,23 @@ def test_a_client_that_does_not_read_is_dropped_alone(watched, as_admin, monkeyp
 
 def test_the_stream_needs_a_token(watched):
     assert watched.test_client().get("/api/v1/events").status_code == 401
+
+
+def test_a_prune_tells_watchers_of_each_volume_it_removed_even_where_the_engine_does_not(watched, engine, as_admin):
+    """Engine 20.10 (the in-memory engine's default API) records one `prune` event and no `destroy`."""
+    client = watched.test_client()
+    for name in ("p1", "p2"):
+        assert client.post("/api/v1/volumes", json={"name": name}, headers=as_admin).status_code == 201
+    stream = Stream(client, as_admin, "?resource=volume")
+    pruned = client.post("/api/v1/volumes/prune", json={"include_named": True}, headers=as_admin).get_json()
+    assert pruned["volumes_deleted"] == ["p1", "p2"]
+    assert client.get("/api/v1/volumes/p1", headers=as_admin).status_code == 404
+    assert client.get("/api/v1/volumes", headers=as_admin).get_json() == []
+    deleted = [stream.next(), stream.next()]
+    assert sorted((e["event"], e["data"]["name"]) for e in deleted) == [("deleted", "p1"), ("deleted", "p2")]
+    assert len({e["id"] for e in deleted}) == 2  # each change its own id
+    engine.create_volume("p3", "local", {}, {})  # then a prune made directly (the docker CLI)
+    assert stream.next()["event"] == "created"
+    engine.prune_volumes([])
+    assert (stream.next()["event"], client.get("/api/v1/volumes/p3", headers=as_admin).status_code) == ("deleted", 404)
+    stream.close()

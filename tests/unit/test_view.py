@@ -340,3 +340,53 @@ def test_a_write_outside_any_request_is_published_at_once(engine, view):
     ve.create_volume("recovered", "local", {}, {})  # no scope: a background thread's write
     assert view.written.count() > before
     assert fresh(ve).inspect_volume("recovered").name == "recovered"
+
+
+@pytest.mark.parametrize("api_version", ["1.41", "1.45"])
+def test_a_prune_reaches_reads_whether_or_not_the_engine_records_each_volume_it_removed(api_version):
+    """Engine 20.10 records one `prune` event for a whole volume prune and no `destroy` per volume."""
+    engine = InMemoryEngine(api_version=api_version)
+    engine.create_volume("pruned", "local", {}, {"team": "web"})
+    engine.create_volume("kept", "local", {}, {})
+    view = primed(_running(engine))
+    ve = ViewedEngine(engine, view)
+    try:
+        with writing(ve):  # dockvol's own prune: seen by the very next read
+            assert ve.prune_volumes(["team=web"]).volumes_deleted == ("pruned",)
+        assert [v.name for v in fresh(ve).list_volumes()] == ["kept"]
+        with pytest.raises(NotFound):
+            fresh(ve).inspect_volume("pruned")
+        engine.prune_volumes([])  # a prune made directly (the docker CLI): seen once the stream brings it
+        _eventually(lambda: fresh(ve).list_volumes() == [])
+        same(engine, ve)
+    finally:
+        _halt(engine, view)
+
+
+def test_a_container_prune_made_directly_reaches_reads(engine, view):
+    ve = ViewedEngine(engine, view)
+    engine.create_container(ContainerSpec(name="stopped", image="busybox:stable", labels={"team": "web"}))
+    _eventually(lambda: [c.name for c in fresh(ve).list_containers()] == ["stopped"])
+    engine.prune_containers()
+    _eventually(lambda: fresh(ve).list_containers() == [])
+    same(engine, ve)
+
+
+def _running(engine: InMemoryEngine) -> View:
+    v = View(engine)
+    v.start_in_background()
+    return v
+
+
+def _halt(engine: InMemoryEngine, view: View) -> None:
+    view.stop()
+    engine.down = True
+    assert view._thread is not None
+    view._thread.join(5)
+
+
+def _eventually(check, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not seen in time"
+        time.sleep(0.01)
