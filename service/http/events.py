@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 RETAIN = 10_000  # changes a worker keeps for clients that resume
 QUEUE = 1_000  # changes a client may have waiting before it is dropped
 HEARTBEAT = 15.0  # seconds between heartbeats on an idle stream
+BASE_WAIT = 10.0  # seconds a new client waits for a starting worker's view to list the engine
 RESOURCES = (VOLUME, BINDING, GROUP)
 
 blp = Blueprint(
@@ -104,21 +105,23 @@ class Watch:
         self._clients: set[Client] = set()
         self._since: tuple[int, int] = (0, 0)  # the first id this worker can vouch for
         self._seen_at = 0
+        self._based = threading.Event()  # set once the view first listed: changes are told from then
 
     # -- fed by the view, on its thread ------------------------------------------------------------
 
     def relisted(self, first: bool) -> None:
-        """The view listed the engine: what it shows now is the base; after a break, what changed
-        meanwhile is unknown, so clients must re-list."""
+        """The view listed the engine: what it shows now is the base. What changed before it
+        (after a break; at first, for a client that came before the first listing) is unknown to
+        the clients there, so they must re-list."""
         shown = {key: json.dumps(document, sort_keys=True) for key, document in self._everything().items()}
         with self._lock:
             self._shown = shown
             self._kept.clear()
             self._since = (max(self._seen_at + 1, time.time_ns()), 0)  # ids before are not kept
             clients = list(self._clients)
-        if not first:
-            for client in clients:
-                self._drop(client)
+        self._based.set()
+        for client in clients:  # after a break; or, at first, a client that came before the base
+            self._drop(client)
 
     def applied(self, event: EngineEvent, before: ContainerRecord | None, after: ContainerRecord | None) -> None:
         for key in touched(event, before, after):
@@ -158,6 +161,7 @@ class Watch:
     ) -> tuple[Client, list[Change] | None, tuple[int, int]]:
         """A new client, what it missed since `last_id` (None: it must re-list), and where it now
         stands: the id to resume from to miss nothing after this moment."""
+        self._based.wait(BASE_WAIT)  # a client that came before the first listing waits for it
         client = Client(filters)
         self._observe("watchers", 1)
         with self._lock:

@@ -5,6 +5,7 @@ Last-Event-ID, resync, heartbeats, and a client that does not read being dropped
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -156,9 +157,10 @@ def test_the_stream_needs_a_token(watched):
 def test_a_prune_tells_watchers_of_each_volume_it_removed_even_where_the_engine_does_not(watched, engine, as_admin):
     """Engine 20.10 (the in-memory engine's default API) records one `prune` event and no `destroy`."""
     client = watched.test_client()
+    stream = Stream(client, as_admin, "?resource=volume")
     for name in ("p1", "p2"):
         assert client.post("/api/v1/volumes", json={"name": name}, headers=as_admin).status_code == 201
-    stream = Stream(client, as_admin, "?resource=volume")
+        assert stream.next()["event"] == "created"
     pruned = client.post("/api/v1/volumes/prune", json={"include_named": True}, headers=as_admin).get_json()
     assert pruned["volumes_deleted"] == ["p1", "p2"]
     assert client.get("/api/v1/volumes/p1", headers=as_admin).status_code == 404
@@ -171,3 +173,21 @@ def test_a_prune_tells_watchers_of_each_volume_it_removed_even_where_the_engine_
     engine.prune_volumes([])
     assert (stream.next()["event"], client.get("/api/v1/volumes/p3", headers=as_admin).status_code) == ("deleted", 404)
     stream.close()
+
+
+def test_a_client_that_comes_before_the_view_first_listed_is_connected_once_it_has(app, engine, as_admin):
+    """A worker's view lists the engine once it starts: a change made after a client connected but
+    before that listing would be in the base, and the client would never hear of it."""
+    client = app.test_client()
+    view = app.extensions["dockvol"].view
+    threading.Timer(0.3, view.start_in_background).start()
+    stream = Stream(client, as_admin)  # connects while the view has not listed yet
+    try:
+        assert client.post("/api/v1/volumes", json={"name": "early"}, headers=as_admin).status_code == 201
+        assert stream.next()["data"]["name"] == "early"
+    finally:
+        stream.close()
+        view.stop()
+        engine.down = True
+        if view._thread is not None:
+            view._thread.join(5)
