@@ -14,6 +14,7 @@ greenlets do both. See the README's Performance and Security sections."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,10 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
+    # Ctrl-C sends SIGINT to the whole foreground process group, and the master answers its own
+    # with a SIGQUIT to every worker: a worker that also quit on its SIGINT ran gunicorn's quit
+    # twice, and gevent printed the second one's SystemExit as a traceback. The master decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Members of sharing groups are started again after their infrastructure container restarts
     # (service/domain/reconcile.py); one worker per host is elected to do it.
     worker.wsgi.extensions["dockvol"].reconciler.start_in_background()
