@@ -10,7 +10,7 @@ connections took every thread of 2 workers x 8). Slow clients are bounded:
   connection stays. With keepalive 0 gunicorn reads them with no limit: on_starting refuses that.
 - bodies: a minimum rate, service/http/limits.py (408 below it).
 Requests mostly wait on the engine, and exports and imports stream for as long as the data takes;
-greenlets do both. See the README's Performance and Security sections."""
+greenlets do both. See the README's Security notes and docs/design.md section 8."""
 
 import os
 import shutil
