@@ -404,6 +404,10 @@ def make_run(tmp_path_factory) -> Iterator[Run]:
         if not root_existed and BIND_ROOT.exists():
             BIND_ROOT.rmdir()
         sdk.close()
+    # Ctrl-C stopped it quietly: nothing but dockvol's and gunicorn's JSON lines and make run's own
+    # messages, no traceback (a gevent worker's SystemExit printed one, which read like a crash).
+    raw = [line for line in service_log.read_text().splitlines() if not line.startswith("{")]
+    assert not [line for line in raw if line.startswith("Traceback")], "\n".join(raw[-60:])
 
 
 def test_every_sh_block_is_run_or_named_as_needing_a_swarm():
