@@ -35,6 +35,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def started(pid: int) -> bool:
+    """The worker ran post_worker_init, whose first step sets SIGINT aside (Linux's SigIgn mask).
+    Waited for at most a few seconds: past that the test goes on, and checks the outcome only."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
 def test_ctrl_c_stops_gunicorn_with_no_traceback(tmp_path):
     port = free_port()
     log = tmp_path / "gunicorn.log"
@@ -63,7 +71,10 @@ def test_ctrl_c_stops_gunicorn_with_no_traceback(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.05)
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
-        time.sleep(0.5)  # each worker's post_worker_init, which follows its app's loading
+        workers = [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log.read_text())]
+        deadline = time.monotonic() + 5  # each worker's post_worker_init, which follows its app's loading
+        while not all(map(started, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0
     finally:
