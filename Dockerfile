@@ -1,15 +1,22 @@
 # dockvol's image: a wheel built in one stage, installed with no build tools in the next, with
 # its dependencies pinned and hash-checked (requirements/runtime.txt), run by a non-root user.
 # Needs access to the engine socket: see the README's Deploy section.
+# The base image goes by its tag. To pin it, append the digest that the registry gives for the
+# tag where it can be reached, and refresh it with each rebuild that should take the base's fixes:
+#   docker pull python:3.12-slim && docker inspect -f '{{index .RepoDigests 0}}' python:3.12-slim
+#   docker build --build-arg BASE_IMAGE=python:3.12-slim@sha256:DIGEST .
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
+COPY requirements/build.txt ./
+# pip, setuptools and wheel pinned with hashes (requirements/build.txt); no build isolation, so
+# the wheel is built with these and nothing unpinned is fetched for it.
 RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip install --no-cache-dir --upgrade pip wheel \
- && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+ && /opt/build/bin/pip install --no-cache-dir --require-hashes -r build.txt \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE}
 COPY --from=build /wheels /wheels

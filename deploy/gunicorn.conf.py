@@ -10,10 +10,11 @@ connections took every thread of 2 workers x 8). Slow clients are bounded:
   connection stays. With keepalive 0 gunicorn reads them with no limit: on_starting refuses that.
 - bodies: a minimum rate, service/http/limits.py (408 below it).
 Requests mostly wait on the engine, and exports and imports stream for as long as the data takes;
-greenlets do both. See the README's Performance and Security sections."""
+greenlets do both. See the README's Security notes and docs/design.md section 8."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,10 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
+    # Ctrl-C sends SIGINT to the whole foreground process group, and the master answers its own
+    # with a SIGQUIT to every worker: a worker that also quit on its SIGINT ran gunicorn's quit
+    # twice, and gevent printed the second one's SystemExit as a traceback. The master decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Members of sharing groups are started again after their infrastructure container restarts
     # (service/domain/reconcile.py); one worker per host is elected to do it.
     worker.wsgi.extensions["dockvol"].reconciler.start_in_background()

@@ -83,6 +83,8 @@ fi
 
 "$BIN/gunicorn" -c deploy/gunicorn.conf.py 'service.app:create_app()' &
 gunicorn=$!
-# A TERM or INT stops gunicorn gracefully, then the EXIT trap stops the engine this script started.
+# A TERM (or an INT sent to this script alone) stops gunicorn gracefully. Ctrl-C at a terminal
+# reaches gunicorn's master too, which then stops at once. Either way, the EXIT trap then stops
+# the engine this script started.
 trap 'kill -TERM "$gunicorn" 2>/dev/null; wait "$gunicorn"; exit 0' TERM INT
 wait "$gunicorn"

@@ -1,13 +1,14 @@
 """The README's examples, run as written against dockvol started the way `make run` starts it.
 
-Every ```sh block of the README's single-engine sections ("Two commands", "Trying it with curl"
-and its subsections, "A generated client", "Watching changes", "Errors") runs here, in the
-README's order, each with bash in one scratch directory that stands for the newcomer's checkout
+Every ```sh and ```python block of the README's single-engine sections ("Quick start", "Trying
+it with curl" and its subsections, "A generated client", "Watching changes", "Cleaning up",
+"Errors") runs here, in the README's order, the shell ones with bash and the Python ones with
+this environment's Python, all in one scratch directory that stands for the newcomer's checkout
 (`.dockvol/`, where `make run` keeps its token, and a link to `openapi/`). The blocks of "Fleet
 mode" and "Deploy" are not run: they need a Swarm or an image build, which the fleet tier and
 deploy/smoke.sh exercise. A ```sh block anywhere else fails the test, so none goes unchecked.
 
-The service is `make run` itself (the "Two commands" block's first line; its second, `make test`,
+The service is `make run` itself (the "Quick start" block's first line; its second, `make test`,
 is what runs this test), on this tier's engine: so its settings are deploy/run.sh's, none copied
 here: the bind root /data, network none on an engine without a bridge network, a token made
 under DOCKVOL_RUN_STATE. Two things differ from a newcomer's run, both said here: the port
@@ -17,17 +18,19 @@ block) that calls the real curl with `-D` to keep the response headers and `--ma
 watch stream never ends), and records its arguments, output and exit code; the README's commands
 are otherwise run byte for byte. Each block starts with the README's own first "Trying it with
 curl" block (TOKEN, API, H), as a newcomer's shell would have it. The watch example runs while
-this test makes a volume labelled team=web, so that the stream has a change to show. The Python
-blocks are not run as such: the generated client's imports are checked here, and
-test_generated_client.py drives the client and its stream.
+this test makes a volume labelled team=web, so that the stream has a change to show; the Python
+watch example likewise, while this test makes volumes until it prints one. The Python blocks
+run as written too (the port aside), each on its own, after the README's shell block that
+generates the client, and what they print is checked.
 
-Each curl answer is checked against EXPECTED: its status (a 4xx only where the README's comment
-names that status), and what the README says it shows (Location, pagination headers, ETag, the
-nodes list and the watch stream as the README's comments show them, the volume document's fields
-as the README's JSON example). The README's own cleaning up must leave none of its volumes,
-bindings or groups behind; whatever it leaves anyway (and the host directories its bindings made
-under /data, and /data itself if make run made it) this test removes: only what the examples'
-answers named (containers by id, volumes by name and dockvol.create-id), never by name alone.
+Each curl answer is checked against EXPECTED (and CLEANING_UP): its status (a 4xx only where the
+README's comment names that status), and what the README says it shows (Location, pagination
+headers, ETag, the nodes list and the watch stream as the README's comments show them, the
+volume document's fields as the README's JSON example). The README's own cleaning up must leave
+none of its volumes, bindings or groups behind, nor any file the examples made in the checkout;
+whatever they leave anyway (and the host directories its bindings made under /data, and /data
+itself if make run made it) this test removes: only what the examples' answers named
+(containers by id, volumes by name and dockvol.create-id), never by name alone.
 The README's names (site-data, b1, infracon...) already on the engine fail the test at once.
 """
 
@@ -37,12 +40,14 @@ import dataclasses
 import json
 import os
 import pathlib
+import queue
 import re
 import shlex
 import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,10 +61,10 @@ from tests.support import IMAGE, engine_host, unique
 from .conftest import ROOT, free_port
 
 README = ROOT / "README.md"
-CHECKED = ("Two commands", "Trying it with curl", "A generated client", "Watching changes", "Errors")
+CHECKED = ("Quick start", "Trying it with curl", "A generated client", "Watching changes", "Cleaning up", "Errors")
 SWARM = ("Fleet mode", "Deploy")  # need a Swarm or an image build: the fleet tier and deploy/smoke.sh
 CONTAINERS = ("b1", "b2", "infracon", "nginx", "tomcat")
-VOLUMES = ("site-data", "site-restored", "site-copy", "site-v2")
+VOLUMES = ("site-data", "site-restored", "site-copy", "site-v2", "site-py")
 BIND_ROOT = pathlib.Path("/data")
 README_IMAGE = "busybox:stable"
 ANONYMOUS = re.compile(r"[0-9a-f]{64}")
@@ -82,19 +87,20 @@ class Block:
     section: str  # the ## heading it lies under
     line: int  # of its opening fence
     text: str
+    lang: str = "sh"
 
     @property
     def where(self) -> str:
         return f"README.md:{self.line} ({self.section})"
 
 
-def readme_blocks() -> list[Block]:
+def readme_blocks(lang: str = "sh") -> list[Block]:
     blocks, section, fence, start, body = [], "", None, 0, []
     for number, line in enumerate(README.read_text().splitlines(), 1):
         if fence is not None:
             if line.startswith("```"):
-                if fence == "sh":
-                    blocks.append(Block(section, start, "\n".join(body) + "\n"))
+                if fence == lang:
+                    blocks.append(Block(section, start, "\n".join(body) + "\n", lang))
                 fence = None
             else:
                 body.append(line)
@@ -105,8 +111,8 @@ def readme_blocks() -> list[Block]:
     return blocks
 
 
-def checked_blocks() -> list[Block]:
-    return [b for b in readme_blocks() if b.section.startswith(CHECKED)]
+def checked_blocks(lang: str = "sh") -> list[Block]:
+    return [b for b in readme_blocks(lang) if b.section.startswith(CHECKED)]
 
 
 @dataclasses.dataclass
@@ -215,6 +221,7 @@ class Run:
     # these, never by name alone): containers by id, volumes by name with their dockvol.create-id.
     containers: set[str] = dataclasses.field(default_factory=set)
     volumes: dict[str, str] = dataclasses.field(default_factory=dict)
+    seen: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the tour's answers showed
 
     @property
     def base(self) -> str:
@@ -234,6 +241,28 @@ class Run:
             stderr=subprocess.STDOUT,
             **kw,
         )
+
+    def python(self, block: Block, **kw: Any) -> subprocess.Popen[str]:
+        """A Python block as written (on this run's port), run on its own in the checkout, with
+        the environment the shell blocks have and this environment's Python (where the README's
+        `pip install openapi-python-client` finds the client's packages). With -c, as in an
+        interpreter started there, the checkout is on the path: the generated client imports."""
+        return subprocess.Popen(
+            [sys.executable, "-c", self.as_written(block.text)],
+            cwd=self.cwd,
+            env={**os.environ, "README_LOG": str(self.log)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **kw,
+        )
+
+    def note_volume(self, name: str) -> None:
+        """A volume a Python block made (no curl records it): taken away at the end if left."""
+        try:
+            self.volumes[name] = self.sdk.volumes.get(name).attrs["Labels"]["dockvol.create-id"]
+        except docker.errors.NotFound:
+            pass
 
     def run(self, block: Block, variables: Block | None, env: dict[str, str] | None = None) -> list[Call]:
         """Run one block; its curls, each paired with the README command that made it."""
@@ -332,7 +361,7 @@ def make_run(tmp_path_factory) -> Iterator[Run]:
     (scratch / "metrics").mkdir()
     run = Run(free_port(), cwd, log, sdk)
 
-    two_commands = next(b for b in readme_blocks() if b.section == "Two commands")
+    two_commands = next(b for b in readme_blocks() if b.section == "Quick start")
     lines = [c.text.split("#")[0].strip() for c in commands(two_commands)]
     assert lines == ["make run", "make test"], f"{two_commands.where}: {lines}"
     # make run's own settings only: none of the caller's dockvol or engine settings leak in.
@@ -375,6 +404,10 @@ def make_run(tmp_path_factory) -> Iterator[Run]:
         if not root_existed and BIND_ROOT.exists():
             BIND_ROOT.rmdir()
         sdk.close()
+    # Ctrl-C stopped it quietly: nothing but dockvol's and gunicorn's JSON lines and make run's own
+    # messages, no traceback (a gevent worker's SystemExit printed one, which read like a crash).
+    raw = [line for line in service_log.read_text().splitlines() if not line.startswith("{")]
+    assert not [line for line in raw if line.startswith("Traceback")], "\n".join(raw[-60:])
 
 
 def test_every_sh_block_is_run_or_named_as_needing_a_swarm():
@@ -382,6 +415,10 @@ def test_every_sh_block_is_run_or_named_as_needing_a_swarm():
     stray = [b.where for b in blocks if not b.section.startswith(CHECKED + SWARM)]
     assert not stray, f"README shell blocks in sections this test does not know: {stray}"
     assert len(checked_blocks()) >= 10  # the parse found the examples
+    python = readme_blocks("python")
+    stray = [b.where for b in python if not b.section.startswith(CHECKED)]
+    assert not stray, f"README Python blocks in sections this test does not run: {stray}"
+    assert len(python) >= 2
 
 
 # What each curl of the tour must answer, in the README's order: method, URL after $API, status,
@@ -426,6 +463,12 @@ def names_include(*names: str) -> Check:
         assert set(names) <= {v["name"] for v in call.json()}
 
     return check
+
+
+def named_site_volumes(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert "site-data" in {v["name"] for v in body}, body
+    assert all(not v["anonymous"] and v["managed"] and "site" in v["name"] for v in body), body
 
 
 def one_volume(call: Call, seen: dict[str, Any]) -> None:
@@ -510,13 +553,12 @@ def etag_read(call: Call, seen: dict[str, Any]) -> None:
 
 
 def pruned(*, dry_run: bool) -> Check:
+    """The dry run lists what the prune then deletes: the same body, the same volumes."""
+
     def check(call: Call, seen: dict[str, Any]) -> None:
         body = call.json()
         assert body["dry_run"] is dry_run
-        if dry_run:
-            assert seen["anonymous"] in body["volumes_deleted"]
-        else:
-            assert sorted(body["volumes_deleted"]) == sorted([seen["anonymous"], "site-data"])
+        assert sorted(body["volumes_deleted"]) == sorted([seen["anonymous"], "site-data"])
 
     return check
 
@@ -528,7 +570,7 @@ EXPECTED: list[tuple[str, str, int, Check | None]] = [
     ("POST", "/volumes", 409, problem(409, detail="volume site-data exists already")),
     ("GET", "/volumes?page=1&page_size=20", 200, paginated),
     ("GET", "/volumes?label=team=web&dangling=true", 200, names_include("site-data")),
-    ("GET", "/volumes?anonymous=true&managed=true&name=site", 200, None),
+    ("GET", "/volumes?anonymous=false&managed=true&name=site", 200, named_site_volumes),
     ("GET", "/volumes/site-data", 200, one_volume),
     # Volume data
     ("PUT", "/volumes/site-data/archive", 200, imported(2)),
@@ -562,13 +604,39 @@ EXPECTED: list[tuple[str, str, int, Check | None]] = [
     ("DELETE", "/sharing-groups/infracon?cascade=true", 204, None),
     # Nodes
     ("GET", "/nodes", 200, nodes_as_shown),
-    # Cleaning up
+]
+
+CLEANING_UP: list[tuple[str, str, int, Check | None]] = [
     ("DELETE", "/volumes/site-restored", 204, None),
     ("GET", "/volumes/site-v2", 200, etag_read),
     ("DELETE", "/volumes/site-v2", 204, None),
     ("POST", "/volumes/prune", 200, pruned(dry_run=True)),
     ("POST", "/volumes/prune", 200, pruned(dry_run=False)),
 ]
+
+
+def variables_block() -> Block:
+    """The README's first "Trying it with curl" block (TOKEN, API, H), as a newcomer's shell has it."""
+    return [b for b in checked_blocks() if b.section == "Trying it with curl"][0]
+
+
+def check_calls(make_run: Run, calls: list[Call], expected: list[tuple[str, str, int, Check | None]]) -> None:
+    """Each curl against what the README says it does: method, URL, status, what it shows."""
+    assert len(calls) == len(expected), [f"{c.method} {c.url}" for c in calls]
+    api = f"{make_run.base}/api/v1"
+    for call, (method, path, status, check) in zip(calls, expected, strict=True):
+        assert (call.method, call.url) == (method, api + path), str(call)
+        assert call.rc == 0, str(call)
+        assert call.status == status, str(call)
+        if status >= 400:  # an error only where the README says the example shows one
+            assert any(str(status) in comment for comment in call.command.comments), (
+                f"the README does not say this example answers {status}: {call.command.comments}\n{call}"
+            )
+        if check is not None:
+            try:
+                check(call, make_run.seen)
+            except (AssertionError, KeyError, ValueError) as exc:
+                raise AssertionError(f"{call}\n{exc!r}") from exc
 
 
 def test_the_curl_tour_as_written(make_run):
@@ -585,32 +653,14 @@ def test_the_curl_tour_as_written(make_run):
     ).stdout.splitlines()
     assert shown[1] == f"{make_run.base}/api/v1" and shown[0] and shown[2] == f"Authorization: Bearer {shown[0]}"
 
-    seen: dict[str, Any] = {"cwd": make_run.cwd, "sdk": make_run.sdk}
-    calls = [call for block in tour for call in make_run.run(block, variables)]
-    assert len(calls) == len(EXPECTED), [f"{c.method} {c.url}" for c in calls]
-    api = f"{make_run.base}/api/v1"
-    for call, (method, path, status, check) in zip(calls, EXPECTED, strict=True):
-        assert (call.method, call.url) == (method, api + path), str(call)
-        assert call.rc == 0, str(call)
-        assert call.status == status, str(call)
-        if status >= 400:  # an error only where the README says the example shows one
-            assert any(str(status) in comment for comment in call.command.comments), (
-                f"the README does not say this example answers {status}: {call.command.comments}\n{call}"
-            )
-        if check is not None:
-            try:
-                check(call, seen)
-            except (AssertionError, KeyError, ValueError) as exc:
-                raise AssertionError(f"{call}\n{exc!r}") from exc
+    make_run.seen.update(cwd=make_run.cwd, sdk=make_run.sdk)
+    check_calls(make_run, [call for block in tour for call in make_run.run(block, variables)], EXPECTED)
 
     # The README's volume document has the fields dockvol shows, and its used_by entry too.
     (example,) = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", README.read_text(), re.S)]
-    assert example.keys() == seen["volume document"].keys()
-    assert example["used_by"][0].keys() == seen["used_by"].keys()
-
-    # Cleaning up took away every volume, binding and group the tour made.
-    assert make_run.volumes.keys() >= {"site-data", "site-restored", "site-v2", seen["anonymous"]}
-    assert make_run.left() == []
+    assert example.keys() == make_run.seen["volume document"].keys()
+    assert example["used_by"][0].keys() == make_run.seen["used_by"].keys()
+    make_run.seen["tour"] = "done"
 
 
 def after_in_readme(last_line: str) -> list[str]:
@@ -625,20 +675,78 @@ def after_in_readme(last_line: str) -> list[str]:
     return after
 
 
-def test_the_generated_client_as_written(make_run):
-    """pip finds openapi-python-client in the test environment (no download), and the client is
-    made from the committed spec: what the README's Python example imports is there."""
+@pytest.fixture(scope="module")
+def generated_client(make_run) -> Run:
+    """The README's shell block of "A generated client": pip finds openapi-python-client in the
+    test environment (no download), and the client is made from the committed spec into the
+    checkout, where the Python blocks import it."""
     (block,) = [b for b in checked_blocks() if b.section == "A generated client"]
     venv = pathlib.Path(sys.executable).parent
     proc = make_run.bash(block, None, env={"PATH": f"{venv}:{os.environ['PATH']}"})
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out.decode()[-3000:]
     assert make_run.calls(block, make_run.recorded()) == []
-    check = "from dockvol_client import AuthenticatedClient\n"
-    check += "from dockvol_client.api.volumes import create_volume\nfrom dockvol_client.models import VolumeCreate\n"
-    python = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert python is not None and python.group(1).startswith(check)
-    subprocess.run([sys.executable, "-c", check], cwd=make_run.cwd, check=True)
+    assert (make_run.cwd / "dockvol_client" / "__init__.py").exists()
+    return make_run
+
+
+def test_the_generated_client_as_written(generated_client):
+    """The client example, run as written: it makes a volume, reads it with its ETag, reads one
+    that is not there (a Problem), and deletes the first only if unchanged; none is left."""
+    run = generated_client
+    (block,) = [b for b in checked_blocks("python") if b.section == "A generated client"]
+    proc = run.python(block)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        run.note_volume("site-py")
+    assert proc.returncode == 0, f"{block.where} failed:\n{out[-3000:]}"
+    made, read, missing = out.splitlines()
+    assert re.fullmatch(r"site-py /\S+/site-py/_data", made), out
+    assert re.fullmatch(r'200 "[^"]+"', read), out
+    assert missing.startswith("404 ") and "no-such-volume" in missing, out
+    assert "site-py" not in {v.name for v in run.sdk.volumes.list()}, "the example's volume is left"
+
+
+def test_watching_changes_in_python_as_written(generated_client):
+    """The Python stream example prints a change to a volume: this test makes volumes until it
+    does (the first may come before the stream is open), then stops it."""
+    run = generated_client
+    (block,) = [b for b in checked_blocks("python") if b.section == "Watching changes"]
+    token = (run.cwd / ".dockvol" / "token").read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    proc = run.python(block, bufsize=1)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    made: list[str] = []
+    printed: list[str] = []
+    try:
+        for _ in range(10):
+            name = unique("readme-pywatch")
+            r = requests.post(f"{run.base}/api/v1/volumes", json={"name": name}, headers=headers, timeout=30)
+            assert r.status_code == 201, r.text
+            made.append(name)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and f"volume {name}" not in printed:
+                try:
+                    printed.append(lines.get(timeout=0.1).rstrip("\n"))
+                except queue.Empty:
+                    assert proc.poll() is None, f"{block.where} ended:\n" + "\n".join(printed)
+            if f"volume {name}" in printed:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=10)
+        proc.stdout.close()
+        for name in made:
+            requests.delete(f"{run.base}/api/v1/volumes/{name}", headers=headers, timeout=30)
+    assert any(f"volume {name}" == line for name in made for line in printed), printed
+    assert not any("Traceback" in line for line in printed), printed
 
 
 def test_watching_changes_as_written(make_run):
@@ -680,3 +788,19 @@ def test_watching_changes_as_written(make_run):
     data, example = json.loads(created["data"]), json.loads(shown["data"].replace("{...}", "{}"))
     assert data.keys() == example.keys() and (data["resource"], data["name"]) == ("volume", name)
     assert data["object"]["labels"] == {"team": "web"}
+
+
+def test_cleaning_up_as_written(generated_client):
+    """Cleaning up, after every other example: the tour's volumes deleted (the prune's dry run
+    lists what the prune then deletes), and the files the examples made in the checkout gone."""
+    run = generated_client
+    assert run.seen.get("tour") == "done", "the curl tour did not run to its end"
+    (block,) = [b for b in checked_blocks() if b.section == "Cleaning up"]
+    check_calls(run, run.run(block, variables_block()), CLEANING_UP)
+
+    # Every volume, binding and group the examples made is gone, and so are their files.
+    assert run.volumes.keys() >= {"site-data", "site-restored", "site-v2", run.seen["anonymous"]}
+    assert run.left() == []
+    made = ["site", "site.tar", "site.tar.gz", "site-data.tar", "dockvol_client"]
+    assert [name for name in made if (run.cwd / name).exists()] == []
+    assert sorted(p.name for p in run.cwd.iterdir()) == [".dockvol", "openapi"]
