@@ -23,8 +23,8 @@ from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError
+from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
-from .fleet.router import Router
 from .http import docs, events, health, hooks, limits, mount_schemas, observability, problems
 from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
@@ -36,9 +36,11 @@ from .http.fields import (
     name_param_schema,
     volume_param_schema,
 )
+from .http.fleet.router import Router
 from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
 from .http.smorest import Api
+from .http.volumes import data_routes  # noqa: F401  # volume data's routes join the volumes blueprint
 from .http.volumes import routes as volume_routes
 from .http.volumes import schemas as volume_schemas
 from .wiring import build_services
@@ -166,16 +168,8 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
         volume = services.volume_data.receive(name, labels, export)
         return answer(volume, 201, url_for("volumes.VolumeItem", name=name))
 
-    return Router(
-        services.nodes.here,
-        settings.fleet_secret,
-        services.auth,
-        resolve,
-        transport,
-        settings.engine_timeout,
-        identity,
-        receive_here,
-    )
+    fleet = Fleet(services.nodes.here, settings.fleet_secret, resolve, transport, settings.engine_timeout)
+    return Router(fleet, services.auth, identity, receive_here)
 
 
 def after_worker(pid: int) -> None:

@@ -35,7 +35,7 @@ from ..errors import InvalidInput, NotFound
 from ..json_types import JSON
 from .context import services
 from .documents import binding_document, group_document, volume_document
-from .smorest import Blueprint, Schema
+from .smorest import Blueprint, Schema, Serving
 
 if TYPE_CHECKING:
     from ..app import Services
@@ -264,7 +264,7 @@ STREAM_DOC = {
 
 
 @blp.route("/events")
-@blp.operation("watchEvents", "read", responses={200: STREAM_DOC})
+@blp.operation("watchEvents", "read", responses={200: STREAM_DOC}, serving=Serving(fleet="watch"))
 @blp.arguments(EventQuerySchema, location="query", as_kwargs=True)
 def events(
     resource: Sequence[str] = RESOURCES, name: str | None = None, label: Sequence[str] = (), **rest: Any

@@ -12,10 +12,9 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from ..engine.viewed import ViewedEngine
 from ..errors import NotFound, TooLarge
-from ..fleet.router import COLLECTIONS
 from . import observability, problems
 from .context import services
-from .volumes import data_routes
+from .smorest import serving
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -29,10 +28,7 @@ def register(app: Flask, engine: ViewedEngine, front_door: FrontDoor) -> None:
     app.before_request(observability.start_clock)
     # GET requests read the view of the engine (service/engine/viewed.py); others the engine, and
     # so do the GETs of volume data, which act on what they read (pause its writers, make helpers).
-    acting = data_routes.ACTING_READS
-    app.before_request(
-        lambda: engine.new_scope(reading=request.method in ("GET", "HEAD") and request.endpoint not in acting)
-    )
+    app.before_request(lambda: engine.new_scope(reading=request.method in ("GET", "HEAD") and not serving().acting))
     app.before_request(_require_json_body)
     app.before_request(_take_node)
     app.before_request(front_door)  # fleet mode's router, or this one node's
@@ -71,7 +67,7 @@ def _account(response: Response) -> Response:
 
 
 def _require_json_body() -> Response | None:
-    if request.endpoint in data_routes.RAW_BODY_ENDPOINTS:
+    if serving().raw_body:
         request.max_content_length = services().settings.max_import_bytes
         return None
     if request.method in BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
@@ -106,14 +102,14 @@ def only_this_node() -> None:
     """One engine's front door: a request for another node finds nothing: a list is empty (after
     its view checked the query), anything else (the watch too) 404; a caller without a token
     hears 401 first."""
-    blueprint = (request.endpoint or "").partition(".")[0]
-    if not g.nodes or blueprint not in (*COLLECTIONS, "events"):
+    role = serving().fleet
+    if not g.nodes or role in (None, "nodes"):
         return
     services().auth.authorize(request.headers.get("Authorization"), "read")
     here = services().nodes.here()
     if here in g.nodes:
         return
-    if blueprint in COLLECTIONS and request.method == "GET" and (request.view_args or {}).get("name") is None:
+    if role == "list" and request.method == "GET":
         g.other_nodes = True  # pagination.paginate lists nothing
         return
     raise NotFound(f"there is no node {g.nodes[0]!r} (this is {here})")
