@@ -30,15 +30,7 @@ from .port import (
     SwarmNode,
     VolumeRecord,
 )
-
-
-def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
-    """The engine's label filter: `k` needs the key, `k=v` the key with that value."""
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
+from .port import labels_match as labels_match  # re-exported: engine/viewed.py imports it from here
 
 
 class InMemoryEngine:
