@@ -6,19 +6,12 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from flask import Flask, Response, request, url_for
 
 from .config import Settings
-from .domain.bindings import Bindings
-from .domain.intents import Intents
-from .domain.nodes import Nodes
-from .domain.reconcile import Reconciler
-from .domain.sharing import SharingGroups
-from .domain.volume_data import VolumeData
-from .domain.volumes import VolumeQuery, Volumes
+from .domain.volumes import VolumeQuery
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
@@ -26,7 +19,6 @@ from .errors import DockvolError
 from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
 from .http import docs, events, health, hooks, limits, mount_schemas, observability, problems
-from .http.auth import TokenStore
 from .http.bindings import routes as binding_routes
 from .http.documents import answer
 from .http.fields import (
@@ -43,25 +35,7 @@ from .http.smorest import Api
 from .http.volumes import data_routes  # noqa: F401  # volume data's routes join the volumes blueprint
 from .http.volumes import routes as volume_routes
 from .http.volumes import schemas as volume_schemas
-from .wiring import build_services
-
-
-@dataclass
-class Services:
-    """What the HTTP layer reaches through `current_app.extensions["dockvol"]`."""
-
-    settings: Settings
-    engine: ViewedEngine  # the engine as the requests read it (their scopes)
-    auth: TokenStore
-    volumes: Volumes
-    bindings: Bindings
-    sharing_groups: SharingGroups
-    volume_data: VolumeData
-    intents: Intents
-    reconciler: Reconciler
-    view: View
-    nodes: Nodes
-    watch: events.Watch = field(init=False)  # set right after: it reads the resources through these services
+from .wiring import Services, build_services
 
 
 def create_app(
@@ -97,25 +71,9 @@ def create_app(
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
     view = View(engine, observability.observe_view)
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
-    uses = build_services(settings, engine)
-    services = Services(
-        settings=settings,
-        engine=engine,
-        auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
-        volumes=uses.volumes,
-        bindings=uses.bindings,
-        sharing_groups=uses.sharing_groups,
-        volume_data=uses.volume_data,
-        intents=uses.intents,
-        reconciler=uses.reconciler,
-        view=view,
-        nodes=uses.nodes,
-    )
-
+    services = build_services(settings, engine, view)
     app.extensions["dockvol"] = services
-    services.watch = events.Watch(
-        events.representer(services), events.everything(services), observability.observe_watch
-    )
+    services.watch = events.new_watch(services, engine, observability.observe_watch)
     view.listeners.append(services.watch.applied)
     view.relisted.append(services.watch.relisted)
 

@@ -86,7 +86,7 @@ def observe_view(what: str, value: float) -> None:
 
 
 def observe_watch(what: str, value: float) -> None:
-    """What the watch reports (http/events.py): "watchers" (+1/-1), "dropped"."""
+    """What the watch reports (domain/watch.py): "watchers" (+1/-1), "dropped"."""
     if what == "watchers":
         WATCHERS.inc(value)
     else:

@@ -11,6 +11,7 @@ from typing import IO
 import marshmallow as ma
 from flask import Request, Response, url_for
 
+from ...auth import Principal
 from ...domain.archives import CHUNK, ChunkReader
 from ...fleet import clones
 from ...fleet.forwarding import Caller
@@ -18,7 +19,6 @@ from ...fleet.members import CLONES, Fleet, candidates
 from ...fleet.peers import NO_LIMIT
 from ...fleet.placement import place
 from .. import problems
-from ..auth import Principal
 from ..volumes.data_schemas import CloneSchema
 from .answers import forward, passed
 

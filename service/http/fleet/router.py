@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import Request, Response, current_app, g
 
+from ...auth import Principal, TokenStore
 from ...errors import Unauthenticated
 from ...fleet import forwarding
 from ...fleet.members import ANY_NODE, CLONES, FLEET_ROUTES, IDENTITY, Fleet
-from ..auth import Principal, TokenStore
 from ..smorest import serving
 from . import clone, items, lists, watch
 from .answers import document, forward, target

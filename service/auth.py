@@ -9,8 +9,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..config import SCOPES, ConfigError
-from ..errors import Forbidden, Unauthenticated
+from .config import SCOPES, ConfigError
+from .errors import Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
 
