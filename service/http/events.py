@@ -24,6 +24,7 @@ from ..json_types import JSON
 from ..wiring import Services
 from .context import services
 from .documents import binding_document, group_document, volume_document
+from .responses import event_stream
 from .smorest import Blueprint, Schema, Serving
 
 HEARTBEAT = 15.0  # seconds between heartbeats on an idle stream
@@ -142,8 +143,7 @@ def events(
         finally:
             watch.unsubscribe(client)
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(stream(), mimetype="text/event-stream", headers=headers)
+    return event_stream(stream())
 
 
 def _sse(change: Change, node: str) -> str:

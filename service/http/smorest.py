@@ -265,12 +265,6 @@ ETAG_DOC = {
 LOCATION_DOC = {"Location": {"schema": {"type": "string"}, "description": "Where the new resource is"}}
 
 
-def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response built by the caller (flask-smorest passes a Response through as it is);
-    for hot paths whose documents are assembled without marshmallow."""
-    return Response(json.dumps(document), status=status, headers=headers, content_type="application/json")
-
-
 def links_to(*operations: str, field: str = "name", param: str = "name") -> JSON:
     """OpenAPI links from a response to the operations that take what it names."""
     return {

@@ -12,7 +12,8 @@ from flask import Request, Response
 from ...fleet.forwarding import Caller
 from ...fleet.members import Fleet, Member
 from ...fleet.peers import NO_LIMIT, Body, Reply
-from ..smorest import json_response, serving
+from ..responses import json_response
+from ..smorest import serving
 
 UNREACHABLE = "Dockvol-Unreachable-Nodes"
 SENT = ("Content-Type", "Accept", "If-Match", "X-Request-ID", "Last-Event-ID")

@@ -12,6 +12,7 @@ from ...fleet.forwarding import Caller
 from ...fleet.members import Fleet
 from ...fleet.peers import Reply
 from .. import events
+from ..responses import event_stream
 from .answers import forward, passed, unreachable
 
 
@@ -48,5 +49,4 @@ def watched(fleet: Fleet, request: Request, caller: Caller) -> Response:
         return now != set(addresses)
 
     merged = watch.Merged(streams, ids, fleet.here(), events.HEARTBEAT, fleet_changed)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **unreachable(silent)}
-    return Response(iter(merged), mimetype="text/event-stream", headers=headers)
+    return event_stream(iter(merged), unreachable(silent))

@@ -10,7 +10,8 @@ from flask.views import MethodView
 
 from ..context import services
 from ..pagination import HEADERS_DOC, PageArgs, paginate
-from ..smorest import Blueprint, Schema, Serving, json_response
+from ..responses import json_response
+from ..smorest import Blueprint, Schema, Serving
 
 blp = Blueprint("nodes", __name__, url_prefix="/api/v1/nodes", description="The Docker hosts dockvol answers for")
 

@@ -12,7 +12,8 @@ from ...domain.volumes import PruneResult, VolumeQuery, Volumes
 from ..context import services
 from ..documents import answer, check_node, here, volume_document
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, Serving, if_match, json_response
+from ..responses import json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, Serving, if_match
 from .schemas import (
     PruneResultSchema,
     PruneSchema,
