@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
-import re
 import sys
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, Any
 
-from flask import Flask, Response, current_app, g, request, url_for
-from werkzeug.datastructures import ImmutableMultiDict
+from flask import Flask, Response, request, url_for
 
 from .config import Settings
-from .domain.bindings import Bindings
-from .domain.intents import Intents
-from .domain.nodes import Nodes
-from .domain.reconcile import Reconciler
-from .domain.sharing import SharingGroups
-from .domain.volume_data import VolumeData
-from .domain.volumes import VolumeQuery, Volumes
+from .domain.volumes import VolumeQuery
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
-from .errors import DockvolError, NotFound, TooLarge
+from .errors import DockvolError
+from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
-from .fleet.router import COLLECTIONS, Router
-from .http import docs, events, health, limits, mount_schemas, observability, problems
-from .http.auth import TokenStore
+from .http import docs, events, health, hooks, limits, mount_schemas, observability, problems
 from .http.bindings import routes as binding_routes
 from .http.documents import answer
 from .http.fields import (
@@ -40,42 +28,14 @@ from .http.fields import (
     name_param_schema,
     volume_param_schema,
 )
+from .http.fleet.router import Router
 from .http.nodes import routes as node_routes
 from .http.sharing_groups import routes as sharing_group_routes
 from .http.smorest import Api
-from .http.volumes import data_routes
+from .http.volumes import data_routes  # noqa: F401  # volume data's routes join the volumes blueprint
 from .http.volumes import routes as volume_routes
 from .http.volumes import schemas as volume_schemas
-from .wiring import build_services
-
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-BODY_METHODS = ("POST", "PUT", "PATCH")
-
-
-@dataclass
-class Services:
-    """What the HTTP layer reaches through `current_app.extensions["dockvol"]`."""
-
-    settings: Settings
-    engine: ViewedEngine  # the engine as the requests read it (their scopes)
-    auth: TokenStore
-    volumes: Volumes
-    bindings: Bindings
-    sharing_groups: SharingGroups
-    volume_data: VolumeData
-    intents: Intents
-    reconciler: Reconciler
-    view: View
-    nodes: Nodes
-    watch: events.Watch = field(init=False)  # set right after: it reads the resources through these services
-
-
-def _settled(engine: ViewedEngine) -> Callable[[Response], Response]:
-    def settle(response: Response) -> Response:
-        engine.settle()
-        return response
-
-    return settle
+from .wiring import Services, build_services
 
 
 def create_app(
@@ -111,48 +71,20 @@ def create_app(
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
     view = View(engine, observability.observe_view)
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
-    uses = build_services(settings, engine)
-    services = Services(
-        settings=settings,
-        engine=engine,
-        auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
-        volumes=uses.volumes,
-        bindings=uses.bindings,
-        sharing_groups=uses.sharing_groups,
-        volume_data=uses.volume_data,
-        intents=uses.intents,
-        reconciler=uses.reconciler,
-        view=view,
-        nodes=uses.nodes,
-    )
-
+    services = build_services(settings, engine, view)
     app.extensions["dockvol"] = services
-    services.watch = events.Watch(
-        events.representer(services), events.everything(services), observability.observe_watch
-    )
+    services.watch = events.new_watch(services, engine, observability.observe_watch)
     view.listeners.append(services.watch.applied)
     view.relisted.append(services.watch.relisted)
 
-    app.before_request(_take_request_id)
-    # GET requests read the view of the engine (service/engine/viewed.py); others the engine, and
-    # so do the GETs of volume data, which act on what they read (pause its writers, make helpers).
-    acting = data_routes.ACTING_READS
-    app.before_request(
-        lambda: engine.new_scope(reading=request.method in ("GET", "HEAD") and request.endpoint not in acting)
-    )
-    app.teardown_request(lambda _exc: engine.end_scope())
-    app.after_request(_settled(engine))  # a write is published to every worker's view before its answer
-    app.before_request(_require_json_body)
-    app.before_request(_take_node)
     if settings.fleet == "swarm":
         router = _fleet_router(settings, services, peers)
-        app.before_request(lambda: router.route(request))
+        hooks.register(app, engine, lambda: router.route(request))
     else:
-        app.before_request(_only_this_node)
-    app.after_request(_give_request_id)
+        hooks.register(app, engine, hooks.only_this_node)
     app.register_error_handler(DockvolError, problems.from_dockvol_error)
     app.register_error_handler(Exception, problems.from_unexpected)
-    observability.init_app(app)
+    app.register_blueprint(observability.blp)
     docs.init_app(app)
 
     api = Api(app, spec_kwargs={"info": {"description": "A narrow, safe REST door to a Docker engine's storage."}})
@@ -194,75 +126,8 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
         volume = services.volume_data.receive(name, labels, export)
         return answer(volume, 201, url_for("volumes.VolumeItem", name=name))
 
-    return Router(
-        services.nodes.here,
-        settings.fleet_secret,
-        services.auth,
-        resolve,
-        transport,
-        settings.engine_timeout,
-        identity,
-        receive_here,
-    )
-
-
-def _take_node() -> None:
-    """`?node=` picks the node a request is for (docs/design.md section 10): taken off the query
-    here, so that no view's own query checks see it."""
-    g.nodes = request.args.getlist("node")
-    if g.nodes:
-        request.args = ImmutableMultiDict([(k, v) for k, v in request.args.items(multi=True) if k != "node"])
-
-
-def _only_this_node() -> None:
-    """One engine: a request for another node finds nothing: a list is empty (after its view
-    checked the query), anything else (the watch too) 404; a caller without a token hears 401 first."""
-    blueprint = (request.endpoint or "").partition(".")[0]
-    if not g.nodes or blueprint not in (*COLLECTIONS, "events"):
-        return
-    services: Services = current_app.extensions["dockvol"]
-    services.auth.authorize(request.headers.get("Authorization"), "read")
-    here = services.nodes.here()
-    if here in g.nodes:
-        return
-    if blueprint in COLLECTIONS and request.method == "GET" and (request.view_args or {}).get("name") is None:
-        g.other_nodes = True  # pagination.paginate lists nothing
-        return
-    raise NotFound(f"there is no node {g.nodes[0]!r} (this is {here})")
-
-
-def _take_request_id() -> None:
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-
-
-def _give_request_id(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-    return response
-
-
-def _require_json_body() -> Response | None:
-    if request.endpoint in data_routes.RAW_BODY_ENDPOINTS:
-        request.max_content_length = current_app.extensions["dockvol"].settings.max_import_bytes
-        return None
-    if request.method in BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
-        if not request.is_json:
-            return problems.problem(415, "unsupported-media-type", "Send the body as application/json.")
-        _buffer_chunked(current_app.config["MAX_CONTENT_LENGTH"])
-    return None
-
-
-def _buffer_chunked(max_bytes: int) -> None:
-    """A chunked body has no Content-Length to hold against the cap, and Werkzeug would cut it at
-    the cap and hand the parser the first part: read it here, up to one byte past the cap."""
-    if request.content_length is not None:
-        return
-    data = request.environ["wsgi.input"].read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise TooLarge(f"the body is over the limit of {max_bytes} bytes")
-    request.environ["wsgi.input"] = io.BytesIO(data)
-    request.environ["CONTENT_LENGTH"] = str(len(data))
-    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+    fleet = Fleet(services.nodes.here, settings.fleet_secret, resolve, transport, settings.engine_timeout)
+    return Router(fleet, services.auth, identity, receive_here)
 
 
 def after_worker(pid: int) -> None:

@@ -1,11 +1,12 @@
-"""How the use cases are wired to one engine: the app factory (app.py) and the unit tier's
+"""The services of one node, wired to one engine: the app factory (app.py) and the unit tier's
 use-case tests both build them here, so that what the tests call is what the requests call.
 No web framework is imported here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .auth import TokenStore
 from .config import Settings
 from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
@@ -18,13 +19,19 @@ from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
+from .domain.watch import Watch
 from .engine.port import Engine
+from .engine.viewed import View
 
 
-@dataclass(frozen=True)
-class UseCases:
-    """The use cases of one node, and the policies they share."""
+@dataclass
+class Services:
+    """The use cases of one node, the policies they share, and the callers' tokens; the app keeps
+    them in `current_app.extensions["dockvol"]` (http/context.py) with its view and watch."""
 
+    settings: Settings
+    engine: Engine  # as the use cases call it (the app's: instrumented, and read through its view)
+    auth: TokenStore
     nodes: Nodes
     bind_policy: BindPolicy
     planner: MountPlanner
@@ -36,10 +43,13 @@ class UseCases:
     sharing_groups: SharingGroups
     volume_data: VolumeData
     reconciler: Reconciler
+    view: View | None = None  # the app's view of the engine, which its GETs read
+    watch: Watch = field(init=False)  # the app's change feed (http/events.py): it reads through these services
 
 
-def build_services(settings: Settings, engine: Engine) -> UseCases:
-    """The use cases over `engine` (the app passes its instrumented, viewed engine; tests a fake)."""
+def build_services(settings: Settings, engine: Engine, view: View | None = None) -> Services:
+    """The services over `engine` (the app passes its instrumented, viewed engine and its view;
+    tests a fake)."""
     nodes = Nodes(engine)
     bind_policy = BindPolicy(
         settings.bind_roots, engine_paths(settings.docker_host, lambda: nodes.identity().data_root)
@@ -52,7 +62,10 @@ def build_services(settings: Settings, engine: Engine) -> UseCases:
     intents = Intents(engine, helpers)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
-    return UseCases(
+    return Services(
+        settings=settings,
+        engine=engine,
+        auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
         nodes=nodes,
         bind_policy=bind_policy,
         planner=planner,
@@ -72,4 +85,5 @@ def build_services(settings: Settings, engine: Engine) -> UseCases:
             settings.spool_dir,
         ),
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
+        view=view,
     )

@@ -29,16 +29,8 @@ from .port import (
     PruneReport,
     SwarmNode,
     VolumeRecord,
+    labels_match,
 )
-
-
-def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
-    """The engine's label filter: `k` needs the key, `k=v` the key with that value."""
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
 
 
 class InMemoryEngine:

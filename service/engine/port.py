@@ -250,3 +250,12 @@ class Engine(Protocol):
 
     def put_archive(self, id_or_name: str, path: str, data: IO[bytes] | Iterable[bytes] | bytes) -> None:
         """Extract a tar (plain or gzip) into the existing directory `path`. Raises NotFound."""
+
+
+def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
+    """The engine's label filter: `k` needs the key, `k=v` the key with that value."""
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True

@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import DockvolError, NotFound
-from .memory import labels_match
-from .port import ContainerRecord, Engine, EngineEvent, VolumeRecord
+from .port import ContainerRecord, Engine, EngineEvent, VolumeRecord, labels_match
 from .written import UNKNOWN, Written, digest
 
 log = logging.getLogger(__name__)

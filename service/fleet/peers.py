@@ -1,6 +1,6 @@
 """How an instance reaches the others: their addresses from Swarm's DNS (`tasks.NAME` has one A
 record per running task, on workers as on managers), and HTTP between instances (streamed both
-ways). Which node each address is, the router asks (router.py, `members`)."""
+ways). Which node each address is, members.py asks."""
 
 from __future__ import annotations
 

@@ -1,13 +1,10 @@
-"""The app's services (app.py builds them), as the routes reach them in a request."""
+"""The app's services (wiring.py builds them), as the routes reach them in a request."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from flask import current_app
 
-if TYPE_CHECKING:
-    from ..app import Services
+from ..wiring import Services
 
 
 def services() -> Services:

@@ -12,8 +12,8 @@ from ..errors import InvalidInput
 from ..json_types import JSON
 from .bindings.schemas import BindingSchema
 from .context import services
+from .responses import json_response
 from .sharing_groups.schemas import SharingGroupSchema
-from .smorest import json_response
 
 _BINDING = BindingSchema()
 _GROUP = SharingGroupSchema()

@@ -90,7 +90,11 @@ def _check(value: Any) -> None:
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, with request bodies (`request.get_json`) parsed by `load_json`."""
+    """Flask's JSON, with request bodies (`request.get_json`) parsed by `load_json`; answers are
+    written compact, in the order their documents (and ordered schemas) give, with a newline."""
+
+    compact = True
+    sort_keys = False
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return load_json(s)

@@ -9,7 +9,7 @@ import logging
 import os
 import time
 
-from flask import Blueprint, Flask, Response, g, has_request_context, request
+from flask import Blueprint, Response, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -86,29 +86,24 @@ def observe_view(what: str, value: float) -> None:
 
 
 def observe_watch(what: str, value: float) -> None:
-    """What the watch reports (http/events.py): "watchers" (+1/-1), "dropped"."""
+    """What the watch reports (domain/watch.py): "watchers" (+1/-1), "dropped"."""
     if what == "watchers":
         WATCHERS.inc(value)
     else:
         WATCHERS_DROPPED.inc()
 
 
-def init_app(app: Flask) -> None:
-    app.before_request(_start_clock)
-    app.after_request(_account)
-    app.register_blueprint(blp)
-
-
-def _start_clock() -> None:
+def start_clock() -> None:
+    """The first thing a request does (http/hooks.py)."""
     g.started = time.perf_counter()
 
 
-def _account(response: Response) -> Response:
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+def account(response: Response, token: str | None) -> Response:
+    """The request's log line and metrics, `token` naming its caller; the last thing it does."""
+    elapsed = time.perf_counter() - g.started
     route = request.url_rule.rule if request.url_rule else "unmatched"
     REQUESTS.labels(request.method, route, str(response.status_code)).inc()
     LATENCY.labels(request.method, route).observe(elapsed)
-    principal = g.get("principal")
     access_log.info(
         "%s %s %s",
         request.method,
@@ -120,7 +115,7 @@ def _account(response: Response) -> Response:
             "route": route,
             "status": response.status_code,
             "duration_ms": round(elapsed * 1000, 2),
-            "token": principal.name if principal else None,
+            "token": token,
         },
     )
     return response

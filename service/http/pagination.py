@@ -34,7 +34,7 @@ class PageArgs(Schema):
 
 
 def paginate(items: Sequence[T], page: int, page_size: int) -> tuple[list[T], dict[str, str]]:
-    if g.get("other_nodes"):  # ?node= names only other nodes, with one engine (app.py)
+    if g.get("other_nodes"):  # ?node= names only other nodes, with one engine (http/hooks.py)
         items = []
     start = (page - 1) * page_size
     return list(items[start : start + page_size]), headers_for(len(items), page, page_size)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, is_dataclass
 from http import HTTPStatus
@@ -14,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import errors
 from .context import services
+from .responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ def problem(status: int, slug: str, detail: str, headers: dict[str, str] | None 
         "request_id": getattr(g, "request_id", None),
         **{k: _jsonable(v) for k, v in extra.items()},
     }
-    response = Response(json.dumps(body), status=status, content_type=CONTENT_TYPE)
-    response.headers.update(headers or {})
-    return response
+    return json_response(body, status, headers, CONTENT_TYPE)
 
 
 def from_dockvol_error(error: errors.DockvolError) -> Response:

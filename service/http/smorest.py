@@ -5,20 +5,22 @@
 - `Blueprint.operation(...)` is each operation's one declaration: its id, scope, answer and the
   errors it can give; it checks the bearer token before anything else runs (`protected`: so a 403
   never reaches the engine) and documents 401/403 and the engine's 502/503 for every operation.
-  Summaries and descriptions are the views' docstrings.
+  Summaries and descriptions are the views' docstrings. It also says how the request hooks and
+  fleet mode's router serve the operation (`Serving`), which `serving()` reads back in a request.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import wraps
 from http import HTTPStatus
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, Request, Response, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask_smorest.utils import prepare_response
 from webargs import missing
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -31,6 +33,29 @@ from .context import services
 
 # A view function or MethodView class: flask-smorest's decorators give back what they are given.
 F = TypeVar("F", bound=Callable[..., Any])
+# How fleet mode serves an operation (http/fleet/router.py): a per-node resource's list (merged
+# over the nodes), create (placed on one), item (found by name), prune (on every node) or clone
+# (onto another node); the fleet's nodes; the watch. None: this instance answers it itself.
+FleetRole = Literal["list", "create", "item", "prune", "clone", "nodes", "watch"]
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the request hooks and fleet mode's router need of an operation, declared with it."""
+
+    fleet: FleetRole | None = None
+    acting: bool = False  # a GET that acts (helpers, paused writers): reads the engine, and fleet mode waits for it
+    raw_body: bool = False  # its body is a stream (a tar), not JSON
+
+
+def serving() -> Serving:
+    """What the request's operation declared (none for a route with no operation, or no route)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    cls = getattr(view, "view_class", None)
+    if cls is not None:  # a MethodView: HEAD is served by its GET
+        view = getattr(cls, "get" if request.method == "HEAD" else request.method.lower(), None)
+    found: Serving = getattr(view, "serving", Serving())
+    return found
 
 
 class Schema(ma.Schema):
@@ -94,10 +119,24 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
 
     def route(self, rule: str, *, parameters: list[JSON | str] | None = None, **options: Any) -> Callable[[F], F]:
         """As flask-smorest's, and a resource's routes document the `node` query parameter (which
-        app.py takes off the query before any view reads it)."""
+        http/hooks.py takes off the query before any view reads it) and are served by fleet mode
+        as the resource's list and create, or as its items, unless an operation says otherwise."""
         if self._per_node:
             parameters = [*(parameters or []), NODE_ITEM_PARAM if "<" in rule else NODE_FILTER_PARAM]
-        decorator: Callable[[F], F] = super().route(rule, parameters=parameters, **options)
+        registered: Callable[[F], F] = super().route(rule, parameters=parameters, **options)
+        if not self._per_node:
+            return registered
+
+        def decorator(view: F) -> F:
+            item = "<" in rule
+            for method in ("get", "post", "put", "patch", "delete"):
+                func = getattr(view, method, None)
+                declared = getattr(func, "serving", None)
+                if declared is not None and declared.fleet is None:
+                    role = "item" if item else {"get": "list", "post": "create"}.get(method)
+                    func.serving = replace(declared, fleet=role)  # type: ignore[union-attr]
+            return registered(view)
+
         return decorator
 
     # flask-smorest's own decorators, typed: each documents (or parses) and gives back what it is given.
@@ -153,6 +192,7 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
         links: Sequence[str] = (),
         responses: dict[int, JSON] | None = None,
         request_body: JSON | None = None,
+        serving: Serving | None = None,
         **response: Any,
     ) -> Callable[[F], F]:
         """The one declaration of an operation: its id, the scope it needs (None: open to anyone), what it answers
@@ -162,7 +202,8 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
         status's own words; a 422 says what the body may break beyond its schema). `if_match`:
         it honours If-Match (412). `links`: operations that take the name it answers with;
         `responses`: more of the documented responses, as they are; `request_body`: a body no
-        schema describes (an archive). The summary and description are the view's docstring."""
+        schema describes (an archive); `serving`: how the hooks and fleet mode serve it. The
+        summary and description are the view's docstring."""
 
         def decorator(func: F) -> F:
             doc: JSON = {"operationId": operation_id}
@@ -181,7 +222,9 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
                     described = {"description": meaning} if meaning else {}
                     view = self.alt_response(code, response=HTTPStatus(code).name, **described)(view)
             view = self.response(status, schema, **response)(view)
-            return view if scope is None else self.protected(scope)(view)
+            view = view if scope is None else self.protected(scope)(view)
+            view.serving = serving or Serving()  # type: ignore[attr-defined]  # read back by serving()
+            return view
 
         return decorator
 
@@ -220,12 +263,6 @@ ETAG_DOC = {
     "ETag": {"schema": {"type": "string"}, "description": "Send it back in If-Match to change only what you read"}
 }
 LOCATION_DOC = {"Location": {"schema": {"type": "string"}, "description": "Where the new resource is"}}
-
-
-def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response built by the caller (flask-smorest passes a Response through as it is);
-    for hot paths whose documents are assembled without marshmallow."""
-    return Response(json.dumps(document), status=status, headers=headers, content_type="application/json")
 
 
 def links_to(*operations: str, field: str = "name", param: str = "name") -> JSON:

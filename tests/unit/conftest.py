@@ -7,6 +7,9 @@ import pytest
 from service.app import create_app
 from service.config import Settings
 from service.engine.memory import InMemoryEngine
+from service.engine.port import SwarmNode
+
+from .fleet_transport import NODES, SECRET, Wsgi
 
 TOKENS = {"reader": ["read"], "writer": ["write"], "admin": ["admin"]}
 
@@ -55,3 +58,26 @@ def as_writer():
 @pytest.fixture
 def as_admin():
     return bearer("admin")
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    wsgi = Wsgi()
+    engines = {}
+    for i, name in enumerate(NODES):
+        engine = InMemoryEngine(name=name)
+        engines[name] = engine
+        settings = Settings(tokens=TOKENS, fleet="swarm", fleet_secret=SECRET, engine_timeout=2.0)
+        wsgi.apps[f"10.0.0.{i + 1}:8080"] = create_app(settings, engine=engine, peers=(wsgi.resolve, wsgi))
+    engines["n1"].swarm_nodes = [
+        SwarmNode(f"id-{n}", n, "manager" if n == "n1" else "worker", "active", "ready") for n in NODES
+    ]
+
+    class Fleet:
+        pass
+
+    f = Fleet()
+    f.wsgi, f.engines = wsgi, engines
+    f.client = {n: wsgi.apps[f"10.0.0.{i + 1}:8080"].test_client() for i, n in enumerate(NODES)}
+    f.address = {n: f"10.0.0.{i + 1}:8080" for i, n in enumerate(NODES)}
+    return f

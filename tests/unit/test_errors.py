@@ -109,3 +109,15 @@ def test_tmpfs_size_must_be_a_json_integer(client, as_writer, engine):
     )
     assert r.status_code == 422
     assert "mounts.0.size_bytes" in r.get_json()["errors"]
+
+
+def test_every_json_answer_is_written_one_way(client, as_writer):
+    """A document built by hand, one a schema wrote and a problem: compact, ending in a newline."""
+    made = client.post("/api/v1/volumes", json={"name": "written"}, headers=as_writer)
+    listed = client.get("/api/v1/volumes", headers=as_writer)
+    health = client.get("/healthz")
+    refused = client.get("/api/v1/volumes/nothing-here", headers=as_writer)
+    for r in (made, listed, health, refused):
+        body = r.get_data(as_text=True)
+        assert body.endswith("}\n") or body.endswith("]\n"), body
+        assert '": ' not in body and '", "' not in body, body

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from service.domain import watch as watch_module
 from service.http import events as events_module
 
 
@@ -135,11 +136,11 @@ def test_idle_streams_carry_heartbeats(watched, as_reader):
 
 
 def test_a_client_that_does_not_read_is_dropped_alone(watched, as_admin, monkeypatch):
-    monkeypatch.setattr(events_module, "QUEUE", 3)
+    monkeypatch.setattr(watch_module, "QUEUE", 3)
     client = watched.test_client()
     stuck = Stream(client, as_admin)
     reading = Stream(client, as_admin)
-    monkeypatch.setattr(events_module, "QUEUE", 1000)
+    monkeypatch.setattr(watch_module, "QUEUE", 1000)
     watch = watched.extensions["dockvol"].watch
     for i in range(10):
         client.post("/api/v1/volumes", json={"name": f"v{i}"}, headers=as_admin)

@@ -9,80 +9,13 @@ import time
 
 import pytest
 
-from service.app import create_app
-from service.config import Settings
-from service.engine.memory import InMemoryEngine
 from service.engine.port import SwarmNode
-from service.errors import EngineUnavailable
 from service.fleet import forwarding
-from service.fleet.peers import Reply
 
-from .conftest import TOKENS, bearer
+from .conftest import bearer
+from .fleet_transport import NODES, SECRET
 
-SECRET = b"unit-fleet-secret-0123456789"
-NODES = ("n1", "n2", "n3")
 READER, WRITER, ADMIN = bearer("reader"), bearer("writer"), bearer("admin")
-
-
-class Wsgi:
-    """The transport between instances: address -> that instance's app."""
-
-    def __init__(self):
-        self.apps, self.down, self.hidden, self.hanging = {}, set(), set(), set()
-        self.cut = set()  # instances that die half-way through sending an archive
-
-    def resolve(self):
-        return sorted((set(self.apps) - self.hidden) | self.hanging)
-
-    def send(self, address, method, target, headers, body, timeout, wait=None):
-        if address in self.hanging:  # accepts the connection, never answers
-            time.sleep(timeout)
-            raise EngineUnavailable(f"the dockvol of {address} did not answer in time")
-        if address in self.down:
-            raise EngineUnavailable(f"the dockvol of {address} does not answer")
-        data = (
-            body
-            if body is None or isinstance(body, bytes)
-            else b"".join(body)
-            if not hasattr(body, "read")
-            else body.read()
-        )
-        if "/api/v1/events" in target:  # a stream: read as it comes
-            r = self.apps[address].test_client().open(target, method=method, headers=headers, buffered=False)
-            chunks = (c if isinstance(c, bytes) else c.encode() for c in r.response)
-            return Reply(r.status_code, dict(r.headers), chunks, lambda: None)
-        r = self.apps[address].test_client().open(target, method=method, headers=headers, data=data)
-        if address in self.cut and "/archive" in target:
-            return Reply(r.status_code, dict(r.headers), _cut(r.get_data()))
-        return Reply(r.status_code, dict(r.headers), iter([r.get_data()]))
-
-
-def _cut(data):
-    yield data[: len(data) // 2]
-    raise EngineUnavailable("the dockvol of the source stopped sending")
-
-
-@pytest.fixture
-def fleet(tmp_path):
-    wsgi = Wsgi()
-    engines = {}
-    for i, name in enumerate(NODES):
-        engine = InMemoryEngine(name=name)
-        engines[name] = engine
-        settings = Settings(tokens=TOKENS, fleet="swarm", fleet_secret=SECRET, engine_timeout=2.0)
-        wsgi.apps[f"10.0.0.{i + 1}:8080"] = create_app(settings, engine=engine, peers=(wsgi.resolve, wsgi))
-    engines["n1"].swarm_nodes = [
-        SwarmNode(f"id-{n}", n, "manager" if n == "n1" else "worker", "active", "ready") for n in NODES
-    ]
-
-    class Fleet:
-        pass
-
-    f = Fleet()
-    f.wsgi, f.engines = wsgi, engines
-    f.client = {n: wsgi.apps[f"10.0.0.{i + 1}:8080"].test_client() for i, n in enumerate(NODES)}
-    f.address = {n: f"10.0.0.{i + 1}:8080" for i, n in enumerate(NODES)}
-    return f
 
 
 def containers(engine):

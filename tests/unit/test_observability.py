@@ -7,6 +7,8 @@ import logging
 
 from service.http.observability import JsonFormatter
 
+from .conftest import bearer
+
 
 def metric(text: str, name: str, **labels: str) -> float:
     """The value of one sample in Prometheus text (0 when absent)."""
@@ -81,3 +83,48 @@ def test_log_times_are_utc_whatever_the_hosts_zone(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def _timed(method, route):
+    from prometheus_client import REGISTRY
+
+    labels = {"method": method, "route": route}
+    return (
+        REGISTRY.get_sample_value(f"dockvol_http_request_duration_seconds_{name}", labels) or 0.0
+        for name in ("count", "sum")
+    )
+
+
+def _access_lines(caplog, app):
+    records = [r for r in caplog.records if r.name == "dockvol.access"]
+    with app.test_request_context():
+        return [json.loads(JsonFormatter().format(r)) for r in records]
+
+
+def test_a_request_refused_before_its_view_is_timed_and_names_its_token(client, as_writer, caplog):
+    count, total = _timed("POST", "/api/v1/volumes")
+    with caplog.at_level(logging.INFO, logger="dockvol.access"):
+        r = client.post("/api/v1/volumes", data="name=v", content_type="text/plain", headers=as_writer)
+    assert r.status_code == 415
+    (line,) = _access_lines(caplog, client.application)
+    assert line["status"] == 415 and line["duration_ms"] > 0
+    assert line["token"].startswith("token-")
+    after_count, after_total = _timed("POST", "/api/v1/volumes")
+    assert after_count == count + 1 and after_total > total
+
+
+def test_a_request_the_fleet_router_answers_is_timed_and_names_its_token(fleet, caplog):
+    count, total = _timed("GET", "/api/v1/nodes")
+    with caplog.at_level(logging.INFO, logger="dockvol.access"):
+        r = fleet.client["n2"].get("/api/v1/nodes", headers=bearer("reader"))
+    assert r.status_code == 200
+    (line,) = [x for x in _access_lines(caplog, fleet.wsgi.apps[fleet.address["n2"]]) if x["path"] == "/api/v1/nodes"]
+    assert line["duration_ms"] > 0 and line["token"].startswith("token-")
+    after_count, after_total = _timed("GET", "/api/v1/nodes")
+    assert after_count == count + 1 and after_total > total
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dockvol.access"):
+        r = fleet.client["n2"].get("/api/v1/volumes", headers=bearer("reader"))
+    assert r.status_code == 200
+    front = _access_lines(caplog, fleet.wsgi.apps[fleet.address["n2"]])[-1]  # logged after the nodes it asked
+    assert front["path"] == "/api/v1/volumes" and front["duration_ms"] > 0 and front["token"].startswith("token-")

@@ -13,7 +13,8 @@ from ...errors import InvalidInput
 from ..context import services
 from ..documents import answer, binding_document, check_node, here
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match, json_response
+from ..responses import json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match
 from .schemas import (
     EXAMPLE,
     BindingCreateSchema,

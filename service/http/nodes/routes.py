@@ -10,7 +10,8 @@ from flask.views import MethodView
 
 from ..context import services
 from ..pagination import HEADERS_DOC, PageArgs, paginate
-from ..smorest import Blueprint, Schema, json_response
+from ..responses import json_response
+from ..smorest import Blueprint, Schema, Serving
 
 blp = Blueprint("nodes", __name__, url_prefix="/api/v1/nodes", description="The Docker hosts dockvol answers for")
 
@@ -28,7 +29,7 @@ class NodeSchema(Schema):
 
 @blp.route("")
 class NodeCollection(MethodView):
-    @blp.operation("listNodes", "read", 200, NodeSchema(many=True), headers=HEADERS_DOC)
+    @blp.operation("listNodes", "read", 200, NodeSchema(many=True), headers=HEADERS_DOC, serving=Serving(fleet="nodes"))
     @blp.arguments(PageArgs, location="query", as_kwargs=True)
     def get(self, page: int, page_size: int) -> Response:
         """List the nodes (one engine: one node, role standalone)"""

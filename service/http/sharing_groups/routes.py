@@ -11,7 +11,8 @@ from ...domain.sharing import SharingGroups
 from ..context import services
 from ..documents import answer, check_node, group_document, here
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match, json_response
+from ..responses import json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match
 from .schemas import (
     EXAMPLE,
     SharingGroupCreateSchema,

@@ -13,7 +13,7 @@ from ...errors import Forbidden
 from ...json_types import JSON
 from ..context import services
 from ..documents import answer, check_node
-from ..smorest import ETAG_DOC, LOCATION_DOC
+from ..smorest import ETAG_DOC, LOCATION_DOC, Serving
 from .data_schemas import (
     CloneSchema,
     ExportArgs,
@@ -27,11 +27,9 @@ from .data_schemas import (
 from .routes import blp
 from .schemas import VolumeSchema
 
-# Endpoints whose request body is a tar stream, not JSON (see app.py).
-RAW_BODY_ENDPOINTS = {"volumes.VolumeArchive"}
 # The GETs of volume data act (they make helpers, may pause writers) and take as long as the data:
-# they read the engine, not the view (app.py), and fleet mode waits for their answers (router.py).
-ACTING_READS = frozenset({"volumes.VolumeArchive", "volumes.VolumeFiles", "volumes.VolumeUsage"})
+# they read the engine, not the view, and fleet mode waits for their answers (http/hooks.py).
+ACTING = Serving(acting=True)
 TAR_TYPES = ["application/x-tar", "application/octet-stream"]
 TAR_BODY = {
     "content": {
@@ -81,6 +79,7 @@ class VolumeArchive(MethodView):
                 },
             }
         },
+        serving=ACTING,
     )
     @blp.arguments(ExportArgs, location="query", as_kwargs=True)
     def get(self, name: str, path: str, pause: bool, compression: str | None = None) -> Response:
@@ -103,11 +102,12 @@ class VolumeArchive(MethodView):
             "bytes; the volume is unchanged",
         },
         request_body=TAR_BODY,
+        serving=Serving(raw_body=True),  # a tar stream, up to DOCKVOL_MAX_IMPORT_BYTES
     )
     @blp.arguments(ImportArgs, location="query", as_kwargs=True)
     def put(self, name: str, path: str) -> JSON:
         """Import a tar (or tar.gz) stream into a volume"""
-        # The cap: a declared length over it is refused before reading (app.py gives the
+        # The cap: a declared length over it is refused before reading (http/hooks.py gives the
         # request its max_content_length), and what is read is counted as it is (archives.spool).
         entries = _data().import_(name, path, request.stream)
         return {"volume": name, "path": path or "/", "entries": entries}
@@ -127,11 +127,12 @@ class VolumeClone(MethodView):
             422: "The body breaks the schema, or names a node other than the source's",
         },
         links=("getVolume", "deleteVolume"),
+        serving=Serving(fleet="clone"),
     )
     @blp.arguments(CloneSchema, example={"name": "site-data-copy", "labels": {"team": "web"}})
     def post(self, data: dict[str, Any], name: str) -> Response:
         """Clone a volume into a new managed volume"""
-        check_node(data.get("node"))  # fleet mode runs a clone onto another node there (fleet/router.py)
+        check_node(data.get("node"))  # fleet mode runs a clone onto another node there (http/fleet)
         volume = _data().clone(name, data["name"], data["labels"], data["pause"])
         return answer(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
@@ -168,6 +169,7 @@ class VolumeFiles(MethodView):
                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
             }
         },
+        serving=ACTING,
     )
     @blp.arguments(FilesArgs, location="query", as_kwargs=True)
     def get(self, name: str, path: str) -> Listing | Response:
@@ -180,7 +182,7 @@ class VolumeFiles(MethodView):
 
 @blp.route("/<volume:name>/usage")
 class VolumeUsage(MethodView):
-    @blp.operation("getVolumeUsage", "read", 200, UsageSchema, errors={404: None})
+    @blp.operation("getVolumeUsage", "read", 200, UsageSchema, errors={404: None}, serving=ACTING)
     def get(self, name: str) -> Usage:
         """Bytes and file count of a volume"""
         return _data().usage(name)

@@ -12,7 +12,8 @@ from ...domain.volumes import PruneResult, VolumeQuery, Volumes
 from ..context import services
 from ..documents import answer, check_node, here, volume_document
 from ..pagination import HEADERS_DOC, paginate
-from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match, json_response
+from ..responses import json_response
+from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, Serving, if_match
 from .schemas import (
     PruneResultSchema,
     PruneSchema,
@@ -77,7 +78,7 @@ class VolumeItem(MethodView):
 
 @blp.route("/prune")
 class VolumePrune(MethodView):
-    @blp.operation("pruneVolumes", "admin", 200, PruneResultSchema)
+    @blp.operation("pruneVolumes", "admin", 200, PruneResultSchema, serving=Serving(fleet="prune"))
     @blp.arguments(
         PruneSchema, required=False, example={"dry_run": True, "include_named": False, "labels": ["team=web"]}
     )

@@ -18,7 +18,7 @@ from service.domain.bindings import BindingSpec
 from service.domain.mounts import MountRequest
 from service.engine.memory import InMemoryEngine
 from service.errors import EngineRejected
-from service.wiring import UseCases, build_services
+from service.wiring import Services, build_services
 from tests.contract.engine_contract import make_tar
 
 # A command the image lacks: the engine creates the container and refuses to start it.
@@ -26,13 +26,13 @@ MISSING_COMMAND = ("/not-in-the-image",)
 
 
 @pytest.fixture
-def wire(engine, settings) -> Callable[..., UseCases]:
+def wire(engine, settings) -> Callable[..., Services]:
     """The use cases over the test's engine, with some settings changed (`wire(pull="never")`)."""
     return lambda **changed: build_services(dataclasses.replace(settings, **changed), engine)
 
 
 @pytest.fixture
-def uses(wire) -> UseCases:
+def uses(wire) -> Services:
     return wire()
 
 

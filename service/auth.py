@@ -9,8 +9,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..config import SCOPES, ConfigError
-from ..errors import Forbidden, Unauthenticated
+from .config import SCOPES, ConfigError
+from .errors import Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,27 @@ class TokenStore:
 
     def authorize(self, header: str | None, scope: str) -> Principal:
         """The caller, or Unauthenticated (401) / Forbidden (403)."""
+        found = self.identify(header)
+        if found is None:
+            scheme, _, token = (header or "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("send 'Authorization: Bearer TOKEN'")
+            raise Unauthenticated("the token is not valid")
+        return found.require(scope)
+
+    def identify(self, header: str | None) -> Principal | None:
+        """The holder of the bearer token in `header`, whatever its scopes; None for none or an unknown one."""
         if self.disabled:
             return Principal("auth-disabled", frozenset(SCOPES))
         scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("send 'Authorization: Bearer TOKEN'")
+            return None
         presented = digest(token.strip())
         found = None
         for entry in self._entries:  # no early exit: the time taken does not depend on which matched
             if hmac.compare_digest(entry.digest, presented):
                 found = entry.principal
-        if found is None:
-            raise Unauthenticated("the token is not valid")
-        return found.require(scope)
+        return found
 
 
 def _read_file(path: str) -> list[_Entry]:
