@@ -49,8 +49,19 @@ lint() {
     if [ "$rc" = 0 ]; then summary+=("lint: passed"); else summary+=("lint: FAILED"); failed=1; fi
 }
 
+# The engine tiers take most of the run: a failed lint or unit tier ends it here, since nothing is
+# learned from them after it.
+stop_early() {
+    echo
+    echo "== summary (stopped early: lint or unit failed)"
+    printf '%s\n' "${summary[@]}"
+    echo "total: $passed_total passed, $failed_total failed"
+    exit 1
+}
+
 lint
 run "unit (in-memory engine)" tests/unit
+[ "$failed" = 0 ] || stop_early
 
 for engine in $ENGINES; do
     was_running=""
