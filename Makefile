@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test unit lint lock bench openapi venv clean
+.PHONY: run test check unit integration e2e security faults fleet lint lock bench openapi venv clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,17 @@ bench: venv
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit -q
+
+# The inner loop: lint, the unit tier and one engine's integration tier.
+check: lint unit integration
+
+# One engine tier against one private engine (ENGINE=20.10 or 26.1), started if it is not running
+# and left running for the next call (`deploy/engine.sh stop ENGINE` stops it).
+ENGINE ?= 20.10
+integration e2e security faults fleet: venv
+	deploy/engine.sh start $(ENGINE)
+	DOCKVOL_TEST_DOCKER_HOST=$$(deploy/engine.sh host $(ENGINE)) DOCKVOL_TEST_ENGINE=$(ENGINE) \
+		$(BIN)/python -m pytest tests/$@ -q
 
 lint: venv
 	$(BIN)/ruff check service tests deploy/*.py
