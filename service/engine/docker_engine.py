@@ -36,6 +36,7 @@ from .port import (
     PruneReport,
     SwarmNode,
     VolumeRecord,
+    api_version,
 )
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,6 @@ def _translated() -> Iterator[None]:
         # Raised by the SDK itself, e.g. when the version negotiation cannot reach the engine.
         log.warning("engine unreachable: %s", exc)
         raise EngineUnavailable("the engine is unreachable or did not answer in time") from exc
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
 
 
 class DockerEngine:
@@ -173,7 +170,7 @@ class DockerEngine:
         filters: dict[str, object] = {"label": list(labels)}
         with _translated():
             api = self._api
-            if _version(api.api_version) >= PRUNE_ALL_SINCE:
+            if api_version(api.api_version) >= PRUNE_ALL_SINCE:
                 filters["all"] = True
             data = api.prune_volumes(filters=filters)
         return PruneReport(tuple(data.get("VolumesDeleted") or ()), int(data.get("SpaceReclaimed") or 0))

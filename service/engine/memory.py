@@ -29,6 +29,7 @@ from .port import (
     PruneReport,
     SwarmNode,
     VolumeRecord,
+    api_version,
     labels_match,
 )
 
@@ -152,7 +153,7 @@ class InMemoryEngine:
                 del self.volumes[n]
                 self.sizes.pop(n, None)
                 self.files.drop(n)
-                if _version(self.api_version) >= (1, 42):  # engine 20.10 records no destroy per volume
+                if api_version(self.api_version) >= (1, 42):  # engine 20.10 records no destroy per volume
                     self._emit("volume", "destroy", n)
             self._emit("volume", "prune", "")  # one event for the whole prune, on every engine
             return PruneReport(tuple(doomed), space)
@@ -386,7 +387,3 @@ class InMemoryEngine:
 
     def set_size(self, volume: str, size: int) -> None:
         self.sizes[volume] = size
-
-
-def _version(api_version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in api_version.split("."))

@@ -259,3 +259,8 @@ def labels_match(labels: Mapping[str, str], filters: Sequence[str]) -> bool:
         if key not in labels or (sep and labels[key] != value):
             return False
     return True
+
+
+def api_version(text: str) -> tuple[int, ...]:
+    """An engine API version ("1.41") as a tuple that compares in order."""
+    return tuple(int(part) for part in text.split("."))
