@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole suite (`make test`): lint (ruff, mypy --strict over service/, shellcheck) and the
-# unit tier once, then the integration, end-to-end, security, faults and fleet tiers once per
-# engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that this script
-# starts and stops again, and the deploy smoke test (deploy/smoke.sh) on one engine.
+# The whole suite (`make test`): lint (ruff, mypy --strict over service/ and the test fakes, and
+# then shellcheck) and the unit tier once, then the integration, end-to-end, security, faults and
+# fleet tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private
+# engine that this script starts and stops again, and the deploy smoke test (deploy/smoke.sh) on
+# one engine.
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -36,11 +37,11 @@ run() {
     [ "$rc" = 0 ] || failed=1
 }
 
-# lint: ruff, mypy (settings in pyproject.toml: --strict over service/) and shellcheck; their
-# findings fail the run like a test.
+# lint: ruff, mypy (settings in pyproject.toml: --strict over service/ and tests/fakes/) and the
+# shell scripts' shellcheck; their findings fail the run like a test.
 lint() {
     local rc=0
-    echo "== lint: ruff check, ruff format --check, mypy --strict (service/), shellcheck"
+    echo "== lint: ruff check, ruff format --check, mypy --strict (service/, tests/fakes/), shellcheck"
     "$(dirname "$PY")/ruff" check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/ruff" format --check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/mypy" || rc=1

@@ -18,7 +18,7 @@ import requests
 from flask import Flask
 
 from service.app import create_app
-from service.engine.memory import InMemoryEngine
+from tests.fakes.memory import InMemoryEngine
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKERS = 3  # each worker raced its two quits: more workers, more chances to show it
