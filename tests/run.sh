@@ -61,6 +61,7 @@ stop_early() {
 }
 
 lint
+# Every unit test, those marked slow too (`make unit` and `make check` skip them).
 run "unit (in-memory engine)" tests/unit
 [ "$failed" = 0 ] || stop_early
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from flask import Flask
 
@@ -43,6 +44,7 @@ def started(pid: int) -> bool:
     return bool(ignored & (1 << (signal.SIGINT - 1)))
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_gunicorn_with_no_traceback(tmp_path):
     port = free_port()
     log = tmp_path / "gunicorn.log"
