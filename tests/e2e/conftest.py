@@ -27,10 +27,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Service:
-    """One gunicorn running the app; `stop()` ends it."""
+APP = "service.app:create_app()"
 
-    def __init__(self, env: dict[str, str], log_path: pathlib.Path, port: int | None = None) -> None:
+
+class Service:
+    """One gunicorn running the app (`app`: gunicorn's name for it); `stop()` ends it."""
+
+    def __init__(self, env: dict[str, str], log_path: pathlib.Path, port: int | None = None, app: str = APP) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -47,7 +50,7 @@ class Service:
                 "deploy/gunicorn.conf.py",
                 "-b",
                 f"127.0.0.1:{self.port}",
-                "service.app:create_app()",
+                app,
             ],
             cwd=ROOT,
             env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env},
@@ -106,8 +109,8 @@ def start_service(tmp_path_factory):
     """Start extra services with their own environment; all stop at the end of the session."""
     started: list[Service] = []
 
-    def start(env: dict[str, str], port: int | None = None) -> Service:
-        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log", port)
+    def start(env: dict[str, str], port: int | None = None, app: str = APP) -> Service:
+        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log", port, app)
         started.append(svc)
         return svc
 

@@ -7,7 +7,7 @@
 
 Then the resource is in its old or its new state, under its name, with its data, and nothing is
 left behind. The step is exact: the service under test holds still right after its N-th change to
-the engine (DOCKVOL_TEST_HOLD_AFTER, a test-only hook). Steps are counted until an operation runs
+the engine (tests/fakes/holding.py, a test-only app factory). Steps are counted until an operation runs
 to its end without reaching the hold."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import requests
 
 from service.fleet import forwarding
 from tests.e2e.conftest import free_port, service_env
+from tests.fakes.holding import held_app
 from tests.support import IMAGE, TEST_LABEL, engine_host, files_of, sleeper, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
@@ -56,13 +57,9 @@ class Interrupt:
         and `env`: the service's own, when it needs more than the others."""
         release = self.tmp_path / f"release-{self.fault}-{step}"
         env = service_env(
-            engine_host(),
-            DOCKVOL_WORKERS="1",
-            DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
-            DOCKVOL_BIND_ROOTS=json.dumps([str(self.bind_root)]),
-            **env,
+            engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_BIND_ROOTS=json.dumps([str(self.bind_root)]), **env
         )
-        svc = self.svc = self.start_service(env, port)
+        svc = self.svc = self.start_service(env, port, held_app(step, release))
 
         def call():
             try:

@@ -143,6 +143,7 @@ def traced_peak(entries: int) -> tuple[int, float]:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_entries():
     """The archive seen in the wild held 300,000 empty entries (tier security measures that one
     under gunicorn); here: ten times the entries, the same memory."""

@@ -9,7 +9,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.memory import InMemoryEngine
+from tests.fakes.memory import InMemoryEngine
 
 COMMITTED = pathlib.Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
