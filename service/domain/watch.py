@@ -7,7 +7,7 @@ and a client resumes on any of them, within the RETAIN changes a worker keeps (a
 began). A client asking from further back, or whose view had to list the engine again (the
 stream broke: what happened meanwhile is unknown), must re-list. Each client has a queue of at
 most QUEUE changes: one that does not keep up is dropped, never slowing the others.
-The route that streams it is http/events.py."""
+http/feed.py builds it over the node's services; the route that streams it is http/events.py."""
 
 from __future__ import annotations
 
