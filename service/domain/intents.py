@@ -24,7 +24,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from typing import Any
 
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, DockvolError, NotFound
+from . import backoff
 from . import labels as label
 from .helpers import IMAGE, NEVER_RUN, Helpers, alive
 
@@ -225,17 +225,16 @@ class Intents:
 
     def _take(self, spec: ContainerSpec, key: str) -> None:
         self._helpers.ensure_image()
-        deadline = time.monotonic() + LOCK_WAIT
-        pause = 0.02
-        while True:
+
+        def taken() -> bool:
             try:
                 self._engine.create_container(spec)
-                return
+                return True
             except Conflict:
-                if time.monotonic() >= deadline:
-                    raise Conflict(f"{key.replace('/', ' ')} is busy with another operation; try again") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+                return False
+
+        if not backoff.until(taken, first=0.02, most=0.5, within=LOCK_WAIT):
+            raise Conflict(f"{key.replace('/', ' ')} is busy with another operation; try again")
 
     def _release(self, names: Sequence[str], op: str | None = None) -> None:
         for name in names:
