@@ -23,11 +23,12 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .. import times
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, NotFound
 from . import backoff
@@ -36,7 +37,7 @@ from .helpers import IMAGE, NEVER_RUN, Helpers, alive
 
 log = logging.getLogger(__name__)
 LOCK_WAIT = 10.0  # seconds a request waits for a resource another operation holds
-FOREIGN_LOCK_TTL = timedelta(hours=1)  # a lock from another host (a replaced container) expires then
+FOREIGN_LOCK_TTL = 3600  # seconds: a lock from another host (a replaced container) expires then
 LOCK_PREFIX = "dockvol-lock-"
 
 # The operations that are live in this process, and those of them that have begun to change things.
@@ -121,9 +122,7 @@ class Intents:
     def hold(self, kind: str, keys: Sequence[str], **args: Any) -> Held:
         """`run` for an operation that outlives the call that starts it (a paused export streams
         until its client has read it): the caller ends it with `Held.end`."""
-        intent = Intent(
-            secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), datetime.now(UTC).isoformat()
-        )
+        intent = Intent(secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), times.now())
         _LIVE.add(intent.op)
         try:
             return Held(self, intent, self._acquire(intent))
@@ -271,6 +270,6 @@ def _dead(intent: Intent) -> bool:
     if host == socket.gethostname() and pid.isdigit():
         return int(pid) != os.getpid() and not alive(int(pid))  # our own are retry_own's
     try:
-        return datetime.now(UTC) - datetime.fromisoformat(intent.locked_at) > FOREIGN_LOCK_TTL
+        return time.time_ns() - times.nanoseconds(intent.locked_at) > FOREIGN_LOCK_TTL * 1_000_000_000
     except ValueError:
         return True

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from ..engine.port import ContainerRecord, EngineEvent, labels_match
 from ..json_types import JSON
@@ -169,8 +168,3 @@ class Watch:
 def _labels_of(shown: str | None) -> dict[str, str] | None:
     labels: dict[str, str] | None = json.loads(shown).get("labels") if shown else None
     return labels
-
-
-def iso(at: int) -> str:
-    """An event time (ns since the epoch) as the watch shows it: ISO 8601, UTC."""
-    return datetime.fromtimestamp(at / 1e9, UTC).isoformat().replace("+00:00", "Z")

@@ -23,8 +23,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
 
+from .. import times
 from ..errors import InvalidInput
 from .peers import Reply
 
@@ -112,8 +112,7 @@ class Merged:
                     if self._fleet_changed():
                         return
                     beat = time.monotonic() + self._heartbeat
-                    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-                    yield f"event: heartbeat\ndata: {json.dumps({'node': self._here, 'at': now})}\n\n"
+                    yield f"event: heartbeat\ndata: {json.dumps({'node': self._here, 'at': times.now()})}\n\n"
                     continue
                 lines = [f"id: {encode(self._ids)}"]
                 if event is not None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import queue
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import marshmallow as ma
 from flask import Response, request
 
-from ..domain.watch import RESOURCES, Change, Filters, iso
+from .. import times
+from ..domain.watch import RESOURCES, Change, Filters
 from ..errors import InvalidInput
 from .context import services
 from .responses import event_stream
@@ -81,7 +81,7 @@ def events(
                     yield _resync(node)  # it did not keep up: what it missed is gone
                     return
                 if waited == "heartbeat":
-                    yield f"event: heartbeat\ndata: {json.dumps({'node': node, 'at': iso(_now())})}\n\n"
+                    yield f"event: heartbeat\ndata: {json.dumps({'node': node, 'at': times.now()})}\n\n"
                 else:
                     yield _sse(waited, node)
         finally:
@@ -91,19 +91,20 @@ def events(
 
 
 def _sse(change: Change, node: str) -> str:
-    data: dict[str, Any] = {"resource": change.resource, "name": change.name, "node": node, "at": iso(change.at)}
+    data: dict[str, Any] = {
+        "resource": change.resource,
+        "name": change.name,
+        "node": node,
+        "at": times.text(change.at, 6),
+    }
     if change.document is not None:
         data["object"] = change.document
     return f"id: {change.id[0]}-{change.id[1]}\nevent: {change.kind}\ndata: {json.dumps(data)}\n\n"
 
 
 def _resync(node: str) -> str:
-    data = {"node": node, "at": iso(_now()), "reason": "re-list, then watch again"}
+    data = {"node": node, "at": times.now(), "reason": "re-list, then watch again"}
     return f"event: resync\ndata: {json.dumps(data)}\n\n"
-
-
-def _now() -> int:
-    return time.time_ns()
 
 
 def _parse_id(text: str) -> tuple[int, int]:

@@ -5,6 +5,7 @@ Last-Event-ID, resync, heartbeats, and a client that does not read being dropped
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -128,6 +129,22 @@ def test_a_stream_says_where_it_stands_before_any_change_so_a_client_gone_at_onc
     created = resumed.next()
     assert created["data"]["name"] == "v1"
     assert [int(x) for x in created["id"].split("-")] > [int(x) for x in position.split("-")]
+
+
+def test_times_are_utc_with_z_a_changes_to_the_engines_microsecond(watched, engine, as_admin):
+    """A change is at its engine event's time (its id's first part, in nanoseconds); a heartbeat
+    or a resync is at dockvol's, in whole seconds."""
+    client = watched.test_client()
+    stream = Stream(client, as_admin)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stream.next(skip_heartbeats=False)["data"]["at"])
+    client.post("/api/v1/volumes", json={"name": "v1"}, headers=as_admin)
+    created = stream.next()
+    at = int(created["id"].split("-")[0])
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at // 10**9))
+    assert created["data"]["at"] == f"{seconds}.{at // 1000 % 10**6:06d}Z"
+    old = Stream(client, {**as_admin, "Last-Event-ID": "1-0"})
+    resync = old.next()
+    assert resync["event"] == "resync" and re.fullmatch(r"[-\dT:]{19}Z", resync["data"]["at"])
 
 
 def test_idle_streams_carry_heartbeats(watched, as_reader):
