@@ -22,15 +22,14 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
-from .. import times
+from .. import sse
 from ..errors import InvalidInput
 from .peers import Reply
 
 NODE_ID = re.compile(r"\d+-\d+")
 QUEUE = 1_000  # blocks waiting to be sent; past this the nodes' own streams wait (and drop it)
-Block = dict[str, str]  # one SSE event's fields (`event`, `id`, `data`)
 
 
 def encode(ids: Mapping[str, str]) -> str:
@@ -51,24 +50,6 @@ def decode(text: str) -> dict[str, str]:
     return ids
 
 
-def blocks(chunks: Iterable[bytes]) -> Iterator[Block]:
-    """The events of a text/event-stream, as their fields (comments and `retry` dropped)."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in pending:
-            raw, pending = pending.split(b"\n\n", 1)
-            block: Block = {}
-            for line in raw.decode().split("\n"):
-                name, _, value = line.partition(":")
-                if not name or name == "retry":
-                    continue
-                value = value.removeprefix(" ")
-                block[name] = f"{block[name]}\n{value}" if name == "data" and name in block else value
-            if block:
-                yield block
-
-
 class Merged:
     """The merged stream of `streams` (node -> its open stream), resumed from `ids`."""
 
@@ -85,14 +66,14 @@ class Merged:
         self._here = here
         self._heartbeat = heartbeat
         self._fleet_changed = fleet_changed
-        self._queue: queue.Queue[tuple[str, Block | None]] = queue.Queue(QUEUE)
+        self._queue: queue.Queue[tuple[str, sse.Block | None]] = queue.Queue(QUEUE)
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[str]:
         for node, reply in self._streams.items():
             threading.Thread(target=self._read, args=(node, reply), name=f"dockvol-watch-{node}", daemon=True).start()
         try:
-            yield "retry: 2000\n\n"
+            yield sse.RETRY
             beat = time.monotonic() + self._heartbeat
             while True:
                 try:
@@ -112,12 +93,10 @@ class Merged:
                     if self._fleet_changed():
                         return
                     beat = time.monotonic() + self._heartbeat
-                    yield f"event: heartbeat\ndata: {json.dumps({'node': self._here, 'at': times.now()})}\n\n"
+                    yield sse.heartbeat(self._here)
                     continue
-                lines = [f"id: {encode(self._ids)}"]
-                if event is not None:
-                    lines += [f"event: {event}", *(f"data: {d}" for d in block.get("data", "").split("\n"))]
-                yield "\n".join(lines) + "\n\n"
+                data = None if event is None else block.get("data", "")
+                yield sse.block(event, data, id=encode(self._ids))
         finally:
             self._closed.set()
             for reply in self._streams.values():
@@ -125,7 +104,7 @@ class Merged:
 
     def _read(self, node: str, reply: Reply) -> None:
         try:
-            for block in blocks(reply.body):
+            for block in sse.blocks(reply.body):
                 if self._closed.is_set():
                     break
                 self._put(node, block)
@@ -134,7 +113,7 @@ class Merged:
         finally:
             self._put(node, None)
 
-    def _put(self, node: str, block: Block | None) -> None:
+    def _put(self, node: str, block: sse.Block | None) -> None:
         while not self._closed.is_set():  # a full queue waits for the client, or for its end
             try:
                 self._queue.put((node, block), timeout=0.5)

@@ -5,7 +5,6 @@ HEARTBEAT seconds."""
 
 from __future__ import annotations
 
-import json
 import queue
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -13,7 +12,7 @@ from typing import Any, Literal
 import marshmallow as ma
 from flask import Response, request
 
-from .. import times
+from .. import sse, times
 from ..domain.watch import RESOURCES, Change, Filters
 from ..errors import InvalidInput
 from .context import services
@@ -62,7 +61,7 @@ def events(
 
     def stream() -> Iterator[str]:
         try:
-            yield "retry: 2000\n\n"
+            yield sse.RETRY
             if missed is None:
                 yield _resync(node)
                 return
@@ -70,7 +69,7 @@ def events(
                 yield _sse(change, node)
             # Where the client stands, even if nothing changes before it goes: an id with no event
             # (SSE clients keep it as their last id; fleet mode's merged watch needs it per node).
-            yield f"id: {position[0]}-{position[1]}\n\n"
+            yield sse.block(id=f"{position[0]}-{position[1]}")
             while True:
                 waited: Change | Literal["heartbeat"] | None
                 try:
@@ -81,7 +80,7 @@ def events(
                     yield _resync(node)  # it did not keep up: what it missed is gone
                     return
                 if waited == "heartbeat":
-                    yield f"event: heartbeat\ndata: {json.dumps({'node': node, 'at': times.now()})}\n\n"
+                    yield sse.heartbeat(node)
                 else:
                     yield _sse(waited, node)
         finally:
@@ -99,12 +98,12 @@ def _sse(change: Change, node: str) -> str:
     }
     if change.document is not None:
         data["object"] = change.document
-    return f"id: {change.id[0]}-{change.id[1]}\nevent: {change.kind}\ndata: {json.dumps(data)}\n\n"
+    return sse.block(change.kind, data, id=f"{change.id[0]}-{change.id[1]}")
 
 
 def _resync(node: str) -> str:
     data = {"node": node, "at": times.now(), "reason": "re-list, then watch again"}
-    return f"event: resync\ndata: {json.dumps(data)}\n\n"
+    return sse.block("resync", data)
 
 
 def _parse_id(text: str) -> tuple[int, int]:
