@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +28,20 @@ RETAIN = 10_000  # changes a worker keeps for clients that resume
 QUEUE = 1_000  # changes a client may have waiting before it is dropped
 BASE_WAIT = 10.0  # seconds a new client waits for a starting worker's view to list the engine
 RESOURCES = (VOLUME, BINDING, GROUP)
+_ID = re.compile(r"([0-9]+)-([0-9]+)")
+
+
+def id_text(id: tuple[int, int]) -> str:
+    """A change's id as clients see it: `AT-K`."""
+    return f"{id[0]}-{id[1]}"
+
+
+def parse_id(text: str) -> tuple[int, int]:
+    """An id `id_text` wrote; ValueError for anything else."""
+    match = _ID.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a change's id (AT-K): {text!r}")
+    return int(match[1]), int(match[2])
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,15 @@ import base64
 import binascii
 import json
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 
 from .. import sse
+from ..domain.watch import parse_id
 from ..errors import InvalidInput
 from .peers import Reply
 
-NODE_ID = re.compile(r"\d+-\d+")
 QUEUE = 1_000  # blocks waiting to be sent; past this the nodes' own streams wait (and drop it)
 
 
@@ -44,10 +43,18 @@ def decode(text: str) -> dict[str, str]:
     except (ValueError, binascii.Error):
         ids = None
     if not isinstance(ids, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and NODE_ID.fullmatch(v) for k, v in ids.items()
+        isinstance(k, str) and isinstance(v, str) and _is_node_id(v) for k, v in ids.items()
     ):
         raise InvalidInput("last_event_id", "not an id this fleet's watch gave")
     return ids
+
+
+def _is_node_id(text: str) -> bool:
+    try:
+        parse_id(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Merged:

@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask import Response, request
 
 from .. import sse, times
-from ..domain.watch import RESOURCES, Change, Filters
+from ..domain.watch import RESOURCES, Change, Filters, id_text, parse_id
 from ..errors import InvalidInput
 from .context import services
 from .responses import event_stream
@@ -69,7 +69,7 @@ def events(
                 yield _sse(change, node)
             # Where the client stands, even if nothing changes before it goes: an id with no event
             # (SSE clients keep it as their last id; fleet mode's merged watch needs it per node).
-            yield sse.block(id=f"{position[0]}-{position[1]}")
+            yield sse.block(id=id_text(position))
             while True:
                 waited: Change | Literal["heartbeat"] | None
                 try:
@@ -98,7 +98,7 @@ def _sse(change: Change, node: str) -> str:
     }
     if change.document is not None:
         data["object"] = change.document
-    return sse.block(change.kind, data, id=f"{change.id[0]}-{change.id[1]}")
+    return sse.block(change.kind, data, id=id_text(change.id))
 
 
 def _resync(node: str) -> str:
@@ -107,7 +107,7 @@ def _resync(node: str) -> str:
 
 
 def _parse_id(text: str) -> tuple[int, int]:
-    at, sep, k = text.partition("-")
-    if not (sep and at.isdigit() and k.isdigit()):
-        raise InvalidInput("last_event_id", "not an id this service gave (AT-K)")
-    return int(at), int(k)
+    try:
+        return parse_id(text)
+    except ValueError:
+        raise InvalidInput("last_event_id", "not an id this service gave (AT-K)") from None

@@ -118,6 +118,16 @@ def test_last_event_id_resumes_without_loss_and_one_from_too_far_back_is_told_to
     assert client.get("/api/v1/events", headers={**as_admin, "Last-Event-ID": "x"}).status_code == 422
 
 
+@pytest.mark.parametrize("given", ["x", "1-", "-1", "1-2-3", "\u00b2-1", "1-\u0663"])
+def test_an_id_this_service_did_not_give_is_422(client, as_admin, given):
+    """Ids are AT-K in ASCII digits; a superscript two passed str.isdigit and then broke int()."""
+    for r in (
+        client.get("/api/v1/events", query_string={"last_event_id": given}, headers=as_admin),
+        client.get("/api/v1/events", headers={**as_admin, "Last-Event-ID": given.encode().decode("latin-1")}),
+    ):
+        assert r.status_code == 422, (given, r.get_json())
+
+
 def test_a_stream_says_where_it_stands_before_any_change_so_a_client_gone_at_once_misses_nothing(watched, as_admin):
     client = watched.test_client()
     stream = Stream(client, as_admin)
