@@ -31,7 +31,14 @@ NEVER_RUN = ("/dockvol-helper-is-never-started",)
 
 
 def owner(pid: int | None = None) -> str:
+    """The owner label of a helper or a lock: this host and a process (this one unless given)."""
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
+def local_pid(owner_label: str) -> int | None:
+    """The process an owner label names if it is one of this host's; None otherwise."""
+    host, _, pid = owner_label.rpartition(":")
+    return int(pid) if host == socket.gethostname() and pid.isascii() and pid.isdigit() else None
 
 
 def _empty_rootfs() -> bytes:
@@ -97,11 +104,10 @@ class Helpers:
 
     def sweep_dead(self) -> int:
         """Remove helpers whose owner was a process on this host that no longer exists."""
-        host = socket.gethostname()
         gone = []
         for c in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=helper"]):
-            their_host, _, pid = c.labels.get(label.OWNER, "").rpartition(":")
-            if their_host == host and pid.isdigit() and not alive(int(pid)):
+            pid = local_pid(c.labels.get(label.OWNER, ""))
+            if pid is not None and not alive(pid):
                 gone.append(c.id)
         for cid in gone:
             Helper(self._engine, cid, self.retries).close()

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from ..engine.port import ContainerRecord, ContainerSpec, Engine
 from ..errors import Conflict, NotFound
 from . import backoff
 from . import labels as label
-from .helpers import IMAGE, NEVER_RUN, Helpers, alive
+from .helpers import IMAGE, NEVER_RUN, Helpers, alive, local_pid, owner
 
 log = logging.getLogger(__name__)
 LOCK_WAIT = 10.0  # seconds a request waits for a resource another operation holds
@@ -43,10 +42,6 @@ LOCK_PREFIX = "dockvol-lock-"
 # The operations that are live in this process, and those of them that have begun to change things.
 _LIVE: set[str] = set()
 _BEGUN: set[str] = set()
-
-
-def owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -266,9 +261,9 @@ class Held:
 
 
 def _dead(intent: Intent) -> bool:
-    host, _, pid = intent.owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return int(pid) != os.getpid() and not alive(int(pid))  # our own are retry_own's
+    pid = local_pid(intent.owner)
+    if pid is not None:
+        return pid != os.getpid() and not alive(pid)  # our own are retry_own's
     try:
         return time.time_ns() - times.nanoseconds(intent.locked_at) > FOREIGN_LOCK_TTL * 1_000_000_000
     except ValueError:
