@@ -18,7 +18,7 @@ from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError
 from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
-from .http import docs, events, health, hooks, limits, mount_schemas, observability, problems
+from .http import docs, events, feed, health, hooks, limits, mount_schemas, observability, problems
 from .http.bindings import routes as binding_routes
 from .http.documents import answer
 from .http.fields import (
@@ -67,7 +67,7 @@ def create_app(
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
     services = build_services(settings, engine, view)
     app.extensions["dockvol"] = services
-    services.watch = events.new_watch(services, engine, observability.observe_watch)
+    services.watch = feed.new_watch(services, engine, observability.observe_watch)
     view.listeners.append(services.watch.applied)
     view.relisted.append(services.watch.relisted)
 

@@ -25,11 +25,11 @@ import fcntl
 import os
 import stat
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePosixPath
 
 from ..errors import Forbidden, InvalidInput
+from . import backoff
 
 # Refused whatever the roots say: the host's system trees. The engine socket and data root join them.
 SYSTEM_PATHS = ("/proc", "/sys", "/dev", "/etc", "/boot", "/usr", "/lib", "/lib64", "/bin", "/sbin")
@@ -183,14 +183,15 @@ class BindPolicy:
 
 def _flock(fd: int) -> None:
     """An exclusive flock, waited for without blocking the process (other greenlets run)."""
-    pause = 0.002
-    while True:
+
+    def locked() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+            return False
+
+    backoff.until(locked, first=0.002, most=0.1)
 
 
 def _open_component(name: str, dir_fd: int, last: bool) -> int:

@@ -548,3 +548,14 @@ def test_an_export_that_loses_the_engine_as_it_begins_leaves_no_helper(app, clie
     assert leftovers(engine) != []  # the engine was away: it could not go yet
     app.extensions["dockvol"].intents.retry_own()
     assert leftovers(engine) == []
+
+
+def test_an_owner_label_names_a_process_of_this_host_or_of_another():
+    """Locks and helpers carry their owner as host:pid; only this host's pids can be checked."""
+    import socket
+
+    from service.domain.helpers import local_pid, owner
+
+    assert local_pid(owner(4242)) == 4242 and local_pid(owner()) is not None
+    for other in ("elsewhere:4242", "", "4242", f"{socket.gethostname()}:x", f"{socket.gethostname()}:\u00b2"):
+        assert local_pid(other) is None, other
