@@ -12,6 +12,10 @@ the recoverer cannot reach the engine), the lock stays behind, and the reconcile
 intent whose owner is gone is recovered from what the engine holds, rolled back, or forward
 where the operation had passed its point of no return, and only then released. A request that
 meets a held lock waits for it (up to `LOCK_WAIT` seconds), then answers 409.
+
+What the engine cannot hold (the host directories a create makes for its bind sources) goes into
+the record before it is made (`note`): one more lock, on a key of the operation's own, whose record
+is the operation's with more arguments; the recovery reads the record of all its locks as one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import times
@@ -52,6 +56,10 @@ class Intent:
     args: Mapping[str, Any] = field(default_factory=dict)
     owner: str = ""
     locked_at: str = ""
+
+    def adding(self, keys: Sequence[str], args: Mapping[str, Any]) -> Intent:
+        """This record with more keys and arguments (those of a note, `Intents.note`)."""
+        return replace(self, keys=tuple(sorted({*self.keys, *keys})), args={**self.args, **args})
 
     def begin(self) -> None:
         """Say that changes start here: an error before this point needs no recovery (a check
@@ -96,6 +104,7 @@ class Intents:
         self._recoverers: dict[str, Callable[[Intent], None]] = {}
         # Our own operations whose recovery, or release, must be redone: by op, with the helpers'.
         self._retries = helpers.retries
+        self._holding: dict[str, Held] = {}  # this process's operations under way, by id
 
     def recoverer(self, kind: str, recover: Callable[[Intent], None]) -> None:
         """`recover(intent)` brings the engine to the operation's old or new state, from what the
@@ -120,10 +129,22 @@ class Intents:
         intent = Intent(secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), times.now())
         _LIVE.add(intent.op)
         try:
-            return Held(self, intent, self._acquire(intent))
+            held = self._holding[intent.op] = Held(self, intent, self._acquire(intent))
         except BaseException:
             _LIVE.discard(intent.op)
             raise
+        return held
+
+    def note(self, intent: Intent, **args: Any) -> None:
+        """Add `args` to a running operation's record before the change they tell of, so that its
+        recovery knows of the change even if the process dies right after making it: one more lock,
+        on a key of the operation's own, whose record is the operation's with these arguments."""
+        held = self._holding[intent.op]
+        key = f"op/{intent.op}/{len(held.locks)}"
+        # Counted as held before it is made: an answer lost on the way still gets it released.
+        held.intent = held.intent.adding([key], args)
+        held.locks.append(lock_name(key))
+        self._take(self._lock_spec(held.intent, key), key)
 
     def _finish(self, op: str, held: list[str]) -> None:
         """Remove the operation's helpers (any whose removal failed on the way) and its locks; if
@@ -163,8 +184,12 @@ class Intents:
         return done
 
     def _held(self) -> dict[str, Intent]:
-        locks = self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=lock"])
-        return {c.labels.get(label.OP, ""): intent_of(c) for c in locks}
+        """Every operation's record, read from all its locks (notes add to it)."""
+        held: dict[str, Intent] = {}
+        for c in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=lock"]):
+            op, intent = c.labels.get(label.OP, ""), intent_of(c)
+            held[op] = held[op].adding(intent.keys, intent.args) if op in held else intent
+        return held
 
     def _recover_now(self, intent: Intent) -> None:
         self._retries.attempt(
@@ -182,6 +207,17 @@ class Intents:
 
     def _acquire(self, intent: Intent) -> list[str]:
         held: list[str] = []
+        try:
+            for key in intent.keys:
+                self._take(self._lock_spec(intent, key), key)
+                held.append(lock_name(key))
+        except BaseException:
+            self._finish(intent.op, held)  # the engine may be away: then the reconciler releases them
+            raise
+        return held
+
+    @staticmethod
+    def _lock_spec(intent: Intent, key: str) -> ContainerSpec:
         labels = {
             label.MANAGED: "true",
             label.ROLE: "lock",
@@ -189,19 +225,9 @@ class Intents:
             label.OWNER: intent.owner,
             label.LOCKED_AT: intent.locked_at,
             label.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args}),
+            label.LOCK: key,
         }
-        try:
-            for key in intent.keys:
-                name = lock_name(key)
-                spec = ContainerSpec(
-                    name=name, image=IMAGE, command=NEVER_RUN, network="none", labels={**labels, label.LOCK: key}
-                )
-                self._take(spec, key)
-                held.append(name)
-        except BaseException:
-            self._finish(intent.op, held)  # the engine may be away: then the reconciler releases them
-            raise
-        return held
+        return ContainerSpec(name=lock_name(key), image=IMAGE, command=NEVER_RUN, network="none", labels=labels)
 
     def _take(self, spec: ContainerSpec, key: str) -> None:
         self._helpers.ensure_image()
@@ -258,6 +284,7 @@ class Held:
         finally:
             _LIVE.discard(op)
             _BEGUN.discard(op)
+            self.intents._holding.pop(op, None)
 
 
 def _dead(intent: Intent) -> bool:

@@ -76,6 +76,20 @@ class Service:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def kill_workers(self) -> None:
+        """SIGKILL gunicorn's workers alone, as an OOM kill of one process would: the master lives
+        on and starts new ones. Returns once the killed ones are gone."""
+        master = self.proc.pid
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+        workers = [pid for pid in children if b"gunicorn" in _cmdline(pid)]  # not a child_exit hook's process
+        assert workers, f"gunicorn {master} has no workers"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_cmdline(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -84,6 +98,15 @@ class Service:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def _cmdline(pid: int) -> bytes:
+    """A live process's command line; empty once it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def service_env(docker_host: str, **extra: str) -> dict[str, str]:
