@@ -7,6 +7,7 @@ is a failure, never a skip: they are installed here as the engine is (Debian's p
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +23,15 @@ from .conftest import ROOT
 
 CLIENT = ROOT / "tests" / "e2e" / "ts_client"
 STAMP = CLIENT / "node_modules" / ".dockvol-lock-sha256"  # the package-lock.json npm ci installed
+BUILT = CLIENT / "dist" / ".dockvol-inputs-sha256"  # the spec and sources dist/ was built from
+SETUP_LOCK = CLIENT / ".setup.lock"  # the two engines' legs run side by side and share CLIENT
+
+
+def digest(*paths: pathlib.Path) -> str:
+    sha = hashlib.sha256()
+    for path in paths:
+        sha.update(path.read_bytes())
+    return sha.hexdigest()
 
 
 def run(*args: str, timeout: float = 600) -> str:
@@ -45,14 +55,25 @@ def ts_client() -> pathlib.Path:
         )
         if installed.returncode != 0 or not (shutil.which("node") and shutil.which("npm")):
             pytest.fail(f"node and npm are needed and could not be installed:\n{installed.stderr}", pytrace=False)
-    lock = hashlib.sha256((CLIENT / "package-lock.json").read_bytes()).hexdigest()
-    if not STAMP.exists() or STAMP.read_text() != lock:
-        run("npm", "ci", "--no-audit", "--no-fund")
-        STAMP.write_text(lock)
-    for made in ("generated", "dist"):
-        shutil.rmtree(CLIENT / made, ignore_errors=True)
-    run("npm", "run", "-s", "generate")
-    run("npm", "run", "-s", "build")
+    with open(SETUP_LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # one leg installs and builds; the other waits, then reuses
+        lock = digest(CLIENT / "package-lock.json")
+        if not STAMP.exists() or STAMP.read_text() != lock:
+            run("npm", "ci", "--no-audit", "--no-fund")
+            STAMP.write_text(lock)
+        inputs = digest(
+            ROOT / "openapi" / "openapi.json",
+            CLIENT / "drive.ts",
+            CLIENT / "tsconfig.json",
+            CLIENT / "package.json",
+            CLIENT / "package-lock.json",
+        )
+        if not BUILT.exists() or BUILT.read_text() != inputs:
+            for made in ("generated", "dist"):
+                shutil.rmtree(CLIENT / made, ignore_errors=True)
+            run("npm", "run", "-s", "generate")
+            run("npm", "run", "-s", "build")
+            BUILT.write_text(inputs)
     return CLIENT / "dist" / "drive.js"
 
 
