@@ -24,6 +24,7 @@ from . import labels as label
 from .archives import Entry, Stream
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
+from .projects import acting_for
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -192,21 +193,33 @@ class VolumeData:
                     self._engine.put_archive(helper.id, "/v", checked)
         return self._volumes.get(new_name)
 
-    def rename(self, name: str, new_name: str) -> Volume:
-        """Copy, then delete the original; whatever dies when, one of the two stays, whole."""
+    def rename(self, name: str, new_name: str, project: str | None = None) -> Volume:
+        """Copy, then delete the original; whatever dies when, one of the two stays, whole.
+        `project`: the copy's (an operator's move to another project; projects.py checks who)."""
         keys = [f"volume/{name}", f"volume/{new_name}"]
         with self._intents.run("volume.rename", keys, source=name, target=new_name) as intent:
             volume = self._volumes.get(name)
             self._volumes.check_deletable(volume)
             intent.begin()
-            self._copy(name, new_name, volume.labels, False, intent)
+            marks = {label.MOVED_FROM: name, **({label.PROJECT: project} if project else {})}
+            self._copy(name, new_name, volume.labels, False, intent, marks)
             self._volumes.remove(name)
-        return self._volumes.get(new_name)
+        with acting_for(project) if project else contextlib.nullcontext():  # the copy is where it went
+            return self._volumes.get(new_name)
 
-    def _copy(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool, intent: Intent) -> None:
+    def _copy(
+        self,
+        name: str,
+        new_name: str,
+        labels: Mapping[str, str],
+        pause: bool,
+        intent: Intent,
+        marks: Mapping[str, str] = {},
+    ) -> None:
         """Fill a new volume with a copy of another. Until the operation ends the copy is marked
         filling: not listed, not shown, and removed if the operation does not finish."""
-        self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, label.FILLING: intent.op})
+        marks = {**marks, **intent.label, label.FILLING: intent.op}
+        self._volumes.create(new_name, "local", {}, labels, marks=marks)
         paused = self._pause(name) if pause else None
         try:
             # Two helpers: the engine locks a container while one of its archives is being read.

@@ -23,6 +23,7 @@ RETRY_AFTER_SECONDS = 5
 # dockvol's errors -> (status, problem type slug). Order matters: the first match wins.
 STATUS = (
     (errors.Unauthenticated, 401, "unauthenticated"),
+    (errors.QuotaExceeded, 403, "quota-exceeded"),
     (errors.Forbidden, 403, "forbidden"),
     (errors.NotFound, 404, "not-found"),
     (errors.Conflict, 409, "conflict"),
