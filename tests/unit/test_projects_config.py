@@ -93,11 +93,8 @@ def test_a_bad_token_grant_stops_the_start(tokens):
 
 
 def test_a_token_belongs_to_its_project_and_a_plain_list_means_default(tmp_path):
-    s = Settings.from_env(
-        {
-            "DOCKVOL_TOKENS": '{"w": {"scopes": ["write"], "project": "web"}, "o": {"scopes": ["admin"], "project": "*"}, "d": ["read"]}'
-        }
-    )
+    grants = {"w": {"scopes": ["write"], "project": "web"}, "o": {"scopes": ["admin"], "project": "*"}, "d": ["read"]}
+    s = Settings.from_env({"DOCKVOL_TOKENS": json.dumps(grants)})
     path = tmp_path / "tokens.json"
     path.write_text(
         json.dumps(
