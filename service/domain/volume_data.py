@@ -17,6 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import IO
 
+from ..config import ALL_PROJECTS
 from ..engine.port import Archive, Engine
 from ..errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
 from . import archives
@@ -24,7 +25,7 @@ from . import labels as label
 from .archives import Entry, Stream
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
-from .projects import acting_for
+from .projects import acting_for, current
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,8 @@ class VolumeData:
     def rename(self, name: str, new_name: str, project: str | None = None) -> Volume:
         """Copy, then delete the original; whatever dies when, one of the two stays, whole.
         `project`: the copy's (an operator's move to another project; projects.py checks who)."""
+        if project is not None and current() != ALL_PROJECTS:
+            raise Forbidden("only a token of the project `*` moves a volume to another project")
         keys = [f"volume/{name}", f"volume/{new_name}"]
         with self._intents.run("volume.rename", keys, source=name, target=new_name) as intent:
             volume = self._volumes.get(name)

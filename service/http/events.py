@@ -16,6 +16,7 @@ from flask import Response, request
 
 from ..domain.bindings import BindingQuery
 from ..domain.changes import BINDING, GROUP, VOLUME, Key
+from ..domain.projects import current
 from ..domain.volumes import VolumeQuery
 from ..domain.watch import RESOURCES, Change, Filters, Watch, iso
 from ..engine.viewed import ViewedEngine
@@ -95,8 +96,8 @@ class EventQuerySchema(Schema):
 
 STREAM_DOC = {
     "description": (
-        "text/event-stream: events `created`, `updated`, `deleted` (data: resource, name, node, at, "
-        "object), `resync` (re-list, then watch again) and `heartbeat`"
+        "text/event-stream: events `created`, `updated`, `deleted` (data: resource, name, node, project, at, "
+        "object; a token hears its own project's only), `resync` (re-list, then watch again) and `heartbeat`"
     ),
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
@@ -113,7 +114,8 @@ def events(
     last_id = _parse_id(last) if last else None
     watch = services().watch
     node = services().nodes.here()
-    client, missed, position = watch.subscribe(Filters(tuple(resource) or RESOURCES, name, tuple(label)), last_id)
+    filters = Filters(tuple(resource) or RESOURCES, name, tuple(label), current())  # the caller's project only
+    client, missed, position = watch.subscribe(filters, last_id)
     heartbeat = HEARTBEAT
 
     def stream() -> Iterator[str]:
@@ -147,7 +149,13 @@ def events(
 
 
 def _sse(change: Change, node: str) -> str:
-    data: dict[str, Any] = {"resource": change.resource, "name": change.name, "node": node, "at": iso(change.at)}
+    data: dict[str, Any] = {
+        "resource": change.resource,
+        "name": change.name,
+        "node": node,
+        "project": change.project,
+        "at": iso(change.at),
+    }
     if change.document is not None:
         data["object"] = change.document
     return f"id: {change.id[0]}-{change.id[1]}\nevent: {change.kind}\ndata: {json.dumps(data)}\n\n"

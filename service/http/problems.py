@@ -50,6 +50,9 @@ class ProblemSchema(ma.Schema):
         metadata={"description": "422 only: field (dotted path) -> messages"},
     )
     used_by = ma.fields.List(ma.fields.Dict(), metadata={"description": "409 'in use' only: who uses the resource"})
+    quota = ma.fields.String(metadata={"description": "403 quota-exceeded only: which quota (volumes, bindings, ...)"})
+    limit = ma.fields.Integer(metadata={"description": "403 quota-exceeded only: the project's limit"})
+    used = ma.fields.Integer(metadata={"description": "403 quota-exceeded only: what the project holds"})
 
 
 def problem(status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
