@@ -3,6 +3,11 @@
 # unit tier once, then the integration, end-to-end, security, faults and fleet tiers once per
 # engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that this script
 # starts and stops again, and the deploy smoke test (deploy/smoke.sh) on one engine.
+#
+# The engines' legs run side by side (DOCKVOL_PARALLEL=0 runs them one after the other): each has
+# its own engine, socket, fleet lab and ports, and most of a leg's time is spent waiting on its
+# engine, so two legs on two cores take little longer than one. Each leg's output goes to a log
+# that is printed whole when the leg ends, so the two never interleave.
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -11,30 +16,34 @@ cd "$(dirname "$0")/.." || exit 1
 PY=${PY:-.venv/bin/python}
 ENGINES=${DOCKVOL_ENGINES:-20.10 26.1}
 SMOKE_ENGINE=${DOCKVOL_SMOKE_ENGINE:-26.1}  # the image and compose smoke test runs on this one
-summary=()
-failed=0
-passed_total=0
-failed_total=0
+PARALLEL=${DOCKVOL_PARALLEL:-1}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# One line per tier ("LABEL: PYTEST'S CLOSING LINE [exit N, TIME]") in $WORK/summary, and in
+# $WORK/summary-ENGINE for an engine's leg.
+SUMMARY=$WORK/summary
+: >"$SUMMARY"
 
 # count WORD LINE: the number before WORD in pytest's closing line (0 when absent).
 count() { echo "$2" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
 
-# run LABEL PYTEST-ARGS...: run one tier and remember its closing line.
+# run LABEL PYTEST-ARGS...: run one tier, note its closing line and time; fails when the tier does.
 run() {
-    local label=$1 out rc
+    local label=$1 out rc start closing
     shift
     out=$(mktemp)
+    start=$SECONDS
     echo "== $label"
     "$PY" -m pytest -q "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
-    local closing
     closing=$(grep -E '(passed|failed|error|no tests ran)' "$out" | tail -n 1)
-    summary+=("$label: $closing [exit $rc]")
-    passed_total=$((passed_total + $(count passed "$closing")))
-    failed_total=$((failed_total + $(count failed "$closing") + $(count error "$closing")))
+    echo "$label: $closing [exit $rc, $((SECONDS - start)) s]" >>"$SUMMARY"
     rm -f "$out"
-    [ "$rc" = 0 ] || failed=1
+    [ "$rc" = 0 ]
 }
+
+# note LABEL: a step other than a pytest tier, for the summary.
+note() { echo "$1" >>"$SUMMARY"; }
 
 # lint: ruff, mypy (settings in pyproject.toml: --strict over service/) and shellcheck; their
 # findings fail the run like a test.
@@ -46,54 +55,90 @@ lint() {
     "$(dirname "$PY")/mypy" || rc=1
     ensure_packages shellcheck=shellcheck || rc=1
     shellcheck deploy/*.sh tests/*.sh tests/benchmarks/*.sh tests/fleet/*.sh .ci/run || rc=1
-    if [ "$rc" = 0 ]; then summary+=("lint: passed"); else summary+=("lint: FAILED"); failed=1; fi
+    if [ "$rc" = 0 ]; then note "lint: passed"; else note "lint: FAILED"; fi
+    return "$rc"
 }
 
-# The engine tiers take most of the run: a failed lint or unit tier ends it here, since nothing is
-# learned from them after it.
-stop_early() {
+# finish [WHY]: print the summary and the totals; exit 1 when anything failed.
+finish() {
+    local passed=0 failed=0 line closing
+    while IFS= read -r line; do
+        closing=${line#*: }
+        passed=$((passed + $(count passed "$closing")))
+        failed=$((failed + $(count failed "$closing") + $(count error "$closing")))
+    done < <(cat "$WORK"/summary*)
     echo
-    echo "== summary (stopped early: lint or unit failed)"
-    printf '%s\n' "${summary[@]}"
-    echo "total: $passed_total passed, $failed_total failed"
-    exit 1
+    echo "== summary${1:+ ($1)}"
+    cat "$WORK"/summary*
+    echo "total: $passed passed, $failed failed, $((SECONDS / 60)) min $((SECONDS % 60)) s"
+    if cat "$WORK"/summary* | grep -qE 'FAILED|\[exit [1-9]|did not start'; then exit 1; fi
+    exit 0
 }
 
-lint
-run "unit (in-memory engine)" tests/unit
-[ "$failed" = 0 ] || stop_early
-
-for engine in $ENGINES; do
-    was_running=""
-    deploy/engine.sh status "$engine" && was_running=1
-    if ! deploy/engine.sh start "$engine"; then
-        summary+=("engine $engine: did not start")
-        failed=1
-        continue
-    fi
-    export DOCKVOL_TEST_DOCKER_HOST
+# leg ENGINE: every engine tier on one engine, against a private engine started by prepare.
+leg() {
+    local engine=$1 version ok=0 SUMMARY=$WORK/summary-$1
+    export DOCKVOL_TEST_DOCKER_HOST DOCKVOL_TEST_ENGINE=$engine
     DOCKVOL_TEST_DOCKER_HOST=$(deploy/engine.sh host "$engine")
     version=$(docker -H "$DOCKVOL_TEST_DOCKER_HOST" version --format '{{.Server.Version}}, API {{.Server.APIVersion}}')
-    run "integration on engine $engine ($version)" tests/integration
-    run "end-to-end on engine $engine ($version)" tests/e2e
-    run "security on engine $engine ($version)" tests/security
-    export DOCKVOL_TEST_ENGINE=$engine
-    run "faults on engine $engine ($version)" tests/faults
-    run "fleet on engine $engine ($version): a three-node Swarm" tests/fleet
+    run "integration on engine $engine ($version)" tests/integration || ok=1
+    run "end-to-end on engine $engine ($version)" tests/e2e || ok=1
+    run "security on engine $engine ($version)" tests/security || ok=1
+    run "faults on engine $engine ($version)" tests/faults || ok=1
+    run "fleet on engine $engine ($version): a three-node Swarm" tests/fleet || ok=1
     if [ "$engine" = "$SMOKE_ENGINE" ]; then
         echo "== deploy smoke on engine $engine: image, HEALTHCHECK, compose"
+        local start=$SECONDS
         if deploy/smoke.sh "$engine"; then
-            summary+=("deploy smoke on engine $engine: passed")
+            note "deploy smoke on engine $engine: passed [$((SECONDS - start)) s]"
         else
-            summary+=("deploy smoke on engine $engine: FAILED")
-            failed=1
+            note "deploy smoke on engine $engine: FAILED"
+            ok=1
         fi
     fi
-    [ -n "$was_running" ] || deploy/engine.sh stop "$engine"
-done
+    return "$ok"
+}
 
-echo
-echo "== summary"
-printf '%s\n' "${summary[@]}"
-echo "total: $passed_total passed, $failed_total failed"
-exit "$failed"
+# prepare: what the legs would otherwise install at the same time (apt and dpkg take one caller at
+# a time), and each leg's engine.
+prepare() {
+    ensure_packages dockerd=docker.io docker=docker.io busybox-static ip=iproute2 \
+        docker-compose=docker-compose debootstrap=debootstrap node=nodejs npm=npm || return 1
+    local engine
+    for engine in $ENGINES; do
+        deploy/engine.sh status "$engine" && touch "$WORK/was-running-$engine"
+        if ! deploy/engine.sh start "$engine"; then
+            note "engine $engine: did not start"
+            return 1
+        fi
+    done
+}
+
+lint || finish "stopped early: lint failed"
+run "unit (in-memory engine)" tests/unit || finish "stopped early: unit failed"
+prepare || finish "stopped early: the engines could not be prepared"
+
+read -ra engines <<<"$ENGINES"
+pids=()
+for engine in "${engines[@]}"; do
+    if [ "$PARALLEL" = 1 ]; then
+        echo "== engine $engine: its tiers run in the background (log printed when they end)"
+        leg "$engine" >"$WORK/leg-$engine.log" 2>&1 &
+        pids+=("$!")
+    else
+        leg "$engine"
+    fi
+done
+# Each leg's log is printed when it ends (in the order of ENGINES).
+if [ "$PARALLEL" = 1 ]; then
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}"
+        echo
+        echo "==== engine ${engines[$i]}: the whole leg"
+        cat "$WORK/leg-${engines[$i]}.log"
+    done
+fi
+for engine in $ENGINES; do
+    [ -e "$WORK/was-running-$engine" ] || deploy/engine.sh stop "$engine"
+done
+finish
