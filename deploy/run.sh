@@ -59,10 +59,10 @@ with open(os.path.join(state, "token"), "w") as f:
     f.write(token + "\n")
 with open(os.path.join(state, "tokens.json"), "w") as f:
     json.dump([{"name": "local-admin", "sha256": hashlib.sha256(token.encode()).hexdigest(),
-                "scopes": ["admin"]}], f)
+                "scopes": ["admin"], "project": "*"}], f)
 os.umask(old)
 PY
-        echo "run: made a token with scope admin; it is in $STATE/token" >&2
+        echo "run: made a token with scope admin in every project (*); it is in $STATE/token" >&2
     fi
     export DOCKVOL_TOKENS_FILE=$STATE/tokens.json
     cat >&2 <<MSG
