@@ -25,7 +25,7 @@ from . import labels as label
 from .archives import Entry, Stream
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
-from .projects import acting_for, current
+from .projects import acting_for, current, unscoped
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -373,9 +373,9 @@ class VolumeData:
         """Pause the running containers that can write to the volume, recorded first as an intent
         (its own lock, no one else's), so that if dockvol dies before `_finish` they are unpaused
         by the reconciler, not left paused."""
-        writers = [
+        writers = [  # every project's: a container of another that writes here makes a torn copy too
             c.id
-            for c in self._engine.list_containers(volume=name)
+            for c in unscoped(self._engine).list_containers(volume=name)
             if c.state == "running" and any(m.name == name and not m.read_only for m in c.mounts)
         ]
         held = self._intents.hold("volume.pause", [f"pause/{secrets.token_hex(8)}"], paused=writers)

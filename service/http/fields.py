@@ -95,7 +95,7 @@ def Name(**kwargs: Any) -> ma.fields.String:
 
 def ProjectName(**kwargs: Any) -> ma.fields.String:
     """A project's name (DOCKVOL_PROJECTS' keys)."""
-    return ma.fields.String(validate=FullMatch(PROJECT_NAME.pattern, error="not a project name"), **kwargs)
+    return ma.fields.String(validate=FullMatch(f"^{PROJECT_NAME.pattern}$", error="not a project name"), **kwargs)
 
 
 def _not_a_reserved_volume_name(name: str) -> None:
