@@ -32,8 +32,9 @@ test: venv
 bench: venv
 	tests/benchmarks/run.sh
 
+# The unit tier but its tests marked slow (over about 1.5 s each); `make test` runs them too.
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -m "not slow"
 
 # The inner loop: lint, the unit tier and one engine's integration tier.
 check: lint unit integration

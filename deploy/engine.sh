@@ -86,14 +86,14 @@ start() {
         PATH=$(dirname "$dockerd"):$PATH setsid "$dockerd" --host "$HOST" --data-root "$DIR/data" --exec-root "$DIR/exec" --pidfile "$PIDFILE" \
             --bridge=none --iptables=false --ip-masq=false --shutdown-timeout 2 >"$DIR/dockerd.log" 2>&1 </dev/null &
         local started=$!
-        for _ in $(seq 1 120); do
+        for _ in $(seq 1 600); do
             answers && break
             if ! kill -0 "$started" 2>/dev/null; then
                 say "dockerd exited at once; its log:"
                 tail -n 30 "$DIR/dockerd.log" >&2
                 exit 1
             fi
-            sleep 0.5
+            sleep 0.1
         done
         if ! answers; then
             say "dockerd did not answer within 60 s; its log:"
@@ -116,16 +116,16 @@ stop() {
         [ -n "$pid" ] || { say "not running"; return 0; }
     fi
     if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 1 60); do
+        for _ in $(seq 1 300); do
             kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
+            sleep 0.1
         done
         kill -9 "$pid" 2>/dev/null || true
     fi
     # its containerd and shims go after it: wait for them too, so that a start can follow at once
-    for _ in $(seq 1 20); do
+    for _ in $(seq 1 100); do
         [ -n "$(ours)" ] || break
-        sleep 0.5
+        sleep 0.1
     done
     rm -f "$PIDFILE"
     say "stopped"

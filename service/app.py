@@ -18,7 +18,7 @@ from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError
 from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
-from .http import docs, events, health, hooks, limits, mount_schemas, observability, problems
+from .http import docs, events, feed, health, hooks, limits, mount_schemas, observability, problems
 from .http.bindings import routes as binding_routes
 from .http.documents import answer
 from .http.fields import (
@@ -62,19 +62,13 @@ def create_app(
     )
 
     if engine is None:
-        from .engine.docker_engine import DockerEngine  # the SDK loads only when a real engine is wanted
-
-        engine = DockerEngine(settings.docker_host, settings.engine_timeout)
-    if settings.test_hold:
-        from .engine.holding import HoldingEngine
-
-        engine = HoldingEngine(engine, *settings.test_hold)
+        engine = docker_engine(settings)
     engine = InstrumentedEngine(engine, observability.observe_engine_call)
     view = View(engine, observability.observe_view)
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
     services = build_services(settings, engine, view)
     app.extensions["dockvol"] = services
-    services.watch = events.new_watch(services, engine, observability.observe_watch)
+    services.watch = feed.new_watch(services, engine, observability.observe_watch)
     view.listeners.append(services.watch.applied)
     view.relisted.append(services.watch.relisted)
 
@@ -105,6 +99,13 @@ def create_app(
     api.register_blueprint(events.blp)
     app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, Flask's way
     return app
+
+
+def docker_engine(settings: Settings) -> Engine:
+    """The Docker engine the settings name; the SDK loads only when a real engine is wanted."""
+    from .engine.docker_engine import DockerEngine
+
+    return DockerEngine(settings.docker_host, settings.engine_timeout)
 
 
 def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver, Transport] | None) -> Router:
@@ -150,11 +151,9 @@ def after_worker(pid: int) -> None:
 def sweep_helpers_of(pid: int) -> None:
     """Remove the helper containers a (now gone) worker left; gunicorn's child_exit hook calls it."""
     from .domain.helpers import Helpers, owner
-    from .engine.docker_engine import DockerEngine
 
-    settings = Settings.from_env()
     try:
-        removed = Helpers(DockerEngine(settings.docker_host, settings.engine_timeout)).sweep(owner(pid))
+        removed = Helpers(docker_engine(Settings.from_env())).sweep(owner(pid))
     except DockvolError as exc:
         logging.getLogger(__name__).error("could not sweep the helpers of worker %s: %s", pid, exc.detail)
         return

@@ -56,7 +56,6 @@ class Settings:
     fleet: str = "off"  # off | swarm (docs/design.md section 10)
     fleet_secret: bytes = b""  # read from DOCKVOL_FLEET_SECRET_FILE
     fleet_peers: str = "tasks.dockvol"  # a DNS name whose A records are the instances; optional :PORT
-    test_hold: tuple[int, str] | None = None  # tests only: see service/engine/holding.py
     # gunicorn's (deploy/gunicorn.conf.py) and the logs'
     listen: str = "127.0.0.1:8080"
     worker_class: str = "gevent"
@@ -82,10 +81,6 @@ class Settings:
         timeout = _number(env, "DOCKVOL_ENGINE_TIMEOUT", d.engine_timeout, "a number of seconds", float)
         if not 0 < timeout <= 300:
             raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must lie in (0, 300] seconds")
-        hold = env.get("DOCKVOL_TEST_HOLD_AFTER", "")
-        after, _, release = hold.partition(":")
-        if hold and not (after.isdigit() and release):
-            raise ConfigError("DOCKVOL_TEST_HOLD_AFTER must be N:RELEASE_FILE (tests only)")
         fleet = _choice(env, "DOCKVOL_FLEET", d.fleet, ("off", "swarm"))
         secret = _secret(env.get("DOCKVOL_FLEET_SECRET_FILE") or None) if fleet == "swarm" else d.fleet_secret
         log_level = env.get("DOCKVOL_LOG_LEVEL", d.log_level).upper()
@@ -95,7 +90,6 @@ class Settings:
             fleet=fleet,
             fleet_secret=secret,
             fleet_peers=env.get("DOCKVOL_FLEET_PEERS") or d.fleet_peers,
-            test_hold=(int(after), release) if hold else None,
             max_import_bytes=_number(env, "DOCKVOL_MAX_IMPORT_BYTES", d.max_import_bytes, "a number of bytes"),
             max_import_entries=_number(env, "DOCKVOL_MAX_IMPORT_ENTRIES", d.max_import_entries, "a number"),
             spool_dir=env.get("DOCKVOL_SPOOL_DIR") or d.spool_dir,

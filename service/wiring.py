@@ -46,7 +46,7 @@ class Services:
     volume_data: VolumeData
     reconciler: Reconciler
     view: View | None = None  # the app's view of the engine, which its GETs read
-    watch: Watch = field(init=False)  # the app's change feed (http/events.py): it reads through these services
+    watch: Watch = field(init=False)  # the app's change feed (http/feed.py): it reads through these services
 
 
 def build_services(settings: Settings, engine: Engine, view: View | None = None) -> Services:

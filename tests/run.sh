@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole suite (`make test`): lint (ruff, mypy --strict over service/, shellcheck) and the
-# unit tier once, then the integration, end-to-end, security, faults and fleet tiers once per
-# engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private engine that this script
-# starts and stops again, and the deploy smoke test (deploy/smoke.sh) on one engine.
+# The whole suite (`make test`): lint (ruff, mypy --strict over service/ and the test fakes, and
+# then shellcheck) and the unit tier once, then the integration, end-to-end, security, faults and
+# fleet tiers once per engine (DOCKVOL_ENGINES, default "20.10 26.1"), each against a private
+# engine that this script starts and stops again, and the deploy smoke test (deploy/smoke.sh) on
+# one engine.
 #
 # The engines' legs run side by side (DOCKVOL_PARALLEL=0 runs them one after the other): each has
 # its own engine, socket, fleet lab and ports, and most of a leg's time is spent waiting on its
@@ -45,11 +46,11 @@ run() {
 # note LABEL: a step other than a pytest tier, for the summary.
 note() { echo "$1" >>"$SUMMARY"; }
 
-# lint: ruff, mypy (settings in pyproject.toml: --strict over service/) and shellcheck; their
-# findings fail the run like a test.
+# lint: ruff, mypy (settings in pyproject.toml: --strict over service/ and tests/fakes/) and the
+# shell scripts' shellcheck; their findings fail the run like a test.
 lint() {
     local rc=0
-    echo "== lint: ruff check, ruff format --check, mypy --strict (service/), shellcheck"
+    echo "== lint: ruff check, ruff format --check, mypy --strict (service/, tests/fakes/), shellcheck"
     "$(dirname "$PY")/ruff" check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/ruff" format --check service tests deploy/*.py || rc=1
     "$(dirname "$PY")/mypy" || rc=1
@@ -115,6 +116,7 @@ prepare() {
 }
 
 lint || finish "stopped early: lint failed"
+# Every unit test, those marked slow too (`make unit` and `make check` skip them).
 run "unit (in-memory engine)" tests/unit || finish "stopped early: unit failed"
 prepare || finish "stopped early: the engines could not be prepared"
 

@@ -16,6 +16,10 @@ Then only a trusted user can change which directory the path names. Missing dire
 during the same walk (`mkdirat` under the held parent), so dockvol's own creation cannot be raced.
 The walk runs at create and again before every start dockvol performs (`verify`). Overlap between
 bind sources (a container writing above another source) is ruled out in `mounts.py`.
+
+An operation that is undone takes back the directories it made (`remove_made`), by the same kind of
+walk: each parent opened from `/` without following a link, the directory removed by name under it
+(`unlinkat(AT_REMOVEDIR)`, which removes only an empty directory and never follows a link).
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ import fcntl
 import os
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import PurePosixPath
 
 from ..errors import Forbidden, InvalidInput
+from . import backoff
 
 # Refused whatever the roots say: the host's system trees. The engine socket and data root join them.
 SYSTEM_PATHS = ("/proc", "/sys", "/dev", "/etc", "/boot", "/usr", "/lib", "/lib64", "/bin", "/sbin")
@@ -88,20 +92,38 @@ class BindPolicy:
             if not roots:
                 raise Forbidden(f"{field}: bind mounts are disabled for this project (it has no bind_roots)")
             raise Forbidden(f"{field}: {source} does not lie inside a configured bind root")
-        self._walk(str(resolved), field, create=None)
+        self._walk(str(resolved), field, create=False)
         return str(resolved)
 
-    def prepare(self, source: str, field: str, created: list[str] | None = None) -> str:
+    def prepare(self, source: str, field: str) -> str:
         """Check, then make the source directory if missing (as `docker run -v` does), one
-        component at a time under its checked parent. Directories made are appended to `created`."""
+        component at a time under its checked parent."""
         resolved = self.check(source, field)
-        self._walk(resolved, field, create=created if created is not None else [])
+        self._walk(resolved, field, create=True)
         return resolved
+
+    def to_make(self, path: str, field: str) -> list[str]:
+        """The directories `prepare` would make for the checked source `path`, from the top."""
+        return self._walk(path, field, create=False)
+
+    def remove_made(self, paths: Iterable[str], in_use: Collection[str] = ()) -> list[str]:
+        """Take back directories an operation made: each of `paths` that is still an empty directory,
+        deepest first, inside a root (not a root itself) and not in `in_use`; never through a link.
+        One that stays (something was put in it, it was swapped for a link) keeps its parents,
+        which are not empty then. The paths removed."""
+        roots = [PurePosixPath(os.path.realpath(r)) for r in self._roots]
+        removed = []
+        for path in sorted(set(paths), key=lambda p: len(PurePosixPath(p).parts), reverse=True):
+            p = PurePosixPath(path)
+            inside = any(p != r and p.is_relative_to(r) for r in roots)
+            if inside and ".." not in p.parts and path not in in_use and _remove_empty_dir(p):
+                removed.append(path)
+        return removed
 
     def verify(self, path: str, field: str) -> None:
         """Before a start: `path` (a source checked at create) still names what it named then,
         and still nobody but a trusted user can change that."""
-        self._walk(path, field, create=None, must_exist=True)
+        self._walk(path, field, create=False, must_exist=True)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -117,10 +139,10 @@ class BindPolicy:
                 _flock(fd)
             yield
 
-    def _walk(self, path: str, field: str, create: list[str] | None, must_exist: bool = False) -> None:
+    def _walk(self, path: str, field: str, create: bool, must_exist: bool = False) -> list[str]:
         """Open every component of `path` from `/` without following links, checking each; with
-        `create`, make what is missing (recording it). Without it, stop quietly at the first missing
-        component unless `must_exist`."""
+        `create`, make what is missing. Without it, stop quietly at the first missing component
+        unless `must_exist`, and return the paths of it and of those below it (else none)."""
         parts = PurePosixPath(path).parts[1:]
         fd = os.open("/", _DIR_FLAGS)
         try:
@@ -131,18 +153,13 @@ class BindPolicy:
                 try:
                     child_fd = _open_component(name, fd, last)
                 except FileNotFoundError:
-                    if create is None:
-                        if must_exist:
-                            raise Forbidden(f"{field}: {child} does not exist any more") from None
-                        self._check_parent(here, st, child, None, field)
-                        return
+                    if must_exist:
+                        raise Forbidden(f"{field}: {child} does not exist any more") from None
                     self._check_parent(here, st, child, None, field)
-                    try:
+                    if not create:
+                        return [os.path.join(here, *parts[i : j + 1]) for j in range(i, len(parts))]
+                    with contextlib.suppress(FileExistsError):  # made meanwhile: the open checks what it is
                         os.mkdir(name, 0o755, dir_fd=fd)
-                    except FileExistsError:
-                        pass  # made meanwhile: the open below checks what it is
-                    else:
-                        create.append(child)
                     child_fd = _open_component(name, fd, last)
                 except OSError as exc:
                     raise Forbidden(
@@ -163,6 +180,7 @@ class BindPolicy:
                 here, st = child, child_st
         finally:
             os.close(fd)
+        return []
 
     def _check_parent(
         self, path: str, st: os.stat_result, child: str, child_st: os.stat_result | None, field: str
@@ -188,14 +206,35 @@ class BindPolicy:
 
 def _flock(fd: int) -> None:
     """An exclusive flock, waited for without blocking the process (other greenlets run)."""
-    pause = 0.002
-    while True:
+
+    def locked() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+            return False
+
+    backoff.until(locked, first=0.002, most=0.1)
+
+
+def _remove_empty_dir(path: PurePosixPath) -> bool:
+    """rmdir `path` under its parent, opened from `/` without following a link; False when a
+    parent is not a real directory, or `path` is gone, a link, not a directory or not empty."""
+    try:
+        fd = os.open("/", _DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        for name in path.parent.parts[1:]:
+            child_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child_fd
+        os.rmdir(path.name, dir_fd=fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _open_component(name: str, dir_fd: int, last: bool) -> int:

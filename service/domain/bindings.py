@@ -137,11 +137,10 @@ class Bindings:
             start = spec.start is not False
             intent.begin()
             container, prepared = self._prepare(spec, {}, None, intent, start)
-            with prepared.dirs_kept_on_success():
-                made = create_container(self._engine, container)
-                self._planner.confirm_volumes(prepared, made)
-                if start:
-                    self._start_new(spec.name)
+            made = create_container(self._engine, container)
+            self._planner.confirm_volumes(prepared, made)
+            if start:
+                self._start_new(spec.name)
         return self.get(spec.name)
 
     def replace(self, name: str, spec: BindingSpec, if_match: IfMatch | None = None) -> Binding:
@@ -157,17 +156,16 @@ class Bindings:
             start = spec.start if spec.start is not None else was_running
             intent.begin()
             container, prepared = self._prepare(spec, carried, old.id, intent, start)
-            with prepared.dirs_kept_on_success():
-                # The old container steps aside under a name that says whether it ran, so that a
-                # recovery can put it back as it was; readers see it under the binding's name meanwhile.
-                self._engine.rename_container(old.id, f"{ASIDE}{intent.op}-{'r' if was_running else 's'}")
-                if was_running:
-                    self._engine.stop_container(old.id)
-                made = create_container(self._engine, container)
-                self._planner.confirm_volumes(prepared, made)
-                if start:
-                    self._start_new(name)
-                self._engine.remove_container(old.id)
+            # The old container steps aside under a name that says whether it ran, so that a
+            # recovery can put it back as it was; readers see it under the binding's name meanwhile.
+            self._engine.rename_container(old.id, f"{ASIDE}{intent.op}-{'r' if was_running else 's'}")
+            if was_running:
+                self._engine.stop_container(old.id)
+            made = create_container(self._engine, container)
+            self._planner.confirm_volumes(prepared, made)
+            if start:
+                self._start_new(name)
+            self._engine.remove_container(old.id)
         return self.get(name)
 
     def delete(self, name: str, remove_anonymous_volumes: bool, if_match: IfMatch | None = None) -> None:
@@ -202,6 +200,7 @@ class Bindings:
             if made is not None:
                 self._engine.remove_container(made.id)
             remove_unused_volumes(self._engine, intent.op)
+            self._planner.remove_made(intent.args.get("dirs", ()))
 
     def _recover_replace(self, intent: Intent) -> None:
         """Forward once the new container exists and runs (or was not to run); else back."""
@@ -223,6 +222,7 @@ class Bindings:
             if c.name.endswith("-r") and c.state != "running":
                 self._engine.start_container(c.id)
         remove_unused_volumes(self._engine, intent.op)
+        self._planner.remove_made(intent.args.get("dirs", ()))
 
     def _made_by(self, intent: Intent) -> ContainerRecord | None:
         found = [
@@ -273,7 +273,13 @@ class Bindings:
             raise InvalidInput("network", f"members of {spec.sharing_group} share its network")
         check_unique(spec.mounts, member.targets if member else ())
         self._policy.ensure_image(image)
-        prepared = self._planner.prepare(spec.mounts, {label.BINDING: spec.name, **intent.label}, reuse, replacing)
+        prepared = self._planner.prepare(
+            spec.mounts,
+            {label.BINDING: spec.name, **intent.label},
+            lambda dirs: self._intents.note(intent, dirs=dirs),
+            reuse,
+            replacing,
+        )
         stored = {
             "image": image,
             "command": spec.command,

@@ -5,8 +5,8 @@ and writes a volume's files without running anything.
 A helper names its owner (host and process) in a label. If a worker dies before removing its
 helpers, gunicorn's `child_exit` hook (deploy/gunicorn.conf.py), the elected reconciler and the
 next helper made on the same host remove them; one whose removal failed while its process lives
-on is removed again by that process's reconciler pass. A leftover helper would keep its volume
-"in use".
+on is removed again by that process's reconciler pass (retries.py). A leftover helper would keep
+its volume "in use".
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import tarfile
 from collections.abc import Mapping, Sequence
 
 from ..engine.port import ContainerSpec, Engine, MountSpec
-from ..errors import DockvolError, NotFound
+from ..errors import NotFound
 from . import labels as label
+from .retries import Retries
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,14 @@ NEVER_RUN = ("/dockvol-helper-is-never-started",)
 
 
 def owner(pid: int | None = None) -> str:
+    """The owner label of a helper or a lock: this host and a process (this one unless given)."""
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
+def local_pid(owner_label: str) -> int | None:
+    """The process an owner label names if it is one of this host's; None otherwise."""
+    host, _, pid = owner_label.rpartition(":")
+    return int(pid) if host == socket.gethostname() and pid.isascii() and pid.isdigit() else None
 
 
 def _empty_rootfs() -> bytes:
@@ -42,26 +50,25 @@ def _empty_rootfs() -> bytes:
 
 class Helper:
     """One helper container; `close()` removes it (idempotent). Usable as a context manager. A
-    removal that fails (the engine is away) is left to `Helpers.retry_removals`."""
+    removal that fails (the engine is away) is tried again later (`retries`)."""
 
-    def __init__(self, engine: Engine, id: str, unremoved: set[str] | None = None) -> None:
+    def __init__(self, engine: Engine, id: str, retries: Retries) -> None:
         self._engine = engine
         self.id = id
         self._closed = False
-        self._unremoved = unremoved
+        self._retries = retries
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._retries.attempt(f"helper {self.id}", f"remove helper container {self.id}", self._remove)
+
+    def _remove(self) -> None:
         try:
             self._engine.remove_container(self.id)
         except NotFound:
             pass
-        except DockvolError:
-            log.error("could not remove helper container %s; trying again later", self.id)
-            if self._unremoved is not None:
-                self._unremoved.add(self.id)
 
     def __enter__(self) -> Helper:
         return self
@@ -71,10 +78,11 @@ class Helper:
 
 
 class Helpers:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retries: Retries | None = None) -> None:
+        """`retries`: this process's one queue of clean-ups to try again (a new one unless given)."""
         self._engine = engine
         self._image_ready = False
-        self._unremoved: set[str] = set()  # this process's helpers whose removal failed
+        self.retries = retries or Retries()
 
     def open(self, mounts: Sequence[tuple[str, str, bool]], labels: Mapping[str, str] = {}) -> Helper:
         """A helper mounting each (volume, target, read_only); `labels`: its operation's."""
@@ -88,18 +96,7 @@ class Helpers:
             labels={**labels, label.MANAGED: "true", label.ROLE: "helper", label.OWNER: owner()},
             mounts=tuple(MountSpec("volume", target, source=v, read_only=ro, no_copy=True) for v, target, ro in mounts),
         )
-        return Helper(self._engine, self._engine.create_container(spec), self._unremoved)
-
-    def retry_removals(self) -> int:
-        """Remove again this process's helpers whose removal failed; how many are gone now.
-        (The process's reconciler runs this; a dead process's helpers go by `sweep_dead`.)"""
-        gone = 0
-        for cid in list(self._unremoved):
-            self._unremoved.discard(cid)
-            helper = Helper(self._engine, cid, self._unremoved)
-            helper.close()
-            gone += cid not in self._unremoved
-        return gone
+        return Helper(self._engine, self._engine.create_container(spec), self.retries)
 
     def sweep(self, owner_label: str) -> int:
         """Remove every helper of one owner (a worker that has gone); how many."""
@@ -107,20 +104,19 @@ class Helpers:
 
     def sweep_dead(self) -> int:
         """Remove helpers whose owner was a process on this host that no longer exists."""
-        host = socket.gethostname()
         gone = []
         for c in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=helper"]):
-            their_host, _, pid = c.labels.get(label.OWNER, "").rpartition(":")
-            if their_host == host and pid.isdigit() and not alive(int(pid)):
+            pid = local_pid(c.labels.get(label.OWNER, ""))
+            if pid is not None and not alive(pid):
                 gone.append(c.id)
         for cid in gone:
-            Helper(self._engine, cid).close()
+            Helper(self._engine, cid, self.retries).close()
         return len(gone)
 
     def _remove(self, labels: list[str]) -> int:
         found = self._engine.list_containers(labels=[f"{label.MANAGED}=true", *labels])
         for c in found:
-            Helper(self._engine, c.id).close()
+            Helper(self._engine, c.id, self.retries).close()
         return len(found)
 
     def ensure_image(self) -> None:

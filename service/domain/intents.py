@@ -12,6 +12,10 @@ the recoverer cannot reach the engine), the lock stays behind, and the reconcile
 intent whose owner is gone is recovered from what the engine holds, rolled back, or forward
 where the operation had passed its point of no return, and only then released. A request that
 meets a held lock waits for it (up to `LOCK_WAIT` seconds), then answers 409.
+
+What the engine cannot hold (the host directories a create makes for its bind sources) goes into
+the record before it is made (`note`): one more lock, on a key of the operation's own, whose record
+is the operation's with more arguments; the recovery reads the record of all its locks as one.
 """
 
 from __future__ import annotations
@@ -22,31 +26,26 @@ import json
 import logging
 import os
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .. import times
 from ..engine.port import ContainerRecord, ContainerSpec, Engine
-from ..errors import Conflict, DockvolError, NotFound
+from ..errors import Conflict, NotFound
+from . import backoff
 from . import labels as label
-from .helpers import IMAGE, NEVER_RUN, Helpers, alive
+from .helpers import IMAGE, NEVER_RUN, Helpers, alive, local_pid, owner
 
 log = logging.getLogger(__name__)
 LOCK_WAIT = 10.0  # seconds a request waits for a resource another operation holds
-FOREIGN_LOCK_TTL = timedelta(hours=1)  # a lock from another host (a replaced container) expires then
+FOREIGN_LOCK_TTL = 3600  # seconds: a lock from another host (a replaced container) expires then
 LOCK_PREFIX = "dockvol-lock-"
 
 # The operations that are live in this process, and those of them that have begun to change things.
 _LIVE: set[str] = set()
 _BEGUN: set[str] = set()
-
-
-def owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,10 @@ class Intent:
     args: Mapping[str, Any] = field(default_factory=dict)
     owner: str = ""
     locked_at: str = ""
+
+    def adding(self, keys: Sequence[str], args: Mapping[str, Any]) -> Intent:
+        """This record with more keys and arguments (those of a note, `Intents.note`)."""
+        return replace(self, keys=tuple(sorted({*self.keys, *keys})), args={**self.args, **args})
 
     def begin(self) -> None:
         """Say that changes start here: an error before this point needs no recovery (a check
@@ -99,9 +102,9 @@ class Intents:
         self._engine = engine
         self._helpers = helpers
         self._recoverers: dict[str, Callable[[Intent], None]] = {}
-        self._retry: dict[str, Intent] = {}  # our own failed operations whose recovery must be redone
-        self._unreleased: dict[str, list[str]] = {}  # our own finished operations' locks, not yet removed
-        self._retry_lock = threading.Lock()
+        # Our own operations whose recovery, or release, must be redone: by op, with the helpers'.
+        self._retries = helpers.retries
+        self._holding: dict[str, Held] = {}  # this process's operations under way, by id
 
     def recoverer(self, kind: str, recover: Callable[[Intent], None]) -> None:
         """`recover(intent)` brings the engine to the operation's old or new state, from what the
@@ -123,46 +126,44 @@ class Intents:
     def hold(self, kind: str, keys: Sequence[str], **args: Any) -> Held:
         """`run` for an operation that outlives the call that starts it (a paused export streams
         until its client has read it): the caller ends it with `Held.end`."""
-        intent = Intent(
-            secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), datetime.now(UTC).isoformat()
-        )
+        intent = Intent(secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), times.now())
         _LIVE.add(intent.op)
         try:
-            return Held(self, intent, self._acquire(intent))
+            held = self._holding[intent.op] = Held(self, intent, self._acquire(intent))
         except BaseException:
             _LIVE.discard(intent.op)
             raise
+        return held
+
+    def note(self, intent: Intent, **args: Any) -> None:
+        """Add `args` to a running operation's record before the change they tell of, so that its
+        recovery knows of the change even if the process dies right after making it: one more lock,
+        on a key of the operation's own, whose record is the operation's with these arguments."""
+        held = self._holding[intent.op]
+        key = f"op/{intent.op}/{len(held.locks)}"
+        # Counted as held before it is made: an answer lost on the way still gets it released.
+        held.intent = held.intent.adding([key], args)
+        held.locks.append(lock_name(key))
+        self._take(self._lock_spec(held.intent, key), key)
 
     def _finish(self, op: str, held: list[str]) -> None:
         """Remove the operation's helpers (any whose removal failed on the way) and its locks; if
-        the engine is away, this process's reconciler does it later."""
-        try:
+        the engine is away, this process's reconciler does it later, then releasing only the
+        locks that are still the operation's (a name may be another's by then)."""
+
+        def finish(mine: str | None) -> None:
             self._remove_own(op, "helper")
-            self._release(held)
-        except DockvolError:
-            with self._retry_lock:
-                self._unreleased[op] = held
+            self._release(held, mine)
+
+        self._retries.attempt(op, f"release operation {op}", lambda: finish(None), again=lambda: finish(op))
 
     # -- recovery --------------------------------------------------------------------------------
 
     def retry_own(self) -> int:
-        """Recover again this process's failed operations whose recovery could not finish (the
-        engine was away); how many were tried. Every process runs this for its own."""
-        with self._retry_lock:
-            ours, unreleased = list(self._retry.values()), dict(self._unreleased)
-            self._retry.clear()
-            self._unreleased.clear()
-        self._helpers.retry_removals()  # helpers outside any operation (an export's) whose removal failed
-        for intent in ours:
-            self._recover_now(intent)
-        for op, names in unreleased.items():
-            try:
-                self._remove_own(op, "helper")
-                self._release(names, op)
-            except DockvolError:
-                with self._retry_lock:
-                    self._unreleased[op] = names
-        return len(ours) + len(unreleased)
+        """Try again what this process could not finish because the engine was away: recoveries,
+        releases, and helpers' removals (an export's too, outside any operation); how many were
+        tried. Every process runs this for its own."""
+        return self._retries.run()
 
     def recover_dead(self) -> int:
         """Recover every intent whose owner is gone (a dead process on this host, or another
@@ -171,7 +172,7 @@ class Intents:
         volumes in use."""
         done = self._helpers.sweep_dead()
         for op, intent in self._held().items():
-            if op in _LIVE or op in self._retry or op in self._unreleased or not _dead(intent):
+            if op in _LIVE or op in self._retries or not _dead(intent):
                 continue
             if not self._engine.list_containers(labels=[f"{label.ROLE}=lock", f"{label.OP}={op}"]):
                 continue  # it ended between the two looks
@@ -183,25 +184,40 @@ class Intents:
         return done
 
     def _held(self) -> dict[str, Intent]:
-        locks = self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=lock"])
-        return {c.labels.get(label.OP, ""): intent_of(c) for c in locks}
+        """Every operation's record, read from all its locks (notes add to it)."""
+        held: dict[str, Intent] = {}
+        for c in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=lock"]):
+            op, intent = c.labels.get(label.OP, ""), intent_of(c)
+            held[op] = held[op].adding(intent.keys, intent.args) if op in held else intent
+        return held
 
     def _recover_now(self, intent: Intent) -> None:
-        try:
-            self._remove_own(intent.op, "helper")  # first: a helper keeps its volumes in use
-            recover = self._recoverers.get(intent.kind)
-            if recover is not None:
-                recover(intent)
-            self._release([lock_name(k) for k in intent.keys], intent.op)
-        except DockvolError as exc:
-            log.error("could not recover operation %s (%s): %s; trying again later", intent.op, intent.kind, exc.detail)
-            with self._retry_lock:
-                self._retry[intent.op] = intent
+        self._retries.attempt(
+            intent.op, f"recover operation {intent.op} ({intent.kind})", lambda: self._recover(intent)
+        )
+
+    def _recover(self, intent: Intent) -> None:
+        self._remove_own(intent.op, "helper")  # first: a helper keeps its volumes in use
+        recover = self._recoverers.get(intent.kind)
+        if recover is not None:
+            recover(intent)
+        self._release([lock_name(k) for k in intent.keys], intent.op)
 
     # -- locks -----------------------------------------------------------------------------------
 
     def _acquire(self, intent: Intent) -> list[str]:
         held: list[str] = []
+        try:
+            for key in intent.keys:
+                self._take(self._lock_spec(intent, key), key)
+                held.append(lock_name(key))
+        except BaseException:
+            self._finish(intent.op, held)  # the engine may be away: then the reconciler releases them
+            raise
+        return held
+
+    @staticmethod
+    def _lock_spec(intent: Intent, key: str) -> ContainerSpec:
         labels = {
             label.MANAGED: "true",
             label.ROLE: "lock",
@@ -209,33 +225,22 @@ class Intents:
             label.OWNER: intent.owner,
             label.LOCKED_AT: intent.locked_at,
             label.INTENT: json.dumps({"kind": intent.kind, "keys": intent.keys, "args": intent.args}),
+            label.LOCK: key,
         }
-        try:
-            for key in intent.keys:
-                name = lock_name(key)
-                spec = ContainerSpec(
-                    name=name, image=IMAGE, command=NEVER_RUN, network="none", labels={**labels, label.LOCK: key}
-                )
-                self._take(spec, key)
-                held.append(name)
-        except BaseException:
-            self._finish(intent.op, held)  # the engine may be away: then the reconciler releases them
-            raise
-        return held
+        return ContainerSpec(name=lock_name(key), image=IMAGE, command=NEVER_RUN, network="none", labels=labels)
 
     def _take(self, spec: ContainerSpec, key: str) -> None:
         self._helpers.ensure_image()
-        deadline = time.monotonic() + LOCK_WAIT
-        pause = 0.02
-        while True:
+
+        def taken() -> bool:
             try:
                 self._engine.create_container(spec)
-                return
+                return True
             except Conflict:
-                if time.monotonic() >= deadline:
-                    raise Conflict(f"{key.replace('/', ' ')} is busy with another operation; try again") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+                return False
+
+        if not backoff.until(taken, first=0.02, most=0.5, within=LOCK_WAIT):
+            raise Conflict(f"{key.replace('/', ' ')} is busy with another operation; try again")
 
     def _release(self, names: Sequence[str], op: str | None = None) -> None:
         for name in names:
@@ -279,13 +284,14 @@ class Held:
         finally:
             _LIVE.discard(op)
             _BEGUN.discard(op)
+            self.intents._holding.pop(op, None)
 
 
 def _dead(intent: Intent) -> bool:
-    host, _, pid = intent.owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return int(pid) != os.getpid() and not alive(int(pid))  # our own are retry_own's
+    pid = local_pid(intent.owner)
+    if pid is not None:
+        return pid != os.getpid() and not alive(pid)  # our own are retry_own's
     try:
-        return datetime.now(UTC) - datetime.fromisoformat(intent.locked_at) > FOREIGN_LOCK_TTL
+        return time.time_ns() - times.nanoseconds(intent.locked_at) > FOREIGN_LOCK_TTL * 1_000_000_000
     except ValueError:
         return True

@@ -4,18 +4,20 @@ Checking comes first and changes nothing: named volumes must exist, bind sources
 bind policy (bind_paths.py), and no host source may lie inside a read-write one (a container
 writing above a source could swap a directory of its path for a symlink, and the engine follows
 it at the next start). Bind-like volumes (`local`, `o=bind`) count as
-read-write sources at their device. Only then are missing bind sources and anonymous volumes made,
-and `PreparedMounts.undo()` takes them back when the container that needed them cannot be made.
+read-write sources at their device. Only then are missing bind sources and anonymous volumes made.
+Both carry back to their operation: its volumes its id, and the directories it is about to make go
+into its record first (intents.py), so that undoing it, in its process or after that died, takes
+them back (`remove_made`, `remove_unused_volumes`).
 Decisions about host paths run under `BindPolicy.lock()`, so two requests cannot both pass the
-overlap check with sources that overlap; `start()` walks every host path again before a start.
+overlap check with sources that overlap, and what is about to be made is known exactly; `start()`
+walks every host path again before a start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -65,24 +67,6 @@ def shown_mounts(records: Iterable[MountRecord]) -> tuple[Mount, ...]:
 class PreparedMounts:
     mounts: tuple[MountSpec, ...]
     checked_volumes: dict[str, str] = field(default_factory=dict)  # named volume -> its labels.identity
-    created_dirs: list[str] = field(default_factory=list)
-
-    @contextlib.contextmanager
-    def dirs_kept_on_success(self) -> Iterator[None]:
-        """Remove the bind source directories preparing made when what follows fails (engine
-        objects are the operation's recoverer's: they carry its id)."""
-        try:
-            yield
-        except BaseException:
-            self.remove_dirs()
-            raise
-
-    def remove_dirs(self) -> None:
-        for path in reversed(self.created_dirs):
-            try:
-                os.rmdir(path)
-            except OSError:
-                log.warning("could not remove directory %s after a failed create", path)
 
 
 def remove_unused_volumes(engine: Engine, op: str) -> None:
@@ -103,40 +87,55 @@ class MountPlanner:
         self,
         requests: Sequence[MountRequest],
         owner: Mapping[str, str],
+        record: Callable[[list[str]], None],
         reuse: Mapping[str, str] = {},
         ignore_container: str | None = None,
     ) -> PreparedMounts:
-        """`owner`: labels for anonymous volumes made here; `reuse`: target -> anonymous volume to
-        carry over; `ignore_container`: a container being replaced, whose binds do not count."""
+        """`owner`: labels for anonymous volumes made here; `record(dirs)`: told the directories about
+        to be made for bind sources, before any is (under `exclusive`); `reuse`: target -> anonymous
+        volume to carry over; `ignore_container`: a container being replaced, whose binds do not count."""
         binds, checked = self._check(requests, ignore_container)
-        prepared = PreparedMounts((), checked)
-        try:
-            specs = []
-            for i, r in enumerate(requests):
-                source = r.source
-                if r.type == "bind":
-                    source = self._bind_policy.prepare(binds[i], f"mounts.{i}.source", prepared.created_dirs)
-                elif r.type == "volume" and source is None:
-                    source = reuse.get(r.target)
-                    if source is None:
-                        own = {label.MANAGED: "true", label.ANONYMOUS: "true", **owner}
-                        source = self._engine.create_volume(None, "local", {}, own).name
-                specs.append(
-                    MountSpec(
-                        r.type,
-                        r.target,
-                        source,
-                        r.read_only,
-                        r.no_copy,
-                        (r.propagation or "rprivate") if r.type == "bind" else None,
-                        r.size_bytes,
-                    )
+        to_make = [d for i in binds for d in self._bind_policy.to_make(binds[i], f"mounts.{i}.source")]
+        if to_make:
+            record(list(dict.fromkeys(to_make)))
+        specs = []
+        for i, r in enumerate(requests):
+            source = r.source
+            if r.type == "bind":
+                source = self._bind_policy.prepare(binds[i], f"mounts.{i}.source")
+            elif r.type == "volume" and source is None:
+                source = reuse.get(r.target)
+                if source is None:
+                    own = {label.MANAGED: "true", label.ANONYMOUS: "true", **owner}
+                    source = self._engine.create_volume(None, "local", {}, own).name
+            specs.append(
+                MountSpec(
+                    r.type,
+                    r.target,
+                    source,
+                    r.read_only,
+                    r.no_copy,
+                    (r.propagation or "rprivate") if r.type == "bind" else None,
+                    r.size_bytes,
                 )
-        except BaseException:
-            prepared.remove_dirs()
-            raise
-        prepared.mounts = tuple(specs)
-        return prepared
+            )
+        return PreparedMounts(tuple(specs), checked)
+
+    def remove_made(self, dirs: Sequence[str]) -> None:
+        """Take back the directories an operation recorded it would make (a recovery's rollback):
+        those still empty, but none a container or a bind-like volume uses now (it came to use it
+        after the operation made it); decided under the host-path lock, so none is taken meanwhile."""
+        if not dirs:
+            return
+        with self._bind_policy.lock():
+            in_use = {s.path for s in host_sources(self._engine)}
+            removed = self._bind_policy.remove_made(dirs, in_use)
+        kept = [d for d in dirs if d not in removed]
+        log.info(
+            "took back the directories %s of an undone operation; not %s (not there, not empty or in use)",
+            removed,
+            kept,
+        )
 
     def confirm_volumes(self, prepared: PreparedMounts, container: str) -> None:
         """After the container is made: each named volume it mounts is the one that was checked.

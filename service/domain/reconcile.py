@@ -23,11 +23,10 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
-from datetime import datetime
 
+from .. import times
 from ..engine.port import Engine
 from ..errors import DockvolError
 from . import labels as label
@@ -37,13 +36,6 @@ from .mounts import MountPlanner
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
 RECOVER_SECONDS = 2.0
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def instant(rfc3339: str) -> datetime:
-    """The engine's nanosecond timestamps ("...:39.39219Z", trailing zeros dropped) as datetimes."""
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), rfc3339.replace("Z", "+00:00"))
-    return datetime.fromisoformat(text)
 
 
 class Reconciler:
@@ -70,7 +62,7 @@ class Reconciler:
         for infra in self._engine.list_containers(labels=[f"{label.MANAGED}=true", f"{label.ROLE}=infra"]):
             if infra.state != "running":
                 continue
-            infra_started = instant(self._engine.container_state(infra.id).started_at)
+            infra_started = times.nanoseconds(self._engine.container_state(infra.id).started_at)
             group = infra.labels.get(label.GROUP, "")
             for member in self._engine.list_containers(
                 labels=[f"{label.MANAGED}=true", f"{label.ROLE}=binding", f"{label.GROUP}={group}"]
@@ -79,7 +71,11 @@ class Reconciler:
                     continue
                 state = self._engine.container_state(member.id)
                 failed_to_start = member.state == "exited" and bool(state.error)
-                stale = member.state == "running" and state.started_at and instant(state.started_at) < infra_started
+                stale = (
+                    member.state == "running"
+                    and state.started_at
+                    and times.nanoseconds(state.started_at) < infra_started
+                )
                 if not (failed_to_start or stale):
                     continue
                 try:

@@ -106,7 +106,9 @@ class SharingGroups:
                 **intent.label,
             }
             intent.begin()
-            prepared = self._planner.prepare(mounts, {label.GROUP: name, **intent.label})
+            prepared = self._planner.prepare(
+                mounts, {label.GROUP: name, **intent.label}, lambda dirs: self._intents.note(intent, dirs=dirs)
+            )
             spec = ContainerSpec(
                 name=name,
                 image=self._infra_image,
@@ -117,11 +119,10 @@ class SharingGroups:
                 ipc="shareable" if "ipc" in share else None,
                 restart="unless-stopped",
             )
-            with prepared.dirs_kept_on_success():
-                made = create_container(self._engine, spec)
-                self._planner.confirm_volumes(prepared, made)
-                infra = self._infra(name)
-                self._planner.start(infra.id, infra.mounts)
+            made = create_container(self._engine, spec)
+            self._planner.confirm_volumes(prepared, made)
+            infra = self._infra(name)
+            self._planner.start(infra.id, infra.mounts)
         return self.get(name)
 
     def delete(self, name: str, cascade: bool, if_match: IfMatch | None = None) -> None:
@@ -144,6 +145,7 @@ class SharingGroups:
         for c in made:
             self._engine.remove_container(c.id)
         remove_unused_volumes(self._engine, intent.op)
+        self._planner.remove_made(intent.args.get("dirs", ()))
 
     def _recover_delete(self, intent: Intent) -> None:
         """Forward: a cascade delete that began is finished (members first, then the group); a

@@ -20,9 +20,10 @@ from typing import IO
 from ..config import ALL_PROJECTS
 from ..engine.port import Archive, Engine
 from ..errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
-from . import archives
+from ..streams import Stream
+from . import archive_check, archives
 from . import labels as label
-from .archives import Entry, Stream
+from .archives import Entry
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
 from .projects import acting_for, current, unscoped
@@ -103,11 +104,11 @@ class VolumeData:
             raise Forbidden(f"volume {name} was not created by dockvol; it is read-only here")
         # Locked: a rename (or another import) of this volume waits rather than lose this one.
         with (
-            archives.spool(upload, self._max, self._spool_dir) as spooled,
+            archive_check.spool(upload, self._max, self._spool_dir) as spooled,
             self._intents.run("volume.import", [f"volume/{name}"], target=name, path=path) as intent,
         ):
             self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
-            checked, count = archives.check_upload(spooled, path, self._max, self._max_entries, self._spool_dir)
+            checked, count = archive_check.check_upload(spooled, path, self._max, self._max_entries, self._spool_dir)
             spooled.close()  # what goes on is the copy of what was checked, not the upload
             with checked:
                 intent.begin()
@@ -184,8 +185,8 @@ class VolumeData:
                 raise Conflict(f"volume {new_name} exists already")
             except NotFound:
                 pass
-            with archives.spool(source(), self._max, self._spool_dir) as spooled:
-                checked, _ = archives.check_upload(spooled, "", self._max, self._max_entries, self._spool_dir)
+            with archive_check.spool(source(), self._max, self._spool_dir) as spooled:
+                checked, _ = archive_check.check_upload(spooled, "", self._max, self._max_entries, self._spool_dir)
             with checked:
                 checked.seek(0)
                 intent.begin()

@@ -7,18 +7,18 @@ and a client resumes on any of them, within the RETAIN changes a worker keeps (a
 began). A client asking from further back, or whose view had to list the engine again (the
 stream broke: what happened meanwhile is unknown), must re-list. Each client has a queue of at
 most QUEUE changes: one that does not keep up is dropped, never slowing the others.
-The route that streams it is http/events.py."""
+http/feed.py builds it over the node's services; the route that streams it is http/events.py."""
 
 from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from ..engine.port import ContainerRecord, EngineEvent, labels_match
 from ..json_types import JSON
@@ -28,6 +28,20 @@ RETAIN = 10_000  # changes a worker keeps for clients that resume
 QUEUE = 1_000  # changes a client may have waiting before it is dropped
 BASE_WAIT = 10.0  # seconds a new client waits for a starting worker's view to list the engine
 RESOURCES = (VOLUME, BINDING, GROUP)
+_ID = re.compile(r"([0-9]+)-([0-9]+)")
+
+
+def id_text(id: tuple[int, int]) -> str:
+    """A change's id as clients see it: `AT-K`."""
+    return f"{id[0]}-{id[1]}"
+
+
+def parse_id(text: str) -> tuple[int, int]:
+    """An id `id_text` wrote; ValueError for anything else."""
+    match = _ID.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a change's id (AT-K): {text!r}")
+    return int(match[1]), int(match[2])
 
 
 @dataclass(frozen=True)
@@ -170,8 +184,3 @@ class Watch:
             client.changes.put_nowait(None)  # wakes it: it says resync and ends
         except queue.Full:
             pass  # it wakes on its next look and finds itself dropped
-
-
-def iso(at: int) -> str:
-    """An event time (ns since the epoch) as the watch shows it: ISO 8601, UTC."""
-    return datetime.fromtimestamp(at / 1e9, UTC).isoformat().replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""The engine port (port.py) and its two implementations."""
+"""The engine port (port.py), the Docker engine behind it (docker_engine.py) and the view (viewed.py)."""
 
 from .port import ContainerRecord, Engine, EngineInfo, MountRecord, PruneReport, VolumeRecord
 

@@ -10,11 +10,9 @@ import base64
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import IO, Protocol
 
 import docker
@@ -23,6 +21,7 @@ import requests
 import requests.exceptions
 from docker.types import Mount
 
+from .. import times
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
 from ..json_types import JSON
 from .port import (
@@ -366,13 +365,20 @@ def _seconds(ns: int) -> str:
 
 
 def _nanoseconds(rfc3339: str) -> int:
-    """RFC 3339 with up to nanoseconds (the engine's SystemTime) to nanoseconds since the epoch."""
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", rfc3339)
-    if not match:
-        raise EngineFailure(f"the engine's clock reads {rfc3339!r}")
-    whole, fraction, zone = match.groups()
-    at = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
-    return int(at.timestamp()) * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
+    """The engine's SystemTime (RFC 3339, up to nanoseconds) as nanoseconds since the epoch."""
+    try:
+        return times.nanoseconds(rfc3339)
+    except ValueError:
+        raise EngineFailure(f"the engine's clock reads {rfc3339!r}") from None
+
+
+def _created(rfc3339: str | None) -> str | None:
+    """A volume's creation time (RFC 3339 in the engine host's zone) in UTC; a driver's that is
+    not RFC 3339 is not shown."""
+    try:
+        return times.utc(rfc3339) if rfc3339 else None
+    except ValueError:
+        return None
 
 
 def _ids(stream: _Stream) -> Iterator[str]:
@@ -413,7 +419,7 @@ def _volume(data: JSON) -> VolumeRecord:
         driver=data.get("Driver") or "local",
         mountpoint=data.get("Mountpoint") or "",
         scope=data.get("Scope") or "local",
-        created_at=data.get("CreatedAt"),
+        created_at=_created(data.get("CreatedAt")),
         labels=dict(data.get("Labels") or {}),
         driver_opts=dict(data.get("Options") or {}),
     )
@@ -427,7 +433,7 @@ def _container(data: JSON) -> ContainerRecord:
         name=names[0].lstrip("/"),
         state=data.get("State") or "unknown",
         image=data.get("Image") or "",
-        created_at=datetime.fromtimestamp(created, UTC).isoformat() if created else None,
+        created_at=times.text(int(created) * 1_000_000_000) if created else None,
         network=(data.get("HostConfig") or {}).get("NetworkMode") or "",
         labels=dict(data.get("Labels") or {}),
         mounts=tuple(

@@ -1,8 +1,8 @@
 """The one port between dockvol and a container engine, and the records it speaks in.
 
-Two implementations: `docker_engine.DockerEngine` (the real engine, over the docker
-SDK) and `memory.InMemoryEngine` (a fake for unit tests). tests/contract holds the
-tests both must pass. Every method may raise `EngineUnavailable` or `EngineFailure`.
+Implemented by `docker_engine.DockerEngine` (the real engine, over the docker SDK) and,
+in the unit tier, by a fake (tests/fakes); tests/contract holds the tests both
+must pass. Every method may raise `EngineUnavailable` or `EngineFailure`.
 """
 
 from __future__ import annotations

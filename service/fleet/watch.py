@@ -19,18 +19,16 @@ import base64
 import binascii
 import json
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping
 
+from .. import sse
+from ..domain.watch import parse_id
 from ..errors import InvalidInput
 from .peers import Reply
 
-NODE_ID = re.compile(r"\d+-\d+")
 QUEUE = 1_000  # blocks waiting to be sent; past this the nodes' own streams wait (and drop it)
-Block = dict[str, str]  # one SSE event's fields (`event`, `id`, `data`)
 
 
 def encode(ids: Mapping[str, str]) -> str:
@@ -45,28 +43,18 @@ def decode(text: str) -> dict[str, str]:
     except (ValueError, binascii.Error):
         ids = None
     if not isinstance(ids, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and NODE_ID.fullmatch(v) for k, v in ids.items()
+        isinstance(k, str) and isinstance(v, str) and _is_node_id(v) for k, v in ids.items()
     ):
         raise InvalidInput("last_event_id", "not an id this fleet's watch gave")
     return ids
 
 
-def blocks(chunks: Iterable[bytes]) -> Iterator[Block]:
-    """The events of a text/event-stream, as their fields (comments and `retry` dropped)."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in pending:
-            raw, pending = pending.split(b"\n\n", 1)
-            block: Block = {}
-            for line in raw.decode().split("\n"):
-                name, _, value = line.partition(":")
-                if not name or name == "retry":
-                    continue
-                value = value.removeprefix(" ")
-                block[name] = f"{block[name]}\n{value}" if name == "data" and name in block else value
-            if block:
-                yield block
+def _is_node_id(text: str) -> bool:
+    try:
+        parse_id(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Merged:
@@ -85,14 +73,14 @@ class Merged:
         self._here = here
         self._heartbeat = heartbeat
         self._fleet_changed = fleet_changed
-        self._queue: queue.Queue[tuple[str, Block | None]] = queue.Queue(QUEUE)
+        self._queue: queue.Queue[tuple[str, sse.Block | None]] = queue.Queue(QUEUE)
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[str]:
         for node, reply in self._streams.items():
             threading.Thread(target=self._read, args=(node, reply), name=f"dockvol-watch-{node}", daemon=True).start()
         try:
-            yield "retry: 2000\n\n"
+            yield sse.RETRY
             beat = time.monotonic() + self._heartbeat
             while True:
                 try:
@@ -112,13 +100,10 @@ class Merged:
                     if self._fleet_changed():
                         return
                     beat = time.monotonic() + self._heartbeat
-                    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-                    yield f"event: heartbeat\ndata: {json.dumps({'node': self._here, 'at': now})}\n\n"
+                    yield sse.heartbeat(self._here)
                     continue
-                lines = [f"id: {encode(self._ids)}"]
-                if event is not None:
-                    lines += [f"event: {event}", *(f"data: {d}" for d in block.get("data", "").split("\n"))]
-                yield "\n".join(lines) + "\n\n"
+                data = None if event is None else block.get("data", "")
+                yield sse.block(event, data, id=encode(self._ids))
         finally:
             self._closed.set()
             for reply in self._streams.values():
@@ -126,7 +111,7 @@ class Merged:
 
     def _read(self, node: str, reply: Reply) -> None:
         try:
-            for block in blocks(reply.body):
+            for block in sse.blocks(reply.body):
                 if self._closed.is_set():
                     break
                 self._put(node, block)
@@ -135,7 +120,7 @@ class Merged:
         finally:
             self._put(node, None)
 
-    def _put(self, node: str, block: Block | None) -> None:
+    def _put(self, node: str, block: sse.Block | None) -> None:
         while not self._closed.is_set():  # a full queue waits for the client, or for its end
             try:
                 self._queue.put((node, block), timeout=0.5)

@@ -5,26 +5,18 @@ HEARTBEAT seconds."""
 
 from __future__ import annotations
 
-import json
 import queue
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import marshmallow as ma
 from flask import Response, request
 
-from ..domain.bindings import BindingQuery
-from ..domain.changes import BINDING, GROUP, VOLUME, Key
+from .. import sse, times
 from ..domain.projects import current
-from ..domain.volumes import VolumeQuery
-from ..domain.watch import RESOURCES, Change, Filters, Watch, iso
-from ..engine.viewed import ViewedEngine
-from ..errors import InvalidInput, NotFound
-from ..json_types import JSON
-from ..wiring import Services
+from ..domain.watch import RESOURCES, Change, Filters, id_text, parse_id
+from ..errors import InvalidInput
 from .context import services
-from .documents import binding_document, group_document, volume_document
 from .responses import event_stream
 from .smorest import Blueprint, Schema, Serving
 
@@ -33,55 +25,6 @@ HEARTBEAT = 15.0  # seconds between heartbeats on an idle stream
 blp = Blueprint(
     "events", __name__, url_prefix="/api/v1", description="Watch every change (Server-Sent Events)", per_node=True
 )
-
-
-def new_watch(services: Services, engine: ViewedEngine, observe: Callable[[str, float], None]) -> Watch:
-    """The node's change feed, showing each resource as GET does; it reads them from the view of
-    the engine (`engine`) as it stands right after each event."""
-    return Watch(_representer(services, engine), _everything(services, engine), observe)
-
-
-def _representer(services: Services, engine: ViewedEngine) -> Callable[[Key], JSON | None]:
-    """Read one resource the way GET shows it; None when it does not exist (or is hidden)."""
-
-    def represent(key: Key) -> JSON | None:
-        resource, name = key
-        engine.trusted_scope()  # the view as it stands, right after the event
-        try:
-            if resource == VOLUME:
-                return volume_document(services.volumes.get(name), services.nodes.here())
-            if resource == BINDING:
-                return binding_document(services.bindings.get(name), services.nodes.here())
-            return group_document(services.sharing_groups.get(name), services.nodes.here())
-        except NotFound:
-            return None
-        finally:
-            engine.end_scope()
-
-    return represent
-
-
-def _everything(services: Services, engine: ViewedEngine) -> Callable[[], dict[Key, JSON]]:
-    """Every resource the way the lists show it, by key."""
-
-    def read() -> dict[Key, JSON]:
-        engine.trusted_scope()
-        try:
-            node = services.nodes.here()
-            found: dict[Key, JSON] = {
-                (VOLUME, v.name): volume_document(v, node) for v in services.volumes.list(VolumeQuery())
-            }
-            bindings = services.bindings.list(BindingQuery())
-            found.update(((BINDING, b.name), binding_document(b, node)) for b in bindings)
-            found.update(((GROUP, g.name), group_document(g, node)) for g in services.sharing_groups.list())
-            return found
-        finally:
-            engine.end_scope()
-
-    return read
-
-
-# -- the route ---------------------------------------------------------------------------------------
 
 
 class EventQuerySchema(Schema):
@@ -120,7 +63,7 @@ def events(
 
     def stream() -> Iterator[str]:
         try:
-            yield "retry: 2000\n\n"
+            yield sse.RETRY
             if missed is None:
                 yield _resync(node)
                 return
@@ -128,7 +71,7 @@ def events(
                 yield _sse(change, node)
             # Where the client stands, even if nothing changes before it goes: an id with no event
             # (SSE clients keep it as their last id; fleet mode's merged watch needs it per node).
-            yield f"id: {position[0]}-{position[1]}\n\n"
+            yield sse.block(id=id_text(position))
             while True:
                 waited: Change | Literal["heartbeat"] | None
                 try:
@@ -139,7 +82,7 @@ def events(
                     yield _resync(node)  # it did not keep up: what it missed is gone
                     return
                 if waited == "heartbeat":
-                    yield f"event: heartbeat\ndata: {json.dumps({'node': node, 'at': iso(_now())})}\n\n"
+                    yield sse.heartbeat(node)
                 else:
                     yield _sse(waited, node)
         finally:
@@ -154,24 +97,20 @@ def _sse(change: Change, node: str) -> str:
         "name": change.name,
         "node": node,
         "project": change.project,
-        "at": iso(change.at),
+        "at": times.text(change.at, 6),
     }
     if change.document is not None:
         data["object"] = change.document
-    return f"id: {change.id[0]}-{change.id[1]}\nevent: {change.kind}\ndata: {json.dumps(data)}\n\n"
+    return sse.block(change.kind, data, id=id_text(change.id))
 
 
 def _resync(node: str) -> str:
-    data = {"node": node, "at": iso(_now()), "reason": "re-list, then watch again"}
-    return f"event: resync\ndata: {json.dumps(data)}\n\n"
-
-
-def _now() -> int:
-    return time.time_ns()
+    data = {"node": node, "at": times.now(), "reason": "re-list, then watch again"}
+    return sse.block("resync", data)
 
 
 def _parse_id(text: str) -> tuple[int, int]:
-    at, sep, k = text.partition("-")
-    if not (sep and at.isdigit() and k.isdigit()):
-        raise InvalidInput("last_event_id", "not an id this service gave (AT-K)")
-    return int(at), int(k)
+    try:
+        return parse_id(text)
+    except ValueError:
+        raise InvalidInput("last_event_id", "not an id this service gave (AT-K)") from None

@@ -98,6 +98,18 @@ def ProjectName(**kwargs: Any) -> ma.fields.String:
     return ma.fields.String(validate=FullMatch(f"^{PROJECT_NAME.pattern}$", error="not a project name"), **kwargs)
 
 
+def CreatedAt() -> ma.fields.String:
+    """When the engine created a resource, as every time is shown (service/times.py)."""
+    return ma.fields.String(
+        allow_none=True,
+        metadata={
+            "format": "date-time",
+            "description": "RFC 3339 in UTC (`Z`); null if the engine does not say",
+            "example": "2026-12-05T12:00:00Z",
+        },
+    )
+
+
 def _not_a_reserved_volume_name(name: str) -> None:
     """Documented as `not: {enum: [...]}` by VolumeName."""
     if name in RESERVED_VOLUME_NAMES:

@@ -20,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .. import times
+
 REQUESTS = Counter("dockvol_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("dockvol_http_request_duration_seconds", "Time to answer a request", ["method", "route"])
 ENGINE_LATENCY = Histogram("dockvol_engine_call_duration_seconds", "Time of one engine call", ["operation"])
@@ -48,13 +50,9 @@ class JsonFormatter(logging.Formatter):
 
     PLAIN = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
-    @staticmethod
-    def converter(seconds: float | None = None) -> time.struct_time:
-        return time.gmtime(seconds)  # the time is written with a Z: UTC, whatever the host's zone
-
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": times.text(int(record.created) * 1_000_000_000 + int(record.msecs) * 1_000_000, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
+INVALID_INPUT = "invalid-input"  # every 422 about the caller's input: its schema's or a rule's
 
 # dockvol's errors -> (status, problem type slug). Order matters: the first match wins.
 STATUS = (
@@ -29,7 +30,7 @@ STATUS = (
     (errors.Conflict, 409, "conflict"),
     (errors.PreconditionFailed, 412, "precondition-failed"),
     (errors.TooLarge, 413, "payload-too-large"),
-    (errors.InvalidInput, 422, "invalid-input"),
+    (errors.InvalidInput, 422, INVALID_INPUT),
     (errors.EngineRejected, 422, "engine-rejected"),
     (errors.EngineFailure, 502, "engine-failure"),
     (errors.EngineUnavailable, 503, "engine-unavailable"),
@@ -85,7 +86,7 @@ def from_dockvol_error(error: errors.DockvolError) -> Response:
 
 def invalid(messages: Any) -> Response:
     """A body that does not match its schema (marshmallow's messages), as the views answer it."""
-    return problem(422, "unprocessable-entity", "The request does not match the schema.", errors=_flatten(messages))
+    return problem(422, INVALID_INPUT, "The request does not match the schema.", errors=_flatten(messages))
 
 
 def error_from(status: int, document: Any) -> errors.DockvolError:
@@ -109,7 +110,7 @@ def from_http_exception(error: HTTPException) -> Response:
             return invalid(data["messages"])
         extra["errors"] = _flatten(data["messages"])
         detail = "The request body is not valid JSON."
-    slug = error.name.lower().replace(" ", "-")
+    slug = INVALID_INPUT if error.code == 422 else error.name.lower().replace(" ", "-")
     if error.code == 408:
         headers["Connection"] = "close"  # the rest of a slow body is not worth waiting for
     return problem(error.code or 500, slug, detail, headers, **extra)

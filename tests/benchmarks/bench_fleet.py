@@ -13,10 +13,10 @@ from common import median, p99, table, timed
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.memory import InMemoryEngine
 from service.engine.port import SwarmNode
 from service.errors import EngineUnavailable
 from service.fleet.peers import Reply
+from tests.fakes.memory import InMemoryEngine
 
 SECRET = b"bench-fleet-secret-0123456789"
 TOKENS = {"bench": ["admin"]}

@@ -18,6 +18,9 @@ from service.engine.port import ContainerSpec, MountSpec
 from service.errors import Conflict, EngineFailure, EngineRejected, NotFound
 from tests.support import unique
 
+# When a volume or container was created, as the port gives it: RFC 3339, UTC with Z, whole seconds.
+CREATED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
 
 def names(volumes) -> set[str]:
     return {v.name for v in volumes}
@@ -46,6 +49,7 @@ class EngineContract:
         assert (v.name, v.driver, v.scope) == (name, "local", "local")
         assert v.labels["team"] == "web"
         assert v.mountpoint.endswith(f"{name}/_data")
+        assert CREATED_AT.fullmatch(v.created_at), v.created_at
 
     def test_create_without_name_lets_the_engine_pick_one(self, world, tag):
         v = self.create(world, tag)
@@ -154,7 +158,7 @@ class ContainerContract:
         )
         assert (mounts["/www"].type, mounts["/www"].source, mounts["/www"].read_only) == ("bind", str(tmp_path), True)
         assert mounts["/scratch"].type == "tmpfs"
-        assert c.created_at
+        assert CREATED_AT.fullmatch(c.created_at), c.created_at
 
     def test_lifecycle_start_stop_rename_remove(self, world, tag):
         spec = self.spec(world, tag)

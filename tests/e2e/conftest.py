@@ -32,10 +32,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Service:
-    """One gunicorn running the app; `stop()` ends it."""
+APP = "service.app:create_app()"
 
-    def __init__(self, env: dict[str, str], log_path: pathlib.Path, port: int | None = None) -> None:
+
+class Service:
+    """One gunicorn running the app (`app`: gunicorn's name for it); `stop()` ends it."""
+
+    def __init__(self, env: dict[str, str], log_path: pathlib.Path, port: int | None = None, app: str = APP) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -52,7 +55,7 @@ class Service:
                 "deploy/gunicorn.conf.py",
                 "-b",
                 f"127.0.0.1:{self.port}",
-                "service.app:create_app()",
+                app,
             ],
             cwd=ROOT,
             env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env},
@@ -78,6 +81,20 @@ class Service:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def kill_workers(self) -> None:
+        """SIGKILL gunicorn's workers alone, as an OOM kill of one process would: the master lives
+        on and starts new ones. Returns once the killed ones are gone."""
+        master = self.proc.pid
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+        workers = [pid for pid in children if b"gunicorn" in _cmdline(pid)]  # not a child_exit hook's process
+        assert workers, f"gunicorn {master} has no workers"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_cmdline(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -86,6 +103,15 @@ class Service:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def _cmdline(pid: int) -> bytes:
+    """A live process's command line; empty once it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def service_env(docker_host: str, **extra: str) -> dict[str, str]:
@@ -111,8 +137,8 @@ def start_service(tmp_path_factory):
     """Start extra services with their own environment; all stop at the end of the session."""
     started: list[Service] = []
 
-    def start(env: dict[str, str], port: int | None = None) -> Service:
-        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log", port)
+    def start(env: dict[str, str], port: int | None = None, app: str = APP) -> Service:
+        svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log", port, app)
         started.append(svc)
         return svc
 

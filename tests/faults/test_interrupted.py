@@ -4,15 +4,18 @@
   would; the service that keeps running on the same engine recovers.
 - `engine`: the engine stops there (as a host reboot or an engine upgrade would); the operation
   goes on against no engine and fails; the engine starts again and dockvol recovers.
+- `workers` (some tests): gunicorn's workers alone are killed (SIGKILL), as an OOM kill of one
+  process would; the master starts new ones.
 
 Then the resource is in its old or its new state, under its name, with its data, and nothing is
 left behind. The step is exact: the service under test holds still right after its N-th change to
-the engine (DOCKVOL_TEST_HOLD_AFTER, a test-only hook). Steps are counted until an operation runs
+the engine (tests/fakes/holding.py, a test-only app factory). Steps are counted until an operation runs
 to its end without reaching the hold."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -21,6 +24,7 @@ import requests
 
 from service.fleet import forwarding
 from tests.e2e.conftest import free_port, service_env
+from tests.fakes.holding import held_app
 from tests.support import IMAGE, TEST_LABEL, engine_host, files_of, sleeper, tar_of, unique
 
 from .conftest import ADMIN, READER, WRITER
@@ -56,13 +60,9 @@ class Interrupt:
         and `env`: the service's own, when it needs more than the others."""
         release = self.tmp_path / f"release-{self.fault}-{step}"
         env = service_env(
-            engine_host(),
-            DOCKVOL_WORKERS="1",
-            DOCKVOL_TEST_HOLD_AFTER=f"{step}:{release}",
-            DOCKVOL_BIND_ROOTS=json.dumps([str(self.bind_root)]),
-            **env,
+            engine_host(), DOCKVOL_WORKERS="1", DOCKVOL_BIND_ROOTS=json.dumps([str(self.bind_root)]), **env
         )
-        svc = self.svc = self.start_service(env, port)
+        svc = self.svc = self.start_service(env, port, held_app(step, release))
 
         def call():
             try:
@@ -78,6 +78,9 @@ class Interrupt:
             if marker in svc.log_path.read_text():
                 if self.fault == "kill":
                     svc.kill()
+                elif self.fault == "workers":
+                    svc.kill_workers()
+                    release.touch()  # the worker the master starts instead must not hold at this step too
                 else:
                     self.engine_ctl("stop")
                     try:
@@ -382,3 +385,73 @@ def test_import_interrupted_at_every_step(service, interrupt, sdk, fault):
         _volume(service, name, old)
     assert step > 2
     print(f"import interrupted ({fault}) at each of {step - 1} steps: recovered in at most {max(recoveries):.1f} s")
+
+
+def tree(root):
+    """Every path under `root`, with its kind (links not followed)."""
+    found = []
+    for here, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(here, name)
+            kind = "link" if os.path.islink(path) else "dir" if os.path.isdir(path) else "file"
+            found.append((os.path.relpath(path, root), kind))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("fault", ["kill", "workers"])
+@LONG
+def test_create_that_makes_its_bind_source_killed_at_every_step(service, interrupt, sdk, bind_root, fault):
+    """A bind source whose last three directories are missing (their parent exists): killed at
+    each step, the binding is whole with its source, or gone with every directory it made."""
+    recoveries, outcomes = [], {}
+    for step in range(1, MAX_STEPS):
+        name = unique(f"mkdirs{step}")
+        parent = bind_root / name
+        parent.mkdir()
+        source = parent / "a" / "b" / "c"
+        before = tree(bind_root)
+        began = int(time.time()) - 1
+        body = {**binding_body(name, sleeper()), "mounts": [{"type": "bind", "source": str(source), "target": "/w"}]}
+        post = lambda s: requests.post(s.url("/api/v1/bindings"), json=body, headers=WRITER, timeout=60)
+        if not interrupt.run(step, post):
+            break
+
+        def recovered():
+            assert not leftovers(sdk, name), leftovers(sdk, name)
+            r = requests.get(service.url(f"/api/v1/bindings/{name}"), headers=READER, timeout=30)
+            in_engine = sdk.containers.list(all=True, filters={"name": f"^/{name}$"})
+            if r.status_code == 200:
+                assert r.json()["state"] == "running", r.json()["state"]
+                assert [m["source"] for m in r.json()["mounts"]] == [str(source)]
+                assert source.is_dir() and len(in_engine) == 1
+                outcomes[step] = "whole"
+                return True
+            assert r.status_code == 404, r.status_code
+            listed = requests.get(service.url("/api/v1/bindings"), headers=READER, timeout=30).json()
+            assert name not in [b["name"] for b in listed], "still listed"
+            assert in_engine == [], in_engine
+            assert tree(bind_root) == before, f"left: {sorted(set(tree(bind_root)) - set(before))}"
+            outcomes[step] = "gone after its container was made" if created(sdk, name, began) else "gone"
+            return True
+
+        recoveries.append(eventually(recovered, f"create with new directories ({fault}) after step {step}"))
+        interrupt.done()
+    else:
+        pytest.fail("the create never ran to its end")
+    assert step > 3, f"only {step - 1} steps"
+    assert "gone after its container was made" in outcomes.values(), outcomes
+    print(
+        f"create with new directories interrupted ({fault}) at each of {step - 1} steps {outcomes}:"
+        f" recovered in at most {max(recoveries):.1f} s"
+    )
+
+
+def created(sdk, name, since):
+    """Whether the engine made a container of this name since then (its events say)."""
+    events = sdk.events(
+        since=since, until=int(time.time()) + 1, filters={"type": "container", "event": "create", "container": name}
+    )
+    try:
+        return any(True for _ in events)
+    finally:
+        events.close()

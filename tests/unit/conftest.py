@@ -6,8 +6,8 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.memory import InMemoryEngine
 from service.engine.port import SwarmNode
+from tests.fakes.memory import InMemoryEngine
 
 from .fleet_transport import NODES, SECRET, Wsgi
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.engine.memory import InMemoryEngine
+from tests.fakes.memory import InMemoryEngine
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import tracemalloc
 
 import pytest
 
-from service.domain.archives import MAX_LINKS, check_upload
+from service.domain.archive_check import check_upload
+from service.domain.archive_links import MAX_LINKS
 from service.errors import InvalidInput, TooLarge
 
 BIG = 1 << 40
@@ -119,9 +120,9 @@ def test_more_entries_than_the_cap_is_413():
 
 
 def test_more_links_than_the_table_holds_is_413(monkeypatch):
-    import service.domain.archives as archives
+    import service.domain.archive_links as archive_links
 
-    monkeypatch.setattr(archives, "MAX_LINKS", 5)
+    monkeypatch.setattr(archive_links, "MAX_LINKS", 5)
     assert check(*[("sym", f"l{i}", "x") for i in range(5)]) == 5
     with pytest.raises(TooLarge, match="more than 5 symbolic links"):
         check(*[("sym", f"l{i}", "x") for i in range(6)])
@@ -143,6 +144,7 @@ def traced_peak(entries: int) -> tuple[int, float]:
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_entries():
     """The archive seen in the wild held 300,000 empty entries (tier security measures that one
     under gunicorn); here: ten times the entries, the same memory."""
@@ -225,9 +227,9 @@ def test_names_and_link_targets_longer_than_the_system_takes_are_refused():
 
 
 def test_the_link_table_holds_a_bounded_text(monkeypatch):
-    import service.domain.archives as archives
+    import service.domain.archive_links as archive_links
 
-    monkeypatch.setattr(archives, "MAX_LINK_TEXT", 100)
+    monkeypatch.setattr(archive_links, "MAX_LINK_TEXT", 100)
     assert check(*[("sym", f"l{i}", "t" * 8) for i in range(10)]) == 10  # 10 x (2 + 8)
     with pytest.raises(TooLarge, match="symbolic links"):
         check(*[("sym", f"l{i}", "t" * 8) for i in range(11)])

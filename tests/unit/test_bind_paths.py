@@ -149,11 +149,42 @@ def test_a_sticky_world_writable_parent_admits_only_a_trusted_child(tmp_path):
         policy.check(str(sticky / "mine"), "source")
 
 
-def test_prepare_records_what_it_made_and_verify_then_accepts_it(policy, root):
-    made: list[str] = []
-    path = policy.prepare(str(root / "a" / "b"), "source", made)
-    assert made == [str(root / "a"), str(root / "a" / "b")]
+def test_to_make_names_what_prepare_then_makes_and_verify_accepts_it(policy, root):
+    (root / "a").mkdir()
+    path = str(root / "a" / "b" / "c")
+    assert policy.to_make(path, "source") == [str(root / "a" / "b"), path]
+    assert policy.prepare(path, "source") == path
+    assert policy.to_make(path, "source") == []
     policy.verify(path, "source")
+
+
+def test_remove_made_takes_empty_directories_deepest_first(policy, root):
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "x" / "y").mkdir(parents=True)
+    (root / "x" / "y" / "file").write_text("put here since")
+    made = [str(root / "a"), str(root / "a" / "b"), str(root / "a" / "b" / "c"), str(root / "x"), str(root / "x" / "y")]
+    assert policy.remove_made(made) == [str(root / "a" / "b" / "c"), str(root / "a" / "b"), str(root / "a")]
+    assert os.listdir(root) == ["x"] and os.listdir(root / "x" / "y") == ["file"]
+
+
+def test_remove_made_never_goes_through_a_link(policy, root, tmp_path):
+    """A made directory swapped for a link to another tree: the directories named below it are
+    looked for under the link's name, never in the tree it points to, and the link stays."""
+    outside = tmp_path / "outside"
+    (outside / "b" / "c").mkdir(parents=True)
+    (root / "a").symlink_to(outside)
+    made = [str(root / "a"), str(root / "a" / "b"), str(root / "a" / "b" / "c")]
+    assert policy.remove_made(made) == []
+    assert (outside / "b" / "c").is_dir() and (root / "a").is_symlink()
+
+
+def test_remove_made_keeps_what_is_in_use_the_roots_and_what_lies_outside_them(policy, root, tmp_path):
+    (root / "used").mkdir()
+    (tmp_path / "other").mkdir()
+    (root / "sub").mkdir()
+    made = [str(root), str(root / "used"), str(tmp_path / "other"), str(root / "sub" / ".." / "used")]
+    assert policy.remove_made(made, in_use={str(root / "used")}) == []
+    assert (root / "used").is_dir() and (tmp_path / "other").is_dir()
 
 
 def test_verify_refuses_a_source_that_is_gone(policy, root):

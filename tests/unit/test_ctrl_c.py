@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from flask import Flask
 
 from service.app import create_app
-from service.engine.memory import InMemoryEngine
+from tests.fakes.memory import InMemoryEngine
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKERS = 3  # each worker raced its two quits: more workers, more chances to show it
@@ -43,6 +44,7 @@ def started(pid: int) -> bool:
     return bool(ignored & (1 << (signal.SIGINT - 1)))
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_gunicorn_with_no_traceback(tmp_path):
     port = free_port()
     log = tmp_path / "gunicorn.log"

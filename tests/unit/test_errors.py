@@ -77,6 +77,20 @@ def test_json_that_is_not_an_object_is_422(client, as_writer, engine, body):
     assert engine.volumes == {}
 
 
+def test_every_422_for_the_callers_input_is_one_kind_of_problem_with_its_fields(client, as_admin, engine):
+    """A body or query its schema refuses, and input a rule with context refuses (here a
+    Last-Event-ID this service never gave), are the same problem to a client."""
+    answers = [
+        client.post("/api/v1/volumes", json={"name": "v1", "privileged": True}, headers=as_admin),
+        client.get("/api/v1/volumes?page_size=0", headers=as_admin),
+        client.get("/api/v1/events", headers={**as_admin, "Last-Event-ID": "x"}),
+    ]
+    for r in answers:
+        body = r.get_json()
+        assert (r.status_code, body["type"]) == (422, "urn:dockvol:problem:invalid-input"), body
+        assert body["title"] == "Unprocessable Entity" and body["errors"], body
+
+
 def test_volumes_prune_is_an_action_not_a_volume(client, as_writer, as_reader, engine):
     r = client.get("/api/v1/volumes/prune", headers=as_reader)
     assert r.status_code == 405

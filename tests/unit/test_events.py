@@ -5,6 +5,7 @@ Last-Event-ID, resync, heartbeats, and a client that does not read being dropped
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -117,6 +118,16 @@ def test_last_event_id_resumes_without_loss_and_one_from_too_far_back_is_told_to
     assert client.get("/api/v1/events", headers={**as_admin, "Last-Event-ID": "x"}).status_code == 422
 
 
+@pytest.mark.parametrize("given", ["x", "1-", "-1", "1-2-3", "\u00b2-1", "1-\u0663"])
+def test_an_id_this_service_did_not_give_is_422(client, as_admin, given):
+    """Ids are AT-K in ASCII digits; a superscript two passed str.isdigit and then broke int()."""
+    for r in (
+        client.get("/api/v1/events", query_string={"last_event_id": given}, headers=as_admin),
+        client.get("/api/v1/events", headers={**as_admin, "Last-Event-ID": given.encode().decode("latin-1")}),
+    ):
+        assert r.status_code == 422, (given, r.get_json())
+
+
 def test_a_stream_says_where_it_stands_before_any_change_so_a_client_gone_at_once_misses_nothing(watched, as_admin):
     client = watched.test_client()
     stream = Stream(client, as_admin)
@@ -128,6 +139,22 @@ def test_a_stream_says_where_it_stands_before_any_change_so_a_client_gone_at_onc
     created = resumed.next()
     assert created["data"]["name"] == "v1"
     assert [int(x) for x in created["id"].split("-")] > [int(x) for x in position.split("-")]
+
+
+def test_times_are_utc_with_z_a_changes_to_the_engines_microsecond(watched, engine, as_admin):
+    """A change is at its engine event's time (its id's first part, in nanoseconds); a heartbeat
+    or a resync is at dockvol's, in whole seconds."""
+    client = watched.test_client()
+    stream = Stream(client, as_admin)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stream.next(skip_heartbeats=False)["data"]["at"])
+    client.post("/api/v1/volumes", json={"name": "v1"}, headers=as_admin)
+    created = stream.next()
+    at = int(created["id"].split("-")[0])
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at // 10**9))
+    assert created["data"]["at"] == f"{seconds}.{at // 1000 % 10**6:06d}Z"
+    old = Stream(client, {**as_admin, "Last-Event-ID": "1-0"})
+    resync = old.next()
+    assert resync["event"] == "resync" and re.fullmatch(r"[-\dT:]{19}Z", resync["data"]["at"])
 
 
 def test_idle_streams_carry_heartbeats(watched, as_reader):

@@ -319,6 +319,7 @@ def test_the_copy_side_of_a_clone_answers_only_signed_calls(fleet, source_on_n2)
     assert r.status_code == 401 and "copy" not in fleet.engines["n3"].volumes
 
 
+@pytest.mark.slow
 def test_instances_that_hang_cost_one_timeout_together_not_one_each(fleet):
     c = fleet.client["n1"]
     fleet.wsgi.hanging.update({"10.0.0.7:8080", "10.0.0.8:8080", "10.0.0.9:8080"})  # new tasks, stuck
@@ -400,6 +401,7 @@ def test_the_fleet_watch_merges_every_nodes_changes_and_resumes_each_node_where_
     assert c.get("/api/v1/events").status_code == 401
 
 
+@pytest.mark.slow
 def test_the_fleet_watch_names_a_silent_node_and_ends_when_the_fleet_changes(watched_fleet):
     fleet = watched_fleet
     fleet.wsgi.down.add(fleet.address["n3"])

@@ -548,3 +548,37 @@ def test_an_export_that_loses_the_engine_as_it_begins_leaves_no_helper(app, clie
     assert leftovers(engine) != []  # the engine was away: it could not go yet
     app.extensions["dockvol"].intents.retry_own()
     assert leftovers(engine) == []
+
+
+def test_an_owner_label_names_a_process_of_this_host_or_of_another():
+    """Locks and helpers carry their owner as host:pid; only this host's pids can be checked."""
+    import socket
+
+    from service.domain.helpers import local_pid, owner
+
+    assert local_pid(owner(4242)) == 4242 and local_pid(owner()) is not None
+    for other in ("elsewhere:4242", "", "4242", f"{socket.gethostname()}:x", f"{socket.gethostname()}:\u00b2"):
+        assert local_pid(other) is None, other
+
+
+@pytest.mark.parametrize("listed", ["oldest first", "newest first"])
+def test_a_note_reaches_the_recovery_of_an_operation_killed_after_it_and_its_lock_goes(
+    app, engine, monkeypatch, listed
+):
+    intents = app.extensions["dockvol"].intents
+    seen = []
+    intents.recoverer("test.noted", seen.append)
+    with pytest.MonkeyPatch.context() as order:
+        if listed == "newest first":  # as a real engine lists containers
+            real_list = engine.list_containers
+            order.setattr(engine, "list_containers", lambda *a, **kw: real_list(*a, **kw)[::-1])
+        kill_at(monkeypatch, engine, step=3)  # the operation's lock, its note, then the change the note tells of
+        with pytest.raises(Killed), intents.run("test.noted", ["thing/a"], name="a") as intent:
+            intent.begin()
+            intents.note(intent, made=["x", "y"])
+            engine.create_volume("made", "local", {}, {})
+        assert len(leftovers(engine)) == 2
+        restart(monkeypatch, app, engine)
+    (recovered,) = seen
+    assert (recovered.op, recovered.args) == (intent.op, {"name": "a", "made": ["x", "y"]})
+    assert leftovers(engine) == []

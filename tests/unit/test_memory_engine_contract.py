@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.engine.memory import InMemoryEngine
 from tests.contract.engine_contract import ArchiveContract, ContainerContract, EngineContract
+from tests.fakes.memory import InMemoryEngine
 
 
 class FakeWorld:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from service.app import create_app
-from service.engine.memory import InMemoryEngine
+from tests.fakes.memory import InMemoryEngine
 
 
 @pytest.fixture

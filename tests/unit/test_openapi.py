@@ -9,7 +9,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.engine.memory import InMemoryEngine
+from tests.fakes.memory import InMemoryEngine
 
 COMMITTED = pathlib.Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
@@ -65,3 +65,14 @@ def test_every_create_links_to_its_get_and_delete(spec):
             links = {link["operationId"] for link in op["responses"]["201"]["links"].values()}
             noun = op["operationId"].removeprefix("create")
             assert {f"get{noun}", f"delete{noun}"} <= links, op["operationId"]
+
+
+def test_every_time_a_resource_shows_is_declared_an_rfc3339_date_time(spec):
+    shown = {
+        name: schema["properties"]["created_at"]
+        for name, schema in spec["components"]["schemas"].items()
+        if "created_at" in schema.get("properties", {})
+    }
+    assert {"Volume", "Binding", "SharingGroup"} <= set(shown), sorted(shown)
+    for name, field in shown.items():
+        assert field["format"] == "date-time" and field["example"].endswith("Z"), (name, field)

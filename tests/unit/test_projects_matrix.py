@@ -14,9 +14,9 @@ import pytest
 
 from service.app import create_app
 from service.config import ProjectConfig, Settings
-from service.engine.memory import InMemoryEngine
 from service.engine.port import ContainerSpec, MountSpec
 from tests.contract.engine_contract import make_tar
+from tests.fakes.memory import InMemoryEngine
 
 from .conftest import bearer
 from .engine_state import snapshot

@@ -159,6 +159,7 @@ def test_a_read_that_never_returns_is_cut_at_the_grace():
     assert 0.2 <= time.monotonic() - started < 0.4
 
 
+@pytest.mark.slow
 def test_one_large_read_at_an_honest_rate_is_not_cut():
     """read(n) waits for n bytes: it is made of pieces, and the allowance grows with each."""
     body = paced(Trickling(rate=20_000, total=20_000))  # 1 s in all, five times the grace

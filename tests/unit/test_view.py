@@ -13,11 +13,11 @@ from dataclasses import replace
 import pytest
 
 from service.engine import viewed
-from service.engine.memory import InMemoryEngine
 from service.engine.port import ContainerSpec, EngineEvent, MountSpec
 from service.engine.viewed import View, ViewedEngine
 from service.engine.written import SLOTS, UNKNOWN, Written, digest
 from service.errors import NotFound
+from tests.fakes.memory import InMemoryEngine
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 
 import marshmallow as ma
 
-from ..fields import Dict, FullMatch, LabelFilters, Labels, Name, ProjectName, StrictBool
+from ..fields import CreatedAt, Dict, FullMatch, LabelFilters, Labels, Name, ProjectName, StrictBool
 from ..mount_schemas import Mounts, MountShownSchema
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -135,7 +135,7 @@ class BindingSchema(Schema):
     sharing_mode = ma.fields.String(allow_none=True)
     restart = ma.fields.String(allow_none=True, metadata={"description": "null for containers dockvol did not create"})
     state = ma.fields.String()
-    created_at = ma.fields.String(allow_none=True)
+    created_at = CreatedAt()
     managed = ma.fields.Boolean(metadata={"description": "Created through dockvol (only these can be changed)"})
     project = ma.fields.String(
         allow_none=True, metadata={"description": "The project that owns it; null for what dockvol did not create"}

@@ -12,13 +12,13 @@ import marshmallow as ma
 from flask import Request, Response, url_for
 
 from ...auth import Principal
-from ...domain.archives import CHUNK, ChunkReader
 from ...domain.projects import acting_for
 from ...fleet import clones
 from ...fleet.forwarding import Caller
 from ...fleet.members import CLONES, Fleet, candidates
 from ...fleet.peers import NO_LIMIT
 from ...fleet.placement import place
+from ...streams import CHUNK, ChunkReader
 from .. import problems
 from ..volumes.data_schemas import CloneSchema
 from .answers import forward, passed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ..fields import Name, ProjectName
+from ..fields import CreatedAt, Name, ProjectName
 from ..mount_schemas import Mounts, MountShownSchema
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -51,7 +51,7 @@ class SharingGroupSchema(Schema):
     share = ma.fields.List(ma.fields.String())
     infra = ma.fields.Nested(InfraSchema)
     members = ma.fields.List(ma.fields.String(), metadata={"description": "Names of the member bindings"})
-    created_at = ma.fields.String(allow_none=True)
+    created_at = CreatedAt()
     project = ma.fields.String(allow_none=True, metadata={"description": "The project that owns it"})
 
 

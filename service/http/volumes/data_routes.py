@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, g, request, url_for
 from flask.views import MethodView
 
-from ...domain import archives
+from ... import streams
 from ...domain.volume_data import Download, Listing, Usage, VolumeData
 from ...errors import Forbidden
 from ...json_types import JSON
@@ -56,7 +56,7 @@ def _send(download: Download, content_type: str, compression: str | None = None)
         headers["Content-Length"] = str(download.size)
     body = download.body
     if compression == "gzip" or in_transit:
-        body = archives.Stream(archives.gzipped(download.body), download.body.close)
+        body = streams.Stream(streams.gzipped(download.body), download.body.close)
     headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(body, content_type=content_type, headers=headers, direct_passthrough=True)
 
@@ -108,7 +108,7 @@ class VolumeArchive(MethodView):
     def put(self, name: str, path: str) -> JSON:
         """Import a tar (or tar.gz) stream into a volume"""
         # The cap: a declared length over it is refused before reading (http/hooks.py gives the
-        # request its max_content_length), and what is read is counted as it is (archives.spool).
+        # request its max_content_length), and what is read is counted as it is (archive_check.spool).
         entries = _data().import_(name, path, request.stream)
         return {"volume": name, "path": path or "/", "entries": entries}
 

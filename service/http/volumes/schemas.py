@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ...json_types import JSON
-from ..fields import Dict, FullMatch, LabelFilters, Labels, ProjectName, StrictBool, VolumeName
+from ..fields import CreatedAt, Dict, FullMatch, LabelFilters, Labels, ProjectName, StrictBool, VolumeName
 from ..mount_schemas import HOST_PATH_REFUSED
 from ..pagination import PageArgs
 from ..smorest import Api, Schema
@@ -39,7 +39,7 @@ class VolumeSchema(Schema):
     )
     mountpoint = ma.fields.String(metadata={"description": "Where the data lives on the host"})
     scope = ma.fields.String()
-    created_at = ma.fields.String(allow_none=True)
+    created_at = CreatedAt()
     anonymous = ma.fields.Boolean(metadata={"description": "The engine picked the name"})
     managed = ma.fields.Boolean(metadata={"description": "Created through dockvol (only these can be deleted)"})
     project = ma.fields.String(

@@ -16,10 +16,10 @@ import pytest
 from service.domain import labels as label
 from service.domain.bindings import BindingSpec
 from service.domain.mounts import MountRequest
-from service.engine.memory import InMemoryEngine
 from service.errors import EngineRejected
 from service.wiring import Services, build_services
 from tests.contract.engine_contract import make_tar
+from tests.fakes.memory import InMemoryEngine
 
 # A command the image lacks: the engine creates the container and refuses to start it.
 MISSING_COMMAND = ("/not-in-the-image",)

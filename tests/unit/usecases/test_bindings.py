@@ -12,7 +12,15 @@ import pytest
 from service.domain import labels as label
 from service.domain.bindings import BindingQuery
 from service.domain.versions import IfMatch
-from service.errors import Conflict, EngineRejected, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from service.errors import (
+    Conflict,
+    EngineFailure,
+    EngineRejected,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
 
 from ..engine_state import snapshot
 from .conftest import MISSING_COMMAND, bind, leftovers, spec, volume
@@ -20,6 +28,18 @@ from .conftest import MISSING_COMMAND, bind, leftovers, spec, volume
 
 def anonymous(engine):
     return {n for n, v in engine.volumes.items() if v.labels.get(label.ANONYMOUS) == "true"}
+
+
+def refusing_bindings(engine, monkeypatch):
+    """The engine refuses to create a binding's container; dockvol's own (locks) it still makes."""
+    real_create = engine.create_container
+
+    def refuse(s):
+        if s.labels.get(label.ROLE) == "binding":
+            raise EngineRejected("the engine refused this configuration")
+        return real_create(s)
+
+    monkeypatch.setattr(engine, "create_container", refuse)
 
 
 @pytest.fixture
@@ -46,6 +66,22 @@ class TestCreate:
     def test_start_false_leaves_it_created(self, bindings):
         assert bindings.create(spec(start=False)).state == "created"
 
+    @pytest.mark.parametrize("restart", ["no", "on-failure", "unless-stopped", "always"])
+    def test_the_restart_policy_reaches_the_engine(self, bindings, engine, restart):
+        made = bindings.create(spec(restart=restart))
+        assert made.restart == engine.specs[made.id].restart == restart
+
+    def test_with_no_network_named_the_default_one_applies(self, wire, engine):
+        made = wire(default_network="bridge").bindings.create(spec(network=None))
+        assert made.network == engine.specs[made.id].network == "bridge"
+
+    def test_a_bind_source_reaches_the_engine_resolved_and_rprivate(self, bindings, engine, bind_root):
+        (bind_root / "real").mkdir()
+        os.symlink(bind_root / "real", bind_root / "alias")
+        made = bindings.create(spec(mounts=(bind(f"{bind_root}/alias/", "/www"),)))
+        (mount,) = engine.specs[made.id].mounts
+        assert (mount.source, mount.propagation) == (str(bind_root / "real"), "rprivate")
+
     def test_an_image_that_is_not_allowed_is_forbidden_and_makes_nothing(self, wire, engine, bind_root, tmp_path):
         bindings = wire(allowed_images=("busybox:*",)).bindings
         engine.images.add("alpine:3")
@@ -71,6 +107,29 @@ class TestCreate:
             bindings.create(spec(image="nginx:1.27", mounts=(volume("/data"), bind(bind_root / "new", "/www"))))
         assert "image" in refused.value.extra["errors"]
         assert engine.calls["pull_image"] == 0
+        assert snapshot(engine, tmp_path) == before
+
+    def test_an_image_that_cannot_be_pulled_is_invalid_and_makes_nothing(self, bindings, engine, bind_root, tmp_path):
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(InvalidInput) as refused:
+            bindings.create(spec(image="nginx:1.27", mounts=(volume("/data"), bind(bind_root / "new", "/www"))))
+        assert "image" in refused.value.extra["errors"]
+        assert engine.calls["pull_image"] == 1
+        assert snapshot(engine, tmp_path) == before
+
+    def test_a_network_the_engine_lacks_is_invalid_and_makes_nothing(self, bindings, engine, tmp_path, monkeypatch):
+        real_create = engine.create_container
+
+        def no_such_network(s):
+            if s.labels.get(label.ROLE) == "lock":
+                return real_create(s)
+            raise NotFound("not found in the engine")
+
+        monkeypatch.setattr(engine, "create_container", no_such_network)
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(InvalidInput) as refused:
+            bindings.create(spec(mounts=(volume("/data"),)))
+        assert "network" in refused.value.extra["errors"]
         assert snapshot(engine, tmp_path) == before
 
     def test_a_taken_name_is_a_conflict_and_the_existing_container_stays_as_it_is(
@@ -112,6 +171,44 @@ class TestCreate:
             bindings.create(spec(mounts=(volume("/data"), bind(source, "/www"))))
         assert snapshot(engine, tmp_path) == before
 
+    def test_the_engines_socket_and_data_root_are_forbidden_inside_a_root(self, wire, engine, tmp_path):
+        engine.data_root = str(tmp_path / "engine-root")
+        bindings = wire(bind_roots=(str(tmp_path),), docker_host=f"unix://{tmp_path}/engine.sock").bindings
+        before = snapshot(engine, tmp_path)
+        for source in (tmp_path / "engine.sock", tmp_path / "engine-root" / "volumes" / "x" / "_data"):
+            with pytest.raises(Forbidden):
+                bindings.create(spec(mounts=(bind(source, "/w"),)))
+        assert snapshot(engine, tmp_path) == before
+
+    def test_bind_checks_ask_the_engine_for_its_data_root_once(self, bindings, engine, bind_root):
+        for i in range(3):
+            bindings.create(spec(f"many{i}", mounts=tuple(bind(bind_root / f"b{i}-{j}", f"/w{j}") for j in range(3))))
+        assert engine.calls["info"] == 1
+
+    def test_an_engine_that_refuses_to_create_it_takes_back_everything(
+        self, bindings, engine, bind_root, tmp_path, monkeypatch
+    ):
+        refusing_bindings(engine, monkeypatch)
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(EngineRejected):
+            bindings.create(spec(mounts=(volume("/data"), bind(bind_root / "new" / "deep", "/www"))))
+        assert snapshot(engine, tmp_path) == before
+
+    def test_an_engine_failure_takes_back_everything(self, bindings, engine, bind_root, tmp_path, monkeypatch):
+        def fail(*a, **k):
+            raise EngineFailure("the engine refused the request")
+
+        monkeypatch.setattr(engine, "start_container", fail)
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(EngineFailure):
+            bindings.create(spec(mounts=(volume("/data"), bind(bind_root / "new", "/www"))))
+        assert snapshot(engine, tmp_path) == before
+
+
+class TestNestedBindSources:
+    """A read-write bind source may not hold, or lie inside, another container's source
+    (docs/design.md section 4); read-only ones may nest."""
+
     def test_a_source_inside_a_writable_source_is_forbidden_and_nothing_else_changes(
         self, bindings, engine, bind_root, tmp_path
     ):
@@ -120,6 +217,54 @@ class TestCreate:
         with pytest.raises(Forbidden, match="container outer"):
             bindings.create(spec("inner", mounts=(volume("/data"), bind(bind_root / "shared" / "sub", "/w"))))
         assert snapshot(engine, tmp_path) == before
+        assert bindings.create(spec("same", mounts=(bind(bind_root / "shared", "/w"),))).state == "running"
+
+    def test_a_writable_source_inside_a_read_only_one_is_fine(self, bindings, bind_root):
+        bindings.create(spec("ro", mounts=(bind(bind_root / "ro", "/w", read_only=True),)))
+        assert bindings.create(spec("in-ro", mounts=(bind(bind_root / "ro" / "sub", "/w"),))).state == "running"
+
+    def test_a_writable_source_above_an_existing_source_is_forbidden_naming_it(
+        self, bindings, engine, bind_root, tmp_path
+    ):
+        bindings.create(spec("child", mounts=(bind(bind_root / "p" / "child", "/w", read_only=True),)))
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(Forbidden, match=f"{bind_root}/p/child"):
+            bindings.create(spec("parent", mounts=(bind(bind_root / "p", "/w"),)))
+        assert snapshot(engine, tmp_path) == before
+        assert bindings.create(spec("ro-parent", mounts=(bind(bind_root / "p", "/w", read_only=True),))).managed
+
+    def test_two_sources_of_one_request_may_not_nest_under_a_writable_one(self, bindings, engine, bind_root, tmp_path):
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(Forbidden):
+            bindings.create(
+                spec(mounts=(bind(bind_root / "n", "/a"), bind(bind_root / "n" / "inner", "/b", read_only=True)))
+            )
+        assert snapshot(engine, tmp_path) == before
+
+    def test_bind_like_volumes_count_as_writable_sources(self, bindings, volumes, engine, bind_root, tmp_path):
+        bindings.create(spec("holder", mounts=(bind(bind_root / "q", "/w"),)))
+        bind_like = {"type": "none", "o": "bind"}
+        with pytest.raises(Forbidden):
+            volumes.create("disguised", "local", {**bind_like, "device": f"{bind_root}/q/dev"}, {})
+        assert "disguised" not in engine.volumes and not (bind_root / "q" / "dev").exists()
+        volumes.create("dev", "local", {**bind_like, "device": f"{bind_root}/r/dev"}, {})
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(Forbidden, match="volume dev"):
+            bindings.create(spec("above", mounts=(bind(bind_root / "r", "/w"),)))
+        with pytest.raises(Forbidden):  # the device is writable through any container that mounts it
+            bindings.create(spec("inside", mounts=(bind(bind_root / "r" / "dev" / "x", "/w", read_only=True),)))
+        assert snapshot(engine, tmp_path) == before
+
+    def test_dockvols_own_container_mounting_a_bind_root_does_not_block_sources_under_it(
+        self, bindings, engine, bind_root
+    ):
+        made = bindings.create(spec("writer-above", mounts=(bind(bind_root / "outer", "/all"),)))
+        inner = (bind(bind_root / "outer" / "inner", "/www"),)
+        with pytest.raises(Forbidden, match="writer-above"):
+            bindings.create(spec("inner1", mounts=inner))
+        above = engine.containers[made.id]
+        engine.containers[made.id] = dataclasses.replace(above, labels={**above.labels, label.ROLE: label.SERVICE_ROLE})
+        assert bindings.create(spec("inner2", mounts=inner)).state == "running"
 
     def test_an_engine_that_refuses_to_start_it_takes_back_everything(
         self, bindings, engine, bind_root, tmp_path, refuses_missing_commands
@@ -187,14 +332,7 @@ class TestReplace:
     def test_an_engine_that_refuses_the_new_container_leaves_the_old_one(
         self, bindings, engine, app, tmp_path, monkeypatch
     ):
-        real_create = engine.create_container
-
-        def refuse_bindings(s):
-            if s.labels.get(label.ROLE) == "binding":
-                raise EngineRejected("the engine refused this configuration")
-            return real_create(s)
-
-        monkeypatch.setattr(engine, "create_container", refuse_bindings)
+        refusing_bindings(engine, monkeypatch)
         before = snapshot(engine, tmp_path)
         with pytest.raises(EngineRejected):
             bindings.replace("app", spec(mounts=(volume("/other"),)))
@@ -281,6 +419,14 @@ class TestDeleteStartStop:
         assert snapshot(engine, tmp_path) == before
         assert engine.calls["start_container"] == 0
 
+    def test_start_refuses_a_source_whose_parent_became_writable_by_others(self, bindings, engine, bind_root, tmp_path):
+        bindings.create(spec("perm", start=False, mounts=(bind(bind_root / "t" / "d", "/w"),)))
+        os.chmod(bind_root / "t", 0o777)
+        before = snapshot(engine, tmp_path)
+        with pytest.raises(Forbidden, match=f"{bind_root}/t is writable by group or others"):
+            bindings.start("perm")
+        assert snapshot(engine, tmp_path) == before
+
 
 class TestList:
     def test_hides_dockvols_own_containers_and_filters(self, bindings, engine, site):
@@ -292,7 +438,16 @@ class TestList:
         assert names() == ["foreign", "idle", "web"]
         assert names(volume=site) == ["foreign", "web"]
         assert names(state="running") == ["web"]
+        assert names(state="created") == ["foreign", "idle"]
         assert names(labels=["tier=front"]) == ["web"]
+        assert names(sharing_group="nogroup") == []
+        with pytest.raises(NotFound):
+            bindings.get("helper")
+
+    def test_a_container_dockvol_did_not_make_is_shown_without_its_environment(self, bindings, engine):
+        engine.add_container("foreign")
+        shown = bindings.get("foreign")
+        assert (shown.managed, shown.environment, shown.restart) == (False, None, None)
 
     def test_a_binding_mid_replace_is_shown_under_its_own_name_once(self, bindings, engine, site):
         made = bindings.create(spec("web"))

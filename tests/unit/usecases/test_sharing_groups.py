@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from service.domain import labels as label
+from service.domain.bindings import BindingQuery
 from service.domain.sharing import WAIT
 from service.domain.versions import IfMatch
 from service.errors import Conflict, EngineRejected, Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -31,7 +32,12 @@ class TestCreate:
         assert engine.containers[infracon.infra.id].labels[label.ROLE] == "infra"
         assert infracon.mounts[0].source == str(bind_root / "infracon")
         spec_ = engine.specs[infracon.infra.id]
-        assert (spec_.command, spec_.ipc, spec_.restart) == (WAIT, "shareable", "unless-stopped")
+        assert (spec_.command, spec_.ipc, spec_.restart, spec_.image) == (
+            WAIT,
+            "shareable",
+            "unless-stopped",
+            "busybox:stable",  # DOCKVOL_INFRA_IMAGE's default
+        )
         assert leftovers(engine) == []
 
     def test_a_taken_name_is_a_conflict_and_what_holds_it_stays(self, groups, bindings, engine, tmp_path, bind_root):
@@ -70,11 +76,15 @@ class TestCreate:
 class TestMembers:
     def test_members_join_with_volumes_from_and_the_shared_namespaces(self, bindings, groups, engine, infracon):
         joined = f"container:{infracon.infra.id}"
+        nginx = bindings.create(member("nginx"))
         made = bindings.create(member("tomcat", mode="ro"))
         assert (made.sharing_group, made.sharing_mode, made.network) == ("infracon", "ro", joined)
+        assert [(m.target, m.read_only) for m in made.mounts] == [("/data/web/html", True)]
         spec_ = engine.specs[made.id]
         assert (spec_.volumes_from, spec_.ipc, spec_.pid) == ((f"{infracon.infra.id}:ro",), joined, None)
-        assert groups.get("infracon").members == ("tomcat",)
+        assert engine.specs[nginx.id].volumes_from == (f"{infracon.infra.id}:rw",)
+        assert groups.get("infracon").members == ("nginx", "tomcat")
+        assert [b.name for b in bindings.list(BindingQuery(sharing_group="infracon"))] == ["nginx", "tomcat"]
 
     def test_a_stopped_infrastructure_container_is_started_first(self, bindings, groups, engine, infracon):
         engine.stop_container("infracon")

@@ -3,6 +3,8 @@ refusal leaves alone (docs/design.md section 3)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from service.domain import labels as label
@@ -37,6 +39,26 @@ class TestCreate:
             volumes.create("dup", "local", {}, {"v": "2"})
         assert snapshot(engine, tmp_path) == before
         assert volumes.get("dup").labels == {"v": "1"}
+
+    def test_of_concurrent_creates_of_one_name_exactly_one_makes_it(self, volumes, engine):
+        outcomes = []
+
+        def create():
+            try:
+                outcomes.append(volumes.create("race", "local", {}, {}).identity)
+            except Conflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=create) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert (
+            sorted(outcomes, key=lambda o: o == "conflict")
+            == [engine.volumes["race"].labels[label.CREATE_ID]] + ["conflict"] * 11
+        )
+        assert leftovers(engine) == []
 
     def test_a_volume_dockvol_did_not_make_is_a_conflict_too_though_the_engine_returns_it(
         self, volumes, engine, tmp_path

@@ -1,6 +1,7 @@
 """Test-only: hold the process still after its N-th change to the engine, so the faults tier can
-kill it (or restart the engine) at an exact step of an operation. Enabled by
-DOCKVOL_TEST_HOLD_AFTER=N:RELEASE_FILE; never in production."""
+kill it (or restart the engine) at an exact step of an operation. gunicorn runs the held app by
+the name `held_app` gives: dockvol's own app factory, over the engine the environment names,
+wrapped in the hold. Kept out of the product."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from .port import Engine
+from flask import Flask
+
+from service import app
+from service.config import Settings
+from service.engine.port import Engine
 
 log = logging.getLogger(__name__)
 CHANGES = frozenset(
@@ -55,3 +61,15 @@ class HoldingEngine:
             return result
 
         return held
+
+
+def held_app(after: int, release_file: str | Path) -> str:
+    """gunicorn's name for dockvol's app holding after its `after`-th engine change until
+    `release_file` exists (gunicorn reads the arguments as Python literals)."""
+    return f"{__name__}:create_app({after!r}, {str(release_file)!r})"
+
+
+def create_app(after: int, release_file: str) -> Flask:
+    """dockvol's app, as `service.app:create_app()` builds it, on a Docker engine that holds."""
+    settings = Settings.from_env()
+    return app.create_app(settings, HoldingEngine(app.docker_engine(settings), after, release_file))

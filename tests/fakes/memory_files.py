@@ -10,8 +10,8 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from ..errors import EngineFailure, EngineRejected, NotFound
-from .port import PathStat
+from service.engine.port import PathStat
+from service.errors import EngineFailure, EngineRejected, NotFound
 
 GO_DIR, GO_SYMLINK = 1 << 31, 1 << 27
 CHUNK = 64 * 1024

@@ -16,9 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import IO
 
-from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
-from .memory_files import MemoryArchive, VolumeFiles
-from .port import (
+from service.engine.port import (
     ContainerRecord,
     ContainerSpec,
     ContainerState,
@@ -32,6 +30,9 @@ from .port import (
     api_version,
     labels_match,
 )
+from service.errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
+
+from .memory_files import MemoryArchive, VolumeFiles
 
 
 class InMemoryEngine:

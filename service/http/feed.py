@@ -1,0 +1,63 @@
+"""The node's change feed (domain/watch.py) over its services: every resource shown as GET shows
+it, read from the view of the engine as it stands right after each event. The app builds it once
+(app.py); GET /api/v1/events streams it (events.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..domain.bindings import BindingQuery
+from ..domain.changes import BINDING, GROUP, VOLUME, Key
+from ..domain.volumes import VolumeQuery
+from ..domain.watch import Watch
+from ..engine.viewed import ViewedEngine
+from ..errors import NotFound
+from ..json_types import JSON
+from ..wiring import Services
+from .documents import binding_document, group_document, volume_document
+
+
+def new_watch(services: Services, engine: ViewedEngine, observe: Callable[[str, float], None]) -> Watch:
+    """The node's change feed, showing each resource as GET does; it reads them from the view of
+    the engine (`engine`) as it stands right after each event."""
+    return Watch(_representer(services, engine), _everything(services, engine), observe)
+
+
+def _representer(services: Services, engine: ViewedEngine) -> Callable[[Key], JSON | None]:
+    """Read one resource the way GET shows it; None when it does not exist (or is hidden)."""
+
+    def represent(key: Key) -> JSON | None:
+        resource, name = key
+        engine.trusted_scope()  # the view as it stands, right after the event
+        try:
+            if resource == VOLUME:
+                return volume_document(services.volumes.get(name), services.nodes.here())
+            if resource == BINDING:
+                return binding_document(services.bindings.get(name), services.nodes.here())
+            return group_document(services.sharing_groups.get(name), services.nodes.here())
+        except NotFound:
+            return None
+        finally:
+            engine.end_scope()
+
+    return represent
+
+
+def _everything(services: Services, engine: ViewedEngine) -> Callable[[], dict[Key, JSON]]:
+    """Every resource the way the lists show it, by key."""
+
+    def read() -> dict[Key, JSON]:
+        engine.trusted_scope()
+        try:
+            node = services.nodes.here()
+            found: dict[Key, JSON] = {
+                (VOLUME, v.name): volume_document(v, node) for v in services.volumes.list(VolumeQuery())
+            }
+            bindings = services.bindings.list(BindingQuery())
+            found.update(((BINDING, b.name), binding_document(b, node)) for b in bindings)
+            found.update(((GROUP, g.name), group_document(g, node)) for g in services.sharing_groups.list())
+            return found
+        finally:
+            engine.end_scope()
+
+    return read
