@@ -49,21 +49,30 @@ fi
 if [ -z "${DOCKVOL_TOKENS:-}${DOCKVOL_TOKENS_FILE:-}" ] && [ "${DOCKVOL_AUTH_DISABLED:-false}" != true ]; then
     mkdir -p "$STATE"
     chmod 700 "$STATE"
-    if [ ! -f "$STATE/tokens.json" ]; then
-        "$BIN/python" - "$STATE" <<'PY'
+    # The operator's token (project *), and one per project of DOCKVOL_PROJECTS (scope write):
+    # each made once, kept in $STATE/token and $STATE/token-PROJECT.
+    "$BIN/python" - "$STATE" <<'PY'
 import hashlib, json, os, secrets, sys
 state = sys.argv[1]
-token = secrets.token_urlsafe(32)
+path = os.path.join(state, "tokens.json")
+entries = json.load(open(path)) if os.path.exists(path) else []
+wanted = [("local-admin", "token", ["admin"], "*")]
+projects = json.loads(os.environ.get("DOCKVOL_PROJECTS") or "{}")
+wanted += [(f"local-{p}", f"token-{p}", ["write"], p) for p in sorted(projects)]
 old = os.umask(0o077)
-with open(os.path.join(state, "token"), "w") as f:
-    f.write(token + "\n")
-with open(os.path.join(state, "tokens.json"), "w") as f:
-    json.dump([{"name": "local-admin", "sha256": hashlib.sha256(token.encode()).hexdigest(),
-                "scopes": ["admin"]}], f)
+for name, file, scopes, project in wanted:
+    if any(e["name"] == name and e.get("project") == project for e in entries):
+        continue
+    token = secrets.token_urlsafe(32)
+    with open(os.path.join(state, file), "w") as f:
+        f.write(token + "\n")
+    entries = [e for e in entries if e["name"] != name]
+    entries.append({"name": name, "sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": scopes, "project": project})
+    print(f"run: made a token with scope {scopes[0]} in project {project}; it is in {state}/{file}", file=sys.stderr)
+with open(path, "w") as f:
+    json.dump(entries, f)
 os.umask(old)
 PY
-        echo "run: made a token with scope admin; it is in $STATE/token" >&2
-    fi
     export DOCKVOL_TOKENS_FILE=$STATE/tokens.json
     cat >&2 <<MSG
 run: try it:

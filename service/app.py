@@ -30,6 +30,7 @@ from .http.fields import (
 )
 from .http.fleet.router import Router
 from .http.nodes import routes as node_routes
+from .http.projects import routes as project_routes
 from .http.sharing_groups import routes as sharing_group_routes
 from .http.smorest import Api
 from .http.volumes import data_routes  # noqa: F401  # volume data's routes join the volumes blueprint
@@ -94,6 +95,7 @@ def create_app(
     api.register_blueprint(binding_routes.blp)
     api.register_blueprint(sharing_group_routes.blp)
     api.register_blueprint(node_routes.blp)
+    api.register_blueprint(project_routes.blp)
     api.register_blueprint(events.blp)
     app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, Flask's way
     return app

@@ -8,8 +8,9 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from .config import SCOPES, ConfigError
+from .config import ALL_PROJECTS, DEFAULT_PROJECT, PROJECT_NAME, SCOPES, ConfigError
 from .errors import Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ RANK = {scope: i for i, scope in enumerate(SCOPES)}
 class Principal:
     name: str
     scopes: frozenset[str]
+    project: str = DEFAULT_PROJECT  # where it acts (`*`: every project); its scopes say what it may do there
 
     def allows(self, scope: str) -> bool:
         return any(RANK[s] >= RANK[scope] for s in self.scopes)
@@ -49,11 +51,16 @@ class TokenStore:
         self.disabled = disabled
 
     @classmethod
-    def from_settings(cls, tokens: Mapping[str, list[str]], tokens_file: str | None, disabled: bool) -> TokenStore:
-        entries = [
-            _Entry(digest(t), Principal(f"token-{digest(t).hex()[:8]}", frozenset(scopes)))
-            for t, scopes in tokens.items()
-        ]
+    def from_settings(cls, tokens: Mapping[str, Any], tokens_file: str | None, disabled: bool) -> TokenStore:
+        """`tokens`: token -> list of scopes (project `default`) or {"scopes": [...], "project": NAME}."""
+        entries = []
+        for t, grant in tokens.items():
+            scopes, project = (
+                (grant["scopes"], grant.get("project", DEFAULT_PROJECT))
+                if isinstance(grant, dict)
+                else (grant, DEFAULT_PROJECT)
+            )
+            entries.append(_Entry(digest(t), Principal(f"token-{digest(t).hex()[:8]}", frozenset(scopes), project)))
         if tokens_file:
             entries += _read_file(tokens_file)
         if disabled:
@@ -61,6 +68,10 @@ class TokenStore:
         elif not entries:
             log.warning("no tokens configured: every API call will answer 401")
         return cls(entries, disabled)
+
+    def projects(self) -> list[str]:
+        """The projects the tokens name."""
+        return sorted({e.principal.project for e in self._entries})
 
     def authorize(self, header: str | None, scope: str) -> Principal:
         """The caller, or Unauthenticated (401) / Forbidden (403)."""
@@ -75,7 +86,7 @@ class TokenStore:
     def identify(self, header: str | None) -> Principal | None:
         """The holder of the bearer token in `header`, whatever its scopes; None for none or an unknown one."""
         if self.disabled:
-            return Principal("auth-disabled", frozenset(SCOPES))
+            return Principal("auth-disabled", frozenset(SCOPES), ALL_PROJECTS)
         scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
@@ -88,7 +99,8 @@ class TokenStore:
 
 
 def _read_file(path: str) -> list[_Entry]:
-    """A JSON list of {"name": ..., "sha256": hex digest of the token, "scopes": [...]}."""
+    """A JSON list of {"name": ..., "sha256": hex digest of the token, "scopes": [...], "project": ...}
+    (no project: `default`)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -100,7 +112,10 @@ def _read_file(path: str) -> list[_Entry]:
             hashed = bytes.fromhex(item["sha256"])
             if len(hashed) != hashlib.sha256().digest_size:
                 raise ValueError("sha256 must be 64 hex digits")
-            entries.append(_Entry(hashed, Principal(str(item["name"]), frozenset(scopes))))
+            project = item.get("project", DEFAULT_PROJECT)
+            if not isinstance(project, str) or not (project == ALL_PROJECTS or PROJECT_NAME.fullmatch(project)):
+                raise ValueError(f"{project!r} is not a project name")
+            entries.append(_Entry(hashed, Principal(str(item["name"]), frozenset(scopes), project)))
         return entries
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"DOCKVOL_TOKENS_FILE {path}: {exc}") from None

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 SCOPES = ("read", "write", "admin")
+ALL_PROJECTS = "*"  # a token of this project reaches every project: the operator's
+DEFAULT_PROJECT = "default"  # tokens without a project, and managed objects without the label
+QUOTA_KEYS = ("volumes", "bindings", "sharing_groups", "backups", "bytes")
+PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 
 
 class ConfigError(ValueError):
@@ -19,12 +25,23 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ProjectConfig:
+    """One project of DOCKVOL_PROJECTS: its quota (kind -> limit; absent: unlimited) and its bind
+    roots (None: not given, see `Settings.bind_roots_of`)."""
+
+    quota: Mapping[str, int] = field(default_factory=dict)
+    bind_roots: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     docker_host: str | None = None
-    tokens: Mapping[str, list[str]] = field(default_factory=dict)
+    # token -> list of scopes (project `default`), or {"scopes": [...], "project": NAME}
+    tokens: Mapping[str, Any] = field(default_factory=dict)
     tokens_file: str | None = None
     auth_disabled: bool = False
     bind_roots: tuple[str, ...] = ()
+    projects: Mapping[str, ProjectConfig] = field(default_factory=dict)
     allowed_images: tuple[str, ...] = ("*",)
     infra_image: str = "busybox:stable"
     default_network: str = "bridge"
@@ -53,9 +70,13 @@ class Settings:
         d = cls()  # the defaults
         tokens = _json(env, "DOCKVOL_TOKENS", {})
         if not isinstance(tokens, dict) or not all(
-            isinstance(k, str) and k and _is_scope_list(v) for k, v in tokens.items()
+            isinstance(k, str) and k and _is_grant(v) for k, v in tokens.items()
         ):
-            raise ConfigError(f"DOCKVOL_TOKENS must be a JSON object of token -> list of scopes ({', '.join(SCOPES)})")
+            raise ConfigError(
+                f"DOCKVOL_TOKENS must be a JSON object of token -> list of scopes ({', '.join(SCOPES)}) or "
+                '{"scopes": [...], "project": NAME}'
+            )
+        bind_roots = _str_list(env, "DOCKVOL_BIND_ROOTS", d.bind_roots)
         pull = _choice(env, "DOCKVOL_PULL", d.pull, ("missing", "never"))
         timeout = _number(env, "DOCKVOL_ENGINE_TIMEOUT", d.engine_timeout, "a number of seconds", float)
         if not 0 < timeout <= 300:
@@ -76,7 +97,8 @@ class Settings:
             tokens=tokens,
             tokens_file=env.get("DOCKVOL_TOKENS_FILE") or d.tokens_file,
             auth_disabled=_bool(env, "DOCKVOL_AUTH_DISABLED"),
-            bind_roots=_str_list(env, "DOCKVOL_BIND_ROOTS", d.bind_roots),
+            bind_roots=bind_roots,
+            projects=_projects(env, bind_roots),
             allowed_images=_str_list(env, "DOCKVOL_ALLOWED_IMAGES", d.allowed_images),
             infra_image=env.get("DOCKVOL_INFRA_IMAGE", d.infra_image),
             default_network=env.get("DOCKVOL_DEFAULT_NETWORK", d.default_network),
@@ -91,6 +113,19 @@ class Settings:
             graceful_timeout=_number(env, "DOCKVOL_GRACEFUL_TIMEOUT", d.graceful_timeout, "a number of seconds"),
             log_level=log_level,
         )
+
+    def bind_roots_of(self, project: str) -> tuple[str, ...]:
+        """Where a project's bind sources may lie: its own `bind_roots`; `*`, and `default` while
+        no project has roots of its own (a service upgraded from before projects), all of
+        DOCKVOL_BIND_ROOTS; any other project without roots: none (bind mounts refused)."""
+        own = self.projects.get(project, ProjectConfig()).bind_roots
+        if own is not None:
+            return own
+        if project == ALL_PROJECTS:
+            return self.bind_roots
+        if project == DEFAULT_PROJECT and all(p.bind_roots is None for p in self.projects.values()):
+            return self.bind_roots
+        return ()
 
 
 def _secret(path: str | None) -> bytes:
@@ -109,6 +144,76 @@ def _secret(path: str | None) -> bytes:
 
 def _is_scope_list(value: Any) -> bool:
     return isinstance(value, list) and all(s in SCOPES for s in value)
+
+
+def _is_grant(value: Any) -> bool:
+    """A token's grant: a list of scopes, or {"scopes": [...], "project": NAME}."""
+    if isinstance(value, dict):
+        project = value.get("project", DEFAULT_PROJECT)
+        return (
+            set(value) <= {"scopes", "project"}
+            and _is_scope_list(value.get("scopes"))
+            and isinstance(project, str)
+            and (project == ALL_PROJECTS or bool(PROJECT_NAME.fullmatch(project)))
+        )
+    return _is_scope_list(value)
+
+
+def _projects(env: Mapping[str, str], global_roots: tuple[str, ...]) -> dict[str, ProjectConfig]:
+    """DOCKVOL_PROJECTS (JSON), else the file DOCKVOL_PROJECTS_FILE names, checked: names, quota
+    limits, and bind roots that lie under DOCKVOL_BIND_ROOTS and overlap no other project's."""
+    name = "DOCKVOL_PROJECTS"
+    raw: Any = _json(env, name, None)
+    if raw is None and env.get("DOCKVOL_PROJECTS_FILE"):
+        name = "DOCKVOL_PROJECTS_FILE"
+        try:
+            with open(env["DOCKVOL_PROJECTS_FILE"], encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"DOCKVOL_PROJECTS_FILE {env['DOCKVOL_PROJECTS_FILE']}: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name} must be a JSON object: project name -> {{quota, bind_roots}}")
+    projects = {}
+    for project, spec in raw.items():
+        if not isinstance(project, str) or not PROJECT_NAME.fullmatch(project):
+            raise ConfigError(f"{name}: {project!r} is not a project name (lowercase letters, digits, _.-)")
+        if not isinstance(spec, dict) or not set(spec) <= {"quota", "bind_roots"}:
+            raise ConfigError(f"{name}: project {project} must be an object with `quota` and/or `bind_roots`")
+        quota = spec.get("quota", {})
+        if not isinstance(quota, dict) or not all(
+            k in QUOTA_KEYS and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in quota.items()
+        ):
+            raise ConfigError(f"{name}: the quota of {project} maps {', '.join(QUOTA_KEYS)} to whole numbers >= 0")
+        roots = spec.get("bind_roots")
+        if roots is not None:
+            if not isinstance(roots, list) or not all(isinstance(r, str) and r.startswith("/") for r in roots):
+                raise ConfigError(f"{name}: the bind_roots of {project} must be a list of absolute paths")
+            outside = [r for r in roots if not any(_under(r, g) for g in global_roots)]
+            if outside:
+                raise ConfigError(
+                    f"{name}: bind root {outside[0]} of project {project} does not lie under DOCKVOL_BIND_ROOTS"
+                )
+            roots = tuple(roots)
+        projects[project] = ProjectConfig(dict(quota), roots)
+    _no_shared_roots(name, projects)
+    return projects
+
+
+def _under(path: str, root: str) -> bool:
+    """Compared component by component, after resolving links: /srv/b2 is not under /srv/b."""
+    p, r = PurePosixPath(os.path.realpath(path)), PurePosixPath(os.path.realpath(root))
+    return p == r or p.is_relative_to(r)
+
+
+def _no_shared_roots(name: str, projects: Mapping[str, ProjectConfig]) -> None:
+    """Two projects whose roots nest or meet would reach each other's bind sources."""
+    owned = [(root, project) for project, p in projects.items() for root in p.bind_roots or ()]
+    for i, (root, project) in enumerate(owned):
+        for other, other_project in owned[i + 1 :]:
+            if other_project != project and (_under(root, other) or _under(other, root)):
+                raise ConfigError(f"{name}: bind roots {root} ({project}) and {other} ({other_project}) overlap")
 
 
 def _json(env: Mapping[str, str], name: str, default: Any) -> Any:

@@ -55,3 +55,12 @@ class EngineRejected(DockvolError):
 
 class TooLarge(DockvolError):
     """An upload over the configured cap."""
+
+
+class QuotaExceeded(Forbidden):
+    """Creating it would take the project past a quota: `extra` has `quota`, `limit`, `used`."""
+
+    def __init__(self, quota: str, limit: int, used: int) -> None:
+        super().__init__(
+            f"the project's {quota} quota is {limit} and it holds {used}", quota=quota, limit=limit, used=used
+        )

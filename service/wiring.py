@@ -15,6 +15,7 @@ from .domain.intents import Intents
 from .domain.mounts import MountPlanner
 from .domain.nodes import Nodes
 from .domain.policy import ContainerPolicy
+from .domain.projects import Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
@@ -33,6 +34,7 @@ class Services:
     engine: Engine  # as the use cases call it (the app's: instrumented, and read through its view)
     auth: TokenStore
     nodes: Nodes
+    projects: Projects
     bind_policy: BindPolicy
     planner: MountPlanner
     policy: ContainerPolicy
@@ -49,10 +51,15 @@ class Services:
 
 def build_services(settings: Settings, engine: Engine, view: View | None = None) -> Services:
     """The services over `engine` (the app passes its instrumented, viewed engine and its view;
-    tests a fake)."""
+    tests a fake). The use cases get it as the caller's project sees it (domain/projects.py)."""
+    auth = TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled)
+    projects = Projects(engine, settings.projects, auth.projects())
+    engine = ProjectScope(engine, projects)
     nodes = Nodes(engine)
     bind_policy = BindPolicy(
-        settings.bind_roots, engine_paths(settings.docker_host, lambda: nodes.identity().data_root)
+        settings.bind_roots,
+        engine_paths(settings.docker_host, lambda: nodes.identity().data_root),
+        allowed=lambda: settings.bind_roots_of(current()),
     )
     planner = MountPlanner(engine, bind_policy)
     policy = ContainerPolicy(
@@ -60,13 +67,15 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     )
     helpers = Helpers(engine)
     intents = Intents(engine, helpers)
+    engine.lock = lambda key: intents.run("project.quota", [key])
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
     return Services(
         settings=settings,
         engine=engine,
-        auth=TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled),
+        auth=auth,
         nodes=nodes,
+        projects=projects,
         bind_policy=bind_policy,
         planner=planner,
         policy=policy,

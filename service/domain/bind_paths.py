@@ -61,10 +61,13 @@ class BindPolicy:
         roots: Iterable[str],
         engine_paths: Callable[[], Iterable[str]],
         trusted_uids: Iterable[int] | None = None,
+        allowed: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         """`engine_paths` gives the engine socket and data root; called only when a path is checked.
-        `trusted_uids`: who may own the directories above a source (default: root and dockvol's user)."""
+        `trusted_uids`: who may own the directories above a source (default: root and dockvol's user).
+        `allowed`: the roots the caller's project may use, each under one of `roots` (default: all)."""
         self._roots = tuple(roots)
+        self._allowed = allowed or (lambda: self._roots)
         self._engine_paths = engine_paths
         self._trusted = frozenset(trusted_uids if trusted_uids is not None else {0, os.geteuid()})
         self._thread_lock = threading.Lock()
@@ -82,10 +85,12 @@ class BindPolicy:
             d_path = PurePosixPath(os.path.realpath(d))
             if _within(resolved, d_path) or _within(d_path, resolved):
                 raise Forbidden(f"{field}: {source} is, holds or lies in a protected host path")
-        roots = [PurePosixPath(os.path.realpath(r)) for r in self._roots]
+        roots = [PurePosixPath(os.path.realpath(r)) for r in self._allowed()]
         if not any(_within(resolved, r) for r in roots):
-            if not roots:
+            if not self._roots:
                 raise Forbidden(f"{field}: bind mounts are disabled (DOCKVOL_BIND_ROOTS is empty)")
+            if not roots:
+                raise Forbidden(f"{field}: bind mounts are disabled for this project (it has no bind_roots)")
             raise Forbidden(f"{field}: {source} does not lie inside a configured bind root")
         self._walk(str(resolved), field, create=False)
         return str(resolved)

@@ -18,6 +18,7 @@ from . import versions
 from .intents import Intent, Intents
 from .mounts import Mount, MountPlanner, MountRequest, PreparedMounts, check_unique, remove_unused_volumes, shown_mounts
 from .policy import ContainerPolicy, create_container
+from .projects import project_of
 from .sharing import Membership
 from .versions import IfMatch
 
@@ -56,6 +57,7 @@ class Binding:
     state: str
     created_at: str | None
     managed: bool
+    project: str | None  # None: not dockvol's
     mounts: tuple[Mount, ...]
 
     @property
@@ -69,6 +71,7 @@ class BindingQuery:
     sharing_group: str | None = None
     state: str | None = None
     labels: Sequence[str] = ()
+    project: str | None = None
 
 
 def to_binding(c: ContainerRecord) -> Binding:
@@ -88,6 +91,7 @@ def to_binding(c: ContainerRecord) -> Binding:
         state=c.state,
         created_at=c.created_at,
         managed=managed,
+        project=project_of(c.labels),
         mounts=shown_mounts(c.mounts),
     )
 
@@ -117,7 +121,8 @@ class Bindings:
         found = self._engine.list_containers(volume=query.volume, labels=labels)
         named = {c.name for c in found}
         shown = (_as_itself(c) for c in found if _is_binding(c) and (not _is_aside(c) or _owner_of(c) not in named))
-        return sorted((to_binding(c) for c in shown if query.state in (None, c.state)), key=lambda b: b.name)
+        found_ = (to_binding(c) for c in shown if query.state in (None, c.state))
+        return sorted((b for b in found_ if query.project in (None, b.project)), key=lambda b: b.name)
 
     def get(self, name: str) -> Binding:
         return to_binding(self._record(name))

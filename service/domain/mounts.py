@@ -25,7 +25,9 @@ from pathlib import PurePosixPath
 from ..engine.port import Engine, MountRecord, MountSpec
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from . import labels as label
+from . import projects
 from .bind_paths import BindPolicy
+from .projects import unscoped
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,7 @@ class HostSource:
     path: str
     writable: bool
     what: str
+    shown: bool = True  # False: another project's (its path is not told)
 
 
 def bind_device(driver: str, opts: Mapping[str, str]) -> str | None:
@@ -214,8 +217,10 @@ def host_sources(engine: Engine, ignore_container: str | None = None) -> list[Ho
     """Every host path in use on the engine, in two calls whatever the host holds. dockvol's own
     container does not count: it mounts the bind roots to check sources as the engine sees them,
     and it is trusted (its label is one no caller of dockvol can set)."""
+    project = projects.current()
+    engine = unscoped(engine)  # every project's sources count, but only the caller's are named
     sources = [
-        HostSource(m.source, not m.read_only, f"the bind source of container {c.name}")
+        _source(m.source, not m.read_only, f"the bind source of container {c.name}", project, c.labels)
         for c in engine.list_containers()
         if c.id != ignore_container and c.labels.get(label.ROLE) != label.SERVICE_ROLE
         for m in c.mounts
@@ -224,8 +229,15 @@ def host_sources(engine: Engine, ignore_container: str | None = None) -> list[Ho
     for v in engine.list_volumes(driver="local"):
         device = bind_device(v.driver, v.driver_opts)
         if device:
-            sources.append(HostSource(device, True, f"the device of volume {v.name}"))
+            sources.append(_source(device, True, f"the device of volume {v.name}", project, v.labels))
     return sources
+
+
+def _source(path: str, writable: bool, what: str, project: str, labels: Mapping[str, str]) -> HostSource:
+    """A source the caller's project may not see is described without its name or path."""
+    if projects.sees(project, labels):
+        return HostSource(path, writable, what)
+    return HostSource(path, writable, "a host path in use", shown=False)
 
 
 def check_overlap(new: Sequence[HostSource], existing: Sequence[HostSource]) -> None:
@@ -239,15 +251,14 @@ def check_overlap(new: Sequence[HostSource], existing: Sequence[HostSource]) -> 
             other_path = PurePosixPath(other.path)
             if path == other_path:
                 continue
+            where = f"{other.what} ({other.path})" if other.shown else other.what
             if other.writable and path.is_relative_to(other_path):
                 raise Forbidden(
-                    f"{n.what}: {n.path} lies inside {other.what} ({other.path}), which a container "
-                    "can write: it could redirect this source"
+                    f"{n.what}: {n.path} lies inside {where}, which a container can write: "
+                    "it could redirect this source"
                 )
             if n.writable and other_path.is_relative_to(path):
-                raise Forbidden(
-                    f"{n.what}: {n.path} holds {other.what} ({other.path}); a container writing here could redirect it"
-                )
+                raise Forbidden(f"{n.what}: {n.path} holds {where}; a container writing here could redirect it")
 
 
 def check_unique(requests: Sequence[MountRequest], taken: Sequence[str] = ()) -> None:

@@ -16,6 +16,7 @@ from . import versions
 from .intents import Intent, Intents
 from .mounts import Mount, MountPlanner, MountRequest, remove_unused_volumes, shown_mounts
 from .policy import ContainerPolicy, create_container
+from .projects import project_of
 from .versions import IfMatch
 
 # The infrastructure container's process: it only waits, and leaves at once on SIGTERM.
@@ -52,6 +53,7 @@ class SharingGroup:
     infra: Infra
     members: tuple[str, ...]
     created_at: str | None
+    project: str | None = None
 
     @property
     def version(self) -> str:
@@ -75,9 +77,11 @@ class SharingGroups:
         intents.recoverer("group.create", self._recover_create)
         intents.recoverer("group.delete", self._recover_delete)
 
-    def list(self) -> list[SharingGroup]:
+    def list(self, project: str | None = None) -> list[SharingGroup]:
+        """Every group the caller sees; `project`: only that project's."""
         managed = self._engine.list_containers(labels=[f"{label.MANAGED}=true"])
-        return sorted((_group(c, managed) for c in managed if _is_infra(c)), key=lambda g: g.name)
+        found = (_group(c, managed) for c in managed if _is_infra(c))
+        return sorted((g for g in found if project in (None, g.project)), key=lambda g: g.name)
 
     def get(self, name: str) -> SharingGroup:
         infra = self._infra(name)
@@ -209,4 +213,5 @@ def _group(infra: ContainerRecord, containers: Sequence[ContainerRecord]) -> Sha
         infra=Infra(infra.name, infra.id, infra.state, infra.image),
         members=tuple(members),
         created_at=infra.created_at,
+        project=project_of(infra.labels),
     )

@@ -17,6 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import IO
 
+from ..config import ALL_PROJECTS
 from ..engine.port import Archive, Engine
 from ..errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
 from ..streams import Stream
@@ -25,6 +26,7 @@ from . import labels as label
 from .archives import Entry
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
+from .projects import acting_for, current, unscoped
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -193,21 +195,35 @@ class VolumeData:
                     self._engine.put_archive(helper.id, "/v", checked)
         return self._volumes.get(new_name)
 
-    def rename(self, name: str, new_name: str) -> Volume:
-        """Copy, then delete the original; whatever dies when, one of the two stays, whole."""
+    def rename(self, name: str, new_name: str, project: str | None = None) -> Volume:
+        """Copy, then delete the original; whatever dies when, one of the two stays, whole.
+        `project`: the copy's (an operator's move to another project; projects.py checks who)."""
+        if project is not None and current() != ALL_PROJECTS:
+            raise Forbidden("only a token of the project `*` moves a volume to another project")
         keys = [f"volume/{name}", f"volume/{new_name}"]
         with self._intents.run("volume.rename", keys, source=name, target=new_name) as intent:
             volume = self._volumes.get(name)
             self._volumes.check_deletable(volume)
             intent.begin()
-            self._copy(name, new_name, volume.labels, False, intent)
+            marks = {label.MOVED_FROM: name, **({label.PROJECT: project} if project else {})}
+            self._copy(name, new_name, volume.labels, False, intent, marks)
             self._volumes.remove(name)
-        return self._volumes.get(new_name)
+        with acting_for(project) if project else contextlib.nullcontext():  # the copy is where it went
+            return self._volumes.get(new_name)
 
-    def _copy(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool, intent: Intent) -> None:
+    def _copy(
+        self,
+        name: str,
+        new_name: str,
+        labels: Mapping[str, str],
+        pause: bool,
+        intent: Intent,
+        marks: Mapping[str, str] = {},
+    ) -> None:
         """Fill a new volume with a copy of another. Until the operation ends the copy is marked
         filling: not listed, not shown, and removed if the operation does not finish."""
-        self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, label.FILLING: intent.op})
+        marks = {**marks, **intent.label, label.FILLING: intent.op}
+        self._volumes.create(new_name, "local", {}, labels, marks=marks)
         paused = self._pause(name) if pause else None
         try:
             # Two helpers: the engine locks a container while one of its archives is being read.
@@ -358,9 +374,9 @@ class VolumeData:
         """Pause the running containers that can write to the volume, recorded first as an intent
         (its own lock, no one else's), so that if dockvol dies before `_finish` they are unpaused
         by the reconciler, not left paused."""
-        writers = [
+        writers = [  # every project's: a container of another that writes here makes a torn copy too
             c.id
-            for c in self._engine.list_containers(volume=name)
+            for c in unscoped(self._engine).list_containers(volume=name)
             if c.state == "running" and any(m.name == name and not m.read_only for m in c.mounts)
         ]
         held = self._intents.hold("volume.pause", [f"pause/{secrets.token_hex(8)}"], paused=writers)

@@ -14,6 +14,7 @@ from . import versions
 from .bind_paths import BindPolicy
 from .intents import Intents, pending_ops
 from .mounts import HostSource, bind_device, check_overlap, host_sources
+from .projects import project_of
 from .versions import IfMatch
 
 
@@ -38,6 +39,7 @@ class Volume:
     managed: bool
     used_by: tuple[VolumeUse, ...] = ()
     identity: str = ""  # labels.identity: not shown, compared
+    project: str | None = None  # None: not dockvol's (projects.project_of)
 
     @property
     def in_use(self) -> bool:
@@ -59,10 +61,12 @@ class VolumeQuery:
     anonymous: bool | None = None
     managed: bool | None = None
     name: str | None = None
+    project: str | None = None
 
     def admits(self, v: Volume) -> bool:
         return (
-            (self.dangling is None or self.dangling != v.in_use)
+            (self.project is None or self.project == v.project)
+            and (self.dangling is None or self.dangling != v.in_use)
             and (self.anonymous is None or self.anonymous == v.anonymous)
             and (self.managed is None or self.managed == v.managed)
             and (self.name is None or self.name in v.name)
@@ -98,6 +102,7 @@ def to_volume(record: VolumeRecord, uses: Iterable[VolumeUse] = ()) -> Volume:
         created_at=record.created_at,
         anonymous=label.is_anonymous(record.name, record.labels),
         managed=label.is_managed(record.labels),
+        project=project_of(record.labels),
         used_by=tuple(sorted(uses, key=lambda u: (u.container, u.target))),
         identity=label.identity(record),
     )

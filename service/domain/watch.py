@@ -52,6 +52,7 @@ class Change:
     name: str
     at: int
     document: JSON | None
+    project: str | None = None  # the resource's (before a delete: as last shown); None: not dockvol's
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,12 @@ class Filters:
     resources: tuple[str, ...] = RESOURCES
     name: str | None = None
     labels: tuple[str, ...] = ()
+    project: str = "*"  # the caller's: `*` hears every project's changes, others only their own
 
     def admit(self, change: Change, labels: dict[str, str] | None) -> bool:
         return (
-            change.resource in self.resources
+            self.project in ("*", change.project)
+            and change.resource in self.resources
             and self.name in (None, change.name)
             and (not self.labels or labels is not None and labels_match(labels, self.labels))
         )
@@ -128,8 +131,9 @@ class Watch:
                 # several changes may share an engine time (a prune's destroys): each its own id
                 last_id = self._kept[-1][0].id if self._kept else (0, -1)
                 k = last_id[1] + 1 if last_id[0] == event.at else 0
-                change = Change((event.at, k), kind, key[0], key[1], event.at, document)
-                labels = (document or {}).get("labels") if document else _labels_of(last)
+                was = document if document is not None else json.loads(last or "{}")
+                change = Change((event.at, k), kind, key[0], key[1], event.at, document, was.get("project"))
+                labels = was.get("labels")
                 self._kept.append((change, labels))
                 self._seen_at = max(self._seen_at, event.at)
                 clients = list(self._clients)
@@ -152,7 +156,9 @@ class Watch:
         self._observe("watchers", 1)
         with self._lock:
             self._clients.add(client)
-            position = max(self._kept[-1][0].id if self._kept else self._since, last_id or (0, 0))
+            # Where it stands: past the last change it may hear (ids of other projects' are not told)
+            heard = [c.id for c, labels in self._kept if filters.admit(c, labels)]
+            position = max(heard[-1] if heard else self._since, last_id or (0, 0))
             if last_id is None:
                 return client, [], position
             if last_id < self._since or (self._kept and last_id < self._kept[0][0].id and len(self._kept) == RETAIN):
@@ -178,8 +184,3 @@ class Watch:
             client.changes.put_nowait(None)  # wakes it: it says resync and ends
         except queue.Full:
             pass  # it wakes on its next look and finds itself dropped
-
-
-def _labels_of(shown: str | None) -> dict[str, str] | None:
-    labels: dict[str, str] | None = json.loads(shown).get("labels") if shown else None
-    return labels

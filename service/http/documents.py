@@ -44,6 +44,7 @@ def volume_document(v: Volume, node: str) -> JSON:
         "created_at": v.created_at,
         "anonymous": v.anonymous,
         "managed": v.managed,
+        "project": v.project,
         "in_use": v.in_use,
         "used_by": [
             {"container": u.container, "node": node, "binding": u.binding, "target": u.target, "read_only": u.read_only}

@@ -13,6 +13,7 @@ import marshmallow as ma
 from flask import Response, request
 
 from .. import sse, times
+from ..domain.projects import current
 from ..domain.watch import RESOURCES, Change, Filters, id_text, parse_id
 from ..errors import InvalidInput
 from .context import services
@@ -38,8 +39,8 @@ class EventQuerySchema(Schema):
 
 STREAM_DOC = {
     "description": (
-        "text/event-stream: events `created`, `updated`, `deleted` (data: resource, name, node, at, "
-        "object), `resync` (re-list, then watch again) and `heartbeat`"
+        "text/event-stream: events `created`, `updated`, `deleted` (data: resource, name, node, project, at, "
+        "object; a token hears its own project's only), `resync` (re-list, then watch again) and `heartbeat`"
     ),
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
@@ -56,7 +57,8 @@ def events(
     last_id = _parse_id(last) if last else None
     watch = services().watch
     node = services().nodes.here()
-    client, missed, position = watch.subscribe(Filters(tuple(resource) or RESOURCES, name, tuple(label)), last_id)
+    filters = Filters(tuple(resource) or RESOURCES, name, tuple(label), current())  # the caller's project only
+    client, missed, position = watch.subscribe(filters, last_id)
     heartbeat = HEARTBEAT
 
     def stream() -> Iterator[str]:
@@ -94,6 +96,7 @@ def _sse(change: Change, node: str) -> str:
         "resource": change.resource,
         "name": change.name,
         "node": node,
+        "project": change.project,
         "at": times.text(change.at, 6),
     }
     if change.document is not None:

@@ -10,6 +10,7 @@ import marshmallow as ma
 from apispec.ext.marshmallow.field_converter import FieldConverterMixin
 from werkzeug.routing import BaseConverter
 
+from ..config import PROJECT_NAME
 from ..domain.labels import PREFIX
 from ..json_types import JSON
 
@@ -90,6 +91,11 @@ def Name(**kwargs: Any) -> ma.fields.String:
         ),
         **kwargs,
     )
+
+
+def ProjectName(**kwargs: Any) -> ma.fields.String:
+    """A project's name (DOCKVOL_PROJECTS' keys)."""
+    return ma.fields.String(validate=FullMatch(f"^{PROJECT_NAME.pattern}$", error="not a project name"), **kwargs)
 
 
 def CreatedAt() -> ma.fields.String:

@@ -24,6 +24,7 @@ INVALID_INPUT = "invalid-input"  # every 422 about the caller's input: its schem
 # dockvol's errors -> (status, problem type slug). Order matters: the first match wins.
 STATUS = (
     (errors.Unauthenticated, 401, "unauthenticated"),
+    (errors.QuotaExceeded, 403, "quota-exceeded"),
     (errors.Forbidden, 403, "forbidden"),
     (errors.NotFound, 404, "not-found"),
     (errors.Conflict, 409, "conflict"),
@@ -50,6 +51,9 @@ class ProblemSchema(ma.Schema):
         metadata={"description": "422 only: field (dotted path) -> messages"},
     )
     used_by = ma.fields.List(ma.fields.Dict(), metadata={"description": "409 'in use' only: who uses the resource"})
+    quota = ma.fields.String(metadata={"description": "403 quota-exceeded only: which quota (volumes, bindings, ...)"})
+    limit = ma.fields.Integer(metadata={"description": "403 quota-exceeded only: the project's limit"})
+    used = ma.fields.Integer(metadata={"description": "403 quota-exceeded only: what the project holds"})
 
 
 def problem(status: int, slug: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:

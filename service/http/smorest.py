@@ -26,6 +26,7 @@ from webargs import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
+from ..domain.projects import acting_for
 from ..domain.versions import IfMatch
 from ..json_types import JSON
 from . import limits, problems
@@ -238,7 +239,8 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
                 else:
                     auth = services().auth
                     g.principal = auth.authorize(request.headers.get("Authorization"), scope)
-                return func(*args, **kwargs)
+                with acting_for(g.principal.project):  # what the use cases see and make: its project's
+                    return func(*args, **kwargs)
 
             documented: F = self.doc(security=[{"bearerAuth": []}])(cast(F, checked))  # wraps keeps func's signature
             for status, text, headers in (

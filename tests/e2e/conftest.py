@@ -18,7 +18,12 @@ import requests
 from tests.support import TEST_LABEL, engine_host
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TOKENS = {"e2e-reader": ["read"], "e2e-writer": ["write"], "e2e-admin": ["admin"]}
+# The operator's tokens (project `*`); tests of projects (test_projects.py) add their own.
+TOKENS = {
+    "e2e-reader": {"scopes": ["read"], "project": "*"},
+    "e2e-writer": {"scopes": ["write"], "project": "*"},
+    "e2e-admin": {"scopes": ["admin"], "project": "*"},
+}
 
 
 def free_port() -> int:

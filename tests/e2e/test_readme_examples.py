@@ -61,7 +61,18 @@ from tests.support import IMAGE, engine_host, unique
 from .conftest import ROOT, free_port
 
 README = ROOT / "README.md"
-CHECKED = ("Quick start", "Trying it with curl", "A generated client", "Watching changes", "Cleaning up", "Errors")
+CHECKED = (
+    "Quick start",
+    "Trying it with curl",
+    "A generated client",
+    "Watching changes",
+    "Cleaning up",
+    "Projects",
+    "Errors",
+)
+# The projects "Projects" starts `make run` with; the whole run has them (the tour's token is `*`).
+PROJECTS = '{"web": {"quota": {"volumes": 1}}, "ci": {}}'
+
 SWARM = ("Fleet mode", "Deploy")  # need a Swarm or an image build: the fleet tier and deploy/smoke.sh
 CONTAINERS = ("b1", "b2", "infracon", "nginx", "tomcat")
 VOLUMES = ("site-data", "site-restored", "site-copy", "site-v2", "site-py")
@@ -370,6 +381,7 @@ def make_run(tmp_path_factory) -> Iterator[Run]:
         "DOCKER_HOST": engine_host(),
         "DOCKVOL_LISTEN": f"127.0.0.1:{run.port}",
         "DOCKVOL_RUN_STATE": str(cwd / ".dockvol"),
+        "DOCKVOL_PROJECTS": PROJECTS,
         "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics"),
     }
     service_log = scratch / "make-run.log"
@@ -747,6 +759,54 @@ def test_watching_changes_in_python_as_written(generated_client):
             requests.delete(f"{run.base}/api/v1/volumes/{name}", headers=headers, timeout=30)
     assert any(f"volume {name}" == line for name in made for line in printed), printed
     assert not any("Traceback" in line for line in printed), printed
+
+
+def test_projects_start_make_run_with_what_this_test_gives_it():
+    (section,) = [line for line in README.read_text().splitlines() if line.startswith("`DOCKVOL_PROJECTS=")]
+    assert section.startswith(f"`DOCKVOL_PROJECTS='{PROJECTS}' make run`")
+
+
+def shows_project(project: str) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert call.json()["project"] == project
+
+    return check
+
+
+def quota_refused(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert body["type"].endswith("quota-exceeded") and (body["quota"], body["limit"], body["used"]) == ("volumes", 1, 1)
+
+
+def only_web(call: Call, seen: dict[str, Any]) -> None:
+    (web,) = call.json()
+    assert (web["name"], web["quota"], web["usage"]["volumes"]) == ("web", {"volumes": 1}, 1)
+
+
+def web_data_only(call: Call, seen: dict[str, Any]) -> None:
+    assert [(v["name"], v["project"]) for v in call.json()] == [("web-data", "web")]
+
+
+def not_named(call: Call, seen: dict[str, Any]) -> None:
+    assert "web" not in call.json()["detail"].replace("web-data", "")
+
+
+PROJECTS_TOUR: list[tuple[str, str, int, Check | None]] = [
+    ("POST", "/volumes", 201, shows_project("web")),
+    ("GET", "/volumes/web-data", 404, problem(404, detail="volume web-data does not exist")),
+    ("POST", "/volumes", 409, not_named),
+    ("POST", "/volumes", 403, quota_refused),
+    ("GET", "/projects", 200, only_web),
+    ("GET", "/volumes?project=web", 200, web_data_only),
+    ("DELETE", "/volumes/web-data", 204, None),
+]
+
+
+def test_projects_as_written(make_run):
+    """The Projects walk-through: two projects' tokens, a name another holds, a refused quota."""
+    (block,) = [b for b in checked_blocks() if b.section.startswith("Projects")]
+    check_calls(make_run, make_run.run(block, variables_block()), PROJECTS_TOUR)
+    assert "web-data" not in make_run.left()
 
 
 def test_watching_changes_as_written(make_run):

@@ -115,7 +115,12 @@ def _deploy(f: Fleet, work: pathlib.Path, build: bool = True) -> None:
             ["bash", "-o", "pipefail", "-c", pipe, "-", host, node.host, IMAGE], check=True, capture_output=True
         )
     hashed = [
-        {"name": f"fleet-{scope}", "sha256": hashlib.sha256(f.tokens[scope].encode()).hexdigest(), "scopes": scopes}
+        {
+            "name": f"fleet-{scope}",
+            "sha256": hashlib.sha256(f.tokens[scope].encode()).hexdigest(),
+            "scopes": scopes,
+            "project": "*",  # the operator's: the fleet tier sees what dockvol did not make too
+        }
         for scope, scopes in TOKENS.items()
     ]
     (work / "tokens.json").write_text(json.dumps(hashed))

@@ -11,7 +11,13 @@ from tests.fakes.memory import InMemoryEngine
 
 from .fleet_transport import NODES, SECRET, Wsgi
 
-TOKENS = {"reader": ["read"], "writer": ["write"], "admin": ["admin"]}
+# The operator's tokens (project `*`: every project, and what dockvol did not create); tests of
+# projects (test_projects*.py) add tokens of their own.
+TOKENS = {
+    "reader": {"scopes": ["read"], "project": "*"},
+    "writer": {"scopes": ["write"], "project": "*"},
+    "admin": {"scopes": ["admin"], "project": "*"},
+}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -54,3 +54,13 @@ def test_scopes_cannot_be_raised_without_the_secret():
     fields[4] = "admin"
     with pytest.raises(Unauthenticated):
         verify(SECRET, " ".join(fields), "n2", "POST", "/api/v1/volumes", T0)
+
+
+def test_the_project_travels_signed_and_cannot_be_widened():
+    web = Caller("token-web", frozenset({"write"}), "web")
+    value = signed(caller=web)
+    assert verify(SECRET, value, "n2", "POST", "/api/v1/volumes", T0).project == "web"
+    parts = value.split(" ")
+    parts[5] = sign(SECRET, Caller("x", frozenset(), "*"), "n2", "POST", "/", T0).split(" ")[5]  # the project `*`
+    with pytest.raises(Unauthenticated):
+        verify(SECRET, " ".join(parts), "n2", "POST", "/api/v1/volumes", T0)

@@ -333,6 +333,7 @@ def test_the_fast_volume_document_is_what_the_schema_dumps(client, as_writer, as
             False,
             True,
             (VolumeUse("c", None, "/d", True), VolumeUse("d", "d", "/e", False)),
+            project="web",
         ),
     ]
     for v in samples:

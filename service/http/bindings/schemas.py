@@ -6,7 +6,7 @@ import re
 
 import marshmallow as ma
 
-from ..fields import CreatedAt, Dict, FullMatch, LabelFilters, Labels, Name, StrictBool
+from ..fields import CreatedAt, Dict, FullMatch, LabelFilters, Labels, Name, ProjectName, StrictBool
 from ..mount_schemas import Mounts, MountShownSchema
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -137,6 +137,9 @@ class BindingSchema(Schema):
     state = ma.fields.String()
     created_at = CreatedAt()
     managed = ma.fields.Boolean(metadata={"description": "Created through dockvol (only these can be changed)"})
+    project = ma.fields.String(
+        allow_none=True, metadata={"description": "The project that owns it; null for what dockvol did not create"}
+    )
 
 
 class BindingQuerySchema(PageArgs):
@@ -144,6 +147,7 @@ class BindingQuerySchema(PageArgs):
     sharing_group = Name()
     state = ma.fields.String(validate=ma.validate.OneOf(STATES))
     label = LabelFilters(in_query=True, metadata={"description": "Repeatable: `key` or `key=value`; all must hold"})
+    project = ProjectName(metadata={"description": "Only this project's (a token sees its own project's only)"})
 
 
 class BindingDeleteArgs(Schema):

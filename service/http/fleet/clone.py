@@ -12,6 +12,7 @@ import marshmallow as ma
 from flask import Request, Response, url_for
 
 from ...auth import Principal
+from ...domain.projects import acting_for
 from ...fleet import clones
 from ...fleet.forwarding import Caller
 from ...fleet.members import CLONES, Fleet, candidates
@@ -36,7 +37,7 @@ def cloned(fleet: Fleet, request: Request, caller: Caller, name: str, source: st
         clone = CloneSchema().load(body)
     except ma.ValidationError as exc:
         return problems.invalid(exc.messages)
-    Principal(caller.name, caller.scopes).require("write")
+    Principal(caller.name, caller.scopes, caller.project).require("write")
     members = fleet.members()
     place(candidates(members), wanted=target)  # open to new resources
     made = fleet.call(
@@ -58,7 +59,7 @@ def cloned(fleet: Fleet, request: Request, caller: Caller, name: str, source: st
 
 def received(fleet: Fleet, request: Request, caller: Caller, receive_here: ReceiveHere) -> Response:
     """On the copy's node (see `cloned`): the copy is made here from the source node's export."""
-    Principal(caller.name, caller.scopes).require("write")
+    Principal(caller.name, caller.scopes, caller.project).require("write")
     fields, source, node = clones.read_order(request.get_json(silent=True))
     try:
         clone = CloneSchema().load(fields)
@@ -77,4 +78,5 @@ def received(fleet: Fleet, request: Request, caller: Caller, receive_here: Recei
             raise problems.error_from(reply.status, shown)
         return io.BufferedReader(ChunkReader(reply.body), CHUNK)
 
-    return receive_here(clone["name"], clone["labels"], export)
+    with acting_for(caller.project):  # the copy is born in the caller's project
+        return receive_here(clone["name"], clone["labels"], export)

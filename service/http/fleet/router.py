@@ -42,7 +42,7 @@ class Router:
         if role is None:
             return None  # health, documents: answered here
         principal = self._auth.authorize(request.headers.get("Authorization"), "read")
-        caller = forwarding.Caller(principal.name, principal.scopes)
+        caller = forwarding.Caller(principal.name, principal.scopes, principal.project)
         fleet = self.fleet
         if role == "nodes":
             return lists.fleet_nodes(fleet)
@@ -66,7 +66,7 @@ class Router:
         local view answers as the caller the signature vouches for."""
         meant_for = ANY_NODE if request.path == IDENTITY else self.fleet.here()  # who are you: asked by address
         caller = forwarding.verify(self.fleet.secret, signed, meant_for, request.method, target(request), time.time())
-        g.forwarded = Principal(caller.name, caller.scopes)
+        g.forwarded = Principal(caller.name, caller.scopes, caller.project)
         if request.path == IDENTITY:
             return document(self._identity())
         if request.path == CLONES and request.method == "POST":

@@ -38,9 +38,9 @@ def _groups() -> SharingGroups:
 class SharingGroupCollection(MethodView):
     @blp.operation("listSharingGroups", "read", 200, SharingGroupSchema(many=True), headers=HEADERS_DOC)
     @blp.arguments(SharingGroupQuerySchema, location="query", as_kwargs=True)
-    def get(self, page: int, page_size: int) -> Response:
+    def get(self, page: int, page_size: int, project: str | None = None) -> Response:
         """List sharing groups"""
-        groups, headers = paginate(_groups().list(), page, page_size)
+        groups, headers = paginate(_groups().list(project), page, page_size)
         node = here()
         return json_response([group_document(g, node) for g in groups], headers=headers)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ..fields import CreatedAt, Name
+from ..fields import CreatedAt, Name, ProjectName
 from ..mount_schemas import Mounts, MountShownSchema
 from ..pagination import PageArgs
 from ..smorest import Schema
@@ -52,6 +52,7 @@ class SharingGroupSchema(Schema):
     infra = ma.fields.Nested(InfraSchema)
     members = ma.fields.List(ma.fields.String(), metadata={"description": "Names of the member bindings"})
     created_at = CreatedAt()
+    project = ma.fields.String(allow_none=True, metadata={"description": "The project that owns it"})
 
 
 class SharingGroupDeleteArgs(Schema):
@@ -59,4 +60,4 @@ class SharingGroupDeleteArgs(Schema):
 
 
 class SharingGroupQuerySchema(PageArgs):
-    pass
+    project = ProjectName(metadata={"description": "Only this project's (a token sees its own project's only)"})

@@ -149,8 +149,10 @@ class VolumeRename(MethodView):
     )
     @blp.arguments(RenameSchema, example={"name": "site-data-v2"})
     def post(self, data: dict[str, Any], name: str) -> Response:
-        """Rename an unused volume dockvol created"""
-        volume = _data().rename(name, data["name"])
+        """Rename an unused volume dockvol created (the operator's token may move it to another project)"""
+        if "project" in data and not g.principal.allows("admin"):
+            raise Forbidden("moving a volume to another project needs the 'admin' scope")
+        volume = _data().rename(name, data["name"], data.get("project"))
         return answer(volume, 200, url_for("volumes.VolumeItem", name=volume.name))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from ..fields import Labels, StrictBool, VolumeName
+from ..fields import Labels, ProjectName, StrictBool, VolumeName
 from ..smorest import Schema
 
 MAX_PATH = 256  # so that any URL the schema admits fits the server's request-line limit
@@ -73,6 +73,9 @@ class CloneSchema(Schema):
 
 class RenameSchema(Schema):
     name = VolumeName(required=True, metadata={"description": "The new name", "example": "site-data-v2"})
+    project = ProjectName(
+        metadata={"description": "Move it to this project (a token of the project `*` with `admin` only)"}
+    )
 
 
 class FilesArgs(Schema):

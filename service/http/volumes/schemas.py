@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ...json_types import JSON
-from ..fields import CreatedAt, Dict, FullMatch, LabelFilters, Labels, StrictBool, VolumeName
+from ..fields import CreatedAt, Dict, FullMatch, LabelFilters, Labels, ProjectName, StrictBool, VolumeName
 from ..mount_schemas import HOST_PATH_REFUSED
 from ..pagination import PageArgs
 from ..smorest import Api, Schema
@@ -42,6 +42,9 @@ class VolumeSchema(Schema):
     created_at = CreatedAt()
     anonymous = ma.fields.Boolean(metadata={"description": "The engine picked the name"})
     managed = ma.fields.Boolean(metadata={"description": "Created through dockvol (only these can be deleted)"})
+    project = ma.fields.String(
+        allow_none=True, metadata={"description": "The project that owns it; null for what dockvol did not create"}
+    )
     in_use = ma.fields.Boolean()
     used_by = ma.fields.List(ma.fields.Nested(VolumeUseSchema))
 
@@ -84,6 +87,7 @@ class VolumeQuerySchema(PageArgs):
     name = ma.fields.String(
         validate=ma.validate.Length(min=1, max=64), metadata={"description": "Substring of the name"}
     )
+    project = ProjectName(metadata={"description": "Only this project's (a token sees its own project's only)"})
 
 
 class PruneSchema(Schema):

@@ -1,0 +1,75 @@
+"""/api/v1/projects: the projects a token may see, their quotas and what each holds."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Response
+from flask.views import MethodView
+
+from ...config import QUOTA_KEYS
+from ...json_types import JSON
+from ..context import services
+from ..pagination import HEADERS_DOC, PageArgs, paginate
+from ..responses import json_response
+from ..smorest import Blueprint, Schema
+
+blp = Blueprint("projects", __name__, url_prefix="/api/v1/projects", description="Projects: tenants and quotas")
+
+
+class ProjectQuotaSchema(Schema):
+    volumes = ma.fields.Integer(metadata={"description": "Volumes, the anonymous ones bindings make included"})
+    bindings = ma.fields.Integer()
+    sharing_groups = ma.fields.Integer()
+    backups = ma.fields.Integer()
+    bytes = ma.fields.Integer(metadata={"description": "Measured volume bytes (not enforced yet)"})
+
+
+class ProjectUsageSchema(Schema):
+    volumes = ma.fields.Integer(required=True)
+    bindings = ma.fields.Integer(required=True)
+    sharing_groups = ma.fields.Integer(required=True)
+    backups = ma.fields.Integer(required=True)
+    bytes = ma.fields.Integer(allow_none=True, metadata={"description": "null: not measured yet"})
+    bytes_measured_at = ma.fields.String(allow_none=True)
+
+
+class ProjectSchema(Schema):
+    name = ma.fields.String(required=True)
+    quota = ma.fields.Nested(ProjectQuotaSchema, metadata={"description": "Limits; an absent one is unlimited"})
+    usage = ma.fields.Nested(ProjectUsageSchema)
+
+
+def _document(name: str) -> JSON:
+    projects = services().projects
+    usage = projects.usage(name)
+    quota = projects.quota(name)
+    return {
+        "name": name,
+        "quota": {k: quota[k] for k in QUOTA_KEYS if k in quota},
+        "usage": {
+            "volumes": usage.volumes,
+            "bindings": usage.bindings,
+            "sharing_groups": usage.sharing_groups,
+            "backups": 0,
+            "bytes": None,
+            "bytes_measured_at": None,
+        },
+    }
+
+
+@blp.route("")
+class ProjectCollection(MethodView):
+    @blp.operation("listProjects", "read", 200, ProjectSchema(many=True), headers=HEADERS_DOC)
+    @blp.arguments(PageArgs, location="query", as_kwargs=True)
+    def get(self, page: int, page_size: int) -> Response:
+        """List the projects this token may see (the project `*`: all; others: their own)"""
+        names, headers = paginate(services().projects.names(), page, page_size)
+        return json_response([_document(n) for n in names], headers=headers)
+
+
+@blp.route("/<name>")
+class ProjectItem(MethodView):
+    @blp.operation("getProject", "read", 200, ProjectSchema, errors={404: None})
+    def get(self, name: str) -> Response:
+        """Get one project, with its quota and usage"""
+        return json_response(_document(services().projects.get(name)))

@@ -1,0 +1,179 @@
+"""Projects end to end: gunicorn with several workers over the private engine. Quotas hold under
+races (20 concurrent creates against room for 5 give exactly 5: volumes, bindings that make an
+anonymous volume each, sharing groups), and project a's token meets b's objects as missing ones."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+
+from tests.support import IMAGE, TEST_LABEL, engine_host, race, unique
+
+from .conftest import TOKENS, auth, service_env
+
+RACERS, ROOM = 20, 5
+PROJECT_TOKENS = {
+    "pj-a": {"scopes": ["admin"], "project": "pa"},
+    "pj-b": {"scopes": ["admin"], "project": "pb"},
+    "pj-race-v": {"scopes": ["write"], "project": "race-v"},
+    "pj-race-b": {"scopes": ["write"], "project": "race-b"},
+    "pj-race-g": {"scopes": ["write"], "project": "race-g"},
+}
+A, B = auth("pj-a"), auth("pj-b")
+
+
+@pytest.fixture(scope="module")
+def roots(bind_root):
+    made = {p: bind_root / f"projects-{p}" for p in ("pa", "pb")}
+    for path in made.values():
+        path.mkdir(mode=0o755, exist_ok=True)
+    return made
+
+
+@pytest.fixture(scope="module")
+def svc(start_service, bind_root, roots):
+    projects = {
+        "pa": {"bind_roots": [str(roots["pa"])]},
+        "pb": {"bind_roots": [str(roots["pb"])]},
+        "race-v": {"quota": {"volumes": ROOM}},
+        "race-b": {"quota": {"volumes": ROOM}},  # each binding makes one anonymous volume: room for 5 bindings
+        "race-g": {"quota": {"sharing_groups": ROOM}},
+    }
+    env = service_env(
+        engine_host(),
+        DOCKVOL_TOKENS=json.dumps({**TOKENS, **PROJECT_TOKENS}),
+        DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
+        DOCKVOL_PROJECTS=json.dumps(projects),
+        DOCKVOL_WORKERS="4",
+    )
+    return start_service(env)
+
+
+def binding(name: str, mounts: list[dict]) -> dict:
+    return {
+        "name": name,
+        "image": IMAGE,
+        "command": ["sleep", "3600"],
+        "network": "none",
+        "mounts": mounts,
+        "labels": {TEST_LABEL: "e2e"},
+        "start": False,
+    }
+
+
+CREATES = {
+    "volumes": ("pj-race-v", "/api/v1/volumes", lambda n: {"name": n, "labels": {TEST_LABEL: "e2e"}}),
+    "bindings with an anonymous volume": (
+        "pj-race-b",
+        "/api/v1/bindings",
+        lambda n: binding(n, [{"type": "volume", "target": "/data"}]),
+    ),
+    "sharing groups": ("pj-race-g", "/api/v1/sharing-groups", lambda n: {"name": n}),
+}
+
+
+@pytest.mark.parametrize("kind", list(CREATES))
+def test_concurrent_creates_against_room_for_five_make_exactly_five(svc, sdk, kind):
+    token, path, body = CREATES[kind]
+    names = [unique("race") for _ in range(RACERS)]
+    for attempt in range(2):  # a second round: the quota is full, every create is refused
+        answers = race(
+            *[
+                lambda n=n: requests.post(svc.url(path), json=body(f"{n}-{attempt}"), headers=auth(token), timeout=120)
+                for n in names
+            ]
+        )
+        statuses = sorted(a.status_code for a in answers)
+        made = ROOM if attempt == 0 else 0
+        assert statuses == [201] * made + [403] * (RACERS - made), [a.text for a in answers if a.status_code >= 500]
+        refused = next(a.json() for a in answers if a.status_code == 403)
+        assert refused["type"].endswith("quota-exceeded") and (refused["limit"], refused["used"]) == (ROOM, ROOM)
+    project = json.loads(json.dumps(PROJECT_TOKENS[token]))["project"]
+    usage = requests.get(svc.url(f"/api/v1/projects/{project}"), headers=auth(token), timeout=30).json()["usage"]
+    counted = {"volumes": "volumes", "bindings with an anonymous volume": "volumes", "sharing groups": "sharing_groups"}
+    assert usage[counted[kind]] == ROOM
+    held = sdk.volumes.list(filters={"label": f"dockvol.project={project}"})
+    assert len(held) == (ROOM if kind != "sharing groups" else 0)
+    assert not sdk.containers.list(all=True, filters={"label": "dockvol.role=lock"})
+
+
+def same_as_missing(svc, method: str, path: str, name: str, **kwargs) -> requests.Response:
+    """A's answer for b's object `name`, held byte for byte against the answer for a missing one."""
+    rid = {"X-Request-ID": uuid.uuid4().hex}
+    theirs = requests.request(method, svc.url(path.format(name)), headers={**A, **rid}, timeout=60, **kwargs)
+    missing_name = "dvtest-" + "z" * (len(name) - len("dvtest-"))
+    missing = requests.request(method, svc.url(path.format(missing_name)), headers={**A, **rid}, timeout=60, **kwargs)
+    assert theirs.status_code == missing.status_code
+    assert theirs.content == missing.content.replace(missing_name.encode(), name.encode())
+    return theirs
+
+
+def engine_state(sdk) -> tuple[list[str], list[tuple[str, str]]]:
+    return sorted(v.name for v in sdk.volumes.list()), sorted((c.name, c.status) for c in sdk.containers.list(all=True))
+
+
+def test_a_projects_token_meets_anothers_objects_as_missing_ones(svc, sdk, roots):
+    vol, app = unique("pv"), unique("pb")
+    assert (
+        requests.post(
+            svc.url("/api/v1/volumes"), json={"name": vol, "labels": {TEST_LABEL: "e2e"}}, headers=B, timeout=30
+        ).status_code
+        == 201
+    )
+    made = requests.post(
+        svc.url("/api/v1/bindings"),
+        json=binding(
+            app,
+            [
+                {"type": "volume", "source": vol, "target": "/d"},
+                {"type": "bind", "source": str(roots["pb"] / app), "target": "/w"},
+            ],
+        ),
+        headers=B,
+        timeout=60,
+    )
+    assert made.status_code == 201, made.text
+    before = (
+        sorted(v.name for v in sdk.volumes.list()),
+        sorted((c.name, c.status) for c in sdk.containers.list(all=True)),
+    )
+
+    assert same_as_missing(svc, "GET", "/api/v1/volumes/{}", vol).status_code == 404
+    assert same_as_missing(svc, "DELETE", "/api/v1/volumes/{}", vol).status_code == 404
+    assert same_as_missing(svc, "GET", "/api/v1/volumes/{}/archive", vol).status_code == 404
+    assert (
+        same_as_missing(svc, "POST", "/api/v1/volumes/{}/rename", vol, json={"name": unique("to")}).status_code == 404
+    )
+    assert same_as_missing(svc, "GET", "/api/v1/bindings/{}", app).status_code == 404
+    assert same_as_missing(svc, "POST", "/api/v1/bindings/{}/stop", app).status_code == 404
+    assert same_as_missing(svc, "DELETE", "/api/v1/bindings/{}", app).status_code == 404
+    mounting = binding(unique("pa"), [{"type": "volume", "source": vol, "target": "/d"}])
+    rid = {"X-Request-ID": "same"}
+    theirs = requests.post(svc.url("/api/v1/bindings"), json=mounting, headers={**A, **rid}, timeout=60)
+    missing = requests.post(
+        svc.url("/api/v1/bindings"),
+        json={**mounting, "mounts": [{"type": "volume", "source": "dvtest-nonesuch", "target": "/d"}]},
+        headers={**A, **rid},
+        timeout=60,
+    )
+    assert theirs.status_code == missing.status_code == 422
+    assert theirs.content == missing.content.replace(b"dvtest-nonesuch", vol.encode())
+    taken = requests.post(svc.url("/api/v1/volumes"), json={"name": vol}, headers=A, timeout=30)
+    assert taken.status_code == 409 and "pb" not in taken.text
+    into_b = binding(unique("pa"), [{"type": "bind", "source": str(roots["pb"] / "x"), "target": "/w"}])
+    assert requests.post(svc.url("/api/v1/bindings"), json=into_b, headers=A, timeout=60).status_code == 403
+    listed = requests.get(svc.url("/api/v1/volumes"), headers=A, timeout=30).json()
+    assert vol not in [v["name"] for v in listed]
+    pruned = requests.post(svc.url("/api/v1/volumes/prune"), json={"include_named": True}, headers=A, timeout=60)
+    assert pruned.status_code == 200 and vol not in pruned.json()["volumes_deleted"]
+
+    after = (
+        sorted(v.name for v in sdk.volumes.list()),
+        sorted((c.name, c.status) for c in sdk.containers.list(all=True)),
+    )
+    assert after == before
+    shown = requests.get(svc.url(f"/api/v1/volumes/{vol}"), headers=B, timeout=30).json()
+    assert shown["project"] == "pb" and [u["binding"] for u in shown["used_by"]] == [app]

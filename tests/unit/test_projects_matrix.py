@@ -1,0 +1,138 @@
+"""The two-project matrix: every operation in openapi/openapi.json (a new one is covered by
+default), called with project a's token on another project's objects, answers byte for byte as
+it does where those objects do not exist, and changes nothing (the engine's state before and
+after is the same). Creates are held against a's own name clash instead: a 409 that says no more
+than a's own. Cases: b's objects (made through the API with b's token), and objects dockvol did
+not make (seen by `*` only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.app import create_app
+from service.config import ProjectConfig, Settings
+from service.engine.port import ContainerSpec, MountSpec
+from tests.contract.engine_contract import make_tar
+from tests.fakes.memory import InMemoryEngine
+
+from .conftest import bearer
+from .engine_state import snapshot
+
+SPEC = json.loads((Path(__file__).parents[2] / "openapi" / "openapi.json").read_text())
+TOKENS = {
+    "a": {"scopes": ["admin"], "project": "a"},
+    "b": {"scopes": ["admin"], "project": "b"},
+}
+# The name each kind of item route is asked for: the other project's object of that kind.
+THEIRS = {
+    "/api/v1/volumes/": "vb",
+    "/api/v1/bindings/": "bb",
+    "/api/v1/sharing-groups/": "gb",
+    "/api/v1/projects/": "b",
+}
+NOT_HERE = {"watchEvents": "a stream that does not end: test_projects_api.py checks what each watcher hears"}
+REQUEST_ID = {"X-Request-ID": "matrix"}
+TAR = make_tar([("f", "file", b"mine", 0o644)])
+
+
+def operations() -> list[tuple[str, str, str, dict]]:
+    return [
+        (op["operationId"], method.upper(), path, op)
+        for path, item in SPEC["paths"].items()
+        for method, op in item.items()
+        if method in ("get", "post", "put", "delete")
+    ]
+
+
+class World:
+    """One app over its own fake engine, with the bind roots of both projects."""
+
+    def __init__(self, root: Path) -> None:
+        for project in ("a", "b"):
+            (root / project).mkdir(parents=True, exist_ok=True)
+        projects = {p: ProjectConfig({}, (str(root / p),)) for p in ("a", "b")}
+        settings = Settings(tokens=TOKENS, bind_roots=(str(root),), projects=projects, docker_host="unix:///x.sock")
+        self.root = root
+        self.engine = InMemoryEngine()
+        self.client = create_app(settings, engine=self.engine).test_client()
+
+    def make(self, token: str) -> World:
+        """The objects the matrix asks for, made through the API by `token`'s project."""
+        as_ = {**bearer(token), "Content-Type": "application/json"}
+        for path, body in [
+            ("/api/v1/volumes", {"name": "vb"}),
+            ("/api/v1/sharing-groups", {"name": "gb"}),
+            ("/api/v1/bindings", binding("bb", "vb", self.root / token / "site")),
+        ]:
+            made = self.client.post(path, data=json.dumps(body), headers=as_)
+            assert made.status_code == 201, made.json
+        assert self.client.put("/api/v1/volumes/vb/archive", data=TAR, headers={**bearer(token)}).status_code == 200
+        return self
+
+    def foreign(self) -> World:
+        """The same names, made on the engine directly: not dockvol's."""
+        self.engine.create_volume("vb", "local", {}, {})
+        for name, mounts in [("bb", (MountSpec("volume", "/d", "vb"),)), ("gb", ())]:
+            self.engine.create_container(ContainerSpec(name, "busybox:stable", mounts=mounts, network="none"))
+        return self
+
+    def call(self, method: str, path: str, op: dict, name: str | None) -> tuple[int, list[tuple[str, str]], bytes]:
+        url = path.replace("{name}", name) if name else path
+        headers = {**bearer("a"), **REQUEST_ID}
+        body: bytes | None = None
+        content = op.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            example = content["application/json"].get("example", {})
+            if "{name}" not in path and "name" in example:  # a create, valid for a's caller, of b's name
+                example = CREATES.get(path, {**example, "name": THEIRS[path + "/"]})
+            elif method == "PUT" and "name" in example:  # a replace names what it replaces
+                example = {**example, "name": name}
+            body, headers["Content-Type"] = json.dumps(example).encode(), "application/json"
+        elif content:
+            body, headers["Content-Type"] = TAR, "application/x-tar"
+        answer = self.client.open(url, method=method, data=body, headers=headers)
+        return answer.status_code, sorted(answer.headers.items()), answer.get_data()
+
+
+def binding(name: str, volume: str, source: Path) -> dict:
+    return {
+        "name": name,
+        "image": "busybox:stable",
+        "command": ["sleep", "3600"],
+        "network": "none",
+        "mounts": [
+            {"type": "volume", "source": volume, "target": "/data"},
+            {"type": "bind", "source": str(source), "target": "/www"},
+        ],
+    }
+
+
+CREATES = {
+    "/api/v1/bindings": {"name": "bb", "image": "busybox:stable", "command": ["sleep", "9"], "network": "none"},
+    "/api/v1/sharing-groups": {"name": "gb"},
+}
+CASES = {"other project's": lambda w: w.make("b"), "not dockvol's": lambda w: w.foreign()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("operation_id, method, path, op", operations(), ids=[o[0] for o in operations()])
+def test_a_project_meets_others_objects_as_if_they_did_not_exist(tmp_path, case, operation_id, method, path, op):
+    if operation_id in NOT_HERE:
+        pytest.skip(NOT_HERE[operation_id])
+    name = next((n for prefix, n in THEIRS.items() if path.startswith(prefix + "{name}")), None)
+    theirs = CASES[case](World(tmp_path / "theirs"))
+    before = snapshot(theirs.engine, theirs.root)
+    answered = theirs.call(method, path, op, name)
+    creates = method == "POST" and "{name}" not in path and op["operationId"].startswith("create")
+    # The answer a's caller would get if the objects were not there; for a create, if they were a's own.
+    reference = World(tmp_path / "reference")
+    if creates:
+        reference.make("a")
+    expected = reference.call(method, path, op, name)
+    assert answered == expected
+    if not creates or answered[0] >= 400:
+        assert snapshot(theirs.engine, theirs.root) == before
+    assert b'"b"' not in answered[2]  # the other project is never named
