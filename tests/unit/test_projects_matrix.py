@@ -43,8 +43,15 @@ def operations() -> list[tuple[str, str, str, dict]]:
         (op["operationId"], method.upper(), path, op)
         for path, item in SPEC["paths"].items()
         for method, op in item.items()
-        if method in ("get", "post", "put", "delete")
+        if method in ("get", "post", "put", "delete") and op["operationId"] not in NOT_HERE
     ]
+
+
+def test_every_operation_left_out_of_the_matrix_exists_and_says_where_it_is_tested():
+    """NOT_HERE names real operations only (a renamed one would drop out of the matrix unseen)."""
+    ids = {op["operationId"] for item in SPEC["paths"].values() for op in item.values() if isinstance(op, dict)}
+    assert set(NOT_HERE) <= ids
+    assert all("test_" in where for where in NOT_HERE.values())
 
 
 class World:
@@ -120,8 +127,6 @@ CASES = {"other project's": lambda w: w.make("b"), "not dockvol's": lambda w: w.
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("operation_id, method, path, op", operations(), ids=[o[0] for o in operations()])
 def test_a_project_meets_others_objects_as_if_they_did_not_exist(tmp_path, case, operation_id, method, path, op):
-    if operation_id in NOT_HERE:
-        pytest.skip(NOT_HERE[operation_id])
     name = next((n for prefix, n in THEIRS.items() if path.startswith(prefix + "{name}")), None)
     theirs = CASES[case](World(tmp_path / "theirs"))
     before = snapshot(theirs.engine, theirs.root)
