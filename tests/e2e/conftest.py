@@ -156,13 +156,16 @@ def service(start_service, bind_root):
 def sdk():
     client = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
     yield client
-    for c in client.containers.list(all=True):
+    # One listing, no inspect per container: one removed meanwhile (by a service still finishing)
+    # would fail the inspect.
+    for c in client.api.containers(all=True):
         # The tests' containers, and dockvol's own helpers, locks and stood-aside containers that a
         # service stopped (or killed) at the session's end had no time to finish with.
-        own = c.labels.get("dockvol.role") in ("helper", "lock") or c.name.startswith("dockvol-aside-")
-        if c.name.startswith("dvtest-") or TEST_LABEL in c.labels or own:
+        name, labels = c["Names"][0].lstrip("/"), c.get("Labels") or {}
+        own = labels.get("dockvol.role") in ("helper", "lock") or name.startswith("dockvol-aside-")
+        if name.startswith("dvtest-") or TEST_LABEL in labels or own:
             try:
-                c.remove(force=True)
+                client.api.remove_container(c["Id"], force=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:  # 409: a stopping service is removing it too
