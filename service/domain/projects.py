@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config import ALL_PROJECTS, DEFAULT_PROJECT, ProjectConfig
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, PruneReport, VolumeRecord
-from ..errors import Conflict, NotFound, QuotaExceeded
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from . import labels as label
 
 COUNTED_ROLES = {"binding": "bindings", "infra": "sharing_groups"}  # container role -> quota it counts in
@@ -106,6 +106,18 @@ class Projects:
         if name not in self.names():
             raise NotFound(f"project {name} does not exist")
         return name
+
+    def creating_in(self, project: str | None) -> ContextManager[None]:
+        """Where a create lands: the caller's project, or (the operator's, `*`) the one it names,
+        made there as that project makes it (its bind roots, its quota, its label)."""
+        caller = current()
+        if project is None or project == caller:
+            return contextlib.nullcontext()
+        if caller != ALL_PROJECTS:
+            raise Forbidden("only a token of the project `*` creates in another project")
+        if project not in self._known:
+            raise InvalidInput("project", f"project {project} is not configured")
+        return acting_for(project)
 
 
 def _counts_as(v: VolumeRecord, project: str) -> bool:

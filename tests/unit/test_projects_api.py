@@ -120,3 +120,23 @@ def test_each_projects_watcher_hears_its_own_changes_only(client, engine, monkey
         view.stop()
         engine.down = True
         view._thread.join(5)
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/volumes", {"name": "made"}),
+        ("/api/v1/bindings", {"name": "made", "image": "busybox:stable", "network": "none"}),
+        ("/api/v1/sharing-groups", {"name": "made"}),
+    ],
+)
+def test_a_create_names_its_project_the_operators_lands_there_others_are_403(client, engine, path, body):
+    refused = post(client, "a", path, {**body, "project": "b"})
+    assert refused.status_code == 403 and refused.json["type"].endswith("forbidden")
+    unknown = post(client, "op", path, {**body, "project": "zz"})
+    assert unknown.status_code == 422 and unknown.json["errors"] == {"project": ["project zz is not configured"]}
+    assert engine.volumes == {} and engine.containers == {}
+    made = post(client, "op", path, {**body, "project": "b"})
+    assert made.status_code == 201 and made.json["project"] == "b"
+    assert client.get(made.headers["Location"], headers=bearer("b")).status_code == 200
+    assert client.get(made.headers["Location"], headers=bearer("a")).status_code == 404
