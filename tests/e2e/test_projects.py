@@ -21,6 +21,7 @@ PROJECT_TOKENS = {
     "pj-race-v": {"scopes": ["write"], "project": "race-v"},
     "pj-race-b": {"scopes": ["write"], "project": "race-b"},
     "pj-race-g": {"scopes": ["write"], "project": "race-g"},
+    "pj-churn": {"scopes": ["admin"], "project": "churn"},
 }
 A, B = auth("pj-a"), auth("pj-b")
 
@@ -41,6 +42,7 @@ def svc(start_service, bind_root, roots):
         "race-v": {"quota": {"volumes": ROOM}},
         "race-b": {"quota": {"volumes": ROOM}},  # each binding makes one anonymous volume: room for 5 bindings
         "race-g": {"quota": {"sharing_groups": ROOM}},
+        "churn": {},
     }
     env = service_env(
         engine_host(),
@@ -177,3 +179,56 @@ def test_a_projects_token_meets_anothers_objects_as_missing_ones(svc, sdk, roots
     assert after == before
     shown = requests.get(svc.url(f"/api/v1/volumes/{vol}"), headers=B, timeout=30).json()
     assert shown["project"] == "pb" and [u["binding"] for u in shown["used_by"]] == [app]
+
+
+def test_projects_usage_matches_the_engine_after_churn(svc, sdk):
+    """Creates, deletes, a binding's anonymous volume, a group, a prune: GET /projects counts what
+    the engine holds under the project's label, and a's prune leaves b's unused volume alone."""
+    churn = auth("pj-churn")
+
+    def post(path: str, body: dict, headers=churn) -> requests.Response:
+        answer = requests.post(svc.url(path), json=body, headers=headers, timeout=60)
+        assert answer.status_code in (200, 201), answer.text
+        return answer
+
+    def usage() -> dict:
+        return requests.get(svc.url("/api/v1/projects/churn"), headers=churn, timeout=30).json()["usage"]
+
+    def held() -> dict:
+        def containers(role: str) -> int:
+            labels = ["dockvol.project=churn", f"dockvol.role={role}"]
+            return len(sdk.containers.list(all=True, filters={"label": labels}))
+
+        volumes = sdk.volumes.list(filters={"label": "dockvol.project=churn"})
+        return {"volumes": len(volumes), "bindings": containers("binding"), "sharing_groups": containers("infra")}
+
+    theirs = unique("keep")
+    post("/api/v1/volumes", {"name": theirs, "labels": {TEST_LABEL: "e2e"}}, headers=B)  # b's, unused
+    names = [unique("churn") for _ in range(4)]
+    for name in names:
+        post("/api/v1/volumes", {"name": name, "labels": {TEST_LABEL: "e2e"}})
+    app, group = unique("churn-app"), unique("churn-g")
+    post(
+        "/api/v1/bindings",
+        binding(app, [{"type": "volume", "target": "/data"}, {"type": "volume", "source": names[0], "target": "/d"}]),
+    )
+    post("/api/v1/sharing-groups", {"name": group})
+    assert requests.delete(svc.url(f"/api/v1/volumes/{names[1]}"), headers=churn, timeout=60).status_code == 204
+    counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
+    assert counted == held() == {"volumes": 4, "bindings": 1, "sharing_groups": 1}
+
+    pruned = post("/api/v1/volumes/prune", {"include_named": True}).json()
+    assert sorted(pruned["volumes_deleted"]) == sorted(names[2:])  # the binding's two stay in use
+    assert requests.get(svc.url(f"/api/v1/volumes/{theirs}"), headers=B, timeout=30).status_code == 200
+    counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
+    assert counted == held() == {"volumes": 2, "bindings": 1, "sharing_groups": 1}
+
+    assert (
+        requests.delete(
+            svc.url(f"/api/v1/bindings/{app}?remove_anonymous_volumes=true"), headers=churn, timeout=60
+        ).status_code
+        == 204
+    )
+    assert requests.delete(svc.url(f"/api/v1/sharing-groups/{group}"), headers=churn, timeout=60).status_code == 204
+    counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
+    assert counted == held()
