@@ -15,7 +15,7 @@ from .domain.intents import Intents
 from .domain.mounts import MountPlanner
 from .domain.nodes import Nodes
 from .domain.policy import ContainerPolicy
-from .domain.projects import Projects, ProjectScope, current
+from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
 from .domain.sharing import SharingGroups
 from .domain.volume_data import VolumeData
@@ -67,7 +67,9 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     )
     helpers = Helpers(engine)
     intents = Intents(engine, helpers)
-    engine.lock = lambda key: intents.run("project.quota", [key])
+    # A quota's count and create are short, and a client that asked to create wants 201 or 403,
+    # not "busy": twenty racers on a loaded host queue past the usual lock wait.
+    engine.lock = lambda key: intents.run("project.quota", [key], wait=QUOTA_LOCK_WAIT)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
     return Services(

@@ -31,6 +31,7 @@ from . import labels as label
 
 COUNTED_ROLES = {"binding": "bindings", "infra": "sharing_groups"}  # container role -> quota it counts in
 MACHINERY = ("lock", "helper")  # dockvol's own containers: no project's, seen by all
+QUOTA_LOCK_WAIT = 60.0  # seconds a create waits for its project's quota lock (a short hold)
 STAGING_PREFIX = "dockvol-import-"  # an import's staging volume (volume_data.py): no new room in a quota
 
 _caller: ContextVar[str] = ContextVar("dockvol_project", default=ALL_PROJECTS)

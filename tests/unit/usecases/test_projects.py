@@ -4,9 +4,13 @@ makes, what another project's objects look like to it (missing), and quotas (doc
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from service.config import ProjectConfig
+from service.domain import intents as intents_module
 from service.domain import labels as label
 from service.domain.bindings import BindingQuery
 from service.domain.projects import acting_for
@@ -245,6 +249,35 @@ class TestQuotas:
                 uses.volumes.create(f"v{i}", "local", {}, {})
             assert uses.volume_data.rename("v0", "moved").name == "moved"
             assert refusal(lambda: uses.volume_data.clone("v1", "copy", {}, False))[0] is QuotaExceeded
+
+    def test_a_create_queues_for_its_quota_lock_past_the_usual_wait(self, uses, monkeypatch):
+        """Racers on a loaded host wait longer than LOCK_WAIT for the quota's short hold: a create
+        answers made or over quota, never "busy" (an ordinary lock still answers 409 then)."""
+        monkeypatch.setattr(intents_module, "LOCK_WAIT", 0.2)
+
+        def held_for(key: str, seconds: float) -> threading.Thread:
+            taken = threading.Event()
+
+            def hold() -> None:
+                with uses.intents.run("test.hold", [key]):
+                    taken.set()
+                    time.sleep(seconds)
+
+            thread = threading.Thread(target=hold)
+            thread.start()
+            assert taken.wait(5)
+            return thread
+
+        holder = held_for("volume/other", 0.8)
+        with pytest.raises(Conflict), uses.intents.run("test.other", ["volume/other"]):
+            pass
+        holder.join()
+        holder = held_for("quota/a", 0.8)
+        started = time.monotonic()
+        with acting_for("a"):
+            assert uses.volumes.create("v", "local", {}, {}).name == "v"
+        assert time.monotonic() - started >= 0.5
+        holder.join()
 
     def test_usage_counts_what_each_project_holds(self, uses):
         with acting_for("a"):
