@@ -53,6 +53,7 @@ class Settings:
     max_import_bytes: int = 10 * 1024**3
     max_import_entries: int = 1_000_000
     spool_dir: str | None = None
+    usage_interval: float = 300.0  # seconds a measurement of projects' volume bytes serves
     fleet: str = "off"  # off | swarm (docs/design.md section 10)
     fleet_secret: bytes = b""  # read from DOCKVOL_FLEET_SECRET_FILE
     fleet_peers: str = "tasks.dockvol"  # a DNS name whose A records are the instances; optional :PORT
@@ -81,6 +82,9 @@ class Settings:
         timeout = _number(env, "DOCKVOL_ENGINE_TIMEOUT", d.engine_timeout, "a number of seconds", float)
         if not 0 < timeout <= 300:
             raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must lie in (0, 300] seconds")
+        usage_interval = _number(env, "DOCKVOL_USAGE_INTERVAL", d.usage_interval, "a number of seconds", float)
+        if not 0 < usage_interval <= 86400:
+            raise ConfigError("DOCKVOL_USAGE_INTERVAL must lie in (0, 86400] seconds")
         fleet = _choice(env, "DOCKVOL_FLEET", d.fleet, ("off", "swarm"))
         secret = _secret(env.get("DOCKVOL_FLEET_SECRET_FILE") or None) if fleet == "swarm" else d.fleet_secret
         log_level = env.get("DOCKVOL_LOG_LEVEL", d.log_level).upper()
@@ -93,6 +97,7 @@ class Settings:
             max_import_bytes=_number(env, "DOCKVOL_MAX_IMPORT_BYTES", d.max_import_bytes, "a number of bytes"),
             max_import_entries=_number(env, "DOCKVOL_MAX_IMPORT_ENTRIES", d.max_import_entries, "a number"),
             spool_dir=env.get("DOCKVOL_SPOOL_DIR") or d.spool_dir,
+            usage_interval=usage_interval,
             docker_host=env.get("DOCKER_HOST") or d.docker_host,
             tokens=tokens,
             tokens_file=env.get("DOCKVOL_TOKENS_FILE") or d.tokens_file,

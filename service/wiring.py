@@ -10,6 +10,7 @@ from .auth import TokenStore
 from .config import Settings
 from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
+from .domain.byte_quota import ByteQuota
 from .domain.helpers import Helpers
 from .domain.intents import Intents
 from .domain.mounts import MountPlanner
@@ -40,6 +41,7 @@ class Services:
     policy: ContainerPolicy
     helpers: Helpers
     intents: Intents
+    byte_quota: ByteQuota
     volumes: Volumes
     bindings: Bindings
     sharing_groups: SharingGroups
@@ -53,7 +55,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     """The services over `engine` (the app passes its instrumented, viewed engine and its view;
     tests a fake). The use cases get it as the caller's project sees it (domain/projects.py)."""
     auth = TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled)
-    projects = Projects(engine, settings.projects, auth.projects())
+    projects = Projects(engine, settings.projects, auth.projects(), settings.usage_interval)
     engine = ProjectScope(engine, projects)
     nodes = Nodes(engine)
     bind_policy = BindPolicy(
@@ -70,6 +72,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     # A quota's count and create are short, and a client that asked to create wants 201 or 403,
     # not "busy": twenty racers on a loaded host queue past the usual lock wait.
     engine.lock = lambda key: intents.run("project.quota", [key], wait=QUOTA_LOCK_WAIT)
+    byte_quota = ByteQuota(projects, intents, engine.lock)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
     return Services(
@@ -83,6 +86,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         policy=policy,
         helpers=helpers,
         intents=intents,
+        byte_quota=byte_quota,
         volumes=volumes,
         bindings=Bindings(engine, planner, policy, groups.membership, intents),
         sharing_groups=groups,
@@ -91,6 +95,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
             volumes,
             helpers,
             intents,
+            byte_quota,
             settings.max_import_bytes,
             settings.max_import_entries,
             settings.spool_dir,

@@ -184,6 +184,10 @@ class Intents:
             done += 1
         return done
 
+    def under_way(self) -> dict[str, Intent]:
+        """Every operation holding locks now, anyone's, by id: its record, notes included."""
+        return self._held()
+
     def _held(self) -> dict[str, Intent]:
         """Every operation's record, read from all its locks (notes add to it)."""
         held: dict[str, Intent] = {}

@@ -111,3 +111,11 @@ def test_the_servers_settings_are_read_here_too_with_the_defaults_of_the_datacla
 def test_a_malformed_server_setting_stops_the_start_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_usage_interval_is_a_positive_number_of_seconds():
+    assert Settings.from_env({}).usage_interval == 300.0
+    assert Settings.from_env({"DOCKVOL_USAGE_INTERVAL": "0.5"}).usage_interval == 0.5
+    for bad in ("0", "-1", "soon", "86401"):
+        with pytest.raises(ConfigError, match="DOCKVOL_USAGE_INTERVAL"):
+            Settings.from_env({"DOCKVOL_USAGE_INTERVAL": bad})
