@@ -71,7 +71,7 @@ class BindPolicy:
         self._roots = tuple(roots)
         self._setting = setting
         self._allowed = allowed or (lambda: self._roots)
-        self._engine_paths = engine_paths
+        self.engine_paths = engine_paths
         self._trusted = frozenset(trusted_uids if trusted_uids is not None else {0, os.geteuid()})
         self._thread_lock = threading.Lock()
 
@@ -83,7 +83,7 @@ class BindPolicy:
             resolved = PurePosixPath(os.path.realpath(source))
         except OSError:  # a link vanished while it was being followed
             raise Forbidden(f"{field}: {source} changed while it was being resolved") from None
-        denied = [*SYSTEM_PATHS, *self._engine_paths()]
+        denied = [*SYSTEM_PATHS, *self.engine_paths()]
         for d in denied:
             d_path = PurePosixPath(os.path.realpath(d))
             if _within(resolved, d_path) or _within(d_path, resolved):
