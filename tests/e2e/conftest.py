@@ -133,6 +133,22 @@ def bind_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def backup_root(tmp_path_factory):
+    """The one directory under which this session's services admit backup repositories."""
+    return tmp_path_factory.mktemp("backuproot").resolve()
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory):
+    """The session service's state dir (repositories, backup runs, restores)."""
+    return tmp_path_factory.mktemp("state").resolve()
+
+
+def backup_env(backup_root, state_dir) -> dict[str, str]:
+    return {"DOCKVOL_BACKUP_ROOTS": json.dumps([str(backup_root)]), "DOCKVOL_STATE_DIR": str(state_dir)}
+
+
+@pytest.fixture(scope="session")
 def start_service(tmp_path_factory):
     """Start extra services with their own environment; all stop at the end of the session."""
     started: list[Service] = []
@@ -148,8 +164,12 @@ def start_service(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def service(start_service, bind_root):
-    return start_service(service_env(engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
+def service(start_service, bind_root, backup_root, state_dir):
+    return start_service(
+        service_env(
+            engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]), **backup_env(backup_root, state_dir)
+        )
+    )
 
 
 @pytest.fixture(scope="session")
