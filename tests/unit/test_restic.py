@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 
 import pytest
 
@@ -96,3 +101,26 @@ def test_a_dump_of_a_file_the_snapshot_lacks_fails_at_the_read(restic, repo):
     [snap] = restic.snapshots(repo)
     with restic.dump(repo, snap.id, "/other.tar") as dumped, pytest.raises(BackupFailure):
         dumped.read()
+
+
+def test_a_backup_whose_dockvol_dies_mid_stream_writes_no_snapshot(restic, repo, tmp_path):
+    """Only dockvol's process is killed (not its group): restic must not take the end of its input
+    for the end of the volume and write a snapshot of half of it (it dies with its parent)."""
+    script = f"""
+import time
+from service.domain.restic import Repository, Restic
+def chunks():
+    yield b"x" * 100_000
+    open({str(tmp_path / "sent")!r}, "w").close()
+    time.sleep(600)
+repo = Repository({repo.location!r}, {repo.password_file!r})
+Restic({restic._cache_dir!r}).backup(repo, chunks(), "v.tar", ["dockvol"])
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "sent").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # what an orphaned restic would need to write its snapshot
+    assert restic.snapshots(repo) == []
