@@ -39,14 +39,21 @@ class StateDir:
 
     def read(self, kind: str, record: str) -> dict[str, Any] | None:
         try:
-            with open(self.path(kind, record), encoding="utf-8") as f:
+            if not RECORD_ID.fullmatch(record):
+                return None
+            with open(os.path.join(self.root, kind, record + ".json"), encoding="utf-8") as f:
                 found: dict[str, Any] = json.load(f)
                 return found
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             return None
 
     def all(self, kind: str) -> list[dict[str, Any]]:
-        names = sorted(n[:-5] for n in os.listdir(self.folder(kind)) if n.endswith(".json"))
+        """Every record of a kind (reads make no folder: a service that never wrote has none)."""
+        try:
+            found = os.listdir(os.path.join(self.root, kind))
+        except FileNotFoundError:
+            return []
+        names = sorted(n[:-5] for n in found if n.endswith(".json"))
         return [r for r in (self.read(kind, n) for n in names) if r is not None]
 
     def write(self, kind: str, record: str, document: dict[str, Any]) -> None:

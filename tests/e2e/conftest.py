@@ -44,8 +44,8 @@ class Service:
         self.log_path = log_path
         gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
         self.log = log_path.open("wb")
-        # Its metrics and the ring of answered writes live beside its log, in pytest's temporary
-        # directory, so a killed service leaves nothing behind in the machine's /tmp.
+        # Its metrics, the ring of answered writes and its state dir live beside its log, in
+        # pytest's temporary directory, so a killed service leaves nothing behind on the machine.
         metrics = log_path.parent / "metrics"
         metrics.mkdir()
         self.proc = subprocess.Popen(
@@ -58,7 +58,13 @@ class Service:
                 app,
             ],
             cwd=ROOT,
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env},
+            # Its state dir too, unless the test shares one: never the host's default.
+            env={
+                **os.environ,
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+                "DOCKVOL_STATE_DIR": str(log_path.parent / "state"),
+                **env,
+            },
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a test can kill master and workers at once
