@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .auth import TokenStore
 from .config import Settings
+from .domain.backups import Backups
 from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
 from .domain.byte_quota import ByteQuota
@@ -18,7 +19,11 @@ from .domain.nodes import Nodes
 from .domain.policy import ContainerPolicy
 from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
+from .domain.repositories import Repositories
+from .domain.restic import Restic
+from .domain.restores import Restores
 from .domain.sharing import SharingGroups
+from .domain.state import StateDir
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
 from .domain.watch import Watch
@@ -47,6 +52,9 @@ class Services:
     sharing_groups: SharingGroups
     volume_data: VolumeData
     reconciler: Reconciler
+    repositories: Repositories
+    backups: Backups
+    restores: Restores
     view: View | None = None  # the app's view of the engine, which its GETs read
     watch: Watch = field(init=False)  # the app's change feed (http/feed.py): it reads through these services
 
@@ -75,6 +83,23 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     byte_quota = ByteQuota(projects, intents, engine.lock)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
+    volume_data = VolumeData(
+        engine,
+        volumes,
+        helpers,
+        intents,
+        byte_quota,
+        settings.max_import_bytes,
+        settings.max_import_entries,
+        settings.spool_dir,
+    )
+    state = StateDir(settings.state_dir)
+    repositories = Repositories(
+        state,
+        Restic(f"{settings.state_dir}/cache"),
+        BindPolicy(settings.backup_roots, bind_policy.engine_paths, setting=("backup root", "DOCKVOL_BACKUP_ROOTS")),
+    )
+    backups = Backups(volumes, volume_data, intents, repositories, state)
     return Services(
         settings=settings,
         engine=engine,
@@ -90,16 +115,10 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         volumes=volumes,
         bindings=Bindings(engine, planner, policy, groups.membership, intents),
         sharing_groups=groups,
-        volume_data=VolumeData(
-            engine,
-            volumes,
-            helpers,
-            intents,
-            byte_quota,
-            settings.max_import_bytes,
-            settings.max_import_entries,
-            settings.spool_dir,
-        ),
+        volume_data=volume_data,
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
+        repositories=repositories,
+        backups=backups,
+        restores=Restores(engine, backups, volume_data, state),
         view=view,
     )

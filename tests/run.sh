@@ -126,7 +126,7 @@ leg() {
 # prepare: what the legs would otherwise install at the same time (apt and dpkg take one caller at
 # a time), and each leg's engine.
 prepare() {
-    ensure_packages dockerd=docker.io docker=docker.io busybox-static ip=iproute2 \
+    ensure_packages dockerd=docker.io docker=docker.io busybox-static ip=iproute2 restic=restic \
         docker-compose=docker-compose debootstrap=debootstrap node=nodejs npm=npm || return 1
     local leg engine
     for leg in "${LEGS[@]}"; do
@@ -145,6 +145,8 @@ prepare() {
 }
 
 lint || finish "stopped early: lint failed"
+# restic is the backup engine: the unit tier runs it against repositories in temporary folders.
+ensure_packages restic=restic || finish "stopped early: restic could not be installed"
 # Every unit test, those marked slow too (`make unit` and `make check` skip them).
 run "unit (in-memory engine)" tests/unit || finish "stopped early: unit failed"
 prepare || finish "stopped early: the engines could not be prepared"

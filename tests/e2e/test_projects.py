@@ -240,6 +240,8 @@ def test_projects_usage_matches_the_engine_after_churn(svc, sdk):
     assert requests.delete(svc.url(f"/api/v1/sharing-groups/{group}"), headers=churn, timeout=60).status_code == 204
     counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
     assert counted == held()
+
+
 def engine_bytes(sdk, volume: str) -> int:
     (found,) = [v for v in sdk.api.df()["Volumes"] if v["Name"] == volume]
     return int(found["UsageData"]["Size"])
