@@ -147,9 +147,28 @@ prepare() {
 lint || finish "stopped early: lint failed"
 # restic is the backup engine: the unit tier runs it against repositories in temporary folders.
 ensure_packages restic=restic || finish "stopped early: restic could not be installed"
+# stop_engines: each leg's engine, unless it ran before this run.
+stop_engines() {
+    for leg in "${LEGS[@]}"; do
+        [ -e "$WORK/was-running-$leg" ] || with_engine "$leg" deploy/engine.sh stop "${leg%-faults}"
+    done
+}
+
+# The engines start (prepare) while the unit tier runs: the tier uses one core and no engine.
+prepare >"$WORK/prepare.log" 2>&1 &
+preparing=$!
 # Every unit test, those marked slow too (`make unit` and `make check` skip them).
-run "unit (in-memory engine)" tests/unit || finish "stopped early: unit failed"
-prepare || finish "stopped early: the engines could not be prepared"
+run "unit (in-memory engine)" tests/unit
+unit=$?
+wait "$preparing"
+prepared=$?
+echo "== engines prepared beside the unit tier (exit $prepared)"
+cat "$WORK/prepare.log"
+if [ "$unit" != 0 ]; then
+    stop_engines
+    finish "stopped early: unit failed"
+fi
+[ "$prepared" = 0 ] || finish "stopped early: the engines could not be prepared"
 
 pids=()
 for leg in "${LEGS[@]}"; do
@@ -170,7 +189,5 @@ if [ "$PARALLEL" = 1 ]; then
         cat "$WORK/leg-${LEGS[$i]}.log"
     done
 fi
-for leg in "${LEGS[@]}"; do
-    [ -e "$WORK/was-running-$leg" ] || with_engine "$leg" deploy/engine.sh stop "${leg%-faults}"
-done
+stop_engines
 finish

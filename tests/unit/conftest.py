@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from service.app import create_app
 from service.config import Settings
+from service.domain.restic import Repository, Restic
 from service.engine.port import SwarmNode
 from tests.fakes.memory import InMemoryEngine
 
@@ -22,6 +26,34 @@ TOKENS = {
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def restic_templates() -> dict[bytes, Path]:
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def quick_restic_init(monkeypatch, tmp_path_factory, restic_templates):
+    """`restic init` calibrates its key derivation (about 3 s here, five times a later call), so a
+    test's repository is a copy of one real init per password. A test copies each template once:
+    its second repository with the same password is a real init, so no two in one test share an id
+    (restic's cache is keyed by it)."""
+    real = Restic.init
+    copied: set[bytes] = set()
+
+    def init(self: Restic, repo: Repository) -> None:
+        password = Path(repo.password_file).read_bytes()
+        if password in copied:
+            return real(self, repo)
+        copied.add(password)
+        if password not in restic_templates:
+            template = tmp_path_factory.mktemp("restic-template") / "repo"
+            real(self, Repository(str(template), repo.password_file))
+            restic_templates[password] = template
+        shutil.copytree(restic_templates[password], repo.location, dirs_exist_ok=True)
+
+    monkeypatch.setattr(Restic, "init", init)
 
 
 @pytest.fixture
