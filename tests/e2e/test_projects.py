@@ -7,6 +7,7 @@ past it, new volumes and imports."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -41,7 +42,7 @@ def roots(bind_root):
 
 
 @pytest.fixture(scope="module")
-def svc(start_service, bind_root, roots):
+def svc_env(bind_root, roots):
     projects = {
         "pa": {"bind_roots": [str(roots["pa"])]},
         "pb": {"bind_roots": [str(roots["pb"])]},
@@ -59,7 +60,12 @@ def svc(start_service, bind_root, roots):
         DOCKVOL_WORKERS="4",
         DOCKVOL_USAGE_INTERVAL=str(USAGE_INTERVAL),
     )
-    return start_service(env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def svc(start_service, svc_env):
+    return start_service(svc_env)
 
 
 def binding(name: str, mounts: list[dict]) -> dict:
@@ -292,3 +298,109 @@ def test_the_bytes_quota_refuses_writes_that_would_pass_it_and_new_volumes_once_
     refused_with(import_(10), grown)
     assert sorted(v.name for v in sdk.volumes.list()) == volumes_before
     assert engine_bytes(sdk, vol) == grown
+
+
+class Stream:
+    """One client of GET /events, read in a thread: `events` holds (event, id, data) as they come."""
+
+    def __init__(self, service, headers: dict, last_id: str | None = None) -> None:
+        self.events: list[tuple[str, str | None, dict]] = []
+        self.raw: list[str] = []
+        resume = {"Last-Event-ID": last_id} if last_id else {}
+        self._answer = requests.get(
+            service.url("/api/v1/events?resource=volume"), headers={**headers, **resume}, stream=True, timeout=60
+        )
+        assert self._answer.status_code == 200
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        event, id_ = "message", None
+        try:
+            for line in self._answer.iter_lines(decode_unicode=True):
+                self.raw.append(line)
+                if line.startswith("event: "):
+                    event = line[len("event: ") :]
+                elif line.startswith("id: "):
+                    id_ = line[len("id: ") :]
+                elif line.startswith("data: "):
+                    self.events.append((event, id_, json.loads(line[len("data: ") :])))
+                    event = "message"
+        except (requests.exceptions.ConnectionError, AttributeError):
+            pass  # closed by the test
+
+    def until(self, name: str, kind: str = "created", within: float = 30.0) -> str:
+        """The id of the event `kind` of `name`, once it has come."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for event, id_, data in list(self.events):
+                if event == kind and data.get("name") == name:
+                    assert id_ is not None
+                    return id_
+            time.sleep(0.05)
+        raise AssertionError(f"no {kind} of {name} within {within} s: {self.events}")
+
+    def names(self) -> list[tuple[str, str]]:
+        return [(event, data["name"]) for event, _, data in self.events if "name" in data]
+
+    def close(self) -> None:
+        self._answer.close()
+
+
+def test_each_projects_watcher_hears_its_own_on_any_instance_resumed_or_resynced(svc, svc_env, start_service):
+    """Two instances on one engine. Each project's watcher hears its own changes only; a watcher
+    that resumes on the other instance hears what it missed of its own; one resuming from before
+    anything is kept is told to re-list, with no name in it. A change of b's made before a's last
+    one would have reached a's stream before it (one engine, one order): the marker proves absence."""
+    other = start_service(svc_env)
+
+    def volume(name: str, headers: dict) -> None:
+        body = {"name": name, "labels": {TEST_LABEL: "e2e"}}
+        assert requests.post(svc.url("/api/v1/volumes"), json=body, headers=headers, timeout=30).status_code == 201
+
+    def delete(name: str, headers: dict) -> None:
+        assert requests.delete(svc.url(f"/api/v1/volumes/{name}"), headers=headers, timeout=30).status_code == 204
+
+    a, b = Stream(svc, A), Stream(svc, B)
+    try:
+        time.sleep(1)  # both connected
+        va, vb, a_mark, b_mark = unique("wa"), unique("wb"), unique("wa-mark"), unique("wb-mark")
+        volume(va, A)
+        volume(vb, B)
+        delete(vb, B)
+        volume(a_mark, A)
+        volume(b_mark, B)
+        last_a = a.until(a_mark)
+        b.until(b_mark)
+        assert a.names() == [("created", va), ("created", a_mark)]
+        assert b.names() == [("created", vb), ("deleted", vb), ("created", b_mark)]
+    finally:
+        a.close()
+        b.close()
+
+    # a is away: both go on; a resumes on the other instance from its last id.
+    va2, vb2, a_mark2 = unique("wa2"), unique("wb2"), unique("wa2-mark")
+    volume(va2, A)
+    volume(vb2, B)
+    delete(va, A)
+    volume(a_mark2, A)
+    resumed = Stream(other, A, last_id=last_a)
+    try:
+        resumed.until(a_mark2)
+        assert resumed.names() == [("created", va2), ("deleted", va), ("created", a_mark2)]
+        assert not any(n in line for line in resumed.raw for n in (vb, vb2, b_mark))
+    finally:
+        resumed.close()
+
+    # From before the other instance began: nothing kept reaches back there, so a is told to re-list.
+    stale = Stream(other, A, last_id="1-0")
+    try:
+        deadline = time.monotonic() + 30
+        while not stale.events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [event for event, _, _ in stale.events] == ["resync"]
+        assert not any(n in line for line in stale.raw for n in (vb, vb2, b_mark, va2))
+    finally:
+        stale.close()
+    for name, headers in ((va2, A), (a_mark, A), (a_mark2, A), (vb2, B), (b_mark, B)):
+        delete(name, headers)
