@@ -17,5 +17,6 @@ cd tests/benchmarks
 "$PY" bench_api.py "$@"
 "$PY" bench_volume_data.py --mib "${DOCKVOL_BENCH_MIB:-1024}"
 "$PY" bench_projects.py
+"$PY" bench_steps.py
 "$PY" bench_fleet.py
 "$PY" bench_swarm.py --engine "$ENGINE"
