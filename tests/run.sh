@@ -6,11 +6,12 @@
 # one engine.
 #
 # The legs run side by side (DOCKVOL_PARALLEL=0 runs them one after the other): per engine, one
-# leg runs the integration, end-to-end, security and fleet tiers and the other the faults tier,
-# the longest, which restarts its engine dozens of times; each leg has its own private engine
-# (the faults leg's in DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-ENGINE-faults), socket, fleet lab
-# and ports. Most of a leg's time is spent waiting on its engine, so four legs on two cores take
-# little longer than the longest one. Each leg's output goes to a log that is printed whole when
+# leg runs the integration, end-to-end, security and fleet tiers, and the faults tier, the
+# longest, is split in two legs (DOCKVOL_FAULTS_PART, tests/faults/conftest.py): the engine
+# stopped at each step (ENGINE-stops), and dockvol killed at each step and the races
+# (ENGINE-kills). Each leg has its own private engine (a faults leg's in
+# DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-LEG), socket, fleet lab and ports. Most of a leg's time
+# is spent waiting on its engine, so six legs on two cores take little longer than the longest. Each leg's output goes to a log that is printed whole when
 # the leg ends, so they never interleave.
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
@@ -79,16 +80,19 @@ finish() {
     exit 0
 }
 
-# The legs: ENGINE (every engine tier but faults) and ENGINE-faults, for each engine.
+# The legs: ENGINE (every engine tier but faults), ENGINE-stops and ENGINE-kills, for each engine.
 LEGS=()
-for engine in $ENGINES; do LEGS+=("$engine" "$engine-faults"); done
+for engine in $ENGINES; do LEGS+=("$engine" "$engine-stops" "$engine-kills"); done
+
+# engine_of LEG: the engine version a leg runs on.
+engine_of() { echo "${1%-*s}"; }
 
 # with_engine LEG COMMAND...: run COMMAND with the leg's private engine selected (engine.sh and the
 # faults tier's restarts read DOCKVOL_ENGINE_DIR; the other legs use engine.sh's default).
 with_engine() {
     local leg=$1
     shift
-    if [[ $leg == *-faults ]]; then
+    if [ "$leg" != "$(engine_of "$leg")" ]; then
         DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-$leg "$@"
     else
         "$@"
@@ -97,15 +101,22 @@ with_engine() {
 
 # leg LEG: its tiers, against its private engine started by prepare.
 leg() {
-    local engine=${1%-faults} version ok=0 SUMMARY=$WORK/summary-$1
-    [[ $1 == *-faults ]] && export DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-$1
+    local engine version ok=0 SUMMARY=$WORK/summary-$1
+    engine=$(engine_of "$1")
+    [ "$1" != "$engine" ] && export DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-$1
     export DOCKVOL_TEST_DOCKER_HOST DOCKVOL_TEST_ENGINE=$engine
     DOCKVOL_TEST_DOCKER_HOST=$(deploy/engine.sh host "$engine")
     version=$(docker -H "$DOCKVOL_TEST_DOCKER_HOST" version --format '{{.Server.Version}}, API {{.Server.APIVersion}}')
-    if [[ $1 == *-faults ]]; then
-        run "faults on engine $engine ($version)" tests/faults || ok=1
-        return "$ok"
-    fi
+    case $1 in
+        *-stops)
+            DOCKVOL_FAULTS_PART=engine-stops run "faults, the engine stopped at each step, on engine $engine ($version)" tests/faults || ok=1
+            return "$ok"
+            ;;
+        *-kills)
+            DOCKVOL_FAULTS_PART=kills run "faults, dockvol killed at each step, and races, on engine $engine ($version)" tests/faults || ok=1
+            return "$ok"
+            ;;
+    esac
     run "integration on engine $engine ($version)" tests/integration || ok=1
     run "end-to-end on engine $engine ($version)" tests/e2e || ok=1
     run "security on engine $engine ($version)" tests/security || ok=1
@@ -130,9 +141,9 @@ prepare() {
         docker-compose=docker-compose debootstrap=debootstrap node=nodejs npm=npm || return 1
     local leg engine
     for leg in "${LEGS[@]}"; do
-        engine=${leg%-faults}
-        # engine 26.1's dockerd, fetched once for the first leg, serves the second too
-        if [[ $leg == *-faults ]] && [ -d "/tmp/dockvol-engine-$engine/pkg" ]; then
+        engine=$(engine_of "$leg")
+        # engine 26.1's dockerd, fetched once for its first leg, serves the others too
+        if [ "$leg" != "$engine" ] && [ -d "/tmp/dockvol-engine-$engine/pkg" ]; then
             mkdir -p "/tmp/dockvol-engine-$leg"
             [ -e "/tmp/dockvol-engine-$leg/pkg" ] || ln -s "/tmp/dockvol-engine-$engine/pkg" "/tmp/dockvol-engine-$leg/pkg"
         fi
@@ -150,7 +161,7 @@ ensure_packages restic=restic || finish "stopped early: restic could not be inst
 # stop_engines: each leg's engine, unless it ran before this run.
 stop_engines() {
     for leg in "${LEGS[@]}"; do
-        [ -e "$WORK/was-running-$leg" ] || with_engine "$leg" deploy/engine.sh stop "${leg%-faults}"
+        [ -e "$WORK/was-running-$leg" ] || with_engine "$leg" deploy/engine.sh stop "$(engine_of "$leg")"
     done
 }
 

@@ -22,6 +22,24 @@ from tests.e2e.conftest import (  # noqa: F401
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# DOCKVOL_FAULTS_PART: one of two halves, so that make test runs them side by side on two engines
+# (tests/run.sh): the engine stopped at each step, or dockvol killed at each step and the races.
+PARTS = {"engine-stops": True, "kills": False}
+
+
+def pytest_collection_modifyitems(config, items):
+    part = os.environ.get("DOCKVOL_FAULTS_PART")
+    if not part:
+        return
+    if part not in PARTS:
+        raise pytest.UsageError(f"DOCKVOL_FAULTS_PART is one of {', '.join(PARTS)}, not {part!r}")
+
+    def stops(item) -> bool:
+        return getattr(item, "callspec", None) is not None and item.callspec.params.get("fault") == "engine"
+
+    keep = [item for item in items if stops(item) == PARTS[part]]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
 
 
 @pytest.fixture(scope="session")
