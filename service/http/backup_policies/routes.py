@@ -22,10 +22,10 @@ from ..smorest import ETAG_DOC, LOCATION_DOC, Blueprint, if_match
 from .schemas import (
     EXAMPLE,
     PolicyCreateSchema,
-    PolicyReplaceSchema,
-    PolicySchema,
     PolicyPruneResultSchema,
     PolicyPruneSchema,
+    PolicyReplaceSchema,
+    PolicySchema,
     policy_document,
 )
 
