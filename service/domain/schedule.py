@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,13 @@ class Schedule:
             wrong.append(("cron", f"{self.cron!r} is not a cron expression of 5 fields (or 6: seconds last)"))
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            wrong.append(("timezone", f"{self.timezone!r} is not an IANA time zone"))
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, a long name
+            wrong.append(("timezone", f"{self.timezone[:64]!r} is not an IANA time zone"))
+        if not wrong:
+            try:
+                self.next_runs(datetime.now(UTC), 1)
+            except CroniterBadDateError:
+                wrong.append(("cron", f"{self.cron!r} names no time that exists (30 February?)"))
         return wrong
 
     def zone(self) -> ZoneInfo:

@@ -66,6 +66,9 @@ def test_a_sixth_field_is_seconds():
         ("* * * * * * *", "UTC", ["cron"]),
         ("0 3 * * *", "Mars/Olympus", ["timezone"]),
         ("0 3 * * *", "../etc/passwd", ["timezone"]),
+        ("0 3 * * *", "Europe", ["timezone"]),  # a folder of zones
+        ("0 3 * * *", "a" * 300, ["timezone"]),
+        ("0 0 30 2 *", "UTC", ["cron"]),  # 30 February: never
     ],
 )
 def test_check_names_what_is_wrong(cron, zone, fields):
