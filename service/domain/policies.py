@@ -15,6 +15,7 @@ import builtins
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,10 +23,11 @@ from typing import Any
 
 from .. import times
 from ..config import ALL_PROJECTS, DEFAULT_PROJECT
-from ..errors import Conflict, DockvolError, InvalidInput, NotFound
+from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
 from .backups import Backup, BackupQuery, Backups
 from .projects import acting_for, current
 from .repositories import Repositories, visible
+from .restic import Repository
 from .retention import Rules, Snapshot, apply, within
 from .schedule import Schedule
 from .state import StateDir
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 KIND = "backup-policies"
 LAST_RUNS = "backup-policy-runs"  # {at, status} of each policy's newest run, apart from its spec
 DEFAULT_DEADLINE = 3600
+FORGET_WAIT = 120.0  # seconds a retention waits for the backups that lock its repository
 
 
 @dataclass(frozen=True)
@@ -222,13 +225,17 @@ class Policies:
 
         def ended(volume: str) -> Callable[[Backup], None]:
             def then(backup: Backup) -> None:
-                if backup.status == "completed":
+                with lock:
+                    outcomes[volume] = backup.status
+                    last = len(outcomes) == len(targets)
+                if last and "completed" in outcomes.values():
+                    # Once every volume's backup ended: restic's forget locks the repository
+                    # exclusively, and a backup into it meanwhile would fail.
                     try:
-                        self.prune(policy, dry_run=False, volume=volume)
+                        self.prune(policy, dry_run=False)
                     except DockvolError as exc:
                         log.warning("retention of %s after a run failed: %s", policy.name, exc.detail)
                 with lock:
-                    outcomes[volume] = backup.status
                     self._record_outcomes(policy.name, at, outcomes, len(targets))
 
             return then
@@ -278,9 +285,23 @@ class Policies:
             pruned.keep += decision.keep
             pruned.remove += decision.remove
         if pruned.remove and not dry_run:
-            repo = self._repositories.opened(self._repositories.get(policy.repository))
-            self._repositories.restic.forget(repo, pruned.remove)
+            with acting_for(policy.project):
+                repo = self._repositories.opened(self._repositories.get(policy.repository))
+            self._forget(repo, pruned.remove)
         return pruned
+
+    def _forget(self, repo: Repository, ids: builtins.list[str]) -> None:
+        """restic forget, waiting (up to FORGET_WAIT s) while a backup holds the repository's lock:
+        restic 0.14 has no --retry-lock."""
+        deadline = time.monotonic() + FORGET_WAIT
+        while True:
+            try:
+                self._repositories.restic.forget(repo, ids)
+                return
+            except BackupFailure as exc:
+                if "locked" not in exc.detail or time.monotonic() > deadline:
+                    raise
+            time.sleep(1)
 
 
 def _version() -> str:
