@@ -19,6 +19,7 @@ from .errors import DockvolError
 from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
 from .http import docs, events, feed, health, hooks, limits, mount_schemas, observability, problems
+from .http.backup_policies import routes as backup_policy_routes
 from .http.backups import routes as backup_routes
 from .http.bindings import routes as binding_routes
 from .http.documents import answer
@@ -103,6 +104,7 @@ def create_app(
     api.register_blueprint(repository_routes.blp)
     api.register_blueprint(backup_routes.blp)
     api.register_blueprint(restore_routes.blp)
+    api.register_blueprint(backup_policy_routes.blp)
     app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, Flask's way
     return app
 

@@ -16,12 +16,14 @@ from .domain.helpers import Helpers
 from .domain.intents import Intents
 from .domain.mounts import MountPlanner
 from .domain.nodes import Nodes
+from .domain.policies import Policies
 from .domain.policy import ContainerPolicy
 from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
 from .domain.repositories import Repositories
 from .domain.restic import Restic
 from .domain.restores import Restores
+from .domain.scheduler import Scheduler
 from .domain.sharing import SharingGroups
 from .domain.state import StateDir
 from .domain.volume_data import VolumeData
@@ -55,6 +57,8 @@ class Services:
     repositories: Repositories
     backups: Backups
     restores: Restores
+    policies: Policies
+    scheduler: Scheduler  # each worker starts it (deploy/gunicorn.conf.py)
     view: View | None = None  # the app's view of the engine, which its GETs read
     watch: Watch = field(init=False)  # the app's change feed (http/feed.py): it reads through these services
 
@@ -100,6 +104,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         BindPolicy(settings.backup_roots, bind_policy.engine_paths, setting=("backup root", "DOCKVOL_BACKUP_ROOTS")),
     )
     backups = Backups(volumes, volume_data, intents, repositories, state)
+    policies = Policies(state, repositories, volumes, backups)
     return Services(
         settings=settings,
         engine=engine,
@@ -120,5 +125,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         repositories=repositories,
         backups=backups,
         restores=Restores(engine, backups, volume_data, state),
+        policies=policies,
+        scheduler=Scheduler(policies, state),
         view=view,
     )

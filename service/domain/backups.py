@@ -55,6 +55,8 @@ class Backup:
     added_bytes: int | None = None
     error: str | None = None
     file: str = ""  # in the snapshot: the volume's tar
+    policy: str | None = None  # the backup policy that made it (None: made on request)
+    scheduled_at: str | None = None  # the policy's scheduled time it was made for
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class BackupQuery:
     volume: str | None = None
     repository: str | None = None
     status: str | None = None
+    policy: str | None = None
 
 
 class Backups:
@@ -86,8 +89,16 @@ class Backups:
 
     # -- back up -----------------------------------------------------------------------------------
 
-    def start(self, volume: str, repository: str) -> Backup:
-        """Back `volume` up into `repository` now; the run, as it starts."""
+    def start(
+        self,
+        volume: str,
+        repository: str,
+        policy: str | None = None,
+        scheduled_at: str | None = None,
+        then: Callable[[Backup], None] | None = None,
+    ) -> Backup:
+        """Back `volume` up into `repository` now; the run, as it starts. A policy's run carries
+        its name (a tag); `then` is told the run as it ended, completed or failed."""
         record = self._repositories.get(repository)
         found = self._volumes.get(volume)
         if found.project != record.project:
@@ -104,20 +115,26 @@ class Backups:
                 "started_at": times.now(),
                 "owner": owner(),
                 "bytes_done": 0,
+                **({"policy": policy} if policy else {}),
+                **({"scheduled_at": scheduled_at} if scheduled_at else {}),
             }
             self._state.write(KIND, run, doc)
             held.intent.begin()
-            self._start(lambda: self._run(doc, record, held), f"backup {run}")
+            self._start(lambda: self._run(doc, record, held, then), f"backup {run}")
         except BaseException:
             held.end(failed=True)
             raise
         return _of_run(doc)
 
-    def _run(self, doc: dict[str, Any], record: RepositoryRecord, held: Held) -> None:
+    def _run(
+        self, doc: dict[str, Any], record: RepositoryRecord, held: Held, then: Callable[[Backup], None] | None = None
+    ) -> None:
         error = None
         try:
             download = self._data.export(doc["volume"], "", pause=False)
             tags = [TAG, f"volume={doc['volume']}", f"project={doc['project']}", f"run={doc['id']}"]
+            tags += [f"policy={doc['policy']}"] if doc.get("policy") else []
+            tags += [f"scheduled={doc['scheduled_at']}"] if doc.get("scheduled_at") else []
             try:
                 repo = self._repositories.opened(record)
                 summary = self._restic.backup(repo, self._progress(doc, download.body), f"{doc['volume']}.tar", tags)
@@ -143,6 +160,11 @@ class Backups:
             held.end(failed=error is not None or doc["status"] != "completed")
         if error is not None:
             self._fail(doc, error)
+        if then is not None:
+            try:
+                then(_of_run(doc))
+            except Exception:
+                log.exception("what follows backup %s failed", doc["id"])
 
     def _progress(self, doc: dict[str, Any], chunks: Iterable[bytes]) -> Iterator[bytes]:
         last = time.monotonic()
@@ -198,6 +220,7 @@ class Backups:
             and query.volume in (None, b.volume)
             and query.repository in (None, b.repository)
             and query.status in (None, b.status)
+            and query.policy in (None, b.policy)
         ]
         return sorted(found, key=lambda b: (b.started_at or "", b.id), reverse=True), unreachable
 
@@ -275,6 +298,8 @@ class Backups:
                 status="completed",
                 started_at=times.text(times.nanoseconds(s.time)),
                 file=s.paths[0] if s.paths else "",
+                policy=s.tag("policy"),
+                scheduled_at=s.tag("scheduled"),
             )
             if run is not None:
                 backup = replace(
@@ -304,4 +329,6 @@ def _of_run(doc: dict[str, Any]) -> Backup:
         size_bytes=doc.get("size_bytes"),
         added_bytes=doc.get("added_bytes"),
         error=doc.get("error"),
+        policy=doc.get("policy"),
+        scheduled_at=doc.get("scheduled_at"),
     )

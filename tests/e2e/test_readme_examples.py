@@ -846,6 +846,24 @@ def shop_backups(call: Call, seen: dict[str, Any]) -> None:
     assert re.fullmatch("[0-9a-f]{64}", backup["id"]) and backup["added_bytes"] > 0
 
 
+def policy_made(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert call.headers["location"] == "/api/v1/backup-policies/nightly" and call.headers["etag"]
+    assert len(body["next_runs"]) == 3 and all(t[11:19] == "02:30:00" for t in body["next_runs"])
+    assert body["retention"]["keep_daily"] == 7 and body["volumes"] == ["shop-data"]
+
+
+def policy_ran(call: Call, seen: dict[str, Any]) -> None:
+    (backup,) = call.json()
+    assert (backup["volume"], backup["policy"], backup["status"]) == ("shop-data", "nightly", "running")
+
+
+def policy_pruned(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert body["dry_run"] is True and body["remove"] == []
+    assert [k["reasons"] for k in body["keep"]] == [["keep_daily"]]
+
+
 def shop_page(call: Call, seen: dict[str, Any]) -> None:
     assert call.out.endswith(b"<h1>shop</h1>\n")
 
@@ -858,6 +876,11 @@ BACKUPS_TOUR: list[tuple[str, str, int, Check | None]] = [
     ("GET", "/backups/run-", 200, status("completed")),
     ("GET", "/backups?volume=shop-data", 200, shop_backups),
     ("GET", "/backups/run-", 200, None),  # the archive
+    ("POST", "/backup-policies", 201, policy_made),
+    ("POST", "/backup-policies/nightly/runs", 202, policy_ran),
+    ("GET", "/backups?policy=nightly&status=completed", 200, None),
+    ("POST", "/backup-policies/nightly/prune", 200, policy_pruned),
+    ("DELETE", "/backup-policies/nightly", 204, None),
     ("POST", "/restores", 202, status("running")),
     ("GET", "/restores/", 200, status("completed")),
     ("GET", "/volumes/shop-restored/files?path=index.html", 200, shop_page),

@@ -15,6 +15,8 @@ import pytest
 
 from service.app import create_app
 from service.config import ProjectConfig, Settings
+from service.domain.policies import Policy
+from service.domain.schedule import Schedule
 from service.domain.state import StateDir
 from service.engine.port import ContainerSpec, MountSpec
 from tests.contract.engine_contract import make_tar
@@ -37,11 +39,15 @@ THEIRS = {
     "/api/v1/repositories/": "rb",
     "/api/v1/backups/": "run-0a1b2c3d4e5f6a7b",  # the id the examples name
     "/api/v1/restores/": "rsb",
+    "/api/v1/backup-policies/": "pb",
 }
 NOT_HERE = {"watchEvents": "a stream that does not end: test_projects_api.py checks what each watcher hears"}
 # Operations with nothing to meet in the "not dockvol's" case: a repository exists only as dockvol's
 # record, so a name is a project's or free (the other case holds the create against a's own clash).
-NOT_FOREIGN = {"createRepository": "repositories are dockvol's records: none is another tool's"}
+NOT_FOREIGN = {
+    "createRepository": "repositories are dockvol's records: none is another tool's",
+    "createBackupPolicy": "backup policies are dockvol's records: none is another tool's",
+}
 REQUEST_ID = {"X-Request-ID": "matrix"}
 TAR = make_tar([("f", "file", b"mine", 0o644)])
 
@@ -106,6 +112,8 @@ class World:
         )
         self.state.write("backups", run, {**common, "id": run, "volume": "vb", "repository": "rb", "error": "cut"})
         self.state.write("restores", "rsb", {**common, "id": "rsb", "backup": run, "volume": "vr"})
+        policy = Policy("pb", "rb", Schedule("0 3 * * *"), project, ("vb",), created_at=at, updated_at=at, version="1")
+        self.state.write("backup-policies", "pb", policy.record())
 
     def foreign(self) -> World:
         """The same names, made on the engine directly: not dockvol's."""

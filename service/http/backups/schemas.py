@@ -38,6 +38,13 @@ class BackupSchema(Schema):
     project = ma.fields.String(required=True)
     repository = ma.fields.String(required=True)
     policy = ma.fields.String(allow_none=True, metadata={"description": "null: backed up on request"})
+    scheduled_at = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "format": "date-time",
+            "description": "The policy's scheduled time it was made for (null: on request)",
+        },
+    )
     status = ma.fields.String(required=True, metadata={"enum": STATUSES})
     started_at = CreatedAt()
     finished_at = CreatedAt()
@@ -59,6 +66,7 @@ class BackupQuerySchema(PageArgs):
     volume = VolumeName()
     repository = ma.fields.String(validate=REPOSITORY_NAME)
     status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+    policy = ma.fields.String(validate=REPOSITORY_NAME, metadata={"description": "Made by this backup policy"})
 
 
 class RestoreSchema(Schema):
@@ -98,7 +106,8 @@ def backup_document(b: Backup, node: str) -> JSON:
         "node": node,
         "project": b.project,
         "repository": b.repository,
-        "policy": None,
+        "policy": b.policy,
+        "scheduled_at": b.scheduled_at,
         "status": b.status,
         "started_at": b.started_at,
         "finished_at": b.finished_at,
