@@ -140,6 +140,15 @@ class World:
         return answer.status_code, sorted(answer.headers.items()), answer.get_data()
 
 
+MEASURED_AT = re.compile(rb'"bytes_measured_at":"[^"]*"')
+
+
+def untimed(answer: tuple[int, list, bytes]) -> tuple[int, list, bytes]:
+    """An answer with the time of its bytes' measurement left out: each world measures its own
+    engine when asked, and two asks may fall in two seconds (the length is the same either way)."""
+    return answer[0], answer[1], MEASURED_AT.sub(b'"bytes_measured_at":"T"', answer[2])
+
+
 def binding(name: str, volume: str, source: Path) -> dict:
     return {
         "name": name,
@@ -180,7 +189,7 @@ def test_a_project_meets_others_objects_as_if_they_did_not_exist(tmp_path, case,
     if creates:
         reference.make("a")
     expected = reference.call(method, path, op, name)
-    assert answered == expected
+    assert untimed(answered) == untimed(expected)
     if not creates or answered[0] >= 400:
         assert snapshot(theirs.engine, theirs.root) == before
     assert b'"b"' not in answered[2]  # the other project is never named
