@@ -19,6 +19,8 @@ RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE}
+# restic, the backup engine (Debian's), run by dockvol as a subprocess.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends restic && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 COPY requirements/runtime.txt /wheels/
 RUN python3 -m venv /opt/dockvol \
@@ -26,7 +28,8 @@ RUN python3 -m venv /opt/dockvol \
  && /opt/dockvol/bin/pip install --no-cache-dir --no-deps --no-index --find-links /wheels dockvol \
  && rm -rf /wheels \
  && (getent group dockvol || groupadd --system dockvol) \
- && (getent passwd dockvol || useradd --system --gid dockvol --home-dir /nonexistent --shell /usr/sbin/nologin dockvol)
+ && (getent passwd dockvol || useradd --system --gid dockvol --home-dir /nonexistent --shell /usr/sbin/nologin dockvol) \
+ && install -d -m 700 -o dockvol -g dockvol /var/lib/dockvol
 COPY deploy/gunicorn.conf.py /etc/dockvol/gunicorn.conf.py
 ENV PATH=/opt/dockvol/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -6,6 +6,8 @@
 # (default .dockvol/; the README's end-to-end test points it elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=deploy/debian.sh
+. deploy/debian.sh
 BIN=.venv/bin
 STATE=${DOCKVOL_RUN_STATE:-.dockvol}
 LISTEN=${DOCKVOL_LISTEN:-127.0.0.1:8080}
@@ -88,6 +90,18 @@ if [ -z "${DOCKVOL_BIND_ROOTS:-}" ]; then
         mkdir -m 755 /data 2>/dev/null || echo "run: could not make /data; bind mounts will be refused" >&2
     fi
     echo "run: bind sources may lie under /data (DOCKVOL_BIND_ROOTS)" >&2
+fi
+
+# Backups: restic (Debian's), the state dir beside the token, and a development backup root, /backups.
+command -v restic >/dev/null 2>&1 || ensure_packages restic=restic || echo "run: no restic; backups will fail" >&2
+case $STATE in /*) state_root=$STATE ;; *) state_root=$PWD/$STATE ;; esac
+export DOCKVOL_STATE_DIR=${DOCKVOL_STATE_DIR:-$state_root/state}
+if [ -z "${DOCKVOL_BACKUP_ROOTS:-}" ]; then
+    export DOCKVOL_BACKUP_ROOTS='["/backups"]'
+    if [ ! -d /backups ]; then
+        mkdir -m 755 /backups 2>/dev/null || echo "run: could not make /backups; repositories will be refused" >&2
+    fi
+    echo "run: backup repositories may lie under /backups (DOCKVOL_BACKUP_ROOTS)" >&2
 fi
 
 "$BIN/gunicorn" -c deploy/gunicorn.conf.py 'service.app:create_app()' &

@@ -19,6 +19,7 @@ from .errors import DockvolError
 from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
 from .http import docs, events, feed, health, hooks, limits, mount_schemas, observability, problems
+from .http.backups import routes as backup_routes
 from .http.bindings import routes as binding_routes
 from .http.documents import answer
 from .http.fields import (
@@ -31,6 +32,8 @@ from .http.fields import (
 from .http.fleet.router import Router
 from .http.nodes import routes as node_routes
 from .http.projects import routes as project_routes
+from .http.repositories import routes as repository_routes
+from .http.restores import routes as restore_routes
 from .http.sharing_groups import routes as sharing_group_routes
 from .http.smorest import Api
 from .http.volumes import data_routes  # noqa: F401  # volume data's routes join the volumes blueprint
@@ -97,6 +100,9 @@ def create_app(
     api.register_blueprint(node_routes.blp)
     api.register_blueprint(project_routes.blp)
     api.register_blueprint(events.blp)
+    api.register_blueprint(repository_routes.blp)
+    api.register_blueprint(backup_routes.blp)
+    api.register_blueprint(restore_routes.blp)
     app.wsgi_app = limits.PacedBodies(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, Flask's way
     return app
 

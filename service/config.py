@@ -53,6 +53,9 @@ class Settings:
     max_import_bytes: int = 10 * 1024**3
     max_import_entries: int = 1_000_000
     spool_dir: str | None = None
+    usage_interval: float = 300.0  # seconds a measurement of projects' volume bytes serves
+    state_dir: str = "/var/lib/dockvol"  # repositories (with their passwords), backup and restore records
+    backup_roots: tuple[str, ...] = ()  # where `local` repositories may lie
     fleet: str = "off"  # off | swarm (docs/design.md section 10)
     fleet_secret: bytes = b""  # read from DOCKVOL_FLEET_SECRET_FILE
     fleet_peers: str = "tasks.dockvol"  # a DNS name whose A records are the instances; optional :PORT
@@ -81,6 +84,13 @@ class Settings:
         timeout = _number(env, "DOCKVOL_ENGINE_TIMEOUT", d.engine_timeout, "a number of seconds", float)
         if not 0 < timeout <= 300:
             raise ConfigError("DOCKVOL_ENGINE_TIMEOUT must lie in (0, 300] seconds")
+        usage_interval = _number(env, "DOCKVOL_USAGE_INTERVAL", d.usage_interval, "a number of seconds", float)
+        if not 0 < usage_interval <= 86400:
+            raise ConfigError("DOCKVOL_USAGE_INTERVAL must lie in (0, 86400] seconds")
+        state_dir = env.get("DOCKVOL_STATE_DIR") or d.state_dir
+        if not state_dir.startswith("/"):
+            raise ConfigError("DOCKVOL_STATE_DIR must be an absolute path")
+        backup_roots = _backup_roots(env, bind_roots)
         fleet = _choice(env, "DOCKVOL_FLEET", d.fleet, ("off", "swarm"))
         secret = _secret(env.get("DOCKVOL_FLEET_SECRET_FILE") or None) if fleet == "swarm" else d.fleet_secret
         log_level = env.get("DOCKVOL_LOG_LEVEL", d.log_level).upper()
@@ -93,6 +103,9 @@ class Settings:
             max_import_bytes=_number(env, "DOCKVOL_MAX_IMPORT_BYTES", d.max_import_bytes, "a number of bytes"),
             max_import_entries=_number(env, "DOCKVOL_MAX_IMPORT_ENTRIES", d.max_import_entries, "a number"),
             spool_dir=env.get("DOCKVOL_SPOOL_DIR") or d.spool_dir,
+            usage_interval=usage_interval,
+            state_dir=state_dir,
+            backup_roots=backup_roots,
             docker_host=env.get("DOCKER_HOST") or d.docker_host,
             tokens=tokens,
             tokens_file=env.get("DOCKVOL_TOKENS_FILE") or d.tokens_file,
@@ -199,6 +212,19 @@ def _projects(env: Mapping[str, str], global_roots: tuple[str, ...]) -> dict[str
         projects[project] = ProjectConfig(dict(quota), roots)
     _no_shared_roots(name, projects)
     return projects
+
+
+def _backup_roots(env: Mapping[str, str], bind_roots: tuple[str, ...]) -> tuple[str, ...]:
+    """DOCKVOL_BACKUP_ROOTS: absolute, and clear of the bind roots in either direction (a container
+    writing in a bind source above or below a repository could rewrite it)."""
+    roots = _str_list(env, "DOCKVOL_BACKUP_ROOTS", ())
+    for root in roots:
+        if not root.startswith("/"):
+            raise ConfigError("DOCKVOL_BACKUP_ROOTS must be a JSON list of absolute paths")
+        for bind in bind_roots:
+            if _under(root, bind) or _under(bind, root):
+                raise ConfigError(f"DOCKVOL_BACKUP_ROOTS: {root} and the bind root {bind} overlap")
+    return roots
 
 
 def _under(path: str, root: str) -> bool:

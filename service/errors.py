@@ -45,6 +45,10 @@ class EngineFailure(DockvolError):
     """The engine answered with an error dockvol has no better name for."""
 
 
+class BackupFailure(DockvolError):
+    """The backup engine (restic) failed, or cannot reach a repository (502: not the caller's fault)."""
+
+
 class Unauthenticated(DockvolError):
     """No bearer token, or one dockvol does not know."""
 

@@ -8,16 +8,22 @@ from dataclasses import dataclass, field
 
 from .auth import TokenStore
 from .config import Settings
+from .domain.backups import Backups
 from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
+from .domain.byte_quota import ByteQuota
 from .domain.helpers import Helpers
 from .domain.intents import Intents
 from .domain.mounts import MountPlanner
 from .domain.nodes import Nodes
 from .domain.policy import ContainerPolicy
-from .domain.projects import Projects, ProjectScope, current
+from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
+from .domain.repositories import Repositories
+from .domain.restic import Restic
+from .domain.restores import Restores
 from .domain.sharing import SharingGroups
+from .domain.state import StateDir
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
 from .domain.watch import Watch
@@ -40,11 +46,15 @@ class Services:
     policy: ContainerPolicy
     helpers: Helpers
     intents: Intents
+    byte_quota: ByteQuota
     volumes: Volumes
     bindings: Bindings
     sharing_groups: SharingGroups
     volume_data: VolumeData
     reconciler: Reconciler
+    repositories: Repositories
+    backups: Backups
+    restores: Restores
     view: View | None = None  # the app's view of the engine, which its GETs read
     watch: Watch = field(init=False)  # the app's change feed (http/feed.py): it reads through these services
 
@@ -53,7 +63,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     """The services over `engine` (the app passes its instrumented, viewed engine and its view;
     tests a fake). The use cases get it as the caller's project sees it (domain/projects.py)."""
     auth = TokenStore.from_settings(settings.tokens, settings.tokens_file, settings.auth_disabled)
-    projects = Projects(engine, settings.projects, auth.projects())
+    projects = Projects(engine, settings.projects, auth.projects(), settings.usage_interval)
     engine = ProjectScope(engine, projects)
     nodes = Nodes(engine)
     bind_policy = BindPolicy(
@@ -67,9 +77,29 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     )
     helpers = Helpers(engine)
     intents = Intents(engine, helpers)
-    engine.lock = lambda key: intents.run("project.quota", [key])
+    # A quota's count and create are short, and a client that asked to create wants 201 or 403,
+    # not "busy": twenty racers on a loaded host queue past the usual lock wait.
+    engine.lock = lambda key: intents.run("project.quota", [key], wait=QUOTA_LOCK_WAIT)
+    byte_quota = ByteQuota(projects, intents, engine.lock)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
+    volume_data = VolumeData(
+        engine,
+        volumes,
+        helpers,
+        intents,
+        byte_quota,
+        settings.max_import_bytes,
+        settings.max_import_entries,
+        settings.spool_dir,
+    )
+    state = StateDir(settings.state_dir)
+    repositories = Repositories(
+        state,
+        Restic(f"{settings.state_dir}/cache"),
+        BindPolicy(settings.backup_roots, bind_policy.engine_paths, setting=("backup root", "DOCKVOL_BACKUP_ROOTS")),
+    )
+    backups = Backups(volumes, volume_data, intents, repositories, state)
     return Services(
         settings=settings,
         engine=engine,
@@ -81,18 +111,14 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         policy=policy,
         helpers=helpers,
         intents=intents,
+        byte_quota=byte_quota,
         volumes=volumes,
         bindings=Bindings(engine, planner, policy, groups.membership, intents),
         sharing_groups=groups,
-        volume_data=VolumeData(
-            engine,
-            volumes,
-            helpers,
-            intents,
-            settings.max_import_bytes,
-            settings.max_import_entries,
-            settings.spool_dir,
-        ),
+        volume_data=volume_data,
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
+        repositories=repositories,
+        backups=backups,
+        restores=Restores(engine, backups, volume_data, state),
         view=view,
     )

@@ -5,10 +5,13 @@
 # engine that this script starts and stops again, and the deploy smoke test (deploy/smoke.sh) on
 # one engine.
 #
-# The engines' legs run side by side (DOCKVOL_PARALLEL=0 runs them one after the other): each has
-# its own engine, socket, fleet lab and ports, and most of a leg's time is spent waiting on its
-# engine, so two legs on two cores take little longer than one. Each leg's output goes to a log
-# that is printed whole when the leg ends, so the two never interleave.
+# The legs run side by side (DOCKVOL_PARALLEL=0 runs them one after the other): per engine, one
+# leg runs the integration, end-to-end, security and fleet tiers and the other the faults tier,
+# the longest, which restarts its engine dozens of times; each leg has its own private engine
+# (the faults leg's in DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-ENGINE-faults), socket, fleet lab
+# and ports. Most of a leg's time is spent waiting on its engine, so four legs on two cores take
+# little longer than the longest one. Each leg's output goes to a log that is printed whole when
+# the leg ends, so they never interleave.
 # Any failure, or a tier that runs no test, fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -76,16 +79,36 @@ finish() {
     exit 0
 }
 
-# leg ENGINE: every engine tier on one engine, against a private engine started by prepare.
+# The legs: ENGINE (every engine tier but faults) and ENGINE-faults, for each engine.
+LEGS=()
+for engine in $ENGINES; do LEGS+=("$engine" "$engine-faults"); done
+
+# with_engine LEG COMMAND...: run COMMAND with the leg's private engine selected (engine.sh and the
+# faults tier's restarts read DOCKVOL_ENGINE_DIR; the other legs use engine.sh's default).
+with_engine() {
+    local leg=$1
+    shift
+    if [[ $leg == *-faults ]]; then
+        DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-$leg "$@"
+    else
+        "$@"
+    fi
+}
+
+# leg LEG: its tiers, against its private engine started by prepare.
 leg() {
-    local engine=$1 version ok=0 SUMMARY=$WORK/summary-$1
+    local engine=${1%-faults} version ok=0 SUMMARY=$WORK/summary-$1
+    [[ $1 == *-faults ]] && export DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-$1
     export DOCKVOL_TEST_DOCKER_HOST DOCKVOL_TEST_ENGINE=$engine
     DOCKVOL_TEST_DOCKER_HOST=$(deploy/engine.sh host "$engine")
     version=$(docker -H "$DOCKVOL_TEST_DOCKER_HOST" version --format '{{.Server.Version}}, API {{.Server.APIVersion}}')
+    if [[ $1 == *-faults ]]; then
+        run "faults on engine $engine ($version)" tests/faults || ok=1
+        return "$ok"
+    fi
     run "integration on engine $engine ($version)" tests/integration || ok=1
     run "end-to-end on engine $engine ($version)" tests/e2e || ok=1
     run "security on engine $engine ($version)" tests/security || ok=1
-    run "faults on engine $engine ($version)" tests/faults || ok=1
     run "fleet on engine $engine ($version): a three-node Swarm" tests/fleet || ok=1
     if [ "$engine" = "$SMOKE_ENGINE" ]; then
         echo "== deploy smoke on engine $engine: image, HEALTHCHECK, compose"
@@ -103,44 +126,51 @@ leg() {
 # prepare: what the legs would otherwise install at the same time (apt and dpkg take one caller at
 # a time), and each leg's engine.
 prepare() {
-    ensure_packages dockerd=docker.io docker=docker.io busybox-static ip=iproute2 \
+    ensure_packages dockerd=docker.io docker=docker.io busybox-static ip=iproute2 restic=restic \
         docker-compose=docker-compose debootstrap=debootstrap node=nodejs npm=npm || return 1
-    local engine
-    for engine in $ENGINES; do
-        deploy/engine.sh status "$engine" && touch "$WORK/was-running-$engine"
-        if ! deploy/engine.sh start "$engine"; then
-            note "engine $engine: did not start"
+    local leg engine
+    for leg in "${LEGS[@]}"; do
+        engine=${leg%-faults}
+        # engine 26.1's dockerd, fetched once for the first leg, serves the second too
+        if [[ $leg == *-faults ]] && [ -d "/tmp/dockvol-engine-$engine/pkg" ]; then
+            mkdir -p "/tmp/dockvol-engine-$leg"
+            [ -e "/tmp/dockvol-engine-$leg/pkg" ] || ln -s "/tmp/dockvol-engine-$engine/pkg" "/tmp/dockvol-engine-$leg/pkg"
+        fi
+        with_engine "$leg" deploy/engine.sh status "$engine" && touch "$WORK/was-running-$leg"
+        if ! with_engine "$leg" deploy/engine.sh start "$engine"; then
+            note "engine $engine ($leg): did not start"
             return 1
         fi
     done
 }
 
 lint || finish "stopped early: lint failed"
+# restic is the backup engine: the unit tier runs it against repositories in temporary folders.
+ensure_packages restic=restic || finish "stopped early: restic could not be installed"
 # Every unit test, those marked slow too (`make unit` and `make check` skip them).
 run "unit (in-memory engine)" tests/unit || finish "stopped early: unit failed"
 prepare || finish "stopped early: the engines could not be prepared"
 
-read -ra engines <<<"$ENGINES"
 pids=()
-for engine in "${engines[@]}"; do
+for leg in "${LEGS[@]}"; do
     if [ "$PARALLEL" = 1 ]; then
-        echo "== engine $engine: its tiers run in the background (log printed when they end)"
-        leg "$engine" >"$WORK/leg-$engine.log" 2>&1 &
+        echo "== leg $leg: its tiers run in the background (log printed when they end)"
+        leg "$leg" >"$WORK/leg-$leg.log" 2>&1 &
         pids+=("$!")
     else
-        leg "$engine"
+        leg "$leg"
     fi
 done
-# Each leg's log is printed when it ends (in the order of ENGINES).
+# Each leg's log is printed when it ends (in the order of LEGS).
 if [ "$PARALLEL" = 1 ]; then
     for i in "${!pids[@]}"; do
         wait "${pids[$i]}"
         echo
-        echo "==== engine ${engines[$i]}: the whole leg"
-        cat "$WORK/leg-${engines[$i]}.log"
+        echo "==== leg ${LEGS[$i]}: the whole leg"
+        cat "$WORK/leg-${LEGS[$i]}.log"
     done
 fi
-for engine in $ENGINES; do
-    [ -e "$WORK/was-running-$engine" ] || deploy/engine.sh stop "$engine"
+for leg in "${LEGS[@]}"; do
+    [ -e "$WORK/was-running-$leg" ] || with_engine "$leg" deploy/engine.sh stop "${leg%-faults}"
 done
 finish

@@ -79,6 +79,19 @@ def check_upload(
         raise
 
 
+def unpacked_bytes(checked: IO[bytes]) -> int:
+    """What a checked copy adds to a volume as the engine measures it (`system df`): its files'
+    bytes and its symbolic links' (a link's target's length); read from the headers only."""
+    checked.seek(0)
+    with _Reader.open(fileobj=checked, mode="r:", encoding=ENCODING[0], errors=ENCODING[1]) as tar:
+        total = 0
+        for member in tar:
+            tar.members = []
+            total += member.size if member.isreg() else len(member.linkname.encode()) if member.issym() else 0
+    checked.seek(0)
+    return total
+
+
 def _copy_checked(spooled: Spooled, copy: IO[bytes], base: str, max_bytes: int, max_entries: int) -> int:
     count = 0
     links = Links(base)

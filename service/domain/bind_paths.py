@@ -62,13 +62,16 @@ class BindPolicy:
         engine_paths: Callable[[], Iterable[str]],
         trusted_uids: Iterable[int] | None = None,
         allowed: Callable[[], Iterable[str]] | None = None,
+        setting: tuple[str, str] = ("bind root", "DOCKVOL_BIND_ROOTS"),
     ) -> None:
         """`engine_paths` gives the engine socket and data root; called only when a path is checked.
         `trusted_uids`: who may own the directories above a source (default: root and dockvol's user).
-        `allowed`: the roots the caller's project may use, each under one of `roots` (default: all)."""
+        `allowed`: the roots the caller's project may use, each under one of `roots` (default: all).
+        `setting`: what a root is called and the variable naming them, for refusals (backup roots walk too)."""
         self._roots = tuple(roots)
+        self._setting = setting
         self._allowed = allowed or (lambda: self._roots)
-        self._engine_paths = engine_paths
+        self.engine_paths = engine_paths
         self._trusted = frozenset(trusted_uids if trusted_uids is not None else {0, os.geteuid()})
         self._thread_lock = threading.Lock()
 
@@ -80,7 +83,7 @@ class BindPolicy:
             resolved = PurePosixPath(os.path.realpath(source))
         except OSError:  # a link vanished while it was being followed
             raise Forbidden(f"{field}: {source} changed while it was being resolved") from None
-        denied = [*SYSTEM_PATHS, *self._engine_paths()]
+        denied = [*SYSTEM_PATHS, *self.engine_paths()]
         for d in denied:
             d_path = PurePosixPath(os.path.realpath(d))
             if _within(resolved, d_path) or _within(d_path, resolved):
@@ -88,10 +91,10 @@ class BindPolicy:
         roots = [PurePosixPath(os.path.realpath(r)) for r in self._allowed()]
         if not any(_within(resolved, r) for r in roots):
             if not self._roots:
-                raise Forbidden(f"{field}: bind mounts are disabled (DOCKVOL_BIND_ROOTS is empty)")
+                raise Forbidden(f"{field}: host paths are disabled ({self._setting[1]} is empty)")
             if not roots:
                 raise Forbidden(f"{field}: bind mounts are disabled for this project (it has no bind_roots)")
-            raise Forbidden(f"{field}: {source} does not lie inside a configured bind root")
+            raise Forbidden(f"{field}: {source} does not lie inside a configured {self._setting[0]}")
         self._walk(str(resolved), field, create=False)
         return str(resolved)
 
@@ -136,7 +139,7 @@ class BindPolicy:
                 except OSError:
                     continue  # a root that does not exist admits nothing
                 stack.callback(os.close, fd)
-                _flock(fd)
+                flock(fd)
             yield
 
     def _walk(self, path: str, field: str, create: bool, must_exist: bool = False) -> list[str]:
@@ -204,7 +207,7 @@ class BindPolicy:
                 )
 
 
-def _flock(fd: int) -> None:
+def flock(fd: int) -> None:
     """An exclusive flock, waited for without blocking the process (other greenlets run)."""
 
     def locked() -> bool:

@@ -126,6 +126,12 @@ class Helpers:
             self._image_ready = True
 
 
+def gone(owner_label: str) -> bool:
+    """The process an owner label names was one of this host's and has ended."""
+    pid = local_pid(owner_label)
+    return pid is not None and not alive(pid)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -112,10 +112,11 @@ class Intents:
         self._recoverers[kind] = recover
 
     @contextlib.contextmanager
-    def run(self, kind: str, keys: Sequence[str], **args: Any) -> Iterator[Intent]:
-        """Lock `keys` (e.g. "binding/web") for an operation of `kind`; on a failure inside after
-        `intent.begin()`, recover it before the error goes on."""
-        held = self.hold(kind, keys, **args)
+    def run(self, kind: str, keys: Sequence[str], *, wait: float | None = None, **args: Any) -> Iterator[Intent]:
+        """Lock `keys` (e.g. "binding/web") for an operation of `kind`, waiting up to `wait` seconds
+        (default `LOCK_WAIT`) for them; on a failure inside after `intent.begin()`, recover it
+        before the error goes on."""
+        held = self.hold(kind, keys, wait=wait, **args)
         try:
             yield held.intent
         except BaseException:
@@ -123,13 +124,13 @@ class Intents:
             raise
         held.end(failed=False)
 
-    def hold(self, kind: str, keys: Sequence[str], **args: Any) -> Held:
+    def hold(self, kind: str, keys: Sequence[str], *, wait: float | None = None, **args: Any) -> Held:
         """`run` for an operation that outlives the call that starts it (a paused export streams
         until its client has read it): the caller ends it with `Held.end`."""
         intent = Intent(secrets.token_hex(8), kind, tuple(sorted(set(keys))), args, owner(), times.now())
         _LIVE.add(intent.op)
         try:
-            held = self._holding[intent.op] = Held(self, intent, self._acquire(intent))
+            held = self._holding[intent.op] = Held(self, intent, self._acquire(intent, wait))
         except BaseException:
             _LIVE.discard(intent.op)
             raise
@@ -183,6 +184,10 @@ class Intents:
             done += 1
         return done
 
+    def under_way(self) -> dict[str, Intent]:
+        """Every operation holding locks now, anyone's, by id: its record, notes included."""
+        return self._held()
+
     def _held(self) -> dict[str, Intent]:
         """Every operation's record, read from all its locks (notes add to it)."""
         held: dict[str, Intent] = {}
@@ -205,11 +210,11 @@ class Intents:
 
     # -- locks -----------------------------------------------------------------------------------
 
-    def _acquire(self, intent: Intent) -> list[str]:
+    def _acquire(self, intent: Intent, wait: float | None) -> list[str]:
         held: list[str] = []
         try:
             for key in intent.keys:
-                self._take(self._lock_spec(intent, key), key)
+                self._take(self._lock_spec(intent, key), key, wait)
                 held.append(lock_name(key))
         except BaseException:
             self._finish(intent.op, held)  # the engine may be away: then the reconciler releases them
@@ -229,7 +234,7 @@ class Intents:
         }
         return ContainerSpec(name=lock_name(key), image=IMAGE, command=NEVER_RUN, network="none", labels=labels)
 
-    def _take(self, spec: ContainerSpec, key: str) -> None:
+    def _take(self, spec: ContainerSpec, key: str, wait: float | None = None) -> None:
         self._helpers.ensure_image()
 
         def taken() -> bool:
@@ -239,7 +244,7 @@ class Intents:
             except Conflict:
                 return False
 
-        if not backoff.until(taken, first=0.02, most=0.5, within=LOCK_WAIT):
+        if not backoff.until(taken, first=0.02, most=0.5, within=LOCK_WAIT if wait is None else wait):
             raise Conflict(f"{key.replace('/', ' ')} is busy with another operation; try again")
 
     def _release(self, names: Sequence[str], op: str | None = None) -> None:

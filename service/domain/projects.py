@@ -13,6 +13,8 @@ every use case is given instead of the engine itself.
   the caller's project (a `*` caller's: the label the use case set, else `default`); a project
   with a quota for that kind counts what it holds and creates under one engine-wide lock per
   project (intents.py's lock containers), so N concurrent creates against room for M give M.
+- Bytes: a project's measured volume bytes (measured.py); while they are over its `bytes` quota,
+  its new volumes are refused (the writes that would pass it: byte_quota.py).
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from typing import Any
 
 from ..config import ALL_PROJECTS, DEFAULT_PROJECT, ProjectConfig
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, PruneReport, VolumeRecord
-from ..errors import Conflict, NotFound, QuotaExceeded
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from . import labels as label
+from .measured import Meter
 
 COUNTED_ROLES = {"binding": "bindings", "infra": "sharing_groups"}  # container role -> quota it counts in
 MACHINERY = ("lock", "helper")  # dockvol's own containers: no project's, seen by all
+QUOTA_LOCK_WAIT = 60.0  # seconds a create waits for its project's quota lock (a short hold)
 STAGING_PREFIX = "dockvol-import-"  # an import's staging volume (volume_data.py): no new room in a quota
 
 _caller: ContextVar[str] = ContextVar("dockvol_project", default=ALL_PROJECTS)
@@ -63,26 +67,34 @@ def sees(project: str, labels: Mapping[str, str]) -> bool:
     return project == ALL_PROJECTS or project_of(labels) == project
 
 
+def owner(labels: Mapping[str, str]) -> str:
+    """The project a new object of the caller's is born in: the caller's; a `*` caller's, the one
+    the use case chose (a move to another project), else `default`."""
+    caller = current()
+    return caller if caller != ALL_PROJECTS else labels.get(label.PROJECT) or DEFAULT_PROJECT
+
+
 @dataclass(frozen=True)
 class Usage:
     volumes: int
     bindings: int
     sharing_groups: int
-
-    def of(self, quota: str) -> int:
-        counts: dict[str, int] = {
-            "volumes": self.volumes,
-            "bindings": self.bindings,
-            "sharing_groups": self.sharing_groups,
-        }
-        return counts.get(quota, 0)
+    bytes: int
+    bytes_measured_at: str
 
 
 class Projects:
     """The configured projects, and what each holds."""
 
-    def __init__(self, engine: Engine, configured: Mapping[str, ProjectConfig], known: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        configured: Mapping[str, ProjectConfig],
+        known: Sequence[str] = (),
+        usage_interval: float = 300.0,
+    ) -> None:
         self._engine = engine
+        self.meter = Meter(engine, usage_interval, project_of)
         self.configured = dict(configured)
         self._known = sorted({DEFAULT_PROJECT, *configured, *(p for p in known if p != ALL_PROJECTS)})
 
@@ -95,17 +107,33 @@ class Projects:
         return self.configured.get(project, ProjectConfig()).quota
 
     def usage(self, project: str) -> Usage:
-        """What the project holds, from two listings (the engine's, or the view's in a read)."""
+        """What the project holds, from two listings (the engine's, or the view's in a read), and
+        its bytes as last measured (never longer ago than the interval)."""
         volumes = [v for v in self._engine.list_volumes(labels=[f"{label.MANAGED}=true"]) if _counts_as(v, project)]
         containers = self._engine.list_containers(labels=[f"{label.MANAGED}=true"])
         held = _held(containers, project)
-        return Usage(len(volumes), len(held["bindings"]), len(held["sharing_groups"]))
+        measured = self.meter.measure()
+        return Usage(
+            len(volumes), len(held["bindings"]), len(held["sharing_groups"]), measured.used(project), measured.at
+        )
 
     def get(self, name: str) -> str:
         """`name`, if the caller may see it; else NotFound, as for a project that does not exist."""
         if name not in self.names():
             raise NotFound(f"project {name} does not exist")
         return name
+
+    def creating_in(self, project: str | None) -> ContextManager[None]:
+        """Where a create lands: the caller's project, or (the operator's, `*`) the one it names,
+        made there as that project makes it (its bind roots, its quota, its label)."""
+        caller = current()
+        if project is None or project == caller:
+            return contextlib.nullcontext()
+        if caller != ALL_PROJECTS:
+            raise Forbidden("only a token of the project `*` creates in another project")
+        if project not in self._known:
+            raise InvalidInput("project", f"project {project} is not configured")
+        return acting_for(project)
 
 
 def _counts_as(v: VolumeRecord, project: str) -> bool:
@@ -162,8 +190,9 @@ class ProjectScope:
         if not label.is_managed(labels):
             return self.unscoped.create_volume(name, driver, driver_opts, labels)
         labels, project = self._stamped(labels)
-        room = "volumes" in self._projects.quota(project) and not _no_new_room(name, labels, project, self)
-        with self._counted(project, "volumes") if room else contextlib.nullcontext():
+        kinds = [k for k in ("bytes", "volumes") if k in self._projects.quota(project)]
+        room = bool(kinds) and not _no_new_room(name, labels, project, self)
+        with self._counted(project, kinds) if room else contextlib.nullcontext():
             return self.unscoped.create_volume(name, driver, driver_opts, labels)
 
     def create_container(self, spec: ContainerSpec) -> str:
@@ -174,7 +203,7 @@ class ProjectScope:
         spec = replace(spec, labels=labels)
         named = labels.get(label.BINDING if kind == "bindings" else label.GROUP, spec.name)
         room = kind in self._projects.quota(project)
-        with self._counted(project, kind, named) if room else contextlib.nullcontext():
+        with self._counted(project, [kind], named) if room else contextlib.nullcontext():
             try:
                 return self.unscoped.create_container(spec)
             except Conflict:  # the engine's words could name the holder: say what a missing name's check says
@@ -210,27 +239,31 @@ class ProjectScope:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _stamped(self, labels: Mapping[str, str]) -> tuple[dict[str, str], str]:
-        """The labels with the owning project: the caller's; a `*` caller's, the one the use case
-        chose (a move to another project), else `default`."""
-        caller = current()
-        project = caller if caller != ALL_PROJECTS else labels.get(label.PROJECT) or DEFAULT_PROJECT
+        """The labels with the owning project (`owner`)."""
+        project = owner(labels)
         return {**labels, label.PROJECT: project}, project
 
     @contextlib.contextmanager
-    def _counted(self, project: str, quota: str, name: str | None = None) -> Iterator[None]:
+    def _counted(self, project: str, quotas: Sequence[str], name: str | None = None) -> Iterator[None]:
         """Count, then create, under the project's lock: atomic across workers and processes. `name`:
         a binding's or group's name, which a replace's new container shares (no new room)."""
-        limit = self._projects.quota(project)[quota]
+        limits = self._projects.quota(project)
         with self.lock(f"quota/{project}"):
-            if quota == "volumes":
-                used = sum(1 for v in self.unscoped.list_volumes([f"{label.MANAGED}=true"]) if _counts_as(v, project))
-                fits = used < limit
-            else:
-                held = _held(self.unscoped.list_containers(labels=[f"{label.MANAGED}=true"]), project)[quota]
-                used = len(held)
-                fits = name in held or used < limit
-            if not fits:
-                raise QuotaExceeded(quota, limit, used)
+            for quota in quotas:
+                limit = limits[quota]
+                if quota == "bytes":  # as last measured: growth made by containers shows within the interval
+                    used = self._projects.meter.measure().used(project)
+                    fits = used <= limit
+                elif quota == "volumes":
+                    volumes = self.unscoped.list_volumes([f"{label.MANAGED}=true"])
+                    used = sum(1 for v in volumes if _counts_as(v, project))
+                    fits = used < limit
+                else:
+                    held = _held(self.unscoped.list_containers(labels=[f"{label.MANAGED}=true"]), project)[quota]
+                    used = len(held)
+                    fits = name in held or used < limit
+                if not fits:
+                    raise QuotaExceeded(quota, limit, used)
             yield
 
 

@@ -24,9 +24,10 @@ from ..streams import Stream
 from . import archive_check, archives
 from . import labels as label
 from .archives import Entry
+from .byte_quota import ByteQuota
 from .helpers import Helper, Helpers
 from .intents import Held, Intent, Intents
-from .projects import acting_for, current, unscoped
+from .projects import acting_for, current, owner, unscoped
 from .volumes import Volume, Volumes
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class VolumeData:
         volumes: Volumes,
         helpers: Helpers,
         intents: Intents,
+        byte_quota: ByteQuota,
         max_import_bytes: int,
         max_import_entries: int,
         spool_dir: str | None = None,
@@ -74,6 +76,7 @@ class VolumeData:
         self._engine = engine
         self._max_entries = max_import_entries
         self._intents = intents
+        self._byte_quota = byte_quota
         intents.recoverer("volume.clone", self._recover_clone)
         intents.recoverer("volume.rename", self._recover_rename)
         intents.recoverer("volume.import", self._recover_import)
@@ -107,14 +110,16 @@ class VolumeData:
             archive_check.spool(upload, self._max, self._spool_dir) as spooled,
             self._intents.run("volume.import", [f"volume/{name}"], target=name, path=path) as intent,
         ):
-            self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
+            volume = self._volumes.get(name)  # again, under the lock: a rename may have taken it meanwhile
             checked, count = archive_check.check_upload(spooled, path, self._max, self._max_entries, self._spool_dir)
             spooled.close()  # what goes on is the copy of what was checked, not the upload
-            with checked:
+            size = archive_check.unpacked_bytes(checked)
+            with checked, self._byte_quota.claim(intent, volume.project or "", size):
                 intent.begin()
                 self._stage(checked, intent)
-            self._apply(intent)
-            self._engine.remove_volume(staging_name(intent.op))
+                checked.close()
+                self._apply(intent)
+                self._engine.remove_volume(staging_name(intent.op))
         return count
 
     # An import is made atomic through a staging volume: (1) the checked upload is copied there
@@ -127,7 +132,10 @@ class VolumeData:
 
     def _stage(self, checked: IO[bytes], intent: Intent) -> None:
         staging = staging_name(intent.op)
-        self._volumes.create(staging, "local", {}, {}, marks={**intent.label, label.FILLING: intent.op})
+        # The staging copy is the project's bytes while it lasts: labelled with the target's project.
+        project = self._engine.inspect_volume(intent.args["target"]).labels.get(label.PROJECT)
+        marks = {**intent.label, label.FILLING: intent.op, **({label.PROJECT: project} if project else {})}
+        self._volumes.create(staging, "local", {}, {}, marks=marks)
         size = checked.seek(0, io.SEEK_END)
         checked.seek(0)
         with self._helpers.open([(staging, "/v", False)], intent.label) as helper:
@@ -170,8 +178,9 @@ class VolumeData:
     def clone(self, name: str, new_name: str, labels: Mapping[str, str], pause: bool) -> Volume:
         with self._intents.run("volume.clone", [f"volume/{name}", f"volume/{new_name}"], target=new_name) as intent:
             self._volumes.get(name)
-            intent.begin()
-            self._copy(name, new_name, labels, pause, intent)
+            with self._byte_quota.claim(intent, owner(labels), copying=name):
+                intent.begin()
+                self._copy(name, new_name, labels, pause, intent)
         return self._volumes.get(new_name)
 
     def receive(self, new_name: str, labels: Mapping[str, str], source: Callable[[], IO[bytes]]) -> Volume:
@@ -187,8 +196,8 @@ class VolumeData:
                 pass
             with archive_check.spool(source(), self._max, self._spool_dir) as spooled:
                 checked, _ = archive_check.check_upload(spooled, "", self._max, self._max_entries, self._spool_dir)
-            with checked:
-                checked.seek(0)
+            size = archive_check.unpacked_bytes(checked)
+            with checked, self._byte_quota.claim(intent, owner(labels), size):
                 intent.begin()
                 self._volumes.create(new_name, "local", {}, labels, marks={**intent.label, label.FILLING: intent.op})
                 with self._helpers.open([(new_name, "/v", False)], intent.label) as helper:

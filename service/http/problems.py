@@ -33,6 +33,7 @@ STATUS = (
     (errors.InvalidInput, 422, INVALID_INPUT),
     (errors.EngineRejected, 422, "engine-rejected"),
     (errors.EngineFailure, 502, "engine-failure"),
+    (errors.BackupFailure, 502, "backup-failure"),
     (errors.EngineUnavailable, 503, "engine-unavailable"),
 )
 

@@ -16,5 +16,6 @@ echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(unam
 cd tests/benchmarks
 "$PY" bench_api.py "$@"
 "$PY" bench_volume_data.py --mib "${DOCKVOL_BENCH_MIB:-1024}"
+"$PY" bench_projects.py
 "$PY" bench_fleet.py
 "$PY" bench_swarm.py --engine "$ENGINE"

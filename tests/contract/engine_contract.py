@@ -346,6 +346,20 @@ class ArchiveContract:
         assert got["./.hidden"] == ("file", 0o600, b"")
         assert "." in got
 
+    def test_volume_sizes_count_file_and_link_bytes_not_directories(self, world, tag):
+        """The `bytes` quota measures what the engine's `system df` counts: the sizes of files and
+        symbolic links (a link's: its target's length), no directory's."""
+        key, _, value = tag.partition("=")
+        vol = world.engine.create_volume(unique(), "local", {}, {key: value})
+        name = unique("holder")
+        world.made.append(name)
+        mounts = (MountSpec("volume", "/v", source=vol.name),)
+        world.engine.create_container(
+            ContainerSpec(name=name, image="busybox:stable", command=("true",), labels={key: value}, mounts=mounts)
+        )
+        world.engine.put_archive(name, "/v", make_tar([*self.TREE, ("big", "file", b"x" * 5000, 0o644)]))
+        assert world.engine.volume_sizes()[vol.name] == len(b"hello\n") + len("sub/f.txt") + 5000
+
     def test_get_of_a_subdirectory_or_file_names_it_by_its_base(self, world, holder):
         world.engine.put_archive(holder, "/v", make_tar(self.TREE))
         archive = world.engine.get_archive(holder, "/v/sub")

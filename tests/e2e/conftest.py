@@ -44,8 +44,8 @@ class Service:
         self.log_path = log_path
         gunicorn = pathlib.Path(sys.executable).parent / "gunicorn"
         self.log = log_path.open("wb")
-        # Its metrics and the ring of answered writes live beside its log, in pytest's temporary
-        # directory, so a killed service leaves nothing behind in the machine's /tmp.
+        # Its metrics, the ring of answered writes and its state dir live beside its log, in
+        # pytest's temporary directory, so a killed service leaves nothing behind on the machine.
         metrics = log_path.parent / "metrics"
         metrics.mkdir()
         self.proc = subprocess.Popen(
@@ -58,7 +58,13 @@ class Service:
                 app,
             ],
             cwd=ROOT,
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env},
+            # Its state dir too, unless the test shares one: never the host's default.
+            env={
+                **os.environ,
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+                "DOCKVOL_STATE_DIR": str(log_path.parent / "state"),
+                **env,
+            },
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a test can kill master and workers at once
@@ -133,6 +139,22 @@ def bind_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def backup_root(tmp_path_factory):
+    """The one directory under which this session's services admit backup repositories."""
+    return tmp_path_factory.mktemp("backuproot").resolve()
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory):
+    """The session service's state dir (repositories, backup runs, restores)."""
+    return tmp_path_factory.mktemp("state").resolve()
+
+
+def backup_env(backup_root, state_dir) -> dict[str, str]:
+    return {"DOCKVOL_BACKUP_ROOTS": json.dumps([str(backup_root)]), "DOCKVOL_STATE_DIR": str(state_dir)}
+
+
+@pytest.fixture(scope="session")
 def start_service(tmp_path_factory):
     """Start extra services with their own environment; all stop at the end of the session."""
     started: list[Service] = []
@@ -148,21 +170,28 @@ def start_service(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def service(start_service, bind_root):
-    return start_service(service_env(engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)])))
+def service(start_service, bind_root, backup_root, state_dir):
+    return start_service(
+        service_env(
+            engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]), **backup_env(backup_root, state_dir)
+        )
+    )
 
 
 @pytest.fixture(scope="session")
 def sdk():
     client = docker.DockerClient(base_url=engine_host(), version="auto", timeout=30)
     yield client
-    for c in client.containers.list(all=True):
+    # One listing, no inspect per container: one removed meanwhile (by a service still finishing)
+    # would fail the inspect.
+    for c in client.api.containers(all=True):
         # The tests' containers, and dockvol's own helpers, locks and stood-aside containers that a
         # service stopped (or killed) at the session's end had no time to finish with.
-        own = c.labels.get("dockvol.role") in ("helper", "lock") or c.name.startswith("dockvol-aside-")
-        if c.name.startswith("dvtest-") or TEST_LABEL in c.labels or own:
+        name, labels = c["Names"][0].lstrip("/"), c.get("Labels") or {}
+        own = labels.get("dockvol.role") in ("helper", "lock") or name.startswith("dockvol-aside-")
+        if name.startswith("dvtest-") or TEST_LABEL in labels or own:
             try:
-                c.remove(force=True)
+                client.api.remove_container(c["Id"], force=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:  # 409: a stopping service is removing it too

@@ -1,15 +1,19 @@
 """Projects end to end: gunicorn with several workers over the private engine. Quotas hold under
 races (20 concurrent creates against room for 5 give exactly 5: volumes, bindings that make an
-anonymous volume each, sharing groups), and project a's token meets b's objects as missing ones."""
+anonymous volume each, sharing groups), project a's token meets b's objects as missing ones, and
+the bytes quota refuses an import that would pass it and, once a container has grown a volume
+past it, new volumes and imports."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 import requests
 
+from tests.contract.engine_contract import make_tar
 from tests.support import IMAGE, TEST_LABEL, engine_host, race, unique
 
 from .conftest import TOKENS, auth, service_env
@@ -21,7 +25,10 @@ PROJECT_TOKENS = {
     "pj-race-v": {"scopes": ["write"], "project": "race-v"},
     "pj-race-b": {"scopes": ["write"], "project": "race-b"},
     "pj-race-g": {"scopes": ["write"], "project": "race-g"},
+    "pj-churn": {"scopes": ["admin"], "project": "churn"},
+    "pj-bytes": {"scopes": ["admin"], "project": "pbytes"},
 }
+BYTES_LIMIT, USAGE_INTERVAL = 2_000_000, 1.0
 A, B = auth("pj-a"), auth("pj-b")
 
 
@@ -41,6 +48,8 @@ def svc(start_service, bind_root, roots):
         "race-v": {"quota": {"volumes": ROOM}},
         "race-b": {"quota": {"volumes": ROOM}},  # each binding makes one anonymous volume: room for 5 bindings
         "race-g": {"quota": {"sharing_groups": ROOM}},
+        "churn": {},
+        "pbytes": {"quota": {"bytes": BYTES_LIMIT}},
     }
     env = service_env(
         engine_host(),
@@ -48,6 +57,7 @@ def svc(start_service, bind_root, roots):
         DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
         DOCKVOL_PROJECTS=json.dumps(projects),
         DOCKVOL_WORKERS="4",
+        DOCKVOL_USAGE_INTERVAL=str(USAGE_INTERVAL),
     )
     return start_service(env)
 
@@ -177,3 +187,108 @@ def test_a_projects_token_meets_anothers_objects_as_missing_ones(svc, sdk, roots
     assert after == before
     shown = requests.get(svc.url(f"/api/v1/volumes/{vol}"), headers=B, timeout=30).json()
     assert shown["project"] == "pb" and [u["binding"] for u in shown["used_by"]] == [app]
+
+
+def test_projects_usage_matches_the_engine_after_churn(svc, sdk):
+    """Creates, deletes, a binding's anonymous volume, a group, a prune: GET /projects counts what
+    the engine holds under the project's label, and a's prune leaves b's unused volume alone."""
+    churn = auth("pj-churn")
+
+    def post(path: str, body: dict, headers=churn) -> requests.Response:
+        answer = requests.post(svc.url(path), json=body, headers=headers, timeout=60)
+        assert answer.status_code in (200, 201), answer.text
+        return answer
+
+    def usage() -> dict:
+        return requests.get(svc.url("/api/v1/projects/churn"), headers=churn, timeout=30).json()["usage"]
+
+    def held() -> dict:
+        def containers(role: str) -> int:
+            labels = ["dockvol.project=churn", f"dockvol.role={role}"]
+            return len(sdk.containers.list(all=True, filters={"label": labels}))
+
+        volumes = sdk.volumes.list(filters={"label": "dockvol.project=churn"})
+        return {"volumes": len(volumes), "bindings": containers("binding"), "sharing_groups": containers("infra")}
+
+    theirs = unique("keep")
+    post("/api/v1/volumes", {"name": theirs, "labels": {TEST_LABEL: "e2e"}}, headers=B)  # b's, unused
+    names = [unique("churn") for _ in range(4)]
+    for name in names:
+        post("/api/v1/volumes", {"name": name, "labels": {TEST_LABEL: "e2e"}})
+    app, group = unique("churn-app"), unique("churn-g")
+    post(
+        "/api/v1/bindings",
+        binding(app, [{"type": "volume", "target": "/data"}, {"type": "volume", "source": names[0], "target": "/d"}]),
+    )
+    post("/api/v1/sharing-groups", {"name": group})
+    assert requests.delete(svc.url(f"/api/v1/volumes/{names[1]}"), headers=churn, timeout=60).status_code == 204
+    counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
+    assert counted == held() == {"volumes": 4, "bindings": 1, "sharing_groups": 1}
+
+    pruned = post("/api/v1/volumes/prune", {"include_named": True}).json()
+    assert sorted(pruned["volumes_deleted"]) == sorted(names[2:])  # the binding's two stay in use
+    assert requests.get(svc.url(f"/api/v1/volumes/{theirs}"), headers=B, timeout=30).status_code == 200
+    counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
+    assert counted == held() == {"volumes": 2, "bindings": 1, "sharing_groups": 1}
+
+    assert (
+        requests.delete(
+            svc.url(f"/api/v1/bindings/{app}?remove_anonymous_volumes=true"), headers=churn, timeout=60
+        ).status_code
+        == 204
+    )
+    assert requests.delete(svc.url(f"/api/v1/sharing-groups/{group}"), headers=churn, timeout=60).status_code == 204
+    counted = {k: usage()[k] for k in ("volumes", "bindings", "sharing_groups")}
+    assert counted == held()
+
+
+def engine_bytes(sdk, volume: str) -> int:
+    (found,) = [v for v in sdk.api.df()["Volumes"] if v["Name"] == volume]
+    return int(found["UsageData"]["Size"])
+
+
+def test_the_bytes_quota_refuses_writes_that_would_pass_it_and_new_volumes_once_passed(svc, sdk):
+    token = auth("pj-bytes")
+    vol = unique("bytes")
+    made = requests.post(
+        svc.url("/api/v1/volumes"), json={"name": vol, "labels": {TEST_LABEL: "e2e"}}, headers=token, timeout=30
+    )
+    assert made.status_code == 201, made.text
+
+    def import_(size: int) -> requests.Response:
+        archive = make_tar([(f"f{size}", "file", b"x" * size, 0o644)])
+        return requests.put(svc.url(f"/api/v1/volumes/{vol}/archive"), data=archive, headers=token, timeout=120)
+
+    def refused_with(answer: requests.Response, used: int) -> None:
+        assert answer.status_code == 403, answer.text
+        body = answer.json()
+        assert body["type"].endswith("quota-exceeded")
+        assert (body["quota"], body["limit"], body["used"]) == ("bytes", BYTES_LIMIT, used)
+
+    # An import that would pass it: refused, nothing written (not in the volume, no staging copy left).
+    volumes_before = sorted(v.name for v in sdk.volumes.list())
+    refused_with(import_(BYTES_LIMIT + 1), 0)
+    listing = requests.get(svc.url(f"/api/v1/volumes/{vol}/files"), headers=token, timeout=60).json()
+    assert listing["entries"] == []
+    assert engine_bytes(sdk, vol) == 0 and sorted(v.name for v in sdk.volumes.list()) == volumes_before
+    assert import_(1000).status_code == 200
+    usage = requests.get(svc.url("/api/v1/projects/pbytes"), headers=token, timeout=30).json()["usage"]
+    assert usage["bytes"] == 1000 == engine_bytes(sdk, vol)
+
+    # A container grows the volume past the quota: once measured, new volumes and imports are refused.
+    grow = f"head -c {BYTES_LIMIT + 500_000} /dev/zero > /d/grown"
+    sdk.containers.run(
+        IMAGE, ["sh", "-c", grow], volumes={vol: {"bind": "/d"}}, labels={TEST_LABEL: "e2e"}, remove=True
+    )
+    time.sleep(USAGE_INTERVAL + 0.2)
+    grown = BYTES_LIMIT + 501_000
+    assert engine_bytes(sdk, vol) == grown
+    usage = requests.get(svc.url("/api/v1/projects/pbytes"), headers=token, timeout=30).json()["usage"]
+    assert usage["bytes"] == grown and usage["bytes_measured_at"].endswith("Z")
+    volumes_before = sorted(v.name for v in sdk.volumes.list())
+    refused_with(
+        requests.post(svc.url("/api/v1/volumes"), json={"name": unique("more")}, headers=token, timeout=30), grown
+    )
+    refused_with(import_(10), grown)
+    assert sorted(v.name for v in sdk.volumes.list()) == volumes_before
+    assert engine_bytes(sdk, vol) == grown

@@ -68,6 +68,7 @@ CHECKED = (
     "Watching changes",
     "Cleaning up",
     "Projects",
+    "Backups",
     "Errors",
 )
 # The projects "Projects" starts `make run` with; the whole run has them (the tour's token is `*`).
@@ -75,8 +76,9 @@ PROJECTS = '{"web": {"quota": {"volumes": 1}}, "ci": {}}'
 
 SWARM = ("Fleet mode", "Deploy")  # need a Swarm or an image build: the fleet tier and deploy/smoke.sh
 CONTAINERS = ("b1", "b2", "infracon", "nginx", "tomcat")
-VOLUMES = ("site-data", "site-restored", "site-copy", "site-v2", "site-py")
+VOLUMES = ("site-data", "site-restored", "site-copy", "site-v2", "site-py", "shop-data", "shop-restored")
 BIND_ROOT = pathlib.Path("/data")
+BACKUP_ROOT = pathlib.Path("/backups")  # deploy/run.sh's DOCKVOL_BACKUP_ROOTS
 README_IMAGE = "busybox:stable"
 ANONYMOUS = re.compile(r"[0-9a-f]{64}")
 
@@ -338,6 +340,9 @@ class Run:
     def calls(self, block: Block, recorded: list[tuple[list[str], int, dict[str, str], bytes, int]]) -> list[Call]:
         cmds = commands(block)
         made = [c for c in cmds for _ in range(curls_in(c))]
+        # A polling loop (`until curl ...; do sleep 1; done`) runs its one curl until the answer
+        # says done: the same curl again and again counts as one, its last.
+        recorded = [r for i, r in enumerate(recorded) if i + 1 == len(recorded) or recorded[i + 1][0] != r[0]]
         # The variables block, sourced first, runs no curl: each recorded curl is one of this block's.
         assert len(recorded) == len(made), f"{block.where}: {len(made)} curls written, {len(recorded)} ran"
         return [Call(cmd, *rec) for cmd, rec in zip(made, recorded, strict=True)]
@@ -362,6 +367,8 @@ def make_run(tmp_path_factory) -> Iterator[Run]:
         pytest.fail(f"the README's examples would meet these on the engine (remove them): {taken}", pytrace=False)
     root_existed = BIND_ROOT.exists()
     before = set(BIND_ROOT.rglob("*")) if root_existed else set()
+    backup_root_existed = BACKUP_ROOT.exists()
+    backups_before = set(BACKUP_ROOT.rglob("*")) if backup_root_existed else set()
 
     scratch = tmp_path_factory.mktemp("readme")
     cwd = scratch / "checkout"
@@ -415,6 +422,10 @@ def make_run(tmp_path_factory) -> Iterator[Run]:
             subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
         if not root_existed and BIND_ROOT.exists():
             BIND_ROOT.rmdir()
+        for path in created_under(BACKUP_ROOT, backups_before):  # the repositories' data (forgotten, not removed)
+            subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+        if not backup_root_existed and BACKUP_ROOT.exists():
+            BACKUP_ROOT.rmdir()
         sdk.close()
     # Ctrl-C stopped it quietly: nothing but dockvol's and gunicorn's JSON lines and make run's own
     # messages, no traceback (a gevent worker's SystemExit printed one, which read like a crash).
@@ -807,6 +818,70 @@ def test_projects_as_written(make_run):
     (block,) = [b for b in checked_blocks() if b.section.startswith("Projects")]
     check_calls(make_run, make_run.run(block, variables_block()), PROJECTS_TOUR)
     assert "web-data" not in make_run.left()
+
+
+def repository_made(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert call.headers["location"] == "/api/v1/repositories/offsite" and "password" not in body
+    assert body["status"]["reachable"] is True and body["path"] == "/backups/offsite"
+    assert b"correct horse" not in call.out
+
+
+def running(call: Call, seen: dict[str, Any]) -> None:
+    body = call.json()
+    assert body["status"] == "running" and body["id"].startswith("run-")
+    assert call.headers["location"] == f"/api/v1/backups/{body['id']}"
+
+
+def status(expected: str) -> Check:
+    def check(call: Call, seen: dict[str, Any]) -> None:
+        assert call.json()["status"] == expected, call.json()
+
+    return check
+
+
+def shop_backups(call: Call, seen: dict[str, Any]) -> None:
+    (backup,) = call.json()
+    assert (backup["volume"], backup["repository"], backup["status"]) == ("shop-data", "offsite", "completed")
+    assert re.fullmatch("[0-9a-f]{64}", backup["id"]) and backup["added_bytes"] > 0
+
+
+def shop_page(call: Call, seen: dict[str, Any]) -> None:
+    assert call.out.endswith(b"<h1>shop</h1>\n")
+
+
+BACKUPS_TOUR: list[tuple[str, str, int, Check | None]] = [
+    ("POST", "/volumes", 201, volume_named("shop-data")),
+    ("PUT", "/volumes/shop-data/archive", 200, None),
+    ("POST", "/repositories", 201, repository_made),
+    ("POST", "/backups", 202, running),
+    ("GET", "/backups/run-", 200, status("completed")),
+    ("GET", "/backups?volume=shop-data", 200, shop_backups),
+    ("GET", "/backups/run-", 200, None),  # the archive
+    ("POST", "/restores", 202, status("running")),
+    ("GET", "/restores/", 200, status("completed")),
+    ("GET", "/volumes/shop-restored/files?path=index.html", 200, shop_page),
+    ("DELETE", "/backups/run-", 204, None),
+    ("DELETE", "/repositories/offsite", 204, None),
+    ("DELETE", "/volumes/shop-restored", 204, None),
+    ("DELETE", "/volumes/shop-data", 204, None),
+]
+
+
+def test_backups_as_written(make_run):
+    """The Backups walk-through: a repository, a backup awaited, a restore awaited, all forgotten.
+    Run ids are the run's own: a URL is matched up to them."""
+    (block,) = [b for b in checked_blocks() if b.section.startswith("Backups")]
+    calls = make_run.run(block, variables_block())
+    assert len(calls) == len(BACKUPS_TOUR), [f"{c.method} {c.url}" for c in calls]
+    api = f"{make_run.base}/api/v1"
+    for call, (method, path, status_code, check) in zip(calls, BACKUPS_TOUR, strict=True):
+        assert call.method == method and call.url.startswith(api + path), str(call)
+        assert (call.rc, call.status) == (0, status_code), str(call)
+        if check is not None:
+            check(call, make_run.seen)
+    assert not {"shop-data", "shop-restored"} & set(make_run.left())
+    assert not (make_run.cwd / "shop").exists()
 
 
 def test_watching_changes_as_written(make_run):

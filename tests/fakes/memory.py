@@ -174,7 +174,7 @@ class InMemoryEngine:
     def volume_sizes(self) -> dict[str, int]:
         self._call("volume_sizes")
         with self._lock:
-            return {n: self.sizes.get(n, 0) for n in self.volumes}
+            return {n: self.sizes.get(n, self.files.size(n)) for n in self.volumes}
 
     def list_containers(
         self, volume: str | None = None, labels: Sequence[str] = (), name: str | None = None
@@ -387,4 +387,5 @@ class InMemoryEngine:
             return record
 
     def set_size(self, volume: str, size: int) -> None:
+        """The size `volume_sizes` gives, whatever the volume's files (growth made by a container)."""
         self.sizes[volume] = size

@@ -50,6 +50,14 @@ class VolumeFiles:
             self._trees[volume] = {"": (root, b"")}
         return self._trees[volume]
 
+    def size(self, volume: str) -> int:
+        """What the engine's `system df` counts: files' and symbolic links' sizes (a link's is its
+        target's length), no directory's."""
+        tree = self._trees.get(volume, {})
+        return sum(
+            len(data) if info.isreg() else len(info.linkname) if info.issym() else 0 for info, data in tree.values()
+        )
+
     def drop(self, volume: str) -> None:
         self._trees.pop(volume, None)
 

@@ -9,7 +9,17 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import ADMIN, READER, WRITER, bind_root, sdk, service, start_service  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
+    ADMIN,
+    READER,
+    WRITER,
+    backup_root,
+    bind_root,
+    sdk,
+    service,
+    start_service,
+    state_dir,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -434,7 +434,13 @@ def test_create_that_makes_its_bind_source_killed_at_every_step(service, interru
             outcomes[step] = "gone after its container was made" if created(sdk, name, began) else "gone"
             return True
 
+        def counted():  # what GET /projects says the project holds, as the engine holds it
+            usage = requests.get(service.url("/api/v1/projects/default"), headers=READER, timeout=30).json()["usage"]
+            assert usage["bindings"] == default_bindings(sdk), usage
+            return True
+
         recoveries.append(eventually(recovered, f"create with new directories ({fault}) after step {step}"))
+        eventually(counted, f"project usage ({fault}) after step {step}")
         interrupt.done()
     else:
         pytest.fail("the create never ran to its end")
@@ -443,6 +449,18 @@ def test_create_that_makes_its_bind_source_killed_at_every_step(service, interru
     print(
         f"create with new directories interrupted ({fault}) at each of {step - 1} steps {outcomes}:"
         f" recovered in at most {max(recoveries):.1f} s"
+    )
+
+
+def default_bindings(sdk):
+    """The bindings of the project `default` in the engine (those from before projects have no label)."""
+    containers = sdk.api.containers(all=True, filters={"label": ["dockvol.managed=true", "dockvol.role=binding"]})
+    return len(
+        {
+            c["Labels"].get("dockvol.binding", c["Names"][0])
+            for c in containers
+            if c["Labels"].get("dockvol.project", "default") == "default"
+        }
     )
 
 

@@ -13,7 +13,17 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import ADMIN, READER, WRITER, bind_root, sdk, service, start_service  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
+    ADMIN,
+    READER,
+    WRITER,
+    backup_root,
+    bind_root,
+    sdk,
+    service,
+    start_service,
+    state_dir,
+)
 
 ATTACKER = "nobody"  # an unprivileged account every Debian system has
 

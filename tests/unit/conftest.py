@@ -37,8 +37,13 @@ def bind_root(tmp_path):
 
 
 @pytest.fixture
-def settings(bind_root):
-    return Settings(tokens=TOKENS, bind_roots=(str(bind_root),), docker_host="unix:///run/test-engine.sock")
+def settings(bind_root, tmp_path):
+    return Settings(
+        tokens=TOKENS,
+        bind_roots=(str(bind_root),),
+        docker_host="unix:///run/test-engine.sock",
+        state_dir=str(tmp_path / "state"),
+    )
 
 
 @pytest.fixture

@@ -111,3 +111,34 @@ def test_the_servers_settings_are_read_here_too_with_the_defaults_of_the_datacla
 def test_a_malformed_server_setting_stops_the_start_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_usage_interval_is_a_positive_number_of_seconds():
+    assert Settings.from_env({}).usage_interval == 300.0
+    assert Settings.from_env({"DOCKVOL_USAGE_INTERVAL": "0.5"}).usage_interval == 0.5
+    for bad in ("0", "-1", "soon", "86401"):
+        with pytest.raises(ConfigError, match="DOCKVOL_USAGE_INTERVAL"):
+            Settings.from_env({"DOCKVOL_USAGE_INTERVAL": bad})
+
+
+def test_backups_have_a_state_dir_and_roots_of_their_own():
+    s = Settings.from_env({})
+    assert (s.state_dir, s.backup_roots) == ("/var/lib/dockvol", ())
+    s = Settings.from_env({"DOCKVOL_STATE_DIR": "/srv/state", "DOCKVOL_BACKUP_ROOTS": '["/srv/backups"]'})
+    assert (s.state_dir, s.backup_roots) == ("/srv/state", ("/srv/backups",))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DOCKVOL_STATE_DIR": "relative/state"},
+        {"DOCKVOL_BACKUP_ROOTS": '"/srv/backups"'},
+        {"DOCKVOL_BACKUP_ROOTS": '["backups"]'},
+        # a container writing in a bind source could rewrite a repository below it, or above it
+        {"DOCKVOL_BIND_ROOTS": '["/srv"]', "DOCKVOL_BACKUP_ROOTS": '["/srv/backups"]'},
+        {"DOCKVOL_BIND_ROOTS": '["/srv/data/b"]', "DOCKVOL_BACKUP_ROOTS": '["/srv/data"]'},
+    ],
+)
+def test_malformed_backup_settings_stop_the_start(env):
+    with pytest.raises(ConfigError, match="DOCKVOL_STATE_DIR|DOCKVOL_BACKUP_ROOTS"):
+        Settings.from_env(env)

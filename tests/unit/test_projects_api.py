@@ -8,9 +8,11 @@ import time
 
 import pytest
 
+from service import times
 from service.app import create_app
 from service.config import ProjectConfig, Settings
 from service.http import events as events_module
+from tests.contract.engine_contract import make_tar
 
 from .conftest import bearer
 from .test_events import Stream
@@ -25,7 +27,7 @@ TOKENS = {
 
 @pytest.fixture
 def settings(bind_root):
-    projects = {"a": ProjectConfig({"volumes": 2, "bindings": 4}), "b": ProjectConfig({})}
+    projects = {"a": ProjectConfig({"volumes": 2, "bindings": 4}), "b": ProjectConfig({"bytes": 10})}
     return Settings(tokens=TOKENS, bind_roots=(str(bind_root),), projects=projects, docker_host="unix:///x.sock")
 
 
@@ -49,6 +51,20 @@ def test_a_create_past_a_quota_is_403_quota_exceeded_with_its_numbers(client, en
     assert "v3" not in engine.volumes
 
 
+def test_an_import_past_the_bytes_quota_is_403_quota_exceeded_and_usage_shows_the_bytes(client, engine):
+    assert post(client, "b", "/api/v1/volumes", {"name": "vb"}).status_code == 201
+    archive = make_tar([("f", "file", b"x" * 11, 0o644)])
+    headers = {**bearer("op"), "Content-Type": "application/x-tar"}
+    refused = client.put("/api/v1/volumes/vb/archive", data=archive, headers=headers)
+    assert refused.status_code == 403 and refused.mimetype == "application/problem+json"
+    body = refused.json
+    assert body["type"].endswith("quota-exceeded")
+    assert (body["quota"], body["limit"], body["used"]) == ("bytes", 10, 0)
+    archive = make_tar([("f", "file", b"x" * 10, 0o644)])
+    assert client.put("/api/v1/volumes/vb/archive", data=archive, headers=headers).status_code == 200
+    assert client.get("/api/v1/projects/b", headers=bearer("b")).json["usage"]["bytes"] == 10
+
+
 def test_representations_show_their_project(client):
     post(client, "a", "/api/v1/volumes", {"name": "mine"})
     assert client.get("/api/v1/volumes/mine", headers=bearer("a")).json["project"] == "a"
@@ -61,6 +77,8 @@ def test_projects_list_shows_a_token_its_own_and_the_operator_all(client):
     post(client, "a", "/api/v1/volumes", {"name": "mine"})
     post(client, "a", "/api/v1/bindings", {"name": "app", "image": "busybox:stable", "network": "none"})
     own = client.get("/api/v1/projects", headers=bearer("a")).json
+    measured_at = own[0]["usage"].pop("bytes_measured_at")
+    assert times.nanoseconds(measured_at) <= times.nanoseconds(times.now())
     assert own == [
         {
             "name": "a",
@@ -70,8 +88,7 @@ def test_projects_list_shows_a_token_its_own_and_the_operator_all(client):
                 "bindings": 1,
                 "sharing_groups": 0,
                 "backups": 0,
-                "bytes": None,
-                "bytes_measured_at": None,
+                "bytes": 0,
             },
         }
     ]
@@ -120,3 +137,23 @@ def test_each_projects_watcher_hears_its_own_changes_only(client, engine, monkey
         view.stop()
         engine.down = True
         view._thread.join(5)
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/volumes", {"name": "made"}),
+        ("/api/v1/bindings", {"name": "made", "image": "busybox:stable", "network": "none"}),
+        ("/api/v1/sharing-groups", {"name": "made"}),
+    ],
+)
+def test_a_create_names_its_project_the_operators_lands_there_others_are_403(client, engine, path, body):
+    refused = post(client, "a", path, {**body, "project": "b"})
+    assert refused.status_code == 403 and refused.json["type"].endswith("forbidden")
+    unknown = post(client, "op", path, {**body, "project": "zz"})
+    assert unknown.status_code == 422 and unknown.json["errors"] == {"project": ["project zz is not configured"]}
+    assert engine.volumes == {} and engine.containers == {}
+    made = post(client, "op", path, {**body, "project": "b"})
+    assert made.status_code == 201 and made.json["project"] == "b"
+    assert client.get(made.headers["Location"], headers=bearer("b")).status_code == 200
+    assert client.get(made.headers["Location"], headers=bearer("a")).status_code == 404

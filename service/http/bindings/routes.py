@@ -70,7 +70,8 @@ class BindingCollection(MethodView):
     def post(self, data: dict[str, Any]) -> Response:
         """Create a binding: a container with its mounts, started unless start is false"""
         check_node(data.pop("node", None))
-        return _shown(_bindings().create(_spec(data, data["name"])), 201)
+        with services().projects.creating_in(data.pop("project", None)):
+            return _shown(_bindings().create(_spec(data, data["name"])), 201)
 
 
 @blp.route("/<name:name>")

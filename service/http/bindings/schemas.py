@@ -94,6 +94,12 @@ class BindingWriteSchema(Schema):
 class BindingCreateSchema(BindingWriteSchema):
     name = Name(required=True, metadata={"example": "b2"})
     start = StrictBool(load_default=True)
+    project = ProjectName(
+        metadata={
+            "description": "The project it is made in: the token's own (the default), or any project "
+            "for a token of the project `*` (others: 403); made as that project makes it"
+        }
+    )
     node = ma.fields.String(
         validate=ma.validate.Length(min=1, max=255),
         metadata={"description": "The node to create it on (fleet mode; default: by placement)"},

@@ -21,7 +21,12 @@ class ProjectQuotaSchema(Schema):
     bindings = ma.fields.Integer()
     sharing_groups = ma.fields.Integer()
     backups = ma.fields.Integer()
-    bytes = ma.fields.Integer(metadata={"description": "Measured volume bytes (not enforced yet)"})
+    bytes = ma.fields.Integer(
+        metadata={
+            "description": "Measured volume bytes: an import or clone that would pass it is refused; while "
+            "usage is over it, new volumes and imports are refused"
+        }
+    )
 
 
 class ProjectUsageSchema(Schema):
@@ -29,8 +34,14 @@ class ProjectUsageSchema(Schema):
     bindings = ma.fields.Integer(required=True)
     sharing_groups = ma.fields.Integer(required=True)
     backups = ma.fields.Integer(required=True)
-    bytes = ma.fields.Integer(allow_none=True, metadata={"description": "null: not measured yet"})
-    bytes_measured_at = ma.fields.String(allow_none=True)
+    bytes = ma.fields.Integer(
+        required=True,
+        metadata={
+            "description": "The engine's size (system df) of the project's volumes, measured at most "
+            "DOCKVOL_USAGE_INTERVAL seconds ago"
+        },
+    )
+    bytes_measured_at = ma.fields.String(required=True, metadata={"description": "When bytes was measured (RFC 3339)"})
 
 
 class ProjectSchema(Schema):
@@ -51,8 +62,8 @@ def _document(name: str) -> JSON:
             "bindings": usage.bindings,
             "sharing_groups": usage.sharing_groups,
             "backups": 0,
-            "bytes": None,
-            "bytes_measured_at": None,
+            "bytes": usage.bytes,
+            "bytes_measured_at": usage.bytes_measured_at,
         },
     }
 

@@ -61,7 +61,8 @@ class SharingGroupCollection(MethodView):
     def post(self, data: dict[str, Any]) -> Response:
         """Create a sharing group and start its infrastructure container"""
         check_node(data.get("node"))
-        group = _groups().create(data["name"], data["mounts"], data["share"])
+        with services().projects.creating_in(data.get("project")):
+            group = _groups().create(data["name"], data["mounts"], data["share"])
         location = url_for("sharing_groups.SharingGroupItem", name=group.name)
         return answer(group, 201, location)
 

@@ -31,6 +31,12 @@ class SharingGroupCreateSchema(Schema):
         validate=_unique,
         metadata={"description": "Namespaces members share with the infrastructure container", "uniqueItems": True},
     )
+    project = ProjectName(
+        metadata={
+            "description": "The project it is made in: the token's own (the default), or any project "
+            "for a token of the project `*` (others: 403); made as that project makes it"
+        }
+    )
     node = ma.fields.String(
         validate=ma.validate.Length(min=1, max=255),
         metadata={"description": "The node to create it on (fleet mode; default: by placement)"},

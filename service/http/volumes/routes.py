@@ -57,7 +57,8 @@ class VolumeCollection(MethodView):
         """Create a volume (no body: an anonymous one)"""
         body = body or VolumeCreateSchema().load({})
         check_node(body.get("node"))
-        volume = _volumes().create(body.get("name"), body["driver"], body["driver_opts"], body["labels"])
+        with services().projects.creating_in(body.get("project")):
+            volume = _volumes().create(body.get("name"), body["driver"], body["driver_opts"], body["labels"])
         return answer(volume, 201, url_for("volumes.VolumeItem", name=volume.name))
 
 

@@ -70,6 +70,12 @@ class VolumeCreateSchema(Schema):
         },
     )
     labels = Labels(load_default=dict, metadata={"example": {"team": "web"}})
+    project = ProjectName(
+        metadata={
+            "description": "The project it is made in: the token's own (the default), or any project "
+            "for a token of the project `*` (others: 403); made as that project makes it"
+        }
+    )
     node = ma.fields.String(
         validate=ma.validate.Length(min=1, max=255),
         metadata={"description": "The node to create it on (fleet mode; default: by placement)"},

@@ -4,9 +4,13 @@ makes, what another project's objects look like to it (missing), and quotas (doc
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from service.config import ProjectConfig
+from service.domain import intents as intents_module
 from service.domain import labels as label
 from service.domain.bindings import BindingQuery
 from service.domain.projects import acting_for
@@ -246,6 +250,35 @@ class TestQuotas:
             assert uses.volume_data.rename("v0", "moved").name == "moved"
             assert refusal(lambda: uses.volume_data.clone("v1", "copy", {}, False))[0] is QuotaExceeded
 
+    def test_a_create_queues_for_its_quota_lock_past_the_usual_wait(self, uses, monkeypatch):
+        """Racers on a loaded host wait longer than LOCK_WAIT for the quota's short hold: a create
+        answers made or over quota, never "busy" (an ordinary lock still answers 409 then)."""
+        monkeypatch.setattr(intents_module, "LOCK_WAIT", 0.2)
+
+        def held_for(key: str, seconds: float) -> threading.Thread:
+            taken = threading.Event()
+
+            def hold() -> None:
+                with uses.intents.run("test.hold", [key]):
+                    taken.set()
+                    time.sleep(seconds)
+
+            thread = threading.Thread(target=hold)
+            thread.start()
+            assert taken.wait(5)
+            return thread
+
+        holder = held_for("volume/other", 0.8)
+        with pytest.raises(Conflict), uses.intents.run("test.other", ["volume/other"]):
+            pass
+        holder.join()
+        holder = held_for("quota/a", 0.8)
+        started = time.monotonic()
+        with acting_for("a"):
+            assert uses.volumes.create("v", "local", {}, {}).name == "v"
+        assert time.monotonic() - started >= 0.5
+        holder.join()
+
     def test_usage_counts_what_each_project_holds(self, uses):
         with acting_for("a"):
             uses.bindings.create(spec("b1", mounts=(volume("/d"),)))
@@ -253,3 +286,43 @@ class TestQuotas:
         usage = uses.projects.usage("a")
         assert (usage.volumes, usage.bindings, usage.sharing_groups) == (2, 1, 0)
         assert uses.projects.usage("b").volumes == 0
+
+
+class TestCreatingInAnotherProject:
+    """The operator (`*`) may create in a named project: it is made as that project makes it."""
+
+    def test_the_operator_creates_in_a_project_under_its_rules_roots_and_quota(self, uses, roots, engine, tmp_path):
+        with acting_for("*"), uses.projects.creating_in("a"):
+            made = uses.volumes.create("va", "local", {}, {})
+            b = uses.bindings.create(spec("ba", mounts=(volume("/anon"), bind(roots / "a" / "s", "/s"))))
+            g = uses.sharing_groups.create("ga", (), ["network"])
+            before = snapshot(engine, tmp_path)
+            bound = refusal(lambda: uses.bindings.create(spec("bb", mounts=(bind(roots / "b", "/d"),))))
+            assert bound[0] in (Forbidden, InvalidInput)  # a's roots, not the operator's
+            assert refusal(lambda: uses.sharing_groups.create("g2", (), ["network"]))[0] is QuotaExceeded
+        assert snapshot(engine, tmp_path) == before
+        assert (made.project, b.project, g.project) == ("a", "a", "a")
+        with acting_for("a"):
+            assert {v.name for v in uses.volumes.list(VolumeQuery())} >= {"va"}
+
+    def test_naming_its_own_project_is_the_same_as_naming_none(self, uses):
+        with acting_for("a"), uses.projects.creating_in("a"):
+            assert uses.volumes.create("va", "local", {}, {}).project == "a"
+        with acting_for("*"), uses.projects.creating_in("*"):
+            assert uses.volumes.create("vs", "local", {}, {}).project == "default"
+
+    def test_only_the_operator_names_another_project_and_only_a_known_one(self, uses, engine, tmp_path):
+        before = snapshot(engine, tmp_path)
+        with acting_for("a"):
+            assert refusal(lambda: uses.projects.creating_in("b")) == (
+                Forbidden,
+                "only a token of the project `*` creates in another project",
+                {},
+            )
+        with acting_for("*"):
+            assert refusal(lambda: uses.projects.creating_in("zz")) == (
+                InvalidInput,
+                "project zz is not configured",
+                {"errors": {"project": ["project zz is not configured"]}},
+            )
+        assert snapshot(engine, tmp_path) == before

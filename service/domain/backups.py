@@ -1,0 +1,307 @@
+"""Backups (DESIGN.md section 12): a volume's export tar, stored by restic in a repository.
+
+A backup runs after its request is answered (202): the volume's export stream is piped into
+`restic backup --stdin`, tagged `dockvol`, `volume=`, `project=` and `run=` (the run's id). A
+completed backup is a restic snapshot and nothing else, so a repository that another dockvol
+attaches lists its backups whole; its id is the snapshot's. Until restic has written the snapshot
+the backup is a run, recorded in the state dir under its run id (`run-...`); a run that fails, or
+whose dockvol dies, is `failed`, and no snapshot of it is ever listed as completed.
+
+A run holds the volume's lock (intents.py) from the request on: one backup or restore of a volume
+at a time (409), no rename or import under it, and if its process dies the reconciler recovers it:
+it forgets any snapshot the cut run left and marks the run failed."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import IO, Any
+
+from .. import times
+from ..config import DEFAULT_PROJECT
+from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
+from .helpers import gone, owner
+from .intents import Held, Intent, Intents
+from .jobs import in_background
+from .repositories import Repositories, RepositoryRecord, visible
+from .restic import SNAPSHOT_ID, Snapshot
+from .state import StateDir
+from .volume_data import VolumeData
+from .volumes import Volumes
+
+log = logging.getLogger(__name__)
+KIND = "backups"
+RUN_PREFIX = "run-"
+TAG = "dockvol"
+PROGRESS_EVERY = 1.0  # seconds between two writes of a run's progress
+DIED = "dockvol stopped while the backup ran"
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    volume: str
+    project: str
+    repository: str
+    status: str  # running | completed | failed
+    started_at: str | None = None
+    finished_at: str | None = None
+    bytes_done: int | None = None
+    size_bytes: int | None = None
+    added_bytes: int | None = None
+    error: str | None = None
+    file: str = ""  # in the snapshot: the volume's tar
+
+
+@dataclass(frozen=True)
+class BackupQuery:
+    volume: str | None = None
+    repository: str | None = None
+    status: str | None = None
+
+
+class Backups:
+    def __init__(
+        self,
+        volumes: Volumes,
+        data: VolumeData,
+        intents: Intents,
+        repositories: Repositories,
+        state: StateDir,
+        start: Callable[[Callable[[], None], str], Any] = in_background,
+    ) -> None:
+        self._volumes = volumes
+        self._data = data
+        self._intents = intents
+        self._repositories = repositories
+        self._restic = repositories.restic
+        self._state = state
+        self._start = start
+        intents.recoverer("backup.run", self._recover)
+        repositories.in_use.append(self._running_into)
+
+    # -- back up -----------------------------------------------------------------------------------
+
+    def start(self, volume: str, repository: str) -> Backup:
+        """Back `volume` up into `repository` now; the run, as it starts."""
+        record = self._repositories.get(repository)
+        found = self._volumes.get(volume)
+        if found.project != record.project:
+            raise InvalidInput("repository", f"repository {repository} belongs to another project than the volume")
+        run = RUN_PREFIX + secrets.token_hex(8)
+        held = self._intents.hold("backup.run", [f"volume/{volume}"], run=run, repository=repository)
+        try:
+            doc = {
+                "id": run,
+                "volume": volume,
+                "project": found.project or DEFAULT_PROJECT,
+                "repository": repository,
+                "status": "running",
+                "started_at": times.now(),
+                "owner": owner(),
+                "bytes_done": 0,
+            }
+            self._state.write(KIND, run, doc)
+            held.intent.begin()
+            self._start(lambda: self._run(doc, record, held), f"backup {run}")
+        except BaseException:
+            held.end(failed=True)
+            raise
+        return _of_run(doc)
+
+    def _run(self, doc: dict[str, Any], record: RepositoryRecord, held: Held) -> None:
+        error = None
+        try:
+            download = self._data.export(doc["volume"], "", pause=False)
+            tags = [TAG, f"volume={doc['volume']}", f"project={doc['project']}", f"run={doc['id']}"]
+            try:
+                repo = self._repositories.opened(record)
+                summary = self._restic.backup(repo, self._progress(doc, download.body), f"{doc['volume']}.tar", tags)
+            finally:
+                download.body.close()
+            [snapshot] = self._restic.snapshots(repo, [f"run={doc['id']}"])
+            doc.update(
+                status="completed",
+                snapshot=snapshot.id,
+                finished_at=times.now(),
+                size_bytes=summary.bytes_processed,
+                added_bytes=summary.data_added,
+            )
+            self._state.write(KIND, doc["id"], doc)
+        except DockvolError as exc:
+            error = exc.detail
+        except Exception:
+            log.exception("backup %s of volume %s failed", doc["id"], doc["volume"])
+            error = "an internal error ended the backup"
+        finally:
+            # Failed: the recovery forgets any snapshot of the run before the lock goes; only
+            # then is the run told failed, so that a retry finds the volume free.
+            held.end(failed=error is not None or doc["status"] != "completed")
+        if error is not None:
+            self._fail(doc, error)
+
+    def _progress(self, doc: dict[str, Any], chunks: Iterable[bytes]) -> Iterator[bytes]:
+        last = time.monotonic()
+        for chunk in chunks:
+            doc["bytes_done"] += len(chunk)
+            if time.monotonic() - last > PROGRESS_EVERY:
+                last = time.monotonic()
+                self._state.write(KIND, doc["id"], doc)
+            yield chunk
+
+    def _fail(self, doc: dict[str, Any], error: str) -> None:
+        doc.update(status="failed", error=error, finished_at=times.now())
+        self._state.write(KIND, doc["id"], doc)
+
+    def _recover(self, intent: Intent) -> None:
+        """A run that failed or whose process died: no snapshot of it stays, and it is failed."""
+        run = intent.args["run"]
+        doc = self._state.read(KIND, run)
+        if doc is None:
+            return  # another state dir's run (another dockvol on this host): its reads call it failed
+        if doc.get("status") == "completed":
+            return
+        found = self._state.read("repositories", intent.args["repository"])
+        if found is not None:
+            repo = self._repositories.opened(RepositoryRecord(**found))
+            cut = [s.id for s in self._restic.snapshots(repo, [f"run={run}"])]
+            self._restic.forget(repo, cut)
+            self._restic.unlock(repo)  # a killed restic leaves its lock behind
+        if doc.get("status") == "running" and gone(doc.get("owner", "")):
+            self._fail(doc, DIED)  # else its own process tells what failed
+
+    # -- read --------------------------------------------------------------------------------------
+
+    def list(self, query: BackupQuery) -> tuple[list[Backup], list[str]]:
+        """The caller's backups, newest first, and the repositories that could not be read."""
+        runs = self._runs()
+        found: builtins.list[Backup] = []
+        unreachable: builtins.list[str] = []
+        for record in self._repositories.list():
+            if query.repository not in (None, record.name):
+                continue
+            try:
+                snapshots = self._restic.snapshots(self._repositories.opened(record), [TAG])
+            except BackupFailure:
+                unreachable.append(record.name)
+                continue
+            found += self._completed(record, snapshots, runs)
+        found += [b for b in (_of_run(d) for d in runs.values()) if b.status != "completed"]
+        found = [
+            b
+            for b in found
+            if visible(b.project)
+            and query.volume in (None, b.volume)
+            and query.repository in (None, b.repository)
+            and query.status in (None, b.status)
+        ]
+        return sorted(found, key=lambda b: (b.started_at or "", b.id), reverse=True), unreachable
+
+    def get(self, backup_id: str) -> Backup:
+        """A backup by its snapshot's id, or by its run's (then as the run is now: completed, the
+        snapshot's backup)."""
+        missing = NotFound(f"backup {backup_id} does not exist")
+        runs = self._runs()
+        run = runs.get(backup_id) if backup_id.startswith(RUN_PREFIX) else None
+        if run is not None and run.get("status") != "completed":
+            if not visible(run["project"]):
+                raise missing
+            return _of_run(run)
+        snapshot_id = run["snapshot"] if run is not None else backup_id
+        if not SNAPSHOT_ID.fullmatch(snapshot_id):
+            raise missing
+        records = self._repositories.list()
+        hint = next((d["repository"] for d in runs.values() if d.get("snapshot") == snapshot_id), None)
+        for record in sorted(records, key=lambda r: r.name != hint):  # its own repository first
+            try:
+                snapshots = self._restic.snapshots(self._repositories.opened(record), [TAG])
+            except BackupFailure:
+                continue
+            for b in self._completed(record, [s for s in snapshots if s.id == snapshot_id], runs):
+                if visible(b.project):
+                    return b
+        raise missing
+
+    def open_archive(self, backup: Backup) -> IO[bytes]:
+        """The volume's tar as the backup holds it."""
+        if backup.status != "completed":
+            raise Conflict(f"backup {backup.id} is {backup.status}: only a completed backup has an archive")
+        repo = self._repositories.opened(self._repositories.get(backup.repository))
+        return self._restic.dump(repo, backup.id, backup.file)
+
+    def delete(self, backup_id: str) -> None:
+        """Forget a backup (restic forget: its data goes at the repository's next prune); a failed
+        run's record goes."""
+        backup = self.get(backup_id)
+        if backup.status == "running":
+            raise Conflict(f"backup {backup_id} is running; try again when it has ended")
+        if backup.status == "completed":
+            repo = self._repositories.opened(self._repositories.get(backup.repository))
+            self._restic.forget(repo, [backup.id])
+        for run, doc in self._runs().items():
+            if run == backup_id or doc.get("snapshot") == backup.id:
+                self._state.remove(KIND, run)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _runs(self) -> dict[str, dict[str, Any]]:
+        """Every run recorded here, a running one whose process is gone shown as failed."""
+        runs = {}
+        for doc in self._state.all(KIND):
+            if doc.get("status") == "running" and gone(doc.get("owner", "")):
+                doc = {**doc, "status": "failed", "error": DIED}
+            runs[doc["id"]] = doc
+        return runs
+
+    def _completed(
+        self, record: RepositoryRecord, snapshots: Iterable[Snapshot], runs: dict[str, dict[str, Any]]
+    ) -> builtins.list[Backup]:
+        """dockvol's snapshots as backups: those of runs that did not complete here are left out
+        (a cut run's snapshot that its recovery has not forgotten yet)."""
+        found = []
+        for s in snapshots:
+            run = runs.get(s.tag("run") or "")
+            if run is not None and run.get("status") != "completed":
+                continue
+            backup = Backup(
+                id=s.id,
+                volume=s.tag("volume") or "",
+                project=s.tag("project") or DEFAULT_PROJECT,
+                repository=record.name,
+                status="completed",
+                started_at=times.text(times.nanoseconds(s.time)),
+                file=s.paths[0] if s.paths else "",
+            )
+            if run is not None:
+                backup = replace(
+                    backup,
+                    finished_at=run.get("finished_at"),
+                    bytes_done=run.get("size_bytes"),
+                    size_bytes=run.get("size_bytes"),
+                    added_bytes=run.get("added_bytes"),
+                )
+            found.append(backup)
+        return found
+
+    def _running_into(self, repository: str) -> bool:
+        return any(d["repository"] == repository and d["status"] == "running" for d in self._runs().values())
+
+
+def _of_run(doc: dict[str, Any]) -> Backup:
+    return Backup(
+        id=doc["id"],
+        volume=doc["volume"],
+        project=doc["project"],
+        repository=doc["repository"],
+        status=doc["status"],
+        started_at=doc.get("started_at"),
+        finished_at=doc.get("finished_at"),
+        bytes_done=doc.get("bytes_done"),
+        size_bytes=doc.get("size_bytes"),
+        added_bytes=doc.get("added_bytes"),
+        error=doc.get("error"),
+    )

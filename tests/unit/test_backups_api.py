@@ -1,0 +1,90 @@
+"""/api/v1/repositories, /backups and /restores over HTTP: the mapping only (statuses, headers,
+documents); the rules are tested where they live (usecases/test_backups.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from service.app import create_app
+from tests.contract.engine_contract import make_tar
+from tests.support import files_of
+
+pytestmark = pytest.mark.slow  # restic derives its key at every call: about half a second each
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    (tmp_path / "backups").mkdir()
+    return dataclasses.replace(settings, backup_roots=(str(tmp_path / "backups"),))
+
+
+@pytest.fixture
+def client(engine, settings):
+    return create_app(settings, engine=engine).test_client()
+
+
+@pytest.fixture
+def repository(client, as_admin, tmp_path):
+    body = {"name": "offsite", "path": str(tmp_path / "backups" / "offsite"), "password": "sesame"}
+    made = client.post("/api/v1/repositories", json=body, headers=as_admin)
+    assert made.status_code == 201, made.json
+    return made
+
+
+def ended(client, url, headers):
+    for _ in range(600):
+        got = client.get(url, headers=headers)
+        if got.json["status"] != "running":
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{url} still running")
+
+
+def test_a_repository_is_made_by_an_admin_and_never_shows_its_password(client, repository, as_writer, tmp_path):
+    assert repository.headers["Location"] == "/api/v1/repositories/offsite"
+    doc = repository.json
+    assert "password" not in doc and doc["kind"] == "local" and doc["project"] == "default"
+    assert doc["status"]["reachable"] is True and doc["status"]["backups"] == 0
+    body = {"name": "other", "path": str(tmp_path / "backups" / "o"), "password": "x"}
+    assert client.post("/api/v1/repositories", json=body, headers=as_writer).status_code == 403
+    assert b"sesame" not in client.get("/api/v1/repositories/offsite", headers=as_writer).data
+
+
+def test_a_backup_answers_202_and_its_run_becomes_the_snapshot(client, repository, as_writer, as_admin):
+    assert client.post("/api/v1/volumes", json={"name": "site"}, headers=as_writer).status_code == 201
+    tar = make_tar([("a.txt", "file", b"hello", 0o644)])
+    assert client.put("/api/v1/volumes/site/archive", data=tar, headers=as_admin).status_code == 200
+    started = client.post("/api/v1/backups", json={"volume": "site", "repository": "offsite"}, headers=as_writer)
+    assert started.status_code == 202 and started.json["status"] == "running"
+    run = started.headers["Location"]
+    done = ended(client, run, as_writer)
+    assert done.json["status"] == "completed" and done.json["node"]
+    backup_id = done.json["id"]
+    assert done.headers["Content-Location"] == f"/api/v1/backups/{backup_id}"
+    listed = client.get("/api/v1/backups?volume=site&status=completed", headers=as_writer)
+    assert [b["id"] for b in listed.json] == [backup_id]
+    archive = client.get(f"/api/v1/backups/{backup_id}/archive", headers=as_writer)
+    assert archive.content_type == "application/x-tar" and files_of(archive.data) == {"a.txt": b"hello"}
+
+    body = {"backup": backup_id, "volume": "site-copy"}
+    assert client.post("/api/v1/restores", json=body, headers=as_writer).status_code == 403
+    assert client.post("/api/v1/restores", json={**body, "replace": True}, headers=as_admin).status_code == 422
+    restore = client.post("/api/v1/restores", json=body, headers=as_admin)
+    assert restore.status_code == 202
+    assert ended(client, restore.headers["Location"], as_writer).json["status"] == "completed"
+
+    assert client.delete(f"/api/v1/backups/{backup_id}", headers=as_writer).status_code == 403
+    assert client.delete(f"/api/v1/backups/{backup_id}", headers=as_admin).status_code == 204
+    assert client.get(f"/api/v1/backups/{backup_id}", headers=as_writer).status_code == 404
+
+
+def test_missing_things_are_404_and_a_repository_can_be_forgotten(client, repository, as_writer, as_admin):
+    for url in ("/api/v1/backups/run-0000", "/api/v1/backups/" + "0" * 64, "/api/v1/restores/x"):
+        assert client.get(url, headers=as_writer).status_code == 404, url
+    started = client.post("/api/v1/backups", json={"volume": "ghost", "repository": "offsite"}, headers=as_writer)
+    assert started.status_code == 404
+    assert client.delete("/api/v1/repositories/offsite", headers=as_admin).status_code == 204
+    assert client.get("/api/v1/repositories/offsite", headers=as_writer).status_code == 404

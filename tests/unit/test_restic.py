@@ -1,0 +1,126 @@
+"""The restic adapter against the real restic binary and a repository in a temporary directory."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from service.domain.restic import NoRepository, Repository, Restic, WrongPassword
+from service.errors import BackupFailure
+
+pytestmark = pytest.mark.slow  # every restic call derives its key (scrypt): about half a second each
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def restic(tmp_path):
+    return Restic(str(tmp_path / "cache"))
+
+
+def password_file(tmp_path, name: str, password: str) -> str:
+    path = tmp_path / name
+    path.write_text(password)
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.fixture
+def repo(tmp_path, restic):
+    repo = Repository(str(tmp_path / "repo"), password_file(tmp_path, "pw", "right"))
+    restic.init(repo)
+    return repo
+
+
+def test_a_stream_goes_in_as_one_file_and_comes_back_whole(restic, repo):
+    data = tar_of({"a.txt": b"hello", "b.txt": b"x" * 100_000})
+    summary = restic.backup(repo, [data[:1000], data[1000:]], "vol.tar", ["dockvol", "volume=vol"])
+    assert summary.bytes_processed == len(data) and summary.data_added > 0
+    [snap] = restic.snapshots(repo, ["dockvol"])
+    assert snap.id.startswith(summary.snapshot) and snap.tag("volume") == "vol"
+    with restic.dump(repo, snap.id, "/vol.tar") as dumped:
+        assert dumped.read() == data
+    again = restic.backup(repo, [data], "vol.tar", ["dockvol", "volume=vol"])
+    assert again.data_added < summary.data_added / 10  # the same data: deduplicated
+    assert restic.stored_bytes(repo) > 0
+
+
+def test_a_stream_that_fails_half_way_writes_no_snapshot(restic, repo):
+    def chunks():
+        yield b"x" * 10_000
+        raise OSError("the engine went away")
+
+    with pytest.raises(OSError):
+        restic.backup(repo, chunks(), "vol.tar", ["dockvol"])
+    assert restic.snapshots(repo) == []
+
+
+def test_the_password_is_checked_and_never_on_the_command_line(restic, repo, tmp_path):
+    restic.verify(repo)
+    with pytest.raises(WrongPassword):
+        restic.verify(Repository(repo.location, password_file(tmp_path, "bad", "wrong")))
+    with pytest.raises(NoRepository):
+        restic.verify(Repository(str(tmp_path / "none"), repo.password_file))
+    argv = restic._argv(repo, ["snapshots"])
+    assert not any("right" in a for a in argv) and f"--password-file={repo.password_file}" in argv
+
+
+def test_the_environment_of_dockvol_does_not_reach_restic(restic, repo, monkeypatch):
+    monkeypatch.setenv("RESTIC_PASSWORD", "right")
+    assert "RESTIC_PASSWORD" not in restic._env()
+
+
+def test_forget_and_dump_take_snapshot_ids_only(restic, repo):
+    with pytest.raises(BackupFailure, match="not a snapshot id"):
+        restic.forget(repo, ["--prune"])
+    with pytest.raises(BackupFailure, match="not a snapshot id"):
+        restic.dump(repo, "latest", "/x")
+    restic.backup(repo, [b"data"], "v.tar", ["dockvol"])
+    [snap] = restic.snapshots(repo)
+    restic.forget(repo, [snap.id])
+    assert restic.snapshots(repo) == []
+
+
+def test_a_dump_of_a_file_the_snapshot_lacks_fails_at_the_read(restic, repo):
+    restic.backup(repo, [b"data"], "v.tar", ["dockvol"])
+    [snap] = restic.snapshots(repo)
+    with restic.dump(repo, snap.id, "/other.tar") as dumped, pytest.raises(BackupFailure):
+        dumped.read()
+
+
+def test_a_backup_whose_dockvol_dies_mid_stream_writes_no_snapshot(restic, repo, tmp_path):
+    """Only dockvol's process is killed (not its group): restic must not take the end of its input
+    for the end of the volume and write a snapshot of half of it (it dies with its parent)."""
+    script = f"""
+import time
+from service.domain.restic import Repository, Restic
+def chunks():
+    yield b"x" * 100_000
+    open({str(tmp_path / "sent")!r}, "w").close()
+    time.sleep(600)
+repo = Repository({repo.location!r}, {repo.password_file!r})
+Restic({restic._cache_dir!r}).backup(repo, chunks(), "v.tar", ["dockvol"])
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "sent").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # what an orphaned restic would need to write its snapshot
+    assert restic.snapshots(repo) == []
