@@ -27,6 +27,10 @@ STACK = "dockvol"
 SERVICE = f"{STACK}_dockvol"
 TIMEOUT = 3  # DOCKVOL_ENGINE_TIMEOUT of the fleet: how long a silent node may hold a list
 TOKENS = {"admin": ["admin"], "writer": ["write"], "reader": ["read"]}
+# Two projects' tokens (test_fleet_projects.py): `fa` has room for QUOTA volumes, `fb` no quota.
+PROJECT_TOKENS = {"fa": ["write"], "fb": ["write"]}
+QUOTA = 5
+PROJECTS = {"fa": {"quota": {"volumes": QUOTA}}, "fb": {}}
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def fleet(tmp_path_factory):
     if not engine:
         pytest.fail("DOCKVOL_TEST_ENGINE is not set: run the fleet tier through `make test`", pytrace=False)
     work = tmp_path_factory.mktemp("fleet")
-    tokens = {scope: secrets.token_urlsafe(18) for scope in TOKENS}
+    tokens = {scope: secrets.token_urlsafe(18) for scope in [*TOKENS, *PROJECT_TOKENS]}
     tag, net = _lab_names(engine)
     os.environ["LAB_TAG"], os.environ["LAB_NET"] = tag, net  # lab.sh's, for every call of this run
     bind_root = pathlib.Path(f"/tmp/dockvol-lab-{engine}-{tag}-binds")
@@ -143,6 +147,14 @@ def _deploy(f: Fleet, work: pathlib.Path, build: bool = True) -> None:
             "project": "*",  # the operator's: the fleet tier sees what dockvol did not make too
         }
         for scope, scopes in TOKENS.items()
+    ] + [
+        {
+            "name": f"fleet-{project}",
+            "sha256": hashlib.sha256(f.tokens[project].encode()).hexdigest(),
+            "scopes": scopes,
+            "project": project,
+        }
+        for project, scopes in PROJECT_TOKENS.items()
     ]
     (work / "tokens.json").write_text(json.dumps(hashed))
     (work / "fleet.secret").write_text(secrets.token_urlsafe(32))
@@ -158,6 +170,7 @@ def _deploy(f: Fleet, work: pathlib.Path, build: bool = True) -> None:
         "DOCKVOL_DEFAULT_NETWORK": "none",
         "DOCKVOL_ALLOWED_NETWORKS": '["none"]',
         "DOCKVOL_ENGINE_TIMEOUT": str(TIMEOUT),
+        "DOCKVOL_PROJECTS": json.dumps(PROJECTS),
     }
     subprocess.run(
         [
