@@ -12,7 +12,9 @@ every use case is given instead of the engine itself.
 - Writes: every volume and binding or infrastructure container dockvol creates is labelled with
   the caller's project (a `*` caller's: the label the use case set, else `default`); a project
   with a quota for that kind counts what it holds and creates under one engine-wide lock per
-  project (intents.py's lock containers), so N concurrent creates against room for M give M.
+  project (intents.py's lock containers; in fleet mode one fleet-wide lock, fleet/locks.py, and
+  the other nodes' holdings added: `Projects.elsewhere`), so N concurrent creates against room
+  for M give M.
 - Bytes: a project's measured volume bytes (measured.py); while they are over its `bytes` quota,
   its new volumes are refused (the writes that would pass it: byte_quota.py).
 """
