@@ -14,7 +14,9 @@ import uuid
 import pytest
 import requests
 
-from .conftest import QUOTA
+from service.fleet.locks import HOLDER_LABEL, KEY_LABEL, STALE_AFTER, TAKEN_LABEL, config_name
+
+from .conftest import QUOTA, TIMEOUT
 
 
 def unique(prefix: str) -> str:
@@ -162,3 +164,31 @@ def test_each_projects_watcher_through_another_node_hears_only_its_own(fleet):
     for project, names in made.items():
         for name in names:
             assert call(fleet, n1, "DELETE", f"/volumes/{name}", project).status_code == 204
+
+
+def test_a_create_waits_for_a_held_lock_and_breaks_a_dead_holders(fleet):
+    _n1, n2, _n3 = fleet.nodes
+    configs = fleet.manager().configs
+    name = config_name("quota/fa")
+
+    def lock(taken: float):
+        labels = {KEY_LABEL: "quota/fa", HOLDER_LABEL: "test/1/held", TAKEN_LABEL: f"{taken:.3f}"}
+        return configs.create(name=name, data=b"quota/fa", labels=labels)
+
+    held = lock(time.time())  # a live holder's: the create waits for it to let go
+    threading.Timer(3.0, held.remove).start()
+    started = time.monotonic()
+    made = unique("waited")
+    r = call(fleet, n2, "POST", "/volumes", "fa", {"name": made, "node": n2.name})
+    waited = time.monotonic() - started
+    assert r.status_code == 201 and waited >= 2.5, (r.status_code, waited)
+
+    lock(time.time() - max(STALE_AFTER, 4 * TIMEOUT) - 5)  # a dead holder's, past the bound: broken
+    started = time.monotonic()
+    broke = unique("broke")
+    r = call(fleet, n2, "POST", "/volumes", "fa", {"name": broke, "node": n2.name})
+    assert r.status_code == 201 and time.monotonic() - started < 5, r.text
+    assert not [c for c in configs.list() if c.name == name]
+    print(f"a create waited {waited:.1f} s for a held fleet lock; a stale one was broken at once")
+    for volume in (made, broke):
+        assert call(fleet, n2, "DELETE", f"/volumes/{volume}", "fa").status_code == 204
