@@ -11,13 +11,16 @@ from typing import IO, Any
 from flask import Flask, Response, request, url_for
 
 from .config import Settings
+from .domain.projects import QUOTA_LOCK_WAIT, ProjectScope
 from .domain.volumes import VolumeQuery
 from .engine.instrumented import InstrumentedEngine
 from .engine.port import Engine
 from .engine.viewed import View, ViewedEngine
 from .errors import DockvolError
+from .fleet.locks import STALE_AFTER
 from .fleet.members import Fleet
 from .fleet.peers import HttpTransport, Resolver, Transport, dns_resolver
+from .fleet.quota import FleetProjects
 from .http import docs, events, feed, health, hooks, limits, mount_schemas, observability, problems
 from .http.backup_policies import routes as backup_policy_routes
 from .http.backups import routes as backup_routes
@@ -30,6 +33,7 @@ from .http.fields import (
     name_param_schema,
     volume_param_schema,
 )
+from .http.fleet import projects as fleet_projects
 from .http.fleet.router import Router
 from .http.nodes import routes as node_routes
 from .http.projects import routes as project_routes
@@ -138,7 +142,26 @@ def _fleet_router(settings: Settings, services: Services, peers: tuple[Resolver,
         return answer(volume, 201, url_for("volumes.VolumeItem", name=name))
 
     fleet = Fleet(services.nodes.here, settings.fleet_secret, resolve, transport, settings.engine_timeout)
-    return Router(fleet, services.auth, identity, receive_here)
+    return Router(fleet, services.auth, identity, receive_here, _fleet_projects(settings, services, fleet))
+
+
+def _fleet_projects(settings: Settings, services: Services, fleet: Fleet) -> fleet_projects.Served:
+    """Quotas counted over every node, under one fleet-wide lock per project (a Swarm config)
+    behind the same seam as one engine's; usage summed over the nodes."""
+    # A holder's hold is a count here, one on the other nodes and a create: each within the
+    # engine's timeout. A lock older than that, with room to spare, is a dead holder's.
+    across = FleetProjects(fleet, services.engine, max(STALE_AFTER, 4 * settings.engine_timeout))
+    services.projects.elsewhere = across.elsewhere
+    scope = services.engine
+    assert isinstance(scope, ProjectScope)
+    local = scope.lock
+    scope.lock = lambda key: across.lock(key, QUOTA_LOCK_WAIT) if key.startswith("quota/") else local(key)
+
+    def here(project: str) -> dict[str, Any]:
+        usage = services.projects.here(project)
+        return {k: v for k, v in dataclasses.asdict(usage).items() if k != "unreachable"}
+
+    return fleet_projects.Served(here, across.locks)
 
 
 def after_worker(pid: int) -> None:

@@ -84,7 +84,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
     # A quota's count and create are short, and a client that asked to create wants 201 or 403,
     # not "busy": twenty racers on a loaded host queue past the usual lock wait.
     engine.lock = lambda key: intents.run("project.quota", [key], wait=QUOTA_LOCK_WAIT)
-    byte_quota = ByteQuota(projects, intents, engine.lock)
+    byte_quota = ByteQuota(projects, intents, lambda key: engine.lock(key))  # as set now or later (fleet mode)
     groups = SharingGroups(engine, planner, policy, settings.infra_image, intents)
     volumes = Volumes(engine, bind_policy, settings.volume_drivers, intents)
     volume_data = VolumeData(

@@ -12,7 +12,9 @@ every use case is given instead of the engine itself.
 - Writes: every volume and binding or infrastructure container dockvol creates is labelled with
   the caller's project (a `*` caller's: the label the use case set, else `default`); a project
   with a quota for that kind counts what it holds and creates under one engine-wide lock per
-  project (intents.py's lock containers), so N concurrent creates against room for M give M.
+  project (intents.py's lock containers; in fleet mode one fleet-wide lock, fleet/locks.py, and
+  the other nodes' holdings added: `Projects.elsewhere`), so N concurrent creates against room
+  for M give M.
 - Bytes: a project's measured volume bytes (measured.py); while they are over its `bytes` quota,
   its new volumes are refused (the writes that would pass it: byte_quota.py).
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from ..config import ALL_PROJECTS, DEFAULT_PROJECT, ProjectConfig
 from ..engine.port import ContainerRecord, ContainerSpec, Engine, PruneReport, VolumeRecord
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
+from ..errors import Conflict, EngineUnavailable, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from . import labels as label
 from .measured import Meter
 
@@ -81,6 +83,20 @@ class Usage:
     sharing_groups: int
     bytes: int
     bytes_measured_at: str
+    unreachable: tuple[str, ...] = ()  # fleet mode: nodes that did not say what the project holds there
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a project holds on the fleet's other nodes (fleet/quota.py asks them), and the nodes
+    that did not say."""
+
+    volumes: int = 0
+    bindings: int = 0
+    sharing_groups: int = 0
+    bytes: int = 0
+    measured_at: str | None = None  # the oldest of their measurements
+    unreachable: tuple[str, ...] = ()
 
 
 class Projects:
@@ -97,6 +113,11 @@ class Projects:
         self.meter = Meter(engine, usage_interval, project_of)
         self.configured = dict(configured)
         self._known = sorted({DEFAULT_PROJECT, *configured, *(p for p in known if p != ALL_PROJECTS)})
+        self.elsewhere: Callable[[str], Counted] | None = None  # fleet mode: what the other nodes hold
+
+    def counted_elsewhere(self, project: str) -> Counted:
+        """What the project holds on the fleet's other nodes: nothing outside fleet mode."""
+        return Counted() if self.elsewhere is None else self.elsewhere(project)
 
     def names(self) -> list[str]:
         """Those the caller may see: every project for `*`, else its own."""
@@ -107,8 +128,24 @@ class Projects:
         return self.configured.get(project, ProjectConfig()).quota
 
     def usage(self, project: str) -> Usage:
-        """What the project holds, from two listings (the engine's, or the view's in a read), and
-        its bytes as last measured (never longer ago than the interval)."""
+        """What the project holds fleet-wide: here (`here`) and, in fleet mode, on every other node
+        that answers (those that do not are named)."""
+        here = self.here(project)
+        if self.elsewhere is None:
+            return here
+        there = self.elsewhere(project)
+        return Usage(
+            here.volumes + there.volumes,
+            here.bindings + there.bindings,
+            here.sharing_groups + there.sharing_groups,
+            here.bytes + there.bytes,
+            min(here.bytes_measured_at, there.measured_at or here.bytes_measured_at),
+            there.unreachable,
+        )
+
+    def here(self, project: str) -> Usage:
+        """What the project holds on this node's engine, from two listings (the engine's, or the
+        view's in a read), and its bytes as last measured (never longer ago than the interval)."""
         volumes = [v for v in self._engine.list_volumes(labels=[f"{label.MANAGED}=true"]) if _counts_as(v, project)]
         containers = self._engine.list_containers(labels=[f"{label.MANAGED}=true"])
         held = _held(containers, project)
@@ -248,7 +285,14 @@ class ProjectScope:
         """Count, then create, under the project's lock: atomic across workers and processes. `name`:
         a binding's or group's name, which a replace's new container shares (no new room)."""
         limits = self._projects.quota(project)
-        with self.lock(f"quota/{project}"):
+        with self.lock(f"quota/{project}"):  # fleet mode: one lock for the whole fleet (fleet/locks.py)
+            there = self._projects.counted_elsewhere(project) if set(quotas) - {"bytes"} else Counted()
+            if there.unreachable:
+                raise EngineUnavailable(
+                    f"the quota of {project} cannot be counted fleet-wide: not heard from "
+                    f"{', '.join(there.unreachable)}",
+                    nodes=list(there.unreachable),
+                )
             for quota in quotas:
                 limit = limits[quota]
                 if quota == "bytes":  # as last measured: growth made by containers shows within the interval
@@ -256,11 +300,11 @@ class ProjectScope:
                     fits = used <= limit
                 elif quota == "volumes":
                     volumes = self.unscoped.list_volumes([f"{label.MANAGED}=true"])
-                    used = sum(1 for v in volumes if _counts_as(v, project))
+                    used = sum(1 for v in volumes if _counts_as(v, project)) + there.volumes
                     fits = used < limit
                 else:
                     held = _held(self.unscoped.list_containers(labels=[f"{label.MANAGED}=true"]), project)[quota]
-                    used = len(held)
+                    used = len(held) + getattr(there, quota)
                     fits = name in held or used < limit
                 if not fits:
                     raise QuotaExceeded(quota, limit, used)

@@ -25,6 +25,7 @@ from .. import times
 from ..errors import Conflict, EngineFailure, EngineRejected, EngineUnavailable, NotFound
 from ..json_types import JSON
 from .port import (
+    ConfigRecord,
     ContainerRecord,
     ContainerSpec,
     ContainerState,
@@ -139,6 +140,21 @@ class DockerEngine:
             )
             for n in data or ()
         ]
+
+    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        with _translated():
+            made = self._api.create_config(name, data, dict(labels))
+        return str(made.get("ID", ""))
+
+    def inspect_config(self, name: str) -> ConfigRecord:
+        with _translated():
+            data = self._api.inspect_config(name)
+        spec = data.get("Spec") or {}
+        return ConfigRecord(data.get("ID", ""), spec.get("Name", ""), spec.get("Labels") or {})
+
+    def remove_config(self, id_: str) -> None:
+        with _translated():
+            self._api.remove_config(id_)
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         filters: dict[str, object] = {}

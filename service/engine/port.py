@@ -34,6 +34,15 @@ class SwarmNode:
 
 
 @dataclass(frozen=True)
+class ConfigRecord:
+    """A Swarm config (fleet mode keeps its fleet-wide locks as configs: service/fleet/locks.py)."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class VolumeRecord:
     name: str
     driver: str
@@ -162,6 +171,16 @@ class Engine(Protocol):
 
     def list_nodes(self) -> list[SwarmNode]:
         """The Swarm's nodes; only a manager (`info().manager`) can answer, others raise EngineFailure."""
+
+    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        """A Swarm config, in Swarm's replicated store; its id. Raises Conflict when one of that
+        name exists; only a manager can (others raise EngineFailure)."""
+
+    def inspect_config(self, name: str) -> ConfigRecord:
+        """Raises NotFound."""
+
+    def remove_config(self, id_: str) -> None:
+        """By id (a config made again under the same name has another). Raises NotFound."""
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         """All volumes matching every label filter (`k` or `k=v`) and the driver, in one call."""

@@ -340,6 +340,7 @@ class ViewedEngine:
 
     QUIET = frozenset(
         {"info", "list_nodes", "clock", "events", "container_state", "volume_sizes", "image_present", "get_archive"}
+        | {"create_config", "inspect_config", "remove_config"}  # Swarm's store: no volume or container changes
     )
 
     def __init__(self, engine: Engine, view: View) -> None:

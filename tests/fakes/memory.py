@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from service.engine.port import (
+    ConfigRecord,
     ContainerRecord,
     ContainerSpec,
     ContainerState,
@@ -42,6 +43,7 @@ class InMemoryEngine:
         self.name = name
         self.swarm_nodes: list[SwarmNode] = []  # set to make it a Swarm manager (fleet tests)
         self.volumes: dict[str, VolumeRecord] = {}
+        self.configs: dict[str, ConfigRecord] = {}  # Swarm's configs, by name (a manager's only)
         self.containers: dict[str, ContainerRecord] = {}
         self.sizes: dict[str, int] = {}
         self.images: set[str] = {"busybox:stable"}
@@ -92,6 +94,33 @@ class InMemoryEngine:
         if not self.swarm_nodes:
             raise EngineFailure("this node is not a swarm manager")
         return list(self.swarm_nodes)
+
+    def create_config(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        self._call("create_config")
+        if not self.swarm_nodes:
+            raise EngineFailure("this node is not a swarm manager")
+        with self._lock:
+            if name in self.configs:
+                raise Conflict("the engine reports a conflict")
+            self._clock += 1
+            made = ConfigRecord(f"config-{self._clock}", name, dict(labels))
+            self.configs[name] = made
+            return made.id
+
+    def inspect_config(self, name: str) -> ConfigRecord:
+        self._call("inspect_config")
+        with self._lock:
+            if name not in self.configs:
+                raise NotFound("not found in the engine")
+            return self.configs[name]
+
+    def remove_config(self, id_: str) -> None:
+        self._call("remove_config")
+        with self._lock:
+            found = next((n for n, c in self.configs.items() if c.id == id_), None)
+            if found is None:
+                raise NotFound("not found in the engine")
+            del self.configs[found]
 
     def list_volumes(self, labels: Sequence[str] = (), driver: str | None = None) -> list[VolumeRecord]:
         self._call("list_volumes")

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import secrets
 import subprocess
 import time
@@ -26,6 +27,10 @@ STACK = "dockvol"
 SERVICE = f"{STACK}_dockvol"
 TIMEOUT = 3  # DOCKVOL_ENGINE_TIMEOUT of the fleet: how long a silent node may hold a list
 TOKENS = {"admin": ["admin"], "writer": ["write"], "reader": ["read"]}
+# Two projects' tokens (test_fleet_projects.py): `fa` has room for QUOTA volumes, `fb` no quota.
+PROJECT_TOKENS = {"fa": ["write"], "fb": ["write"]}
+QUOTA = 5
+PROJECTS = {"fa": {"quota": {"volumes": QUOTA}}, "fb": {}}
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,24 @@ class Fleet:
         raise AssertionError(f"the fleet did not come up within {within} s: {last}")
 
 
+def _lab_names(engine: str) -> tuple[str, str]:
+    """This run's lab: a tag and a /24 derived from the private engine's folder (one per person and
+    engine), so that two fleet runs on one machine (two checkouts, or both engines' legs) never
+    share netns, bridge, state or subnet, and a killed run's lab is the next run's to take down.
+    The subnet is the first from the folder's hash on that no other bridge holds."""
+    folder = os.environ.get("DOCKVOL_ENGINE_DIR") or f"/tmp/dockvol-engine-{engine}"
+    digest = int(hashlib.sha256(folder.encode()).hexdigest(), 16)
+    tag = f"f{digest % 16**6:06x}"
+    held = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    found = re.finditer(r"^\d+: (\S+)\s+inet (10\.213\.\d+)\.1/", held, re.M)
+    taken = {m.group(2) for m in found if m.group(1) != f"{tag}br"}
+    for k in range(200):
+        net = f"10.213.{16 + (digest + k) % 200}"  # 10.213.1-3: the fixed labs (older runs, make bench)
+        if net not in taken:
+            return tag, net
+    raise AssertionError("no free 10.213.X.0/24 for a fleet lab")
+
+
 def _lines(text: str) -> list[Node]:
     return [Node(*line.split()) for line in text.splitlines() if line.strip()]
 
@@ -88,8 +111,10 @@ def fleet(tmp_path_factory):
     if not engine:
         pytest.fail("DOCKVOL_TEST_ENGINE is not set: run the fleet tier through `make test`", pytrace=False)
     work = tmp_path_factory.mktemp("fleet")
-    tokens = {scope: secrets.token_urlsafe(18) for scope in TOKENS}
-    bind_root = pathlib.Path(f"/tmp/dockvol-lab-{engine}-binds")
+    tokens = {scope: secrets.token_urlsafe(18) for scope in [*TOKENS, *PROJECT_TOKENS]}
+    tag, net = _lab_names(engine)
+    os.environ["LAB_TAG"], os.environ["LAB_NET"] = tag, net  # lab.sh's, for every call of this run
+    bind_root = pathlib.Path(f"/tmp/dockvol-lab-{engine}-{tag}-binds")
     bind_root.mkdir(mode=0o755, exist_ok=True)
     f = Fleet(engine, [], tokens, bind_root)
     subprocess.run([str(LAB), "down", engine], capture_output=True, timeout=300)  # a killed run's lab
@@ -122,6 +147,14 @@ def _deploy(f: Fleet, work: pathlib.Path, build: bool = True) -> None:
             "project": "*",  # the operator's: the fleet tier sees what dockvol did not make too
         }
         for scope, scopes in TOKENS.items()
+    ] + [
+        {
+            "name": f"fleet-{project}",
+            "sha256": hashlib.sha256(f.tokens[project].encode()).hexdigest(),
+            "scopes": scopes,
+            "project": project,
+        }
+        for project, scopes in PROJECT_TOKENS.items()
     ]
     (work / "tokens.json").write_text(json.dumps(hashed))
     (work / "fleet.secret").write_text(secrets.token_urlsafe(32))
@@ -137,6 +170,7 @@ def _deploy(f: Fleet, work: pathlib.Path, build: bool = True) -> None:
         "DOCKVOL_DEFAULT_NETWORK": "none",
         "DOCKVOL_ALLOWED_NETWORKS": '["none"]',
         "DOCKVOL_ENGINE_TIMEOUT": str(TIMEOUT),
+        "DOCKVOL_PROJECTS": json.dumps(PROJECTS),
     }
     subprocess.run(
         [

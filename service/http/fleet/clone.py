@@ -21,7 +21,7 @@ from ...fleet.placement import place
 from ...streams import CHUNK, ChunkReader
 from .. import problems
 from ..volumes.data_schemas import CloneSchema
-from .answers import forward, passed
+from .answers import forward, passed, sent
 
 # The copy made on this node: its name, labels and the source's export, as the answer.
 ReceiveHere = Callable[[str, dict[str, str], Callable[[], IO[bytes]]], Response]
@@ -47,7 +47,7 @@ def cloned(fleet: Fleet, request: Request, caller: Caller, name: str, source: st
         "POST",
         CLONES,
         fleet.timeout,
-        {"Content-Type": "application/json"},
+        {**sent(request), "Content-Type": "application/json"},  # its request id too: one answer, one id
         clones.order(clone, name, source),
         wait=NO_LIMIT,  # the copy's node answers when the copy is whole, or gone: however long that takes
     )

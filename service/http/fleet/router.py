@@ -16,7 +16,7 @@ from ...errors import Unauthenticated
 from ...fleet import forwarding
 from ...fleet.members import ANY_NODE, CLONES, FLEET_ROUTES, IDENTITY, Fleet
 from ..smorest import serving
-from . import clone, items, lists, watch
+from . import clone, items, lists, projects, watch
 from .answers import document, forward, target
 
 
@@ -27,10 +27,12 @@ class Router:
         auth: TokenStore,
         identity: Callable[[], dict[str, Any]],
         receive_here: clone.ReceiveHere,
+        projects: projects.Served,
     ) -> None:
         self.fleet, self._auth = fleet, auth
         self._identity = identity  # what this instance says of itself to the others
         self._receive_here = receive_here  # the copy of a cross-node clone, made on this node
+        self._projects = projects  # what a project holds here, and the fleet's locks (a manager's)
 
     def route(self, request: Request) -> Response | None:
         signed = request.headers.get(forwarding.HEADER)
@@ -71,4 +73,6 @@ class Router:
             return document(self._identity())
         if request.path == CLONES and request.method == "POST":
             return clone.received(self.fleet, request, caller, self._receive_here)
+        if request.path.startswith(FLEET_ROUTES):
+            return projects.served(self._projects, request)
         return None  # served here, by the view

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from ...config import QUOTA_KEYS
 from ...json_types import JSON
 from ..context import services
+from ..fleet.answers import unreachable
 from ..pagination import HEADERS_DOC, PageArgs, paginate
 from ..responses import json_response
 from ..smorest import Blueprint, Schema
@@ -50,9 +51,12 @@ class ProjectSchema(Schema):
     usage = ma.fields.Nested(ProjectUsageSchema)
 
 
-def _document(name: str) -> JSON:
+def _document(name: str, silent: set[str]) -> JSON:
+    """`name` as shown, with its usage fleet-wide (fleet mode: adds the nodes that did not say to
+    `silent`)."""
     projects = services().projects
     usage = projects.usage(name)
+    silent.update(usage.unreachable)
     quota = projects.quota(name)
     return {
         "name": name,
@@ -75,7 +79,9 @@ class ProjectCollection(MethodView):
     def get(self, page: int, page_size: int) -> Response:
         """List the projects this token may see (the project `*`: all; others: their own)"""
         names, headers = paginate(services().projects.names(), page, page_size)
-        return json_response([_document(n) for n in names], headers=headers)
+        silent: set[str] = set()
+        shown = [_document(n, silent) for n in names]
+        return json_response(shown, headers={**headers, **unreachable(sorted(silent))})
 
 
 @blp.route("/<name>")
@@ -83,4 +89,6 @@ class ProjectItem(MethodView):
     @blp.operation("getProject", "read", 200, ProjectSchema, errors={404: None})
     def get(self, name: str) -> Response:
         """Get one project, with its quota and usage"""
-        return json_response(_document(services().projects.get(name)))
+        silent: set[str] = set()
+        shown = _document(services().projects.get(name), silent)
+        return json_response(shown, headers=unreachable(sorted(silent)))
