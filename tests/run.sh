@@ -6,9 +6,9 @@
 # one engine.
 #
 # The legs run side by side (DOCKVOL_PARALLEL=0 runs them one after the other): per engine, one
-# leg runs the integration, end-to-end, security and fleet tiers, and the faults tier, the
-# longest, is split in two legs (DOCKVOL_FAULTS_PART, tests/faults/conftest.py): the engine
-# stopped at each step (ENGINE-stops), and dockvol killed at each step and the races
+# leg runs the integration, end-to-end and fleet tiers, and the faults tier, the longest, is
+# split in two legs (DOCKVOL_FAULTS_PART, tests/faults/conftest.py): the engine stopped at each
+# step (ENGINE-stops), and dockvol killed at each step and the races, then the security tier
 # (ENGINE-kills). Each leg has its own private engine (a faults leg's in
 # DOCKVOL_ENGINE_DIR=/tmp/dockvol-engine-LEG), socket, fleet lab and ports. Most of a leg's time
 # is spent waiting on its engine, so six legs on two cores take little longer than the longest. Each leg's output goes to a log that is printed whole when
@@ -80,12 +80,13 @@ finish() {
     exit 0
 }
 
-# The legs: ENGINE (every engine tier but faults), ENGINE-stops and ENGINE-kills, for each engine.
+# The legs: ENGINE (integration, e2e, fleet, smoke), ENGINE-stops and ENGINE-kills (faults,
+# security), for each engine.
 LEGS=()
 for engine in $ENGINES; do LEGS+=("$engine" "$engine-stops" "$engine-kills"); done
 
 # engine_of LEG: the engine version a leg runs on.
-engine_of() { echo "${1%-*s}"; }
+engine_of() { echo "${1%%-*}"; }
 
 # with_engine LEG COMMAND...: run COMMAND with the leg's private engine selected (engine.sh and the
 # faults tier's restarts read DOCKVOL_ENGINE_DIR; the other legs use engine.sh's default).
@@ -114,12 +115,12 @@ leg() {
             ;;
         *-kills)
             DOCKVOL_FAULTS_PART=kills run "faults, dockvol killed at each step, and races, on engine $engine ($version)" tests/faults || ok=1
+            run "security on engine $engine ($version)" tests/security || ok=1
             return "$ok"
             ;;
     esac
     run "integration on engine $engine ($version)" tests/integration || ok=1
     run "end-to-end on engine $engine ($version)" tests/e2e || ok=1
-    run "security on engine $engine ($version)" tests/security || ok=1
     run "fleet on engine $engine ($version): a three-node Swarm" tests/fleet || ok=1
     if [ "$engine" = "$SMOKE_ENGINE" ]; then
         echo "== deploy smoke on engine $engine: image, HEALTHCHECK, compose"
