@@ -9,6 +9,7 @@ import time
 import pytest
 
 from service.app import create_app
+from tests import s3
 from tests.contract.engine_contract import make_tar
 from tests.support import files_of
 
@@ -88,3 +89,27 @@ def test_missing_things_are_404_and_a_repository_can_be_forgotten(client, reposi
     assert started.status_code == 404
     assert client.delete("/api/v1/repositories/offsite", headers=as_admin).status_code == 204
     assert client.get("/api/v1/repositories/offsite", headers=as_writer).status_code == 404
+
+
+def test_an_s3_repository_shows_where_it_lies_and_never_its_keys(client, as_admin, s3_endpoint, tmp_path):
+    keys = {"access_key_id": s3.ACCESS_KEY, "secret_access_key": s3.SECRET_KEY}
+    place = {"endpoint": s3_endpoint, "bucket": "dockvol-api", "prefix": "p"}
+    body = {"name": "cloud", "kind": "s3", "s3": place, "credentials": keys, "password": "sesame"}
+    made = client.post("/api/v1/repositories", json=body, headers=as_admin)
+    assert made.status_code == 201, made.json
+    doc = made.json
+    assert doc["kind"] == "s3" and doc["path"] is None and doc["status"]["reachable"] is True
+    assert doc["s3"] == {"endpoint": s3_endpoint, "bucket": "dockvol-api", "prefix": "p", "region": ""}
+    listed = client.get("/api/v1/repositories", headers=as_admin).data
+    assert s3.SECRET_KEY.encode() not in made.data + listed and b"sesame" not in listed
+    bad = [
+        {**body, "credentials": None},  # s3 needs its keys
+        {key: v for key, v in body.items() if key != "credentials"},
+        {**body, "path": str(tmp_path / "backups" / "x")},  # one place only
+        {**body, "s3": {**place, "endpoint": f"{s3_endpoint}/evil"}},  # no path in the endpoint
+        {**body, "s3": {**place, "bucket": "ab"}},  # buckets of 3+ characters
+        {**body, "credentials": {**keys, "secret_access_key": "x\n[other]"}},  # nothing ends a line
+        {"name": "l", "path": str(tmp_path / "backups" / "l"), "password": "x", "s3": place},
+    ]
+    for b in bad:
+        assert client.post("/api/v1/repositories", json=b, headers=as_admin).status_code == 422, b

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from service.domain.backups import BackupQuery
 from service.domain.projects import acting_for
 from service.domain.restic import Repository
 from service.errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
+from tests import s3
 
 from ..engine_state import snapshot
 from .conftest import leftovers, tar
@@ -203,3 +205,48 @@ def test_a_repository_lies_under_the_backup_roots_and_keeps_its_password_to_itse
     assert os.path.exists(backup_root / "a" / "b" / "config")  # forgotten, not destroyed
     with pytest.raises(NotFound):
         uses.repositories.get("deep")
+
+
+# -- S3 repositories: an S3 server on loopback (moto), restic's S3 client -------------------------
+
+S3_KEYS = {"access_key_id": s3.ACCESS_KEY, "secret_access_key": s3.SECRET_KEY}
+
+
+def s3_repo(uses, s3_endpoint, name, bucket, password="right horse battery"):
+    place = {"endpoint": s3_endpoint, "bucket": bucket, "prefix": "team/web", "region": "us-east-1"}
+    return uses.repositories.create(name, None, password, s3=place, credentials=S3_KEYS)
+
+
+def test_an_s3_repository_is_made_backed_up_into_restored_from_and_attached(uses, wired, engine, site, s3_endpoint):
+    made = s3_repo(uses, s3_endpoint, "offsite", "dockvol-usecases")
+    assert made.kind == "s3" and made.location == f"s3:{s3_endpoint}/dockvol-usecases/team/web"
+    assert uses.repositories.status(made).reachable
+    done = backed_up(uses, repository="offsite")
+    assert done.status == "completed", done.error
+    started = uses.restores.start(done.id, "from-s3")
+    assert ended(lambda: uses.restores.get(started.id)).status == "completed"
+    assert files(engine, "from-s3") == files(engine, "site")
+
+    other = wired("elsewhere")  # a new dockvol, the same bucket: attached, its backups listed
+    with pytest.raises(InvalidInput, match="password"):
+        s3_repo(other, s3_endpoint, "found", "dockvol-usecases", password="wrong")
+    s3_repo(other, s3_endpoint, "found", "dockvol-usecases")
+    listed, _ = other.backups.list(BackupQuery())
+    assert [(b.id, b.repository) for b in listed] == [(done.id, "found")]
+
+
+def test_s3_keys_are_kept_in_a_0600_file_and_never_in_argv_env_or_record(uses, tmp_path, s3_endpoint):
+    made = s3_repo(uses, s3_endpoint, "keys", "dockvol-keys")
+    opened = uses.repositories.opened(made)
+    assert opened.credentials_file and os.stat(opened.credentials_file).st_mode & 0o777 == 0o600
+    assert s3.SECRET_KEY in Path(opened.credentials_file).read_text()
+    restic = uses.repositories.restic
+    shown = " ".join(restic._argv(opened, ["snapshots"])) + repr(restic._env(opened))
+    assert s3.SECRET_KEY not in shown and s3.ACCESS_KEY not in shown
+    state = tmp_path / "state" / "repositories"
+    assert not any(s3.SECRET_KEY.encode() in (state / f).read_bytes() for f in os.listdir(state) if ".json" in f)
+    with pytest.raises(Conflict):  # the same place twice
+        s3_repo(uses, s3_endpoint, "again", "dockvol-keys")
+    uses.repositories.delete("keys")
+    assert not os.path.exists(opened.credentials_file) and not os.path.exists(opened.password_file)
+
