@@ -119,6 +119,6 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
         repositories=repositories,
         backups=backups,
-        restores=Restores(engine, backups, volume_data, state),
+        restores=Restores(engine, backups, volumes, volume_data, state),
         view=view,
     )

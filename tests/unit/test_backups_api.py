@@ -72,10 +72,15 @@ def test_a_backup_answers_202_and_its_run_becomes_the_snapshot(client, repositor
 
     body = {"backup": backup_id, "volume": "site-copy"}
     assert client.post("/api/v1/restores", json=body, headers=as_writer).status_code == 403
-    assert client.post("/api/v1/restores", json={**body, "replace": True}, headers=as_admin).status_code == 422
+    assert client.post("/api/v1/restores", json={**body, "replace": True}, headers=as_admin).status_code == 404
     restore = client.post("/api/v1/restores", json=body, headers=as_admin)
-    assert restore.status_code == 202
+    assert restore.status_code == 202 and restore.json["replace"] is False
     assert ended(client, restore.headers["Location"], as_writer).json["status"] == "completed"
+    assert client.put("/api/v1/volumes/site/archive", data=make_tar([("b", "file", b"b", 0o644)]), headers=as_admin)
+    over = client.post("/api/v1/restores", json={**body, "volume": "site", "replace": True}, headers=as_admin)
+    assert over.status_code == 202 and over.json["replace"] is True
+    assert ended(client, over.headers["Location"], as_writer).json["status"] == "completed"
+    assert files_of(client.get("/api/v1/volumes/site/archive", headers=as_admin).data) == {"a.txt": b"hello"}
 
     assert client.delete(f"/api/v1/backups/{backup_id}", headers=as_writer).status_code == 403
     assert client.delete(f"/api/v1/backups/{backup_id}", headers=as_admin).status_code == 204

@@ -16,7 +16,7 @@ from service.errors import Conflict, EngineFailure, Forbidden, InvalidInput, Not
 from tests import s3
 
 from ..engine_state import snapshot
-from .conftest import leftovers, tar
+from .conftest import leftovers, spec, tar, volume
 
 pytestmark = pytest.mark.slow  # every restic call derives its key (scrypt): about half a second each
 
@@ -250,3 +250,31 @@ def test_s3_keys_are_kept_in_a_0600_file_and_never_in_argv_env_or_record(uses, t
     uses.repositories.delete("keys")
     assert not os.path.exists(opened.credentials_file) and not os.path.exists(opened.password_file)
 
+
+# -- restore with replace ------------------------------------------------------------------------
+
+
+def test_a_restore_with_replace_gives_the_volume_exactly_the_backups_content(uses, engine, site, repo):
+    done = backed_up(uses)
+    before = files(engine, "site")
+    changed = tar(("html/index.html", "file", b"changed", 0o644), ("new", "file", b"n", 0o644))
+    uses.volume_data.import_(site, "", changed)
+    started = uses.restores.start(done.id, "site", replace=True)
+    assert started.replace and started.status == "running"
+    restored = ended(lambda: uses.restores.get(started.id))
+    assert restored.status == "completed", restored.error
+    assert files(engine, "site") == before  # `new`, made after the backup, is gone: no mix
+    assert uses.volumes.get("site").labels == {"team": "web"} and not leftovers(engine)
+
+
+def test_a_restore_with_replace_needs_an_unused_volume_of_the_backups_project(uses, engine, site, repo):
+    done = backed_up(uses)
+    with pytest.raises(NotFound):
+        uses.restores.start(done.id, "nothing-here", replace=True)
+    uses.bindings.create(spec("user", mounts=(volume("/data", "site"),)))
+    with pytest.raises(Conflict, match="use"):
+        uses.restores.start(done.id, "site", replace=True)
+    with acting_for("web"):
+        uses.volumes.create("webvol", "local", {}, {})
+    with pytest.raises(InvalidInput, match="another project"):
+        uses.restores.start(done.id, "webvol", replace=True)
