@@ -83,6 +83,8 @@ class Backups:
         self._start = start
         intents.recoverer("backup.run", self._recover)
         repositories.in_use.append(self._running_into)
+        # Told of each run that ends: (status, seconds, added bytes, volume, policy) (the metrics).
+        self.ended: list[Callable[[str, float | None, int | None, str, str], None]] = []
 
     # -- back up -----------------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Backups:
                 added_bytes=summary.data_added,
             )
             self._state.write(KIND, doc["id"], doc)
+            self._tell(doc)
         except DockvolError as exc:
             error = exc.detail
         except Exception:
@@ -156,6 +159,24 @@ class Backups:
     def _fail(self, doc: dict[str, Any], error: str) -> None:
         doc.update(status="failed", error=error, finished_at=times.now())
         self._state.write(KIND, doc["id"], doc)
+        self._tell(doc)
+
+    def _tell(self, doc: dict[str, Any]) -> None:
+        try:
+            seconds = times.nanoseconds(doc["finished_at"]) - times.nanoseconds(doc["started_at"])
+        except (KeyError, TypeError, ValueError):
+            seconds = None
+        for listener in self.ended:
+            try:  # what it is told never changes how the backup ended
+                listener(
+                    doc["status"],
+                    None if seconds is None else seconds / 1e9,
+                    doc.get("added_bytes"),
+                    doc["volume"],
+                    doc.get("policy") or "",
+                )
+            except Exception:
+                log.exception("a listener of backup %s failed", doc["id"])
 
     def _recover(self, intent: Intent) -> None:
         """A run that failed or whose process died: no snapshot of it stays, and it is failed."""

@@ -118,3 +118,28 @@ def test_an_s3_repository_shows_where_it_lies_and_never_its_keys(client, as_admi
     ]
     for b in bad:
         assert client.post("/api/v1/repositories", json=b, headers=as_admin).status_code == 422, b
+
+
+def test_backups_are_counted_timed_and_their_last_success_kept(client, repository, as_writer, as_admin):
+    def metric(text: str, name: str, **labels: str) -> float:
+        for line in text.splitlines():
+            if line.split("{")[0].split(" ")[0] == name and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = client.get("/metrics").get_data(as_text=True)
+    assert client.post("/api/v1/volumes", json={"name": "metered"}, headers=as_writer).status_code == 201
+    tar = make_tar([("a.txt", "file", b"hello" * 1000, 0o644)])
+    assert client.put("/api/v1/volumes/metered/archive", data=tar, headers=as_admin).status_code == 200
+    started = client.post("/api/v1/backups", json={"volume": "metered", "repository": "offsite"}, headers=as_writer)
+    done = ended(client, started.headers["Location"], as_writer).json
+    assert done["status"] == "completed"
+    text = client.get("/metrics").get_data(as_text=True)
+    total = "dockvol_backups_total"
+    assert metric(text, total, status="completed") - metric(before, total, status="completed") == 1
+    added = metric(text, "dockvol_backup_added_bytes_total") - metric(before, "dockvol_backup_added_bytes_total")
+    assert added == done["added_bytes"] > 0
+    count = "dockvol_backup_duration_seconds_count"
+    assert metric(text, count) - metric(before, count) == 1
+    last = metric(text, "dockvol_backup_last_success_timestamp_seconds", policy="", volume="metered")
+    assert time.time() - 60 < last <= time.time()
