@@ -99,7 +99,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         Restic(f"{settings.state_dir}/cache"),
         BindPolicy(settings.backup_roots, bind_policy.engine_paths, setting=("backup root", "DOCKVOL_BACKUP_ROOTS")),
     )
-    backups = Backups(volumes, volume_data, intents, repositories, state)
+    backups = Backups(volumes, volume_data, intents, repositories, state, quota=projects.quota)
     return Services(
         settings=settings,
         engine=engine,

@@ -14,19 +14,21 @@ it forgets any snapshot the cut run left and marks the run failed."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from .. import times
 from ..config import DEFAULT_PROJECT
-from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
+from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound, QuotaExceeded
 from .helpers import gone, owner
 from .intents import Held, Intent, Intents
 from .jobs import in_background
+from .projects import QUOTA_LOCK_WAIT
 from .repositories import Repositories, RepositoryRecord, visible
 from .restic import SNAPSHOT_ID, Snapshot
 from .state import StateDir
@@ -73,6 +75,7 @@ class Backups:
         repositories: Repositories,
         state: StateDir,
         start: Callable[[Callable[[], None], str], Any] = in_background,
+        quota: Callable[[str], Mapping[str, int]] = lambda project: {},
     ) -> None:
         self._volumes = volumes
         self._data = data
@@ -81,6 +84,7 @@ class Backups:
         self._restic = repositories.restic
         self._state = state
         self._start = start
+        self._quota = quota
         intents.recoverer("backup.run", self._recover)
         repositories.in_use.append(self._running_into)
         # Told of each run that ends: (status, seconds, added bytes, volume, policy) (the metrics).
@@ -94,26 +98,58 @@ class Backups:
         found = self._volumes.get(volume)
         if found.project != record.project:
             raise InvalidInput("repository", f"repository {repository} belongs to another project than the volume")
-        run = RUN_PREFIX + secrets.token_hex(8)
-        held = self._intents.hold("backup.run", [f"volume/{volume}"], run=run, repository=repository)
-        try:
-            doc = {
-                "id": run,
-                "volume": volume,
-                "project": found.project or DEFAULT_PROJECT,
-                "repository": repository,
-                "status": "running",
-                "started_at": times.now(),
-                "owner": owner(),
-                "bytes_done": 0,
-            }
-            self._state.write(KIND, run, doc)
-            held.intent.begin()
-            self._start(lambda: self._run(doc, record, held), f"backup {run}")
-        except BaseException:
-            held.end(failed=True)
-            raise
+        project = found.project or DEFAULT_PROJECT
+        with self._counted(project):
+            run = RUN_PREFIX + secrets.token_hex(8)
+            held = self._intents.hold("backup.run", [f"volume/{volume}"], run=run, repository=repository)
+            try:
+                doc = {
+                    "id": run,
+                    "volume": volume,
+                    "project": project,
+                    "repository": repository,
+                    "status": "running",
+                    "started_at": times.now(),
+                    "owner": owner(),
+                    "bytes_done": 0,
+                }
+                self._state.write(KIND, run, doc)  # counted from here on
+                held.intent.begin()
+                self._start(lambda: self._run(doc, record, held), f"backup {run}")
+            except BaseException:
+                held.end(failed=True)
+                raise
         return _of_run(doc)
+
+    @contextlib.contextmanager
+    def _counted(self, project: str) -> Iterator[None]:
+        """Under the project's quota lock (projects.py) while it has a backups quota: a run is
+        recorded only while the project holds fewer backups than its limit."""
+        limit = self._quota(project).get("backups")
+        if limit is None:
+            yield
+            return
+        with self._intents.run("project.quota", [f"quota/{project}"], wait=QUOTA_LOCK_WAIT):
+            used = self.count(project)
+            if used >= limit:
+                raise QuotaExceeded("backups", limit, used)
+            yield
+
+    def count(self, project: str) -> int:
+        """What the project holds (DESIGN.md section 11): its completed backups in the repositories
+        this dockvol knows, and its runs under way. A repository that cannot be read counts none."""
+        runs = self._runs()
+        held = sum(1 for d in runs.values() if d["project"] == project and d["status"] == "running")
+        for found in self._state.all("repositories"):
+            record = RepositoryRecord(**found)
+            if record.project != project:
+                continue
+            try:
+                snapshots = self._restic.snapshots(self._repositories.opened(record), [TAG, f"project={project}"])
+            except BackupFailure:
+                continue
+            held += len(self._completed(record, snapshots, runs))
+        return held
 
     def _run(self, doc: dict[str, Any], record: RepositoryRecord, held: Held) -> None:
         error = None

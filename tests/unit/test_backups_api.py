@@ -64,6 +64,7 @@ def test_a_backup_answers_202_and_its_run_becomes_the_snapshot(client, repositor
     done = ended(client, run, as_writer)
     assert done.json["status"] == "completed" and done.json["node"]
     backup_id = done.json["id"]
+    assert client.get("/api/v1/projects/default", headers=as_writer).json["usage"]["backups"] == 1
     assert done.headers["Content-Location"] == f"/api/v1/backups/{backup_id}"
     listed = client.get("/api/v1/backups?volume=site&status=completed", headers=as_writer)
     assert [b["id"] for b in listed.json] == [backup_id]

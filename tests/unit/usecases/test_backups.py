@@ -278,3 +278,46 @@ def test_a_restore_with_replace_needs_an_unused_volume_of_the_backups_project(us
         uses.volumes.create("webvol", "local", {}, {})
     with pytest.raises(InvalidInput, match="another project"):
         uses.restores.start(done.id, "webvol", replace=True)
+
+
+# -- the backups quota ---------------------------------------------------------------------------
+
+
+def test_the_backups_quota_counts_completed_and_running_backups_of_the_project(wire, tmp_path, backup_root, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.config import ProjectConfig
+    from service.errors import QuotaExceeded
+
+    uses = wire(
+        state_dir=str(tmp_path / "state"),
+        backup_roots=(str(backup_root),),
+        projects={"web": ProjectConfig({"backups": 2}), "other": ProjectConfig({})},
+    )
+    with acting_for("web"):
+        uses.volumes.create("site", "local", {}, {})
+        uses.volume_data.import_("site", "", tar(*TREE[:2]))
+        uses.repositories.create("main", str(backup_root / "main"), "pw")
+        assert uses.backups.count("web") == 0
+        assert backed_up(uses).status == "completed"
+        assert uses.backups.count("web") == 1
+        uses.volumes.create("more", "local", {}, {})
+        # Two at once against room for one: exactly one starts.
+        with ThreadPoolExecutor(2) as pool:
+            tried = list(pool.map(lambda v: _start_or_refusal(uses, v), ["site", "more"]))
+        assert sorted(type(t).__name__ for t in tried) == ["Backup", "QuotaExceeded"], tried
+        started = next(t for t in tried if not isinstance(t, Exception))
+        assert ended(lambda: uses.backups.get(started.id)).status == "completed"
+        with pytest.raises(QuotaExceeded) as refused:
+            uses.backups.start("site", "main")
+        assert refused.value.extra == {"quota": "backups", "limit": 2, "used": 2}
+        assert uses.backups.count("web") == 2
+    assert uses.backups.count("other") == 0
+
+
+def _start_or_refusal(uses, volume):
+    with acting_for("web"):
+        try:
+            return uses.backups.start(volume, "main")
+        except Exception as exc:
+            return exc
