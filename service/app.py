@@ -75,6 +75,7 @@ def create_app(
     services.watch = feed.new_watch(services, engine, observability.observe_watch)
     view.listeners.append(services.watch.applied)
     view.relisted.append(services.watch.relisted)
+    services.record_feed = feed.new_record_feed(services)  # started with the view (gunicorn.conf.py)
 
     if settings.fleet == "swarm":
         router = _fleet_router(settings, services, peers)

@@ -19,6 +19,7 @@ from .domain.nodes import Nodes
 from .domain.policy import ContainerPolicy
 from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
+from .domain.record_feed import RecordFeed
 from .domain.repositories import Repositories
 from .domain.restic import Restic
 from .domain.restores import Restores
@@ -57,6 +58,7 @@ class Services:
     restores: Restores
     view: View | None = None  # the app's view of the engine, which its GETs read
     watch: Watch = field(init=False)  # the app's change feed (http/feed.py): it reads through these services
+    record_feed: RecordFeed = field(init=False)  # the watch's second source: backup runs and restores
 
 
 def build_services(settings: Settings, engine: Engine, view: View | None = None) -> Services:

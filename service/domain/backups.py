@@ -305,12 +305,16 @@ class Backups:
 
     # -- helpers -----------------------------------------------------------------------------------
 
+    def records(self) -> builtins.list[tuple[Backup, int]]:
+        """Every run recorded here, of every project, with the time its record was last written
+        (the watch's second source: record_feed.py)."""
+        return [(_of_run(_now(doc)), at) for doc, at in self._state.all_timed(KIND)]
+
     def _runs(self) -> dict[str, dict[str, Any]]:
         """Every run recorded here, a running one whose process is gone shown as failed."""
         runs = {}
         for doc in self._state.all(KIND):
-            if doc.get("status") == "running" and gone(doc.get("owner", "")):
-                doc = {**doc, "status": "failed", "error": DIED}
+            doc = _now(doc)
             runs[doc["id"]] = doc
         return runs
 
@@ -346,6 +350,13 @@ class Backups:
 
     def _running_into(self, repository: str) -> bool:
         return any(d["repository"] == repository and d["status"] == "running" for d in self._runs().values())
+
+
+def _now(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run as it is now: one still `running` whose process is gone has failed."""
+    if doc.get("status") == "running" and gone(doc.get("owner", "")):
+        return {**doc, "status": "failed", "error": DIED}
+    return doc
 
 
 def _of_run(doc: dict[str, Any]) -> Backup:

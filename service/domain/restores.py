@@ -128,6 +128,11 @@ class Restores:
             raise NotFound(f"restore {restore_id} does not exist")
         return _of(_now(doc))
 
+    def records(self) -> list[tuple[Restore, int]]:
+        """Every restore recorded here, of every project, with the time its record was last
+        written (the watch's second source: record_feed.py)."""
+        return [(_of(_now(doc)), at) for doc, at in self._state.all_timed(KIND)]
+
     def list(self) -> list[Restore]:
         found = [_of(_now(d)) for d in self._state.all(KIND) if visible(d["project"])]
         return sorted(found, key=lambda r: (r.started_at, r.id), reverse=True)

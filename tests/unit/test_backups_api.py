@@ -144,3 +144,53 @@ def test_backups_are_counted_timed_and_their_last_success_kept(client, repositor
     assert metric(text, count) - metric(before, count) == 1
     last = metric(text, "dockvol_backup_last_success_timestamp_seconds", policy="", volume="metered")
     assert time.time() - 60 < last <= time.time()
+
+
+@pytest.fixture
+def tokens_of_two_projects(settings):
+    from tests.unit.conftest import TOKENS
+
+    tokens = {**TOKENS, "web": {"scopes": ["read"], "project": "web"}}
+    return dataclasses.replace(settings, tokens=tokens)
+
+
+def test_backup_runs_and_restores_are_told_in_events_to_their_project_only(
+    engine, tokens_of_two_projects, as_admin, tmp_path, monkeypatch
+):
+    from service.http import events as events_module
+    from tests.unit.test_events import Stream
+
+    monkeypatch.setattr(events_module, "HEARTBEAT", 0.1)
+    app = create_app(tokens_of_two_projects, engine=engine)
+    services = app.extensions["dockvol"]
+    services.view.start_in_background()
+    try:
+        deadline = time.monotonic() + 5
+        while not services.view.stats()["primed"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client = app.test_client()
+        body = {"name": "offsite", "path": str(tmp_path / "backups" / "o"), "password": "pw"}
+        assert client.post("/api/v1/repositories", json=body, headers=as_admin).status_code == 201
+        assert client.post("/api/v1/volumes", json={"name": "evented"}, headers=as_admin).status_code == 201
+        services.record_feed.poll()  # the base: nothing recorded yet
+        admin = Stream(client, as_admin, "?resource=backup&resource=restore")
+        web = Stream(client, {"Authorization": "Bearer web"}, "?resource=backup&resource=restore")
+        started = client.post("/api/v1/backups", json={"volume": "evented", "repository": "offsite"}, headers=as_admin)
+        run = started.json["id"]
+        ended(client, started.headers["Location"], as_admin)
+        services.record_feed.poll()
+        told = admin.next()
+        assert (told["event"], told["data"]["resource"], told["data"]["name"]) == ("created", "backup", run)
+        assert told["data"]["object"]["status"] == "completed" and told["data"]["project"] == "default"
+        restore = client.post("/api/v1/restores", json={"backup": run, "volume": "evented-copy"}, headers=as_admin)
+        ended(client, restore.headers["Location"], as_admin)
+        services.record_feed.poll()
+        told = admin.next()
+        assert (told["event"], told["data"]["resource"]) == ("created", "restore")
+        assert told["data"]["object"]["status"] == "completed"
+        with pytest.raises(AssertionError, match="no event in time"):
+            web.next(seconds=0.5)  # another project hears nothing of them
+        admin.close()
+        web.close()
+    finally:
+        services.view.stop()
