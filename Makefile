@@ -14,14 +14,15 @@ $(VENV)/.installed: pyproject.toml requirements/test.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-# Pin every dependency of pyproject.toml, with hashes: runtime.txt (the image) and test.txt (make).
+# Pin every dependency of pyproject.toml, with hashes: test.txt (make) and runtime.txt (the image),
+# the image's held to the tests' versions (-c), so what is tested is what ships.
 LOCK = .lockenv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
 lock:
 	$(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install --quiet --disable-pip-version-check pip-tools
-	$(LOCK) --upgrade -o requirements/runtime.txt pyproject.toml
 	$(LOCK) --upgrade --extra test -o requirements/test.txt pyproject.toml
+	$(LOCK) --upgrade -c requirements/test.txt -o requirements/runtime.txt pyproject.toml
 
 run: venv
 	deploy/run.sh

@@ -87,6 +87,8 @@ def post_worker_init(worker):
     view = worker.wsgi.extensions["dockvol"].view
     view.share(os.path.join(_metrics_dir, "written"))
     view.start_in_background()
+    # Backup runs and restores are dockvol's own records, not the engine's: the watch polls them.
+    worker.wsgi.extensions["dockvol"].record_feed.start_in_background()
 
 
 def child_exit(server, worker):

@@ -76,9 +76,11 @@ def create_app(
     engine = ViewedEngine(engine, view)  # reads from the view once a worker starts it (gunicorn.conf.py)
     services = build_services(settings, engine, view)
     app.extensions["dockvol"] = services
+    services.backups.ended.append(observability.observe_backup)
     services.watch = feed.new_watch(services, engine, observability.observe_watch)
     view.listeners.append(services.watch.applied)
     view.relisted.append(services.watch.relisted)
+    services.record_feed = feed.new_record_feed(services)  # started with the view (gunicorn.conf.py)
 
     if settings.fleet == "swarm":
         router = _fleet_router(settings, services, peers)

@@ -20,6 +20,7 @@ from .domain.policies import Policies
 from .domain.policy import ContainerPolicy
 from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
+from .domain.record_feed import RecordFeed
 from .domain.repositories import Repositories
 from .domain.restic import Restic
 from .domain.restores import Restores
@@ -61,6 +62,7 @@ class Services:
     scheduler: Scheduler  # each worker starts it (deploy/gunicorn.conf.py)
     view: View | None = None  # the app's view of the engine, which its GETs read
     watch: Watch = field(init=False)  # the app's change feed (http/feed.py): it reads through these services
+    record_feed: RecordFeed = field(init=False)  # the watch's second source: backup runs and restores
 
 
 def build_services(settings: Settings, engine: Engine, view: View | None = None) -> Services:
@@ -103,7 +105,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         Restic(f"{settings.state_dir}/cache"),
         BindPolicy(settings.backup_roots, bind_policy.engine_paths, setting=("backup root", "DOCKVOL_BACKUP_ROOTS")),
     )
-    backups = Backups(volumes, volume_data, intents, repositories, state)
+    backups = Backups(volumes, volume_data, intents, repositories, state, quota=projects.quota)
     policies = Policies(state, repositories, volumes, backups)
     return Services(
         settings=settings,
@@ -124,7 +126,7 @@ def build_services(settings: Settings, engine: Engine, view: View | None = None)
         reconciler=Reconciler(engine, planner, intents, settings.docker_host or "default"),
         repositories=repositories,
         backups=backups,
-        restores=Restores(engine, backups, volume_data, state),
+        restores=Restores(engine, backups, volumes, volume_data, state),
         policies=policies,
         scheduler=Scheduler(policies, state),
         view=view,

@@ -14,19 +14,21 @@ it forgets any snapshot the cut run left and marks the run failed."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from .. import times
 from ..config import DEFAULT_PROJECT
-from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
+from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound, QuotaExceeded
 from .helpers import gone, owner
 from .intents import Held, Intent, Intents
 from .jobs import in_background
+from .projects import QUOTA_LOCK_WAIT
 from .repositories import Repositories, RepositoryRecord, visible
 from .restic import SNAPSHOT_ID, Snapshot
 from .state import StateDir
@@ -76,6 +78,7 @@ class Backups:
         repositories: Repositories,
         state: StateDir,
         start: Callable[[Callable[[], None], str], Any] = in_background,
+        quota: Callable[[str], Mapping[str, int]] = lambda project: {},
     ) -> None:
         self._volumes = volumes
         self._data = data
@@ -84,8 +87,11 @@ class Backups:
         self._restic = repositories.restic
         self._state = state
         self._start = start
+        self._quota = quota
         intents.recoverer("backup.run", self._recover)
         repositories.in_use.append(self._running_into)
+        # Told of each run that ends: (status, seconds, added bytes, volume, policy) (the metrics).
+        self.ended: list[Callable[[str, float | None, int | None, str, str], None]] = []
 
     # -- back up -----------------------------------------------------------------------------------
 
@@ -103,28 +109,60 @@ class Backups:
         found = self._volumes.get(volume)
         if found.project != record.project:
             raise InvalidInput("repository", f"repository {repository} belongs to another project than the volume")
-        run = RUN_PREFIX + secrets.token_hex(8)
-        held = self._intents.hold("backup.run", [f"volume/{volume}"], run=run, repository=repository)
-        try:
-            doc = {
-                "id": run,
-                "volume": volume,
-                "project": found.project or DEFAULT_PROJECT,
-                "repository": repository,
-                "status": "running",
-                "started_at": times.now(),
-                "owner": owner(),
-                "bytes_done": 0,
-                **({"policy": policy} if policy else {}),
-                **({"scheduled_at": scheduled_at} if scheduled_at else {}),
-            }
-            self._state.write(KIND, run, doc)
-            held.intent.begin()
-            self._start(lambda: self._run(doc, record, held, then), f"backup {run}")
-        except BaseException:
-            held.end(failed=True)
-            raise
+        project = found.project or DEFAULT_PROJECT
+        with self._counted(project):
+            run = RUN_PREFIX + secrets.token_hex(8)
+            held = self._intents.hold("backup.run", [f"volume/{volume}"], run=run, repository=repository)
+            try:
+                doc = {
+                    "id": run,
+                    "volume": volume,
+                    "project": project,
+                    "repository": repository,
+                    "status": "running",
+                    "started_at": times.now(),
+                    "owner": owner(),
+                    "bytes_done": 0,
+                    **({"policy": policy} if policy else {}),
+                    **({"scheduled_at": scheduled_at} if scheduled_at else {}),
+                }
+                self._state.write(KIND, run, doc)  # counted from here on
+                held.intent.begin()
+                self._start(lambda: self._run(doc, record, held, then), f"backup {run}")
+            except BaseException:
+                held.end(failed=True)
+                raise
         return _of_run(doc)
+
+    @contextlib.contextmanager
+    def _counted(self, project: str) -> Iterator[None]:
+        """Under the project's quota lock (projects.py) while it has a backups quota: a run is
+        recorded only while the project holds fewer backups than its limit."""
+        limit = self._quota(project).get("backups")
+        if limit is None:
+            yield
+            return
+        with self._intents.run("project.quota", [f"quota/{project}"], wait=QUOTA_LOCK_WAIT):
+            used = self.count(project)
+            if used >= limit:
+                raise QuotaExceeded("backups", limit, used)
+            yield
+
+    def count(self, project: str) -> int:
+        """What the project holds (DESIGN.md section 11): its completed backups in the repositories
+        this dockvol knows, and its runs under way. A repository that cannot be read counts none."""
+        runs = self._runs()
+        held = sum(1 for d in runs.values() if d["project"] == project and d["status"] == "running")
+        for found in self._state.all("repositories"):
+            record = RepositoryRecord(**found)
+            if record.project != project:
+                continue
+            try:
+                snapshots = self._restic.snapshots(self._repositories.opened(record), [TAG, f"project={project}"])
+            except BackupFailure:
+                continue
+            held += len(self._completed(record, snapshots, runs))
+        return held
 
     def _run(
         self, doc: dict[str, Any], record: RepositoryRecord, held: Held, then: Callable[[Backup], None] | None = None
@@ -149,6 +187,7 @@ class Backups:
                 added_bytes=summary.data_added,
             )
             self._state.write(KIND, doc["id"], doc)
+            self._tell(doc)
         except DockvolError as exc:
             error = exc.detail
         except Exception:
@@ -178,6 +217,24 @@ class Backups:
     def _fail(self, doc: dict[str, Any], error: str) -> None:
         doc.update(status="failed", error=error, finished_at=times.now())
         self._state.write(KIND, doc["id"], doc)
+        self._tell(doc)
+
+    def _tell(self, doc: dict[str, Any]) -> None:
+        try:
+            seconds = times.nanoseconds(doc["finished_at"]) - times.nanoseconds(doc["started_at"])
+        except (KeyError, TypeError, ValueError):
+            seconds = None
+        for listener in self.ended:
+            try:  # what it is told never changes how the backup ended
+                listener(
+                    doc["status"],
+                    None if seconds is None else seconds / 1e9,
+                    doc.get("added_bytes"),
+                    doc["volume"],
+                    doc.get("policy") or "",
+                )
+            except Exception:
+                log.exception("a listener of backup %s failed", doc["id"])
 
     def _recover(self, intent: Intent) -> None:
         """A run that failed or whose process died: no snapshot of it stays, and it is failed."""
@@ -271,12 +328,16 @@ class Backups:
 
     # -- helpers -----------------------------------------------------------------------------------
 
+    def records(self) -> builtins.list[tuple[Backup, int]]:
+        """Every run recorded here, of every project, with the time its record was last written
+        (the watch's second source: record_feed.py)."""
+        return [(_of_run(_now(doc)), at) for doc, at in self._state.all_timed(KIND)]
+
     def _runs(self) -> dict[str, dict[str, Any]]:
         """Every run recorded here, a running one whose process is gone shown as failed."""
         runs = {}
         for doc in self._state.all(KIND):
-            if doc.get("status") == "running" and gone(doc.get("owner", "")):
-                doc = {**doc, "status": "failed", "error": DIED}
+            doc = _now(doc)
             runs[doc["id"]] = doc
         return runs
 
@@ -314,6 +375,13 @@ class Backups:
 
     def _running_into(self, repository: str) -> bool:
         return any(d["repository"] == repository and d["status"] == "running" for d in self._runs().values())
+
+
+def _now(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run as it is now: one still `running` whose process is gone has failed."""
+    if doc.get("status") == "running" and gone(doc.get("owner", "")):
+        return {**doc, "status": "failed", "error": DIED}
+    return doc
 
 
 def _of_run(doc: dict[str, Any]) -> Backup:

@@ -14,6 +14,7 @@ from . import labels as label
 from .bindings import binding_name
 
 VOLUME, BINDING, GROUP = "volume", "binding", "sharing-group"
+BACKUP, RESTORE = "backup", "restore"  # not the engine's: dockvol's own records (record_feed.py)
 _LOCKED = {"volume": VOLUME, "binding": BINDING, "group": GROUP}
 
 Key = tuple[str, str]  # (resource, name)

@@ -1,8 +1,9 @@
 """restic, the backup engine (docs/design.md section 12), run as a subprocess with `--json`.
 
-A repository's password reaches restic only through `--password-file`, a file of mode 0600 that
-only dockvol's user can read: never on a command line or in an environment that other users of
-the host could read (`/proc/PID/cmdline` is world-readable; so is a process's existence). restic
+A repository's password reaches restic only through `--password-file`, and an S3 repository's
+keys only through an AWS shared-credentials file that `AWS_SHARED_CREDENTIALS_FILE` names: files
+of mode 0600 that only dockvol's user can read, never a command line or an environment holding a
+secret (`/proc/PID/cmdline` is world-readable; so is a process's existence). restic
 gets an environment of its own, with nothing of dockvol's in it (no RESTIC_* variable leaks in).
 
 Each restic process dies with the dockvol process that started it (PR_SET_PDEATHSIG): a backup
@@ -43,10 +44,14 @@ class NoRepository(BackupFailure):
 
 @dataclass(frozen=True)
 class Repository:
-    """How to open one repository: where it is, and the file that holds its password."""
+    """How to open one repository: where it is, the file that holds its password, and for S3 the
+    file that holds its credentials (an AWS shared-credentials file, mode 0600) and its `-o`
+    options (`s3.region=...`)."""
 
     location: str
     password_file: str
+    credentials_file: str | None = None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,16 +157,22 @@ class Restic:
             f"--repo={repo.location}",
             f"--password-file={repo.password_file}",
             f"--cache-dir={self._cache_dir}",
+            *(f"--option={o}" for o in repo.options),
             *args,
         ]
 
-    def _env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self._cache_dir, "LC_ALL": "C"}
+    def _env(self, repo: Repository) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self._cache_dir, "LC_ALL": "C"}
+        if repo.credentials_file is not None:
+            # restic's S3 client reads the keys from this file (its name is no secret): never
+            # from an argv or an environment, which /proc shows.
+            env["AWS_SHARED_CREDENTIALS_FILE"] = repo.credentials_file
+        return env
 
     def _start(self, repo: Repository, args: Sequence[str], **streams: Any) -> subprocess.Popen[bytes]:
         try:
             return subprocess.Popen(
-                self._argv(repo, args), env=self._env(), preexec_fn=_die_with_parent, close_fds=True, **streams
+                self._argv(repo, args), env=self._env(repo), preexec_fn=_die_with_parent, close_fds=True, **streams
             )
         except OSError as exc:
             raise BackupFailure(f"restic cannot be run: {exc.strerror}") from None
@@ -170,7 +181,7 @@ class Restic:
         try:
             done = subprocess.run(
                 self._argv(repo, args),
-                env=self._env(),
+                env=self._env(repo),
                 preexec_fn=_die_with_parent,
                 capture_output=True,
                 timeout=QUICK,
@@ -234,7 +245,11 @@ def _failure(stderr: str) -> BackupFailure:
     said = said.removeprefix("Fatal: ").strip()[:300] or "restic failed"
     if "wrong password or no key found" in stderr:
         return WrongPassword("the password opens none of the repository's keys")
-    if "unable to open config file" in stderr or "Is there a repository at the following location" in stderr:
+    if (
+        "unable to open config file" in stderr
+        or "bucket does not exist" in stderr.lower()
+        or "Is there a repository at the following location" in stderr
+    ):
         return NoRepository(f"no restic repository there: {said}")
     return BackupFailure(f"restic: {said}")
 

@@ -1,4 +1,6 @@
-"""Restores (DESIGN.md section 12): a backup's tar, out of restic, into a new volume.
+"""Restores (DESIGN.md section 12): a backup's tar, out of restic, into a new volume, or with
+`replace` over all the content of an existing, unused one (`VolumeData.replace`: staged, then
+swapped in; old content or new, never a mix).
 
 The tar takes the path an archive from another node takes (`VolumeData.receive`): spooled to
 disk, given every check an import gets (a repository may have been tampered with: a hostile
@@ -16,9 +18,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .. import times
-from ..config import ALL_PROJECTS
+from ..config import ALL_PROJECTS, DEFAULT_PROJECT
 from ..engine.port import Engine
-from ..errors import Conflict, DockvolError, NotFound
+from ..errors import Conflict, DockvolError, InvalidInput, NotFound
 from .backups import Backups
 from .helpers import gone, owner
 from .jobs import in_background
@@ -26,6 +28,7 @@ from .projects import acting_for, current, unscoped
 from .repositories import visible
 from .state import StateDir
 from .volume_data import VolumeData
+from .volumes import Volumes
 
 log = logging.getLogger(__name__)
 KIND = "restores"
@@ -43,6 +46,7 @@ class Restore:
     finished_at: str | None = None
     bytes_done: int | None = None
     error: str | None = None
+    replace: bool = False
 
 
 class Restores:
@@ -50,27 +54,36 @@ class Restores:
         self,
         engine: Engine,
         backups: Backups,
+        volumes: Volumes,
         data: VolumeData,
         state: StateDir,
         start: Callable[[Callable[[], None], str], Any] = in_background,
     ) -> None:
         self._engine = engine
         self._backups = backups
+        self._volumes = volumes
         self._data = data
         self._state = state
         self._start = start
 
-    def start(self, backup_id: str, volume: str) -> Restore:
-        """Restore a completed backup into `volume`, a new volume (in the backup's project)."""
+    def start(self, backup_id: str, volume: str, replace: bool = False) -> Restore:
+        """Restore a completed backup into `volume`: a new volume (in the backup's project), or
+        with `replace` an existing, unused one of the backup's project."""
         backup = self._backups.get(backup_id)
         if backup.status != "completed":
             raise Conflict(f"backup {backup_id} is {backup.status}: only a completed backup can be restored")
-        try:
-            unscoped(self._engine).inspect_volume(volume)  # every project's: names are engine-wide
-            raise Conflict(f"volume {volume} exists already")
-        except NotFound:
-            pass
-        doc = {
+        if replace:
+            found = self._volumes.get(volume)  # the caller's project's (404 otherwise)
+            if (found.project or DEFAULT_PROJECT) != backup.project:
+                raise InvalidInput("volume", f"volume {volume} belongs to another project than the backup")
+            self._volumes.check_deletable(found)  # checked again under its lock, when the restore runs
+        else:
+            try:
+                unscoped(self._engine).inspect_volume(volume)  # every project's: names are engine-wide
+                raise Conflict(f"volume {volume} exists already")
+            except NotFound:
+                pass
+        doc: dict[str, Any] = {
             "id": secrets.token_hex(8),
             "backup": backup.id,
             "volume": volume,
@@ -78,6 +91,7 @@ class Restores:
             "status": "running",
             "started_at": times.now(),
             "owner": owner(),
+            "replace": replace,
         }
         self._state.write(KIND, doc["id"], doc)
         self._start(lambda: self._run(doc), f"restore {doc['id']}")
@@ -93,7 +107,10 @@ class Restores:
         try:
             # The operator's restore lands in the backup's project, as that project's own would.
             with acting_for(doc["project"]) if current() == ALL_PROJECTS else contextlib.nullcontext():
-                self._data.receive(doc["volume"], {}, source)
+                if doc.get("replace"):
+                    self._data.replace(doc["volume"], source)
+                else:
+                    self._data.receive(doc["volume"], {}, source)
             doc.update(status="completed", finished_at=times.now())
         except DockvolError as exc:
             doc.update(status="failed", error=exc.detail, finished_at=times.now())
@@ -110,6 +127,11 @@ class Restores:
         if doc is None or not visible(doc["project"]):
             raise NotFound(f"restore {restore_id} does not exist")
         return _of(_now(doc))
+
+    def records(self) -> list[tuple[Restore, int]]:
+        """Every restore recorded here, of every project, with the time its record was last
+        written (the watch's second source: record_feed.py)."""
+        return [(_of(_now(doc)), at) for doc, at in self._state.all_timed(KIND)]
 
     def list(self) -> list[Restore]:
         found = [_of(_now(d)) for d in self._state.all(KIND) if visible(d["project"])]
@@ -132,4 +154,5 @@ def _of(doc: dict[str, Any]) -> Restore:
         started_at=doc["started_at"],
         finished_at=doc.get("finished_at"),
         error=doc.get("error"),
+        replace=bool(doc.get("replace")),
     )

@@ -56,6 +56,18 @@ class StateDir:
         names = sorted(n[:-5] for n in found if n.endswith(".json"))
         return [r for r in (self.read(kind, n) for n in names) if r is not None]
 
+    def all_timed(self, kind: str) -> list[tuple[dict[str, Any], int]]:
+        """Every record of a kind with the time it was last written (ns since the epoch: the same
+        for every worker and process that reads it)."""
+        found = []
+        for doc in self.all(kind):
+            try:
+                at = os.stat(self.path(kind, doc["id"])).st_mtime_ns
+            except (OSError, KeyError, ValueError):
+                continue  # gone meanwhile, or not a record with an id
+            found.append((doc, at))
+        return found
+
     def write(self, kind: str, record: str, document: dict[str, Any]) -> None:
         self.write_bytes(self.path(kind, record), json.dumps(document).encode())
 

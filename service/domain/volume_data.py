@@ -80,6 +80,7 @@ class VolumeData:
         intents.recoverer("volume.clone", self._recover_clone)
         intents.recoverer("volume.rename", self._recover_rename)
         intents.recoverer("volume.import", self._recover_import)
+        intents.recoverer("volume.replace", self._recover_replace)
         intents.recoverer("volume.pause", self._recover_pause)
         self._volumes = volumes
         self._helpers = helpers
@@ -203,6 +204,66 @@ class VolumeData:
                 with self._helpers.open([(new_name, "/v", False)], intent.label) as helper:
                     self._engine.put_archive(helper.id, "/v", checked)
         return self._volumes.get(new_name)
+
+    # A replace (a restore with `replace`) gives a volume an archive's content, whole, in place of
+    # all it held: (1) the checked archive is extracted into the import's staging volume, then
+    # the operation notes `staged`; (2) the swap: the volume is removed (the commit point) and made
+    # again, marked filling by the operation, as a copy of the staging volume, which then goes.
+    # A recovery before the removal drops the staging volume (old content); after it, it makes the
+    # copy again from the staging volume (a half-made copy is the operation's own: removed first).
+
+    def replace(self, name: str, source: Callable[[], IO[bytes]]) -> Volume:
+        """Replace all of an unused volume's content with an archive's (`source()` opens it),
+        atomically: old content or new, never a mix; checked as an import before anything is written."""
+        with self._intents.run("volume.replace", [f"volume/{name}"], target=name) as intent:
+            volume = self._volumes.get(name)
+            self._volumes.check_deletable(volume)  # dockvol's, and no container uses it
+            with archive_check.spool(source(), self._max, self._spool_dir) as spooled:
+                checked, _ = archive_check.check_upload(spooled, "", self._max, self._max_entries, self._spool_dir)
+            size = archive_check.unpacked_bytes(checked)
+            with checked, self._byte_quota.claim(intent, volume.project or "", size):
+                intent.begin()
+                staging = staging_name(intent.op)
+                project = {label.PROJECT: volume.project} if volume.project else {}
+                self._volumes.create(
+                    staging, "local", {}, {}, marks={**intent.label, label.FILLING: intent.op, **project}
+                )
+                with self._helpers.open([(staging, "/v", False)], intent.label) as helper:
+                    self._engine.put_archive(helper.id, "/v", checked)
+            self._intents.note(intent, staged=True, labels=dict(volume.labels), project=volume.project or "")
+            self._swap(
+                intent.adding([], {"staged": True, "labels": dict(volume.labels), "project": volume.project or ""})
+            )
+        return self._volumes.get(name)
+
+    def _swap(self, intent: Intent) -> None:
+        name, staging = intent.args["target"], staging_name(intent.op)
+        try:
+            if self._engine.inspect_volume(name).labels.get(label.OP) == intent.op:
+                self._engine.remove_volume(name)  # a copy of ours that a kill cut: made again
+            else:
+                self._volumes.remove(name)  # the old content: from here on, the new one
+        except NotFound:
+            pass
+        project = intent.args.get("project")
+        self._copy(staging, name, intent.args["labels"], False, intent, {label.PROJECT: project} if project else {})
+        self._engine.remove_volume(staging)
+
+    def _recover_replace(self, intent: Intent) -> None:
+        """Back while the old volume is there (the staging copy goes); forward once it has gone."""
+        staging = staging_name(intent.op)
+        try:
+            self._engine.inspect_volume(staging)
+        except NotFound:
+            return  # nothing staged yet, or the swap has ended
+        try:
+            old = self._engine.inspect_volume(intent.args["target"]).labels.get(label.OP) != intent.op
+        except NotFound:
+            old = False
+        if intent.args.get("staged") and not old:
+            self._swap(intent)
+        else:
+            self._engine.remove_volume(staging)
 
     def rename(self, name: str, new_name: str, project: str | None = None) -> Volume:
         """Copy, then delete the original; whatever dies when, one of the two stays, whole.

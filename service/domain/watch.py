@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 from ..engine.port import ContainerRecord, EngineEvent, labels_match
 from ..json_types import JSON
-from .changes import BINDING, GROUP, VOLUME, Key, touched
+from .changes import BACKUP, BINDING, GROUP, RESTORE, VOLUME, Key, touched
 
 RETAIN = 10_000  # changes a worker keeps for clients that resume
 QUEUE = 1_000  # changes a client may have waiting before it is dropped
 BASE_WAIT = 10.0  # seconds a new client waits for a starting worker's view to list the engine
-RESOURCES = (VOLUME, BINDING, GROUP)
+RESOURCES = (VOLUME, BINDING, GROUP, BACKUP, RESTORE)
 _ID = re.compile(r"([0-9]+)-([0-9]+)")
 
 
@@ -114,35 +114,39 @@ class Watch:
 
     def applied(self, event: EngineEvent, before: ContainerRecord | None, after: ContainerRecord | None) -> None:
         for key in touched(event, before, after):
-            document = self._represent(key)
-            shown = None if document is None else json.dumps(document, sort_keys=True)
-            with self._lock:
-                last = self._shown.get(key)
-                if shown == last:
-                    continue
-                if shown is None:
-                    self._shown.pop(key, None)
-                    if last is None:
-                        continue  # nothing that was shown went
-                    kind = "deleted"
-                else:
-                    self._shown[key] = shown
-                    kind = "created" if last is None else "updated"
-                # several changes may share an engine time (a prune's destroys): each its own id
-                last_id = self._kept[-1][0].id if self._kept else (0, -1)
-                k = last_id[1] + 1 if last_id[0] == event.at else 0
-                was = document if document is not None else json.loads(last or "{}")
-                change = Change((event.at, k), kind, key[0], key[1], event.at, document, was.get("project"))
-                labels = was.get("labels")
-                self._kept.append((change, labels))
-                self._seen_at = max(self._seen_at, event.at)
-                clients = list(self._clients)
-            for client in clients:
-                if client.filters.admit(change, labels):
-                    try:
-                        client.changes.put_nowait(change)
-                    except queue.Full:
-                        self._drop(client)
+            self.noted(key, self._represent(key), event.at)
+
+    def noted(self, key: Key, document: JSON | None, at: int) -> None:
+        """`key` is shown as `document` (None: it is gone) since `at` (ns): the engine's events
+        through `applied`, dockvol's own records (record_feed.py) directly."""
+        shown = None if document is None else json.dumps(document, sort_keys=True)
+        with self._lock:
+            last = self._shown.get(key)
+            if shown == last:
+                return
+            if shown is None:
+                self._shown.pop(key, None)
+                if last is None:
+                    return  # nothing that was shown went
+                kind = "deleted"
+            else:
+                self._shown[key] = shown
+                kind = "created" if last is None else "updated"
+            # several changes may share a time (a prune's destroys): each its own id
+            last_id = self._kept[-1][0].id if self._kept else (0, -1)
+            k = last_id[1] + 1 if last_id[0] == at else 0
+            was = document if document is not None else json.loads(last or "{}")
+            change = Change((at, k), kind, key[0], key[1], at, document, was.get("project"))
+            labels = was.get("labels")
+            self._kept.append((change, labels))
+            self._seen_at = max(self._seen_at, at)
+            clients = list(self._clients)
+        for client in clients:
+            if client.filters.admit(change, labels):
+                try:
+                    client.changes.put_nowait(change)
+                except queue.Full:
+                    self._drop(client)
 
     # -- clients -----------------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ class EventQuerySchema(Schema):
 STREAM_DOC = {
     "description": (
         "text/event-stream: events `created`, `updated`, `deleted` (data: resource, name, node, project, at, "
-        "object; a token hears its own project's only), `resync` (re-list, then watch again) and `heartbeat`"
+        "object; a token hears its own project's only; backup runs and restores are told within a second of their "
+        "record's change), `resync` (re-list, then watch again) and `heartbeat`"
     ),
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
@@ -52,7 +53,7 @@ STREAM_DOC = {
 def events(
     resource: Sequence[str] = RESOURCES, name: str | None = None, label: Sequence[str] = (), **rest: Any
 ) -> Response:
-    """Watch every change to volumes, bindings and sharing groups"""
+    """Watch every change to volumes, bindings, sharing groups, backup runs and restores"""
     last = request.headers.get("Last-Event-ID") or rest.get("last_event_id")
     last_id = _parse_id(last) if last else None
     watch = services().watch

@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..domain.bindings import BindingQuery
-from ..domain.changes import BINDING, GROUP, VOLUME, Key
+from ..domain.changes import BACKUP, BINDING, GROUP, RESTORE, VOLUME, Key
+from ..domain.record_feed import RecordFeed
 from ..domain.volumes import VolumeQuery
 from ..domain.watch import Watch
 from ..engine.viewed import ViewedEngine
 from ..errors import NotFound
 from ..json_types import JSON
 from ..wiring import Services
+from .backups.schemas import backup_document, restore_document
 from .documents import binding_document, group_document, volume_document
 
 
@@ -21,6 +23,25 @@ def new_watch(services: Services, engine: ViewedEngine, observe: Callable[[str, 
     """The node's change feed, showing each resource as GET does; it reads them from the view of
     the engine (`engine`) as it stands right after each event."""
     return Watch(_representer(services, engine), _everything(services, engine), observe)
+
+
+def new_record_feed(services: Services) -> RecordFeed:
+    """The watch's second source: backup runs and restores, as their records change."""
+    return RecordFeed(_records(services), services.watch)
+
+
+def _records(services: Services) -> Callable[[], dict[Key, tuple[JSON, int]]]:
+    """Every backup run and restore recorded on this node, as GET shows it, with its record's time."""
+
+    def read() -> dict[Key, tuple[JSON, int]]:
+        node = services.nodes.here()
+        found: dict[Key, tuple[JSON, int]] = {
+            (BACKUP, b.id): (backup_document(b, node), at) for b, at in services.backups.records()
+        }
+        found.update(((RESTORE, r.id), (restore_document(r, node), at)) for r, at in services.restores.records())
+        return found
+
+    return read
 
 
 def _representer(services: Services, engine: ViewedEngine) -> Callable[[Key], JSON | None]:
@@ -56,6 +77,7 @@ def _everything(services: Services, engine: ViewedEngine) -> Callable[[], dict[K
             bindings = services.bindings.list(BindingQuery())
             found.update(((BINDING, b.name), binding_document(b, node)) for b in bindings)
             found.update(((GROUP, g.name), group_document(g, node)) for g in services.sharing_groups.list())
+            found.update((key, document) for key, (document, _) in _records(services)().items())
             return found
         finally:
             engine.end_scope()

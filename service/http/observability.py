@@ -37,6 +37,19 @@ VIEW_LAG = Histogram(
 )
 WATCHERS = Gauge("dockvol_watchers", "Clients connected to GET /api/v1/events", multiprocess_mode="livesum")
 WATCHERS_DROPPED = Counter("dockvol_watchers_dropped_total", "Watch clients dropped for not keeping up")
+BACKUPS = Counter("dockvol_backups_total", "Backups that ended, by how", ["status"])
+BACKUP_ADDED = Counter("dockvol_backup_added_bytes_total", "New data the repositories stored for completed backups")
+BACKUP_DURATION = Histogram(
+    "dockvol_backup_duration_seconds",
+    "Time of one backup, start to end",
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, float("inf")),
+)
+BACKUP_LAST_SUCCESS = Gauge(
+    "dockvol_backup_last_success_timestamp_seconds",
+    "When a volume's last completed backup ended (policy: empty for one on request)",
+    ["policy", "volume"],
+    multiprocess_mode="max",
+)
 VIEW_READS = Counter("dockvol_view_reads_total", "Engine reads, by where they were answered", ["source"])
 
 access_log = logging.getLogger("dockvol.access")
@@ -89,6 +102,16 @@ def observe_watch(what: str, value: float) -> None:
         WATCHERS.inc(value)
     else:
         WATCHERS_DROPPED.inc()
+
+
+def observe_backup(status: str, seconds: float | None, added_bytes: int | None, volume: str, policy: str) -> None:
+    """A backup that ended (domain/backups.py): `completed` or `failed`."""
+    BACKUPS.labels(status).inc()
+    if seconds is not None:
+        BACKUP_DURATION.observe(seconds)
+    if status == "completed":
+        BACKUP_ADDED.inc(added_bytes or 0)
+        BACKUP_LAST_SUCCESS.labels(policy, volume).set(time.time())
 
 
 def start_clock() -> None:

@@ -143,3 +143,35 @@ def test_another_dockvol_attaches_the_repository_and_restores(service, start_ser
         other.url("/api/v1/restores"), json={"backup": done["id"], "volume": unique("x")}, headers=web, timeout=30
     )
     assert refused.status_code == 404
+
+
+def test_a_backup_is_told_in_events_under_gunicorn(service, filled, backup_root):
+    """The records feed runs in gunicorn's workers (started with the view): a run is heard from
+    its start to its end."""
+    import subprocess
+
+    repo, made = new_repository(service, backup_root / unique("ev"))
+    assert made.status_code == 201, made.text
+    curl = subprocess.Popen(
+        ["curl", "-sN", "--max-time", "60", "-H", f"Authorization: {READER['Authorization']}",
+         service.url("/api/v1/events?resource=backup")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1)  # connected
+        back_up(service, filled, repo)
+        heard, event = [], None
+        for line in curl.stdout:
+            if line.startswith("event: "):
+                event = line.split(": ", 1)[1].strip()
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+                heard.append((event, data["object"]["status"]))
+                if data["object"]["status"] == "completed":
+                    break
+        assert heard[0][0] == "created" and heard[-1][1] == "completed", heard
+    finally:
+        curl.kill()
+        curl.wait()
+        curl.stdout.close()

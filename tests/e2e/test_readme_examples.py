@@ -868,6 +868,12 @@ def shop_page(call: Call, seen: dict[str, Any]) -> None:
     assert call.out.endswith(b"<h1>shop</h1>\n")
 
 
+def shop_replaced(call: Call, seen: dict[str, Any]) -> None:
+    """A restore with replace: the volume holds the backup's files alone (other.html, put in
+    after the backup, is gone)."""
+    assert [e["name"] for e in call.json()["entries"]] == ["index.html"], call.json()
+
+
 BACKUPS_TOUR: list[tuple[str, str, int, Check | None]] = [
     ("POST", "/volumes", 201, volume_named("shop-data")),
     ("PUT", "/volumes/shop-data/archive", 200, None),
@@ -884,6 +890,10 @@ BACKUPS_TOUR: list[tuple[str, str, int, Check | None]] = [
     ("POST", "/restores", 202, status("running")),
     ("GET", "/restores/", 200, status("completed")),
     ("GET", "/volumes/shop-restored/files?path=index.html", 200, shop_page),
+    ("PUT", "/volumes/shop-data/archive", 200, None),
+    ("POST", "/restores", 202, status("running")),
+    ("GET", "/restores/", 200, status("completed")),
+    ("GET", "/volumes/shop-data/files", 200, shop_replaced),
     ("DELETE", "/backups/run-", 204, None),
     ("DELETE", "/repositories/offsite", 204, None),
     ("DELETE", "/volumes/shop-restored", 204, None),

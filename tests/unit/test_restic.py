@@ -82,7 +82,17 @@ def test_the_password_is_checked_and_never_on_the_command_line(restic, repo, tmp
 
 def test_the_environment_of_dockvol_does_not_reach_restic(restic, repo, monkeypatch):
     monkeypatch.setenv("RESTIC_PASSWORD", "right")
-    assert "RESTIC_PASSWORD" not in restic._env()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dockvol's own")
+    assert "RESTIC_PASSWORD" not in restic._env(repo) and "AWS_SECRET_ACCESS_KEY" not in restic._env(repo)
+    s3 = Repository("s3:http://127.0.0.1:9/b", repo.password_file, "/state/r.credentials", ("s3.region=x",))
+    env = restic._env(s3)  # the keys' file by name, never a key
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/state/r.credentials" and set(env) == {
+        "PATH",
+        "HOME",
+        "LC_ALL",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    }
+    assert "--option=s3.region=x" in restic._argv(s3, ["snapshots"])
 
 
 def test_forget_and_dump_take_snapshot_ids_only(restic, repo):

@@ -80,18 +80,24 @@ class RestoreSchema(Schema):
     started_at = CreatedAt()
     finished_at = CreatedAt()
     error = ma.fields.String(allow_none=True)
+    replace = ma.fields.Boolean(required=True, metadata={"description": "Into an existing volume, replacing it"})
 
 
 class RestoreCreateSchema(Schema):
     backup = BACKUP_ID
     volume = VolumeName(
         required=True,
-        metadata={"description": "A new volume (409 if one has the name)", "example": "site-data-restored"},
+        metadata={
+            "description": "A new volume (409 if one has the name), or with `replace` an existing one",
+            "example": "site-data-restored",
+        },
     )
     replace = StrictBool(
         load_default=False,
-        validate=ma.validate.Equal(False, error="restoring into an existing volume is not offered yet"),
-        metadata={"description": "Only false for now: a restore makes a new volume"},
+        metadata={
+            "description": "Replace all the content of an existing volume of the backup's project (404 if "
+            "there is none), unused (409 while a container uses it), atomically: old content or new, never a mix"
+        },
     )
 
 
@@ -127,6 +133,7 @@ def restore_document(r: Restore, node: str) -> JSON:
         "node": node,
         "project": r.project,
         "status": r.status,
+        "replace": r.replace,
         "progress": {"bytes_done": r.bytes_done, "bytes_total": None},
         "started_at": r.started_at,
         "finished_at": r.finished_at,

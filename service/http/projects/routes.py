@@ -65,7 +65,7 @@ def _document(name: str, silent: set[str]) -> JSON:
             "volumes": usage.volumes,
             "bindings": usage.bindings,
             "sharing_groups": usage.sharing_groups,
-            "backups": 0,
+            "backups": services().backups.count(name),
             "bytes": usage.bytes,
             "bytes_measured_at": usage.bytes_measured_at,
         },

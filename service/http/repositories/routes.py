@@ -26,7 +26,8 @@ def _repositories() -> Repositories:
 
 def _document(r: RepositoryRecord) -> JSON:
     status = _repositories().status(r)
-    found: JSON = _SCHEMA.dump({**r.__dict__, "node": here(), "status": status.__dict__})
+    shown = {**r.__dict__, "path": r.path if r.s3 is None else None}
+    found: JSON = _SCHEMA.dump({**shown, "node": here(), "status": status.__dict__})
     return found
 
 
@@ -59,7 +60,9 @@ class RepositoryCollection(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Initialise a repository, or attach an existing one with its password"""
         with services().projects.creating_in(body.get("project")):
-            made = _repositories().create(body["name"], body["path"], body["password"])
+            made = _repositories().create(
+                body["name"], body.get("path"), body["password"], body.get("s3"), body.get("credentials")
+            )
         location = url_for("repositories.RepositoryItem", name=made.name)
         return json_response(_document(made), 201, {"Location": location, "ETag": _etag(made)})
 

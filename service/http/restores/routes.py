@@ -1,4 +1,4 @@
-"""/api/v1/restores: a backup into a new volume (202; scope admin), and how it went."""
+"""/api/v1/restores: a backup into a new volume or over an unused one (202; scope admin), and how it went."""
 
 from __future__ import annotations
 
@@ -41,15 +41,16 @@ class RestoreCollection(MethodView):
         description="The restore as it starts (`running`); poll its Location. An archive that fails an "
         "import's checks fails the restore before anything is written",
         errors={
-            404: "The backup does not exist",
-            409: "The volume exists, or the backup is not completed",
-            422: "The body breaks the schema (`replace` is not offered yet)",
+            404: "The backup does not exist, or (`replace`) the volume does not",
+            409: "The volume exists (`replace`: a container uses it, or a backup or restore of it runs), "
+            "or the backup is not completed",
+            422: "The body breaks the schema, or (`replace`) the volume is of another project than the backup",
         },
     )
     @blp.arguments(RestoreCreateSchema, example={"backup": "run-0a1b2c3d4e5f6a7b", "volume": "site-data-restored"})
     def post(self, body: dict[str, Any]) -> Response:
-        """Restore a backup into a new volume"""
-        restore = _restores().start(body["backup"], body["volume"])
+        """Restore a backup into a new volume, or replace an existing one's content"""
+        restore = _restores().start(body["backup"], body["volume"], body["replace"])
         location = url_for("restores.RestoreItem", restore_id=restore.id)
         return json_response(restore_document(restore, here()), 202, {"Location": location})
 

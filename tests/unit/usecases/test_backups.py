@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +13,10 @@ from service.domain.backups import BackupQuery
 from service.domain.projects import acting_for
 from service.domain.restic import Repository
 from service.errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
+from tests import s3
 
 from ..engine_state import snapshot
-from .conftest import leftovers, tar
+from .conftest import leftovers, spec, tar, volume
 
 pytestmark = pytest.mark.slow  # every restic call derives its key (scrypt): about half a second each
 
@@ -203,3 +205,119 @@ def test_a_repository_lies_under_the_backup_roots_and_keeps_its_password_to_itse
     assert os.path.exists(backup_root / "a" / "b" / "config")  # forgotten, not destroyed
     with pytest.raises(NotFound):
         uses.repositories.get("deep")
+
+
+# -- S3 repositories: an S3 server on loopback (moto), restic's S3 client -------------------------
+
+S3_KEYS = {"access_key_id": s3.ACCESS_KEY, "secret_access_key": s3.SECRET_KEY}
+
+
+def s3_repo(uses, s3_endpoint, name, bucket, password="right horse battery"):
+    place = {"endpoint": s3_endpoint, "bucket": bucket, "prefix": "team/web", "region": "us-east-1"}
+    return uses.repositories.create(name, None, password, s3=place, credentials=S3_KEYS)
+
+
+def test_an_s3_repository_is_made_backed_up_into_restored_from_and_attached(uses, wired, engine, site, s3_endpoint):
+    made = s3_repo(uses, s3_endpoint, "offsite", "dockvol-usecases")
+    assert made.kind == "s3" and made.location == f"s3:{s3_endpoint}/dockvol-usecases/team/web"
+    assert uses.repositories.status(made).reachable
+    done = backed_up(uses, repository="offsite")
+    assert done.status == "completed", done.error
+    started = uses.restores.start(done.id, "from-s3")
+    assert ended(lambda: uses.restores.get(started.id)).status == "completed"
+    assert files(engine, "from-s3") == files(engine, "site")
+
+    other = wired("elsewhere")  # a new dockvol, the same bucket: attached, its backups listed
+    with pytest.raises(InvalidInput, match="password"):
+        s3_repo(other, s3_endpoint, "found", "dockvol-usecases", password="wrong")
+    s3_repo(other, s3_endpoint, "found", "dockvol-usecases")
+    listed, _ = other.backups.list(BackupQuery())
+    assert [(b.id, b.repository) for b in listed] == [(done.id, "found")]
+
+
+def test_s3_keys_are_kept_in_a_0600_file_and_never_in_argv_env_or_record(uses, tmp_path, s3_endpoint):
+    made = s3_repo(uses, s3_endpoint, "keys", "dockvol-keys")
+    opened = uses.repositories.opened(made)
+    assert opened.credentials_file and os.stat(opened.credentials_file).st_mode & 0o777 == 0o600
+    assert s3.SECRET_KEY in Path(opened.credentials_file).read_text()
+    restic = uses.repositories.restic
+    shown = " ".join(restic._argv(opened, ["snapshots"])) + repr(restic._env(opened))
+    assert s3.SECRET_KEY not in shown and s3.ACCESS_KEY not in shown
+    state = tmp_path / "state" / "repositories"
+    assert not any(s3.SECRET_KEY.encode() in (state / f).read_bytes() for f in os.listdir(state) if ".json" in f)
+    with pytest.raises(Conflict):  # the same place twice
+        s3_repo(uses, s3_endpoint, "again", "dockvol-keys")
+    uses.repositories.delete("keys")
+    assert not os.path.exists(opened.credentials_file) and not os.path.exists(opened.password_file)
+
+
+# -- restore with replace ------------------------------------------------------------------------
+
+
+def test_a_restore_with_replace_gives_the_volume_exactly_the_backups_content(uses, engine, site, repo):
+    done = backed_up(uses)
+    before = files(engine, "site")
+    changed = tar(("html/index.html", "file", b"changed", 0o644), ("new", "file", b"n", 0o644))
+    uses.volume_data.import_(site, "", changed)
+    started = uses.restores.start(done.id, "site", replace=True)
+    assert started.replace and started.status == "running"
+    restored = ended(lambda: uses.restores.get(started.id))
+    assert restored.status == "completed", restored.error
+    assert files(engine, "site") == before  # `new`, made after the backup, is gone: no mix
+    assert uses.volumes.get("site").labels == {"team": "web"} and not leftovers(engine)
+
+
+def test_a_restore_with_replace_needs_an_unused_volume_of_the_backups_project(uses, engine, site, repo):
+    done = backed_up(uses)
+    with pytest.raises(NotFound):
+        uses.restores.start(done.id, "nothing-here", replace=True)
+    uses.bindings.create(spec("user", mounts=(volume("/data", "site"),)))
+    with pytest.raises(Conflict, match="use"):
+        uses.restores.start(done.id, "site", replace=True)
+    with acting_for("web"):
+        uses.volumes.create("webvol", "local", {}, {})
+    with pytest.raises(InvalidInput, match="another project"):
+        uses.restores.start(done.id, "webvol", replace=True)
+
+
+# -- the backups quota ---------------------------------------------------------------------------
+
+
+def test_the_backups_quota_counts_completed_and_running_backups_of_the_project(wire, tmp_path, backup_root, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.config import ProjectConfig
+    from service.errors import QuotaExceeded
+
+    uses = wire(
+        state_dir=str(tmp_path / "state"),
+        backup_roots=(str(backup_root),),
+        projects={"web": ProjectConfig({"backups": 2}), "other": ProjectConfig({})},
+    )
+    with acting_for("web"):
+        uses.volumes.create("site", "local", {}, {})
+        uses.volume_data.import_("site", "", tar(*TREE[:2]))
+        uses.repositories.create("main", str(backup_root / "main"), "pw")
+        assert uses.backups.count("web") == 0
+        assert backed_up(uses).status == "completed"
+        assert uses.backups.count("web") == 1
+        uses.volumes.create("more", "local", {}, {})
+        # Two at once against room for one: exactly one starts.
+        with ThreadPoolExecutor(2) as pool:
+            tried = list(pool.map(lambda v: _start_or_refusal(uses, v), ["site", "more"]))
+        assert sorted(type(t).__name__ for t in tried) == ["Backup", "QuotaExceeded"], tried
+        started = next(t for t in tried if not isinstance(t, Exception))
+        assert ended(lambda: uses.backups.get(started.id)).status == "completed"
+        with pytest.raises(QuotaExceeded) as refused:
+            uses.backups.start("site", "main")
+        assert refused.value.extra == {"quota": "backups", "limit": 2, "used": 2}
+        assert uses.backups.count("web") == 2
+    assert uses.backups.count("other") == 0
+
+
+def _start_or_refusal(uses, volume):
+    with acting_for("web"):
+        try:
+            return uses.backups.start(volume, "main")
+        except Exception as exc:
+            return exc
