@@ -191,9 +191,11 @@ def test_a_killed_worker_leaves_no_helper(start_service, sdk, bind_root):
 
     svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="1"))
     name = new_volume(svc)
+    # 64 MiB: more than loopback's buffers hold, so the export is still running (its helper there)
+    # when the client has read its first 64 KiB; with 3 MiB a quick server had finished already.
     sdk.containers.run(
         IMAGE,
-        ["sh", "-c", FILL],
+        ["sh", "-c", FILL + " && dd if=/dev/zero of=/v/big bs=1M count=64 2>/dev/null"],
         remove=True,
         network_mode="none",
         volumes={name: {"bind": "/v", "mode": "rw"}},
