@@ -27,7 +27,7 @@ from ..config import DEFAULT_PROJECT
 from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound, QuotaExceeded
 from .helpers import gone, owner
 from .intents import Held, Intent, Intents
-from .jobs import in_background
+from .jobs import as_now, in_background
 from .projects import QUOTA_LOCK_WAIT
 from .repositories import Repositories, RepositoryRecord, visible
 from .restic import SNAPSHOT_ID, Snapshot
@@ -378,10 +378,7 @@ class Backups:
 
 
 def _now(doc: dict[str, Any]) -> dict[str, Any]:
-    """A run as it is now: one still `running` whose process is gone has failed."""
-    if doc.get("status") == "running" and gone(doc.get("owner", "")):
-        return {**doc, "status": "failed", "error": DIED}
-    return doc
+    return as_now(doc, DIED)
 
 
 def _of_run(doc: dict[str, Any]) -> Backup:

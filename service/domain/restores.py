@@ -22,8 +22,8 @@ from ..config import ALL_PROJECTS, DEFAULT_PROJECT
 from ..engine.port import Engine
 from ..errors import Conflict, DockvolError, InvalidInput, NotFound
 from .backups import Backups
-from .helpers import gone, owner
-from .jobs import in_background
+from .helpers import owner
+from .jobs import as_now, in_background
 from .projects import acting_for, current, unscoped
 from .repositories import visible
 from .state import StateDir
@@ -139,9 +139,7 @@ class Restores:
 
 
 def _now(doc: dict[str, Any]) -> dict[str, Any]:
-    if doc.get("status") == "running" and gone(doc.get("owner", "")):
-        return {**doc, "status": "failed", "error": DIED}
-    return doc
+    return as_now(doc, DIED)
 
 
 def _of(doc: dict[str, Any]) -> Restore:

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
 import pytest
 
 from service.domain.restic import NoRepository, Repository, Restic, WrongPassword
 from service.errors import BackupFailure
+from tests.support import tar_of
 
 pytestmark = pytest.mark.slow  # every restic call derives its key (scrypt): about half a second each
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @pytest.fixture
