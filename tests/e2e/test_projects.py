@@ -347,12 +347,28 @@ class Stream:
         self._answer.close()
 
 
+def views_listed(service, workers: int, within: float = 60.0) -> None:
+    """Wait until each of `service`'s workers has listed the engine once: a worker keeps the changes
+    made since its view began, so a client resuming from before that is told to re-list. The first
+    worker answers while the others may still be loading (seconds, on a loaded machine)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        text = requests.get(service.url("/metrics"), timeout=30).text
+        counted = [line.split()[1] for line in text.splitlines() if line.startswith("dockvol_view_relists_total ")]
+        if counted and float(counted[0]) >= workers:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not every one of {workers} workers listed the engine within {within} s")
+
+
 def test_each_projects_watcher_hears_its_own_on_any_instance_resumed_or_resynced(svc, svc_env, start_service):
     """Two instances on one engine. Each project's watcher hears its own changes only; a watcher
     that resumes on the other instance hears what it missed of its own; one resuming from before
     anything is kept is told to re-list, with no name in it. A change of b's made before a's last
     one would have reached a's stream before it (one engine, one order): the marker proves absence."""
     other = start_service(svc_env)
+    for instance in (svc, other):  # a worker still starting when a's history is made would not hold it
+        views_listed(instance, int(svc_env["DOCKVOL_WORKERS"]))
 
     def volume(name: str, headers: dict) -> None:
         body = {"name": name, "labels": {TEST_LABEL: "e2e"}}
