@@ -79,7 +79,7 @@ def post_worker_init(worker):
     # Members of sharing groups are started again after their infrastructure container restarts
     # (service/domain/reconcile.py); one worker per host is elected to do it.
     worker.wsgi.extensions["dockvol"].reconciler.start_in_background()
-    # Backup policies fire at their times (service/domain/scheduler.py): every worker ticks, and
+    # Backup policies fire at their times (service/domain/backups/scheduler.py): every worker ticks, and
     # a claim in the state dir lets exactly one of them fire each time.
     worker.wsgi.extensions["dockvol"].scheduler.start_in_background()
     # Reads are answered from a view of the engine fed by its events (service/engine/viewed.py);

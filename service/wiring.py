@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 from .auth import TokenStore
 from .config import Settings
-from .domain.backups import Backups
+from .domain.backups.policies import Policies
+from .domain.backups.repositories import Repositories
+from .domain.backups.restic import Restic
+from .domain.backups.restores import Restores
+from .domain.backups.runs import Backups
+from .domain.backups.scheduler import Scheduler
+from .domain.backups.state import StateDir
 from .domain.bind_paths import BindPolicy, engine_paths
 from .domain.bindings import Bindings
 from .domain.byte_quota import ByteQuota
@@ -16,17 +22,11 @@ from .domain.helpers import Helpers
 from .domain.intents import Intents
 from .domain.mounts import MountPlanner
 from .domain.nodes import Nodes
-from .domain.policies import Policies
 from .domain.policy import ContainerPolicy
 from .domain.projects import QUOTA_LOCK_WAIT, Projects, ProjectScope, current
 from .domain.reconcile import Reconciler
 from .domain.record_feed import RecordFeed
-from .domain.repositories import Repositories
-from .domain.restic import Restic
-from .domain.restores import Restores
-from .domain.scheduler import Scheduler
 from .domain.sharing import SharingGroups
-from .domain.state import StateDir
 from .domain.volume_data import VolumeData
 from .domain.volumes import Volumes
 from .domain.watch import Watch

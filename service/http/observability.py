@@ -105,7 +105,7 @@ def observe_watch(what: str, value: float) -> None:
 
 
 def observe_backup(status: str, seconds: float | None, added_bytes: int | None, volume: str, policy: str) -> None:
-    """A backup that ended (domain/backups.py): `completed` or `failed`."""
+    """A backup that ended (domain/backups/runs.py): `completed` or `failed`."""
     BACKUPS.labels(status).inc()
     if seconds is not None:
         BACKUP_DURATION.observe(seconds)

@@ -9,7 +9,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from service.domain.restic import Repository, Restic
+from service.domain.backups.restic import Repository, Restic
 from service.engine.port import SwarmNode
 from tests.fakes.memory import InMemoryEngine
 

@@ -1,12 +1,12 @@
-"""Backup policies' retention against a locked repository (service/domain/policies.py)."""
+"""Backup policies' retention against a locked repository (service/domain/backups/policies.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.domain import policies as module
-from service.domain.policies import Policies
-from service.domain.restic import Repository
+from service.domain.backups import policies as module
+from service.domain.backups.policies import Policies
+from service.domain.backups.restic import Repository
 from service.errors import BackupFailure
 
 

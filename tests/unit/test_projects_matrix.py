@@ -15,9 +15,9 @@ import pytest
 
 from service.app import create_app
 from service.config import ProjectConfig, Settings
-from service.domain.policies import Policy
-from service.domain.schedule import Schedule
-from service.domain.state import StateDir
+from service.domain.backups.policies import Policy
+from service.domain.backups.schedule import Schedule
+from service.domain.backups.state import StateDir
 from service.engine.port import ContainerSpec, MountSpec
 from tests.contract.engine_contract import make_tar
 from tests.fakes.memory import InMemoryEngine

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from service.domain.restic import NoRepository, Repository, Restic, WrongPassword
+from service.domain.backups.restic import NoRepository, Repository, Restic, WrongPassword
 from service.errors import BackupFailure
 from tests.support import tar_of
 
@@ -107,7 +107,7 @@ def test_a_backup_whose_dockvol_dies_mid_stream_writes_no_snapshot(restic, repo,
     for the end of the volume and write a snapshot of half of it (it dies with its parent)."""
     script = f"""
 import time
-from service.domain.restic import Repository, Restic
+from service.domain.backups.restic import Repository, Restic
 def chunks():
     yield b"x" * 100_000
     open({str(tmp_path / "sent")!r}, "w").close()

@@ -1,4 +1,4 @@
-"""Retention as restic's `forget --keep-*` documents it (service/domain/retention.py)."""
+"""Retention as restic's `forget --keep-*` documents it (service/domain/backups/retention.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.domain.retention import Rules, Snapshot, apply, within
+from service.domain.backups.retention import Rules, Snapshot, apply, within
 
 
 def at(text: str) -> datetime:

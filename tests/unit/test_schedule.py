@@ -1,4 +1,4 @@
-"""Schedules in a time zone, across daylight-saving changes (service/domain/schedule.py)."""
+"""Schedules in a time zone, across daylight-saving changes (service/domain/backups/schedule.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.domain.schedule import Schedule
+from service.domain.backups.schedule import Schedule
 
 
 def shown(times):

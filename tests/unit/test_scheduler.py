@@ -1,4 +1,4 @@
-"""The scheduler with a clock of the test's (service/domain/scheduler.py): each scheduled time
+"""The scheduler with a clock of the test's (service/domain/backups/scheduler.py): each scheduled time
 fires once whoever ticks, on time, jittered, paused, and after a restart."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service import times
-from service.domain.policies import Policies, Policy
-from service.domain.schedule import Schedule
-from service.domain.scheduler import Scheduler, jitter
-from service.domain.state import StateDir
+from service.domain.backups.policies import Policies, Policy
+from service.domain.backups.schedule import Schedule
+from service.domain.backups.scheduler import Scheduler, jitter
+from service.domain.backups.state import StateDir
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

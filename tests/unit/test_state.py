@@ -1,10 +1,10 @@
-"""The state dir (service/domain/state.py): records written whole, private, made on first write."""
+"""The state dir (service/domain/backups/state.py): records written whole, private, made on first write."""
 
 from __future__ import annotations
 
 import os
 
-from service.domain.state import StateDir
+from service.domain.backups.state import StateDir
 
 
 def test_reads_make_nothing_and_writes_are_private(tmp_path):

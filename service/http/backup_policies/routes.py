@@ -8,9 +8,9 @@ from typing import Any
 from flask import Response, url_for
 from flask.views import MethodView
 
-from ...domain.policies import Policies, Policy
-from ...domain.retention import Rules
-from ...domain.schedule import Schedule
+from ...domain.backups.policies import Policies, Policy
+from ...domain.backups.retention import Rules
+from ...domain.backups.schedule import Schedule
 from ...errors import InvalidInput
 from ...json_types import JSON
 from ..backups.schemas import BackupSchema, backup_document

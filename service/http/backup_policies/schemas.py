@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ...domain.policies import DEFAULT_DEADLINE, LastRun, Policy
+from ...domain.backups.policies import DEFAULT_DEADLINE, LastRun, Policy
 from ...json_types import JSON
 from ..fields import CreatedAt, LabelFilters, ProjectName, StrictBool, StrictInt, VolumeName
 from ..repositories.schemas import REPOSITORY_NAME

@@ -8,7 +8,7 @@ from flask import Response, url_for
 from flask.views import MethodView
 
 from ... import streams
-from ...domain.backups import BackupQuery, Backups
+from ...domain.backups.runs import BackupQuery, Backups
 from ..context import services
 from ..documents import here
 from ..pagination import HEADERS_DOC, paginate

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ...domain.backups import Backup
-from ...domain.restores import Restore
+from ...domain.backups.restores import Restore
+from ...domain.backups.runs import Backup
 from ...json_types import JSON
 from ..fields import CreatedAt, StrictBool, VolumeName
 from ..pagination import PageArgs

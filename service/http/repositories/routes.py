@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, url_for
 from flask.views import MethodView
 
-from ...domain.repositories import Repositories, RepositoryRecord
+from ...domain.backups.repositories import Repositories, RepositoryRecord
 from ...json_types import JSON
 from ..context import services
 from ..documents import here

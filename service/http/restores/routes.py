@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, url_for
 from flask.views import MethodView
 
-from ...domain.restores import Restores
+from ...domain.backups.restores import Restores
 from ..backups.schemas import RestoreCreateSchema, RestoreQuerySchema, RestoreSchema, restore_document
 from ..context import services
 from ..documents import here

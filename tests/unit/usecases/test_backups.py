@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from service.domain.backups import BackupQuery
+from service.domain.backups.restic import Repository
+from service.domain.backups.runs import BackupQuery
 from service.domain.projects import acting_for
-from service.domain.restic import Repository
 from service.errors import Conflict, EngineFailure, Forbidden, InvalidInput, NotFound
 from tests import s3
 

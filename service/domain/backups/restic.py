@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import BackupFailure
+from ...errors import BackupFailure
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

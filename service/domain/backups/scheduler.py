@@ -28,8 +28,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from .. import times
-from .helpers import owner
+from ... import times
+from ..helpers import owner
 from .policies import Policies, Policy
 from .state import StateDir
 

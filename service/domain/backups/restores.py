@@ -17,18 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .. import times
-from ..config import ALL_PROJECTS, DEFAULT_PROJECT
-from ..engine.port import Engine
-from ..errors import Conflict, DockvolError, InvalidInput, NotFound
-from .backups import Backups
-from .helpers import owner
+from ... import times
+from ...config import ALL_PROJECTS, DEFAULT_PROJECT
+from ...engine.port import Engine
+from ...errors import Conflict, DockvolError, InvalidInput, NotFound
+from ..helpers import owner
+from ..projects import acting_for, current, unscoped
+from ..volume_data import VolumeData
+from ..volumes import Volumes
 from .jobs import as_now, in_background
-from .projects import acting_for, current, unscoped
 from .repositories import visible
+from .runs import Backups
 from .state import StateDir
-from .volume_data import VolumeData
-from .volumes import Volumes
 
 log = logging.getLogger(__name__)
 KIND = "restores"
@@ -130,7 +130,7 @@ class Restores:
 
     def records(self) -> list[tuple[Restore, int]]:
         """Every restore recorded here, of every project, with the time its record was last
-        written (the watch's second source: record_feed.py)."""
+        written (the watch's second source: domain/record_feed.py)."""
         return [(_of(_now(doc)), at) for doc, at in self._state.all_timed(KIND)]
 
     def list(self) -> list[Restore]:

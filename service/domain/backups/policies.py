@@ -21,18 +21,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import times
-from ..config import ALL_PROJECTS, DEFAULT_PROJECT
-from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
-from .backups import Backup, BackupQuery, Backups
-from .projects import acting_for, current
+from ... import times
+from ...config import ALL_PROJECTS, DEFAULT_PROJECT
+from ...errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
+from ..projects import acting_for, current
+from ..versions import IfMatch, check
+from ..volumes import VolumeQuery, Volumes
 from .repositories import Repositories, visible
 from .restic import Repository
 from .retention import Rules, Snapshot, apply, within
+from .runs import Backup, BackupQuery, Backups
 from .schedule import Schedule
 from .state import StateDir
-from .versions import IfMatch, check
-from .volumes import VolumeQuery, Volumes
 
 log = logging.getLogger(__name__)
 KIND = "backup-policies"

@@ -4,7 +4,7 @@ Creating one initialises an empty restic repository, or attaches one that is the
 backups become listable and restorable: a new dockvol recovers everything from the repository and
 its password). The password is checked before anything is stored, and kept mode 0600 under the
 state dir; no answer, log or event ever shows it. A `local` repository's path lies under
-DOCKVOL_BACKUP_ROOTS, checked by the bind sources' walk (bind_paths.py): nobody but root can
+DOCKVOL_BACKUP_ROOTS, checked by the bind sources' walk (domain/bind_paths.py): nobody but root can
 redirect it. An `s3` repository lies at `endpoint/bucket/prefix`; its keys are kept like the
 password, mode 0600, and reach restic only as an AWS shared-credentials file (restic.py).
 Forgetting a repository forgets dockvol's record, never the data."""
@@ -16,11 +16,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .. import times
-from ..config import ALL_PROJECTS, DEFAULT_PROJECT
-from ..errors import BackupFailure, Conflict, InvalidInput, NotFound
-from .bind_paths import BindPolicy
-from .projects import current
+from ... import times
+from ...config import ALL_PROJECTS, DEFAULT_PROJECT
+from ...errors import BackupFailure, Conflict, InvalidInput, NotFound
+from ..bind_paths import BindPolicy
+from ..projects import current
 from .restic import NoRepository, Repository, Restic, WrongPassword
 from .state import StateDir
 

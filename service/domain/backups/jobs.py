@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .helpers import gone
+from ..helpers import gone
 
 
 def in_background(work: Callable[[], None], name: str) -> threading.Thread:

@@ -7,7 +7,7 @@ attaches lists its backups whole; its id is the snapshot's. Until restic has wri
 the backup is a run, recorded in the state dir under its run id (`run-...`); a run that fails, or
 whose dockvol dies, is `failed`, and no snapshot of it is ever listed as completed.
 
-A run holds the volume's lock (intents.py) from the request on: one backup or restore of a volume
+A run holds the volume's lock (domain/intents.py) from the request on: one backup or restore of a volume
 at a time (409), no rename or import under it, and if its process dies the reconciler recovers it:
 it forgets any snapshot the cut run left and marks the run failed."""
 
@@ -22,18 +22,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
-from .. import times
-from ..config import DEFAULT_PROJECT
-from ..errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound, QuotaExceeded
-from .helpers import gone, owner
-from .intents import Held, Intent, Intents
+from ... import times
+from ...config import DEFAULT_PROJECT
+from ...errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound, QuotaExceeded
+from ..helpers import gone, owner
+from ..intents import Held, Intent, Intents
+from ..projects import QUOTA_LOCK_WAIT
+from ..volume_data import VolumeData
+from ..volumes import Volumes
 from .jobs import as_now, in_background
-from .projects import QUOTA_LOCK_WAIT
 from .repositories import Repositories, RepositoryRecord, visible
 from .restic import SNAPSHOT_ID, Snapshot
 from .state import StateDir
-from .volume_data import VolumeData
-from .volumes import Volumes
 
 log = logging.getLogger(__name__)
 KIND = "backups"
@@ -136,7 +136,7 @@ class Backups:
 
     @contextlib.contextmanager
     def _counted(self, project: str) -> Iterator[None]:
-        """Under the project's quota lock (projects.py) while it has a backups quota: a run is
+        """Under the project's quota lock (domain/projects.py) while it has a backups quota: a run is
         recorded only while the project holds fewer backups than its limit."""
         limit = self._quota(project).get("backups")
         if limit is None:
@@ -330,7 +330,7 @@ class Backups:
 
     def records(self) -> builtins.list[tuple[Backup, int]]:
         """Every run recorded here, of every project, with the time its record was last written
-        (the watch's second source: record_feed.py)."""
+        (the watch's second source: domain/record_feed.py)."""
         return [(_of_run(_now(doc)), at) for doc, at in self._state.all_timed(KIND)]
 
     def _runs(self) -> dict[str, dict[str, Any]]:
