@@ -169,26 +169,33 @@ def _fleet_projects(settings: Settings, services: Services, fleet: Fleet) -> fle
 def after_worker(pid: int) -> None:
     """What a gunicorn worker that ended (even a killed one) leaves behind: its live metrics and
     its helper containers. deploy/gunicorn.conf.py runs this in a process of its own, so that the
-    master never loads the app (see there)."""
-    from prometheus_client import multiprocess
-
+    master never loads the app (see there), unless the worker left cleanly (`worker_leaving`)."""
     from .http.observability import JsonFormatter
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    worker_leaving(pid)
+
+
+def worker_leaving(pid: int) -> bool:
+    """Remove what worker `pid` leaves: its live metrics, then its helper containers. A worker that
+    ends gracefully calls it itself, with the app it has loaded; True: nothing is left."""
+    from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(pid)
-    sweep_helpers_of(pid)
+    return sweep_helpers_of(pid)
 
 
-def sweep_helpers_of(pid: int) -> None:
-    """Remove the helper containers a (now gone) worker left; gunicorn's child_exit hook calls it."""
+def sweep_helpers_of(pid: int) -> bool:
+    """Remove the helper containers a (gone or leaving) worker left; True if none is left."""
     from .domain.helpers import Helpers, owner
 
     try:
         removed = Helpers(docker_engine(Settings.from_env())).sweep(owner(pid))
     except DockvolError as exc:
         logging.getLogger(__name__).error("could not sweep the helpers of worker %s: %s", pid, exc.detail)
-        return
+        return False
     if removed:
         logging.getLogger(__name__).warning("removed %d helper container(s) left by worker %s", removed, pid)
+    return True

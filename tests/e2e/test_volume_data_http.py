@@ -209,3 +209,31 @@ def test_a_killed_worker_leaves_no_helper(start_service, sdk, bind_root):
     os.kill(worker, signal.SIGKILL)
     r.close()
     assert wait_until(lambda: helpers(sdk) == []), helpers(sdk)
+    assert f"worker {worker} left cleanly" not in svc.log_path.read_text()  # the master's process swept
+
+
+def test_workers_that_stop_gracefully_clean_up_after_themselves(start_service):
+    """A worker that stops gracefully removes its own helpers and live metrics, so the master
+    starts no process to do it (that process is for killed workers, the test above)."""
+    from tests.support import engine_host
+
+    from .conftest import service_env
+
+    svc = start_service(service_env(engine_host(), DOCKVOL_WORKERS="2"))
+    metrics = svc.log_path.parent / "metrics"
+
+    def workers() -> list[int]:
+        with open(f"/proc/{svc.proc.pid}/task/{svc.proc.pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+
+    assert wait_until(
+        lambda: len(workers()) == 2 and all((metrics / f"gauge_livesum_{p}.db").exists() for p in workers())
+    )
+    pids = workers()
+    new_volume(svc)
+    svc.stop()
+    log = svc.log_path.read_text()
+    for pid in pids:
+        assert f"worker {pid} left cleanly" in log, log[-2000:]
+        assert not (metrics / f"gauge_livesum_{pid}.db").exists()
+    assert not list(metrics.glob("left-cleanly-*"))
