@@ -165,6 +165,8 @@ def start_service(tmp_path_factory):
         return svc
 
     yield start
+    for svc in started:  # all at once: each waits for its requests and workers to end
+        svc.proc.terminate()
     for svc in started:
         svc.stop()
 
