@@ -35,7 +35,7 @@ bench: venv
 
 # The unit tier but its tests marked slow (over about 1.5 s each); `make test` runs them too.
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q -m "not slow"
+	$(BIN)/python -m pytest tests/unit -q -n auto -m "not slow"
 
 # The inner loop: lint, the unit tier and one engine's integration tier.
 check: lint unit integration

@@ -166,11 +166,12 @@ stop_engines() {
     done
 }
 
-# The engines start (prepare) while the unit tier runs: the tier uses one core and no engine.
+# The engines start (prepare) while the unit tier runs: the tier uses no engine, and runs on every
+# core (pytest-xdist); starting an engine is mostly waiting.
 prepare >"$WORK/prepare.log" 2>&1 &
 preparing=$!
 # Every unit test, those marked slow too (`make unit` and `make check` skip them).
-run "unit (in-memory engine)" tests/unit
+run "unit (in-memory engine)" tests/unit -n auto
 unit=$?
 wait "$preparing"
 prepared=$?
