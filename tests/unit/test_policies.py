@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from service.domain.backups import policies as module
+from service.domain.backups import restic as restic_module
 from service.domain.backups.policies import Policies
-from service.domain.backups.restic import Repository
+from service.domain.backups.restic import Locked, Repository
 from service.errors import BackupFailure
 
 
@@ -17,7 +18,8 @@ class Restic:
 
     def forget(self, repo, ids):
         if self.failures:
-            raise BackupFailure(self.failures.pop(0))
+            said = self.failures.pop(0)
+            raise (Locked if "already locked" in said else BackupFailure)(said)
         self.forgotten.append(ids)
 
 
@@ -30,7 +32,7 @@ LOCKED = "restic: unable to create lock in backend: repository is already locked
 
 
 def forgetting(restic, monkeypatch, wait=120.0):
-    monkeypatch.setattr(module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(restic_module.time, "sleep", lambda s: None)
     monkeypatch.setattr(module, "FORGET_WAIT", wait)
     policies = Policies(None, Repositories(restic), None, None)  # type: ignore[arg-type]
     return lambda: policies._forget(Repository("/r", "/p"), ["a" * 64])

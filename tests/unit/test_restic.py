@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from service.domain.backups.restic import NoRepository, Repository, Restic, WrongPassword
+from service.domain.backups.restic import Locked, NoRepository, Repository, Restic, WrongPassword, waiting_out_locks
 from service.errors import BackupFailure
 from tests.support import tar_of
 
@@ -47,6 +48,39 @@ def test_a_stream_goes_in_as_one_file_and_comes_back_whole(restic, repo):
     again = restic.backup(repo, [data], "vol.tar", ["dockvol", "volume=vol"])
     assert again.data_added < summary.data_added / 10  # the same data: deduplicated
     assert restic.stored_bytes(repo) > 0
+
+
+def holding_the_lock(repo: Repository) -> subprocess.Popen[bytes]:
+    """A real restic that holds the repository's exclusive lock until its stdin closes: `key passwd`
+    locks, then waits to read the new password (an empty one fails, and unlocks)."""
+    holder = subprocess.Popen(
+        ["restic", f"--repo={repo.location}", f"--password-file={repo.password_file}", "key", "passwd"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not os.listdir(os.path.join(repo.location, "locks")):
+        assert time.monotonic() < deadline and holder.poll() is None, "restic key passwd took no lock"
+        time.sleep(0.05)
+    return holder
+
+
+def test_a_backup_against_a_locked_repository_is_locked_and_waits_it_out(restic, repo):
+    holder = holding_the_lock(repo)
+    try:
+        with pytest.raises(Locked, match="already locked exclusively"):
+            restic.backup(repo, [b"x" * 100_000], "vol.tar", ["dockvol"])
+        assert restic.snapshots(repo) == []
+        threading.Timer(2.0, holder.stdin.close).start()  # the lock goes in 2 s
+        began = time.monotonic()
+        summary = waiting_out_locks(lambda: restic.backup(repo, [b"y" * 100_000], "vol.tar", ["dockvol"]), 60, 0.2)
+        assert summary.bytes_processed == 100_000 and time.monotonic() - began >= 1.5
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(Locked):  # and it gives up after its wait
+        waiting_out_locks(lambda: (_ for _ in ()).throw(Locked("restic: already locked")), 0.3, 0.1)
 
 
 def test_a_stream_that_fails_half_way_writes_no_snapshot(restic, repo):

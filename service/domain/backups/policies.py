@@ -15,7 +15,6 @@ import builtins
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,12 +22,12 @@ from typing import Any
 
 from ... import times
 from ...config import ALL_PROJECTS, DEFAULT_PROJECT
-from ...errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound
+from ...errors import Conflict, DockvolError, InvalidInput, NotFound
 from ..projects import acting_for, current
 from ..versions import IfMatch, check
 from ..volumes import VolumeQuery, Volumes
 from .repositories import Repositories, visible
-from .restic import Repository
+from .restic import Repository, waiting_out_locks
 from .retention import Rules, Snapshot, apply, within
 from .runs import Backup, BackupQuery, Backups
 from .schedule import Schedule
@@ -291,17 +290,8 @@ class Policies:
         return pruned
 
     def _forget(self, repo: Repository, ids: builtins.list[str]) -> None:
-        """restic forget, waiting (up to FORGET_WAIT s) while a backup holds the repository's lock:
-        restic 0.14 has no --retry-lock."""
-        deadline = time.monotonic() + FORGET_WAIT
-        while True:
-            try:
-                self._repositories.restic.forget(repo, ids)
-                return
-            except BackupFailure as exc:
-                if "locked" not in exc.detail or time.monotonic() > deadline:
-                    raise
-            time.sleep(1)
+        """restic forget, waiting (up to FORGET_WAIT s) while a backup holds the repository's lock."""
+        waiting_out_locks(lambda: self._repositories.restic.forget(repo, ids), FORGET_WAIT)
 
 
 def _version() -> str:

@@ -20,9 +20,10 @@ import re
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ...errors import BackupFailure
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{64}")
 QUICK = 120.0  # seconds for a call that reads only the repository's index and config
+LOCK_WAIT = 120.0  # seconds a call waits while another restic holds the repository's lock
+_T = TypeVar("_T")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -40,6 +43,24 @@ class WrongPassword(BackupFailure):
 
 class NoRepository(BackupFailure):
     """There is no repository at the location."""
+
+
+class Locked(BackupFailure):
+    """Another restic process holds the repository's lock in a way this call cannot share: a
+    retention's `forget` (exclusive) against a backup, or a backup against a `forget`."""
+
+
+def waiting_out_locks(call: Callable[[], _T], wait: float = LOCK_WAIT, pause: float = 1.0) -> _T:
+    """`call()`, again every `pause` s while it fails with Locked, for up to `wait` s: restic 0.14
+    has no `--retry-lock`. A call that failed on the lock has changed nothing in the repository."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return call()
+        except Locked:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
 
 
 @dataclass(frozen=True)
@@ -243,6 +264,8 @@ def _failure(stderr: str) -> BackupFailure:
     lines = [line for line in stderr.splitlines() if line.strip()]
     said = next((line for line in reversed(lines) if line.startswith("Fatal:")), lines[-1] if lines else "")
     said = said.removeprefix("Fatal: ").strip()[:300] or "restic failed"
+    if "already locked" in stderr:  # its last lines say how to remove stale locks: not the point
+        return Locked("restic: " + next(line for line in lines if "already locked" in line).strip()[:300])
     if "wrong password or no key found" in stderr:
         return WrongPassword("the password opens none of the repository's keys")
     if (

@@ -32,7 +32,7 @@ from ..volume_data import VolumeData
 from ..volumes import Volumes
 from .jobs import as_now, in_background
 from .repositories import Repositories, RepositoryRecord, visible
-from .restic import SNAPSHOT_ID, Snapshot
+from .restic import SNAPSHOT_ID, Repository, Snapshot, Summary, waiting_out_locks
 from .state import StateDir
 
 log = logging.getLogger(__name__)
@@ -169,15 +169,13 @@ class Backups:
     ) -> None:
         error = None
         try:
-            download = self._data.export(doc["volume"], "", pause=False)
             tags = [TAG, f"volume={doc['volume']}", f"project={doc['project']}", f"run={doc['id']}"]
             tags += [f"policy={doc['policy']}"] if doc.get("policy") else []
             tags += [f"scheduled={doc['scheduled_at']}"] if doc.get("scheduled_at") else []
-            try:
-                repo = self._repositories.opened(record)
-                summary = self._restic.backup(repo, self._progress(doc, download.body), f"{doc['volume']}.tar", tags)
-            finally:
-                download.body.close()
+            repo = self._repositories.opened(record)
+            # While a retention's forget holds the repository, restic refuses before it reads
+            # anything: the backup waits, and streams a new export at each attempt.
+            summary = waiting_out_locks(lambda: self._back_up(doc, repo, tags))
             [snapshot] = self._restic.snapshots(repo, [f"run={doc['id']}"])
             doc.update(
                 status="completed",
@@ -204,6 +202,15 @@ class Backups:
                 then(_of_run(doc))
             except Exception:
                 log.exception("what follows backup %s failed", doc["id"])
+
+    def _back_up(self, doc: dict[str, Any], repo: Repository, tags: builtins.list[str]) -> Summary:
+        """One attempt: the volume's export, streamed into restic."""
+        doc["bytes_done"] = 0
+        download = self._data.export(doc["volume"], "", pause=False)
+        try:
+            return self._restic.backup(repo, self._progress(doc, download.body), f"{doc['volume']}.tar", tags)
+        finally:
+            download.body.close()
 
     def _progress(self, doc: dict[str, Any], chunks: Iterable[bytes]) -> Iterator[bytes]:
         last = time.monotonic()

@@ -4,6 +4,7 @@ against repositories in a temporary directory, the engine side on the in-memory 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from service.errors import Conflict, EngineFailure, Forbidden, InvalidInput, Not
 from tests import s3
 
 from ..engine_state import snapshot
+from ..test_restic import holding_the_lock
 from .conftest import leftovers, spec, tar, volume
 
 pytestmark = pytest.mark.slow  # every restic call derives its key (scrypt): about half a second each
@@ -150,6 +152,22 @@ def test_a_backup_whose_stream_fails_is_failed_and_leaves_no_snapshot(uses, engi
     assert uses.repositories.restic.snapshots(uses.repositories.opened(repo)) == []
     assert not leftovers(engine)  # no helper, and the volume's lock is free: a retry runs
     assert backed_up(uses).status == "completed"
+
+
+def test_a_backup_waits_while_a_retention_holds_the_repository(uses, site, repo, backup_root, tmp_path):
+    """A retention's forget locks the repository exclusively for a moment; a backup that starts
+    then waits for it (restic alone would refuse), and reads the volume whole."""
+    password = tmp_path / "pw"
+    password.write_text("right horse battery")
+    holder = holding_the_lock(Repository(str(backup_root / "main"), str(password)))
+    threading.Timer(3.0, holder.stdin.close).start()
+    try:
+        run = backed_up(uses)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.status == "completed", run.error
+    assert run.size_bytes == len(b"".join(uses.volume_data.export("site", "", pause=False).body))
 
 
 def test_a_cut_runs_snapshot_is_never_listed_as_completed(uses, site, repo):
