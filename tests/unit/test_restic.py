@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from service.domain.backups import restic as restic_module
 from service.domain.backups.restic import Locked, NoRepository, Repository, Restic, WrongPassword, waiting_out_locks
 from service.errors import BackupFailure
 from tests.support import tar_of
@@ -81,6 +82,46 @@ def test_a_backup_against_a_locked_repository_is_locked_and_waits_it_out(restic,
         holder.wait()
     with pytest.raises(Locked):  # and it gives up after its wait
         waiting_out_locks(lambda: (_ for _ in ()).throw(Locked("restic: already locked")), 0.3, 0.1)
+
+
+@pytest.mark.parametrize(
+    "stuck",
+    [
+        "head -c 1000 >/dev/null; exec sleep 600",  # takes a little, then no more (an S3 gone mid-upload)
+        "cat >/dev/null; exec sleep 600",  # takes it all, then never ends (its last uploads retried)
+    ],
+)
+def test_a_restic_that_stops_moving_is_ended_after_the_stall_bound(tmp_path, repo, monkeypatch, stuck):
+    """restic retries an unreachable S3 for about 15 minutes; a backup waits on it STALL s at most.
+    A stand-in binary plays the stuck restic."""
+    binary = tmp_path / "stuck-restic"
+    binary.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/pid\n{stuck}\n")  # exec: the same pid
+    binary.chmod(0o755)
+    monkeypatch.setattr(restic_module, "STALL", 1.0)
+    began = time.monotonic()
+    with pytest.raises(BackupFailure, match="no progress for 1 s"):
+        Restic(str(tmp_path / "cache"), str(binary)).backup(repo, [b"x" * 65536] * 64, "vol.tar", ["dockvol"])
+    assert time.monotonic() - began < 10
+    assert cmdline((tmp_path / "pid").read_text().strip()) == b""  # the stuck process was killed, not left
+
+
+def test_time_spent_on_the_source_is_not_restics(restic, repo, monkeypatch):
+    monkeypatch.setattr(restic_module, "STALL", 1.0)
+
+    def slow():
+        for _ in range(3):
+            time.sleep(1.5)  # the volume's export, slow: restic waits, and is not blamed
+            yield b"x" * 1000
+
+    assert restic.backup(repo, slow(), "vol.tar", ["dockvol"]).bytes_processed == 3000
+
+
+def cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def test_a_stream_that_fails_half_way_writes_no_snapshot(restic, repo):

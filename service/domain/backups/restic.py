@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{64}")
 QUICK = 120.0  # seconds for a call that reads only the repository's index and config
 LOCK_WAIT = 120.0  # seconds a call waits while another restic holds the repository's lock
+STALL = 120.0  # seconds a backup may go without taking input (or, once fed, without ending)
 _T = TypeVar("_T")
 _PR_SET_PDEATHSIG = 1
 
@@ -137,20 +139,28 @@ class Restic:
         with _capture() as out, _capture() as err:
             proc = self._start(repo, args, stdin=subprocess.PIPE, stdout=out, stderr=err)
             assert proc.stdin is not None
+            watchdog = _Watchdog(proc, STALL)
             sent = 0
             try:
                 for chunk in chunks:
+                    watchdog.waiting()  # on restic, not on our source
                     proc.stdin.write(chunk)
+                    watchdog.idle()
                     sent += len(chunk)
-            except BrokenPipeError:  # restic gave up: its own words say why
+            except BrokenPipeError:  # restic gave up (or the watchdog ended it): its own words say why
                 pass
             except BaseException:
                 proc.kill()  # before stdin closes: restic must not take a cut stream for a whole one
                 proc.wait()
                 raise
             finally:
+                watchdog.waiting()  # for restic's end
                 _quietly_close(proc.stdin)
-            if proc.wait() != 0:
+            code = proc.wait()
+            watchdog.stop()
+            if watchdog.fired:
+                raise BackupFailure(f"restic made no progress for {STALL:.0f} s (is the repository reachable?)")
+            if code != 0:
                 raise _failure(_text(err))
             summary = _summary(_text(out))
         if summary.bytes_processed != sent:
@@ -215,6 +225,39 @@ class Restic:
         if done.returncode != 0:
             raise _failure(done.stderr.decode(errors="replace"))
         return done.stdout.decode(errors="replace")
+
+
+class _Watchdog:
+    """Kills a backup's restic when dockvol has waited on it for `stall` s: to take a chunk of its
+    input, or to end once its input has ended. restic retries an unreachable S3 for about 15
+    minutes; a killed restic has written no snapshot (it writes one only at the end). Time spent
+    waiting on the volume's export is not restic's and does not count."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stall: float) -> None:
+        self._proc, self._stall = proc, stall
+        self._since: float | None = None  # when dockvol began to wait on restic; None: it is not
+        self._done = threading.Event()
+        self.fired = False
+        threading.Thread(target=self._watch, name="restic-watchdog", daemon=True).start()
+
+    def waiting(self) -> None:
+        self._since = time.monotonic()
+
+    def idle(self) -> None:
+        self._since = None
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(1.0, self._stall / 4)):
+            if self._proc.poll() is not None:
+                return
+            since = self._since
+            if since is not None and time.monotonic() - since > self._stall:
+                self.fired = True
+                self._proc.kill()
+                return
 
 
 class _Dump(io.RawIOBase):
