@@ -4,6 +4,8 @@ fires once whoever ticks, on time, jittered, paused, and after a restart."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,8 +13,9 @@ import pytest
 from service import times
 from service.domain.backups.policies import Policies, Policy
 from service.domain.backups.schedule import Schedule
-from service.domain.backups.scheduler import Scheduler, jitter
+from service.domain.backups.scheduler import FIRES, Scheduler, jitter
 from service.domain.backups.state import StateDir
+from service.domain.helpers import owner
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -133,3 +136,43 @@ def test_times_before_the_policy_s_schedule_changed_are_not_its(state):
         clock.now = START + timedelta(seconds=step)
         s.tick()
     assert fired == [("nightly", at(40)), ("nightly", at(50))]
+
+
+def dead_owner() -> str:
+    """The owner label of a process of this host that has ended."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return owner(ended.pid)
+
+
+def claim_of_time_10(state, body: str) -> None:
+    claims = os.path.join(state.folder(FIRES), "nightly")
+    os.makedirs(claims, exist_ok=True)
+    with open(os.path.join(claims, str(int((START + timedelta(seconds=10)).timestamp()))), "w") as f:
+        f.write(body)
+
+
+def test_a_claim_whose_process_died_before_its_runs_started_is_taken_over_once(state):
+    policy(state)
+    clock = Clock()
+    clock.now = START + timedelta(seconds=10.5)
+    claim_of_time_10(state, dead_owner())  # claimed, then died: no `fired`
+    fired: list[tuple[str, str]] = []
+    schedulers = [scheduler(state, clock, fired) for _ in range(3)]  # three processes tick
+    for s in schedulers:
+        s.tick()
+    assert fired == [("nightly", at(10))]
+    for s in schedulers:  # the taker's claim says fired: nobody takes it over again
+        s.tick()
+    assert fired == [("nightly", at(10))]
+
+
+def test_a_claim_that_fired_or_whose_process_lives_is_never_taken_over(state):
+    policy(state)
+    clock = Clock()
+    clock.now = START + timedelta(seconds=10.5)
+    fired: list[tuple[str, str]] = []
+    for body in (f"{dead_owner()}\nfired", owner()):  # died after its runs started; still starting them
+        claim_of_time_10(state, body)
+        scheduler(state, clock, fired).tick()
+    assert fired == []

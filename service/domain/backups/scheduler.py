@@ -6,7 +6,10 @@ all share the state dir. A scheduled time is fired by whoever first *claims* it:
 creator make, whatever the threads, workers or processes, and which outlives any of them (unlike
 an flock, it needs no holder; unlike the engine's lock containers, a claim costs no engine call
 and stays as the record that the time was fired). The claimer backs up each of the policy's
-volumes for that time; nobody else touches it.
+volumes for that time; nobody else touches it, unless the claimer dies before its runs have
+started: a claim says `fired` once they have, and a claim without it whose process is gone is
+taken over, by exactly one taker (another O_EXCL file, named after the dead claimer), within the
+same deadline. Runs that had started when their process died are failed (`died`) and stay so.
 
 A time is due at its scheduled time plus its jitter (0..jitter_seconds, the same in every process:
 a hash of policy and time). A tick looks at the times since the policy's cursor (the newest time
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from ... import times
-from ..helpers import owner
+from ..helpers import gone, local_pid, owner
 from .policies import Policies, Policy
 from .state import StateDir
 
@@ -84,7 +87,7 @@ class Scheduler:
         for t in due:
             age = (now - t).total_seconds()
             if t == due[-1] and age <= deadline:
-                if self._claim(policy, t):
+                if self._claim(policy, t) or self._take_over(policy, t):
                     self._run(policy, t)
             elif age > deadline or age > PROMPT:
                 if self._claim(policy, t):
@@ -97,11 +100,38 @@ class Scheduler:
         self._purge(policy, now)
 
     def _claim(self, policy: Policy, at: datetime) -> bool:
-        """Whether this process is the one to fire `policy` at `at` (exactly one ever is)."""
+        """Whether this process is the one to fire `policy` at `at` (exactly one ever is, but for a
+        claimer that died before its runs started: `_take_over`)."""
+        return self._create(self._claim_path(policy, at))
+
+    def _take_over(self, policy: Policy, at: datetime) -> bool:
+        """Whether this process takes over the claim of a claimer that died before its runs started."""
+        path = self._claim_path(policy, at)
+        try:
+            with open(path) as f:
+                claimer, _, fired = f.read().partition("\n")
+        except FileNotFoundError:
+            return False
+        pid = local_pid(claimer)
+        if fired or not claimer or pid is None or not gone(claimer):
+            return False
+        if not self._create(f"{path}.after-{pid}"):
+            return False  # another process took it over
+        log.warning(
+            "backup policy %s: %s died before its runs for %s started; firing them", policy.name, claimer, _text(at)
+        )
+        self._state.write_bytes(path, owner().encode())
+        return True
+
+    def _claim_path(self, policy: Policy, at: datetime) -> str:
         folder = os.path.join(self._state.folder(FIRES), policy.name)
         os.makedirs(folder, mode=0o700, exist_ok=True)
+        return os.path.join(folder, str(int(at.timestamp())))
+
+    def _create(self, path: str) -> bool:
+        """Create `path` holding this process's owner label, if nobody made it before (O_EXCL)."""
         try:
-            fd = os.open(os.path.join(folder, str(int(at.timestamp()))), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as f:
@@ -114,6 +144,8 @@ class Scheduler:
             self._fire(policy, _text(at))
         except Exception as exc:
             log.warning("backup policy %s could not run for %s: %s", policy.name, _text(at), exc)
+        # Its runs have started (or failed to): nobody takes this claim over any more.
+        self._state.write_bytes(self._claim_path(policy, at), f"{owner()}\nfired".encode())
 
     def _purge(self, policy: Policy, now: datetime) -> None:
         """Claims of times no tick looks at any more go."""
@@ -121,7 +153,7 @@ class Scheduler:
         oldest = (now - timedelta(seconds=max(policy.starting_deadline_seconds, PROMPT) + 2 * LOOKBACK)).timestamp()
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(folder):
-                if name.isdigit() and int(name) < oldest:
+                if name.split(".")[0].isdigit() and int(name.split(".")[0]) < oldest:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(folder, name))
 
