@@ -79,3 +79,47 @@ def single_file_tar(name: str, content: IO[bytes], size: int) -> Iterator[bytes]
         left -= len(chunk)
         yield chunk
     yield b"\0" * (-size % tarfile.BLOCKSIZE) + b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+class FileCount:
+    """Counts the regular files of a tar stream as its chunks pass by, holding none of them: the
+    headers are read where they fall (512-byte blocks, data skipped by its size), so a backup
+    counts its volume's files on the way to restic. Extended headers (pax, GNU long names) carry
+    data of their own and are no entry. `files` is None once the stream stops reading as a tar."""
+
+    BLOCK = 512
+
+    def __init__(self) -> None:
+        self.files: int | None = 0
+        self._skip = 0  # bytes of data (rounded to whole blocks) before the next header
+        self._header = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        view, at = memoryview(chunk), 0
+        while at < len(view) and self.files is not None:
+            if self._skip:
+                taken = min(self._skip, len(view) - at)
+                self._skip -= taken
+                at += taken
+                continue
+            taken = min(self.BLOCK - len(self._header), len(view) - at)
+            self._header += view[at : at + taken]
+            at += taken
+            if len(self._header) == self.BLOCK:
+                self._read(bytes(self._header))
+                self._header.clear()
+
+    def _read(self, header: bytes) -> None:
+        if header == bytes(self.BLOCK):
+            return  # the end's zero blocks
+        try:
+            size = tarfile.nti(header[124:136])  # type: ignore[attr-defined]  # octal or base-256
+        except tarfile.HeaderError:
+            self.files = None
+            return
+        kind = header[156:157]
+        if kind in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
+            assert self.files is not None
+            self.files += 1
+        if kind not in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):  # which have no data
+            self._skip = -(-size // self.BLOCK) * self.BLOCK

@@ -14,6 +14,7 @@ import pytest
 
 from service.domain.archive_check import check_upload
 from service.domain.archive_links import MAX_LINKS
+from service.domain.archives import FileCount, entries
 from service.errors import InvalidInput, TooLarge
 
 BIG = 1 << 40
@@ -391,3 +392,60 @@ def test_the_copy_is_a_plain_tar_of_the_same_entries():
     assert count == 6
     assert read(copy) == read(original.getvalue())
     assert b"dropped" not in copy
+
+
+def _tar(fmt: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+
+        def add(name: str, kind: bytes, data: bytes = b"", link: str = "") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.linkname = kind, len(data), link
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+        add("d", tarfile.DIRTYPE)
+        add("d/" + "long-name-" * 30, tarfile.REGTYPE, b"x" * 1000)  # a pax or GNU long-name header first
+        add("d/empty", tarfile.REGTYPE)
+        add("d/exact", tarfile.REGTYPE, b"y" * 1024)  # data of whole blocks
+        add("d/link", tarfile.SYMTYPE, link="exact")
+        add("d/hard", tarfile.LNKTYPE, link="d/exact")
+        add("d/" + "another-long-" * 25, tarfile.REGTYPE, b"z" * 513)
+        add("fifo", tarfile.FIFOTYPE)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+@pytest.mark.parametrize("cut", [1, 7, 511, 512, 513, 4096, 1 << 20])
+def test_a_tar_streams_files_are_counted_as_its_chunks_pass(fmt, cut):
+    if fmt == tarfile.USTAR_FORMAT:  # no long names: ustar keeps names of 100 (+155) bytes
+        data = _tar_short()
+    else:
+        data = _tar(fmt)
+    counted = FileCount()
+    for at in range(0, len(data), cut):
+        counted.feed(data[at : at + cut])
+    assert counted.files == sum(1 for e in entries([data]) if e.type == "file")
+    assert counted.files == (4 if fmt != tarfile.USTAR_FORMAT else 2)
+
+
+def _tar_short() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in (("a", b"1" * 600), ("b", b"")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        tar.addfile(_dir("c"))
+    return buf.getvalue()
+
+
+def _dir(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+def test_a_stream_that_is_no_tar_is_not_counted():
+    counted = FileCount()
+    counted.feed(b"not a tar header at all " * 100)
+    assert counted.files is None

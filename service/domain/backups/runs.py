@@ -25,6 +25,7 @@ from typing import IO, Any
 from ... import times
 from ...config import DEFAULT_PROJECT
 from ...errors import BackupFailure, Conflict, DockvolError, InvalidInput, NotFound, QuotaExceeded
+from ..archives import FileCount
 from ..helpers import gone, owner
 from ..intents import Held, Intent, Intents
 from ..projects import QUOTA_LOCK_WAIT
@@ -55,6 +56,7 @@ class Backup:
     bytes_done: int | None = None
     size_bytes: int | None = None
     added_bytes: int | None = None
+    files: int | None = None  # regular files in the volume's tar; None: not counted (attached)
     error: str | None = None
     file: str = ""  # in the snapshot: the volume's tar
     policy: str | None = None  # the backup policy that made it (None: made on request)
@@ -206,15 +208,21 @@ class Backups:
     def _back_up(self, doc: dict[str, Any], repo: Repository, tags: builtins.list[str]) -> Summary:
         """One attempt: the volume's export, streamed into restic."""
         doc["bytes_done"] = 0
+        counted = FileCount()
         download = self._data.export(doc["volume"], "", pause=False)
         try:
-            return self._restic.backup(repo, self._progress(doc, download.body), f"{doc['volume']}.tar", tags)
+            summary = self._restic.backup(
+                repo, self._progress(doc, download.body, counted), f"{doc['volume']}.tar", tags
+            )
         finally:
             download.body.close()
+        doc["files"] = counted.files
+        return summary
 
-    def _progress(self, doc: dict[str, Any], chunks: Iterable[bytes]) -> Iterator[bytes]:
+    def _progress(self, doc: dict[str, Any], chunks: Iterable[bytes], counted: FileCount) -> Iterator[bytes]:
         last = time.monotonic()
         for chunk in chunks:
+            counted.feed(chunk)
             doc["bytes_done"] += len(chunk)
             if time.monotonic() - last > PROGRESS_EVERY:
                 last = time.monotonic()
@@ -376,6 +384,7 @@ class Backups:
                     bytes_done=run.get("size_bytes"),
                     size_bytes=run.get("size_bytes"),
                     added_bytes=run.get("added_bytes"),
+                    files=run.get("files"),
                 )
             found.append(backup)
         return found
@@ -400,6 +409,7 @@ def _of_run(doc: dict[str, Any]) -> Backup:
         bytes_done=doc.get("bytes_done"),
         size_bytes=doc.get("size_bytes"),
         added_bytes=doc.get("added_bytes"),
+        files=doc.get("files"),
         error=doc.get("error"),
         policy=doc.get("policy"),
         scheduled_at=doc.get("scheduled_at"),

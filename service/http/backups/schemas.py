@@ -53,7 +53,15 @@ class BackupSchema(Schema):
     added_bytes = ma.fields.Integer(
         allow_none=True, metadata={"description": "New data the repository stored (after deduplication)"}
     )
-    files = ma.fields.Integer(allow_none=True, metadata={"description": "null: not counted yet"})
+    files = ma.fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": (
+                "Regular files in the volume as backed up; null: not counted (running, or a backup "
+                "another dockvol made)"
+            )
+        },
+    )
     error = ma.fields.String(allow_none=True)
 
 
@@ -120,7 +128,7 @@ def backup_document(b: Backup, node: str) -> JSON:
         "progress": {"bytes_done": b.bytes_done, "bytes_total": b.size_bytes},
         "size_bytes": b.size_bytes,
         "added_bytes": b.added_bytes,
-        "files": None,
+        "files": b.files,
         "error": b.error,
     }
 

@@ -89,6 +89,7 @@ def test_a_backup_is_a_snapshot_and_a_restore_gives_the_volume_back(uses, engine
     assert second.status == "completed" and second.added_bytes < 4 << 20  # most of the big file: deduplicated
     listed, unreachable = uses.backups.list(BackupQuery(volume="site"))
     assert [b.id for b in listed] == [second.id, first.id] and unreachable == []
+    assert [b.files for b in listed] == [2, 2]  # html/index.html and big: counted on the way to restic
     assert not leftovers(engine)
 
     restore = uses.restores.start(first.id, "site-restored")
@@ -110,6 +111,7 @@ def test_another_dockvol_attaches_the_repository_and_restores_from_it(uses, wire
     other.repositories.create("found", repo.path, "right horse battery")
     listed, _ = other.backups.list(BackupQuery())
     assert [(b.id, b.volume, b.repository, b.status) for b in listed] == [(done.id, "site", "found", "completed")]
+    assert listed[0].files is None  # counted by the dockvol that made it, not kept in the repository
     started = other.restores.start(done.id, "again")
     restore = ended(lambda: other.restores.get(started.id))
     assert restore.status == "completed", restore.error
