@@ -5,6 +5,7 @@ test kills and restarts a node's engine): it waits for the fleet to be whole fir
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as futures
 import json
 import threading
@@ -53,24 +54,33 @@ def test_concurrent_creates_on_two_nodes_fill_the_quota_exactly(fleet, round_):
         return call(fleet, via, "POST", "/volumes", "fa", {"name": f"{prefix}-{i:02}", "node": via.name})
 
     started = time.monotonic()
-    with futures.ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(create, range(20)))
-    took = time.monotonic() - started
-    statuses = [r.status_code for r in answers]
-    assert statuses.count(201) == QUOTA and statuses.count(403) == 20 - QUOTA, [
-        (r.status_code, r.text) for r in answers
-    ]
-    refused = next(r.json() for r in answers if r.status_code == 403)
-    assert refused["quota"] == "volumes" and refused["limit"] == QUOTA and refused["used"] == QUOTA
-    made = in_engines(fleet, "fa")
-    assert len(made) == QUOTA and all(name.startswith(prefix) for name, _ in made)
-    for via in fleet.nodes:
-        shown = call(fleet, via, "GET", "/volumes?page_size=100", "fa").json()
-        assert sorted((v["name"], v["node"]) for v in shown) == made
-    assert not [c for c in fleet.manager().configs.list() if c.name.startswith("dockvol-lock-")]  # all let go
-    print(f"round {round_}: 20 creates on two nodes, room for {QUOTA}: {statuses.count(201)} made in {took:.1f} s")
-    for name, node in made:
-        assert call(fleet, fleet.nodes[0], "DELETE", f"/volumes/{name}?node={node}", "fa").status_code == 204
+    try:
+        with futures.ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(create, range(20)))
+        took = time.monotonic() - started
+        statuses = [r.status_code for r in answers]
+        # A create that could not count in time (its lock wait ran out: 409 busy; a node slow to say
+        # what it holds: 503) made nothing and says "try again"; asked again, it is refused.
+        retried = [create(i) for i, r in enumerate(answers) if r.status_code in (409, 503)]
+        odd = [(r.status_code, r.text) for r in answers if r.status_code not in (201, 403)]
+        assert statuses.count(201) == QUOTA, (collections.Counter(statuses), odd)
+        assert all(r.status_code == 403 for r in retried), [(r.status_code, r.text) for r in retried]
+        assert statuses.count(403) + len(retried) == 20 - QUOTA, (collections.Counter(statuses), odd)
+        refused = next(r.json() for r in answers + retried if r.status_code == 403)
+        assert refused["quota"] == "volumes" and refused["limit"] == QUOTA and refused["used"] == QUOTA
+        made = in_engines(fleet, "fa")
+        assert len(made) == QUOTA and all(name.startswith(prefix) for name, _ in made)
+        for via in fleet.nodes:
+            shown = call(fleet, via, "GET", "/volumes?page_size=100", "fa").json()
+            assert sorted((v["name"], v["node"]) for v in shown) == made
+        assert not [c for c in fleet.manager().configs.list() if c.name.startswith("dockvol-lock-")]  # all let go
+        print(
+            f"round {round_}: 20 creates on two nodes, room for {QUOTA}: {statuses.count(201)} made in {took:.1f} s"
+            f" ({len(retried)} told to try again)"
+        )
+    finally:  # the next tests count on project fa holding nothing
+        for name, node in in_engines(fleet, "fa"):
+            assert call(fleet, fleet.nodes[0], "DELETE", f"/volumes/{name}?node={node}", "fa").status_code == 204
     assert in_engines(fleet, "fa") == []
 
 
