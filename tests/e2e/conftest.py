@@ -154,26 +154,43 @@ def backup_env(backup_root, state_dir) -> dict[str, str]:
     return {"DOCKVOL_BACKUP_ROOTS": json.dumps([str(backup_root)]), "DOCKVOL_STATE_DIR": str(state_dir)}
 
 
-@pytest.fixture(scope="session")
-def start_service(tmp_path_factory):
-    """Start extra services with their own environment; all stop at the end of the session."""
-    started: list[Service] = []
+def _stop_all(services: list[Service]) -> None:
+    for svc in services:  # all at once: each waits for its requests and workers to end
+        svc.proc.terminate()
+    for svc in services:
+        svc.stop()
 
+
+def _starter(tmp_path_factory, started: list[Service]):
     def start(env: dict[str, str], port: int | None = None, app: str = APP) -> Service:
         svc = Service(env, tmp_path_factory.mktemp("gunicorn") / "log", port, app)
         started.append(svc)
         return svc
 
-    yield start
-    for svc in started:  # all at once: each waits for its requests and workers to end
-        svc.proc.terminate()
-    for svc in started:
-        svc.stop()
+    return start
 
 
 @pytest.fixture(scope="session")
-def service(start_service, bind_root, backup_root, state_dir):
-    return start_service(
+def start_session_service(tmp_path_factory):
+    """Start services that module- and session-wide fixtures share; all stop at the session's end."""
+    started: list[Service] = []
+    yield _starter(tmp_path_factory, started)
+    _stop_all(started)
+
+
+@pytest.fixture
+def start_service(tmp_path_factory):
+    """Start extra services with their own environment; they stop when the test ends. Each worker
+    of a running service follows every engine event, so services left running until the session's
+    end made every later test's events cost more CPU the longer the session ran."""
+    started: list[Service] = []
+    yield _starter(tmp_path_factory, started)
+    _stop_all(started)
+
+
+@pytest.fixture(scope="session")
+def service(start_session_service, bind_root, backup_root, state_dir):
+    return start_session_service(
         service_env(
             engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]), **backup_env(backup_root, state_dir)
         )

@@ -18,6 +18,7 @@ from tests.e2e.conftest import (  # noqa: F401
     sdk,
     service,
     start_service,
+    start_session_service,
     state_dir,
 )
 

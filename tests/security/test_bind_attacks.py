@@ -39,8 +39,8 @@ def attack_root():
 
 
 @pytest.fixture(scope="module")
-def svc(start_service, attack_root):
-    return start_service(service_env(engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([attack_root])))
+def svc(start_session_service, attack_root):
+    return start_session_service(service_env(engine_host(), DOCKVOL_BIND_ROOTS=json.dumps([attack_root])))
 
 
 def bind(svc, name, mounts, start=True):

@@ -28,7 +28,7 @@ def roots(bind_root):
 
 
 @pytest.fixture(scope="module")
-def svc(start_service, bind_root, roots):
+def svc(start_session_service, bind_root, roots):
     projects = {p: {"bind_roots": [str(root)]} for p, root in roots.items()}
     tokens = {
         **TOKENS,
@@ -41,7 +41,7 @@ def svc(start_service, bind_root, roots):
         DOCKVOL_BIND_ROOTS=json.dumps([str(bind_root)]),
         DOCKVOL_PROJECTS=json.dumps(projects),
     )
-    return start_service(env)
+    return start_session_service(env)
 
 
 def bind(svc, source: str, token=SA) -> requests.Response:
