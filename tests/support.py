@@ -44,6 +44,15 @@ def read_soon(read: Callable[[], T], ok: Callable[[T], bool], within: float = 2.
         time.sleep(0.01)
 
 
+def cmdline(pid: int | str) -> bytes:
+    """A live process's command line; empty once it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def unique(prefix: str = "t") -> str:
     return f"dvtest-{prefix}-{uuid.uuid4().hex[:10]}"
 

@@ -15,7 +15,7 @@ import docker
 import pytest
 import requests
 
-from tests.support import TEST_LABEL, engine_host
+from tests.support import TEST_LABEL, cmdline, engine_host
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The operator's tokens (project `*`); tests of projects (test_projects.py) add their own.
@@ -93,12 +93,12 @@ class Service:
         master = self.proc.pid
         with open(f"/proc/{master}/task/{master}/children") as f:
             children = [int(pid) for pid in f.read().split()]
-        workers = [pid for pid in children if b"gunicorn" in _cmdline(pid)]  # not a child_exit hook's process
+        workers = [pid for pid in children if b"gunicorn" in cmdline(pid)]  # not a child_exit hook's process
         assert workers, f"gunicorn {master} has no workers"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while any(_cmdline(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(cmdline(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -109,15 +109,6 @@ class Service:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
-
-
-def _cmdline(pid: int) -> bytes:
-    """A live process's command line; empty once it is gone (or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def service_env(docker_host: str, **extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from service.domain.backups import restic as restic_module
 from service.domain.backups.restic import Locked, NoRepository, Repository, Restic, WrongPassword, waiting_out_locks
 from service.errors import BackupFailure
-from tests.support import tar_of
+from tests.support import cmdline, tar_of
 
 pytestmark = pytest.mark.slow  # every restic call derives its key (scrypt): about half a second each
 
@@ -114,14 +114,6 @@ def test_time_spent_on_the_source_is_not_restics(restic, repo, monkeypatch):
             yield b"x" * 1000
 
     assert restic.backup(repo, slow(), "vol.tar", ["dockvol"]).bytes_processed == 3000
-
-
-def cmdline(pid: str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def test_a_stream_that_fails_half_way_writes_no_snapshot(restic, repo):
